@@ -1,0 +1,150 @@
+"""Datum, DatasetBase and the dataset registry, with Dassl's semantics (few-shot sampling included)."""
+import random
+from collections import defaultdict
+
+from ..registry import Registry, check_availability
+from ..utils import check_isfile
+
+DATASET_REGISTRY = Registry("DATASET")
+
+
+def build_dataset(cfg):
+    avai = DATASET_REGISTRY.registered_names()
+    check_availability(cfg.DATASET.NAME, avai)
+    if cfg.VERBOSE:
+        print(f"Loading dataset: {cfg.DATASET.NAME}")
+    return DATASET_REGISTRY.get(cfg.DATASET.NAME)(cfg)
+
+
+class Datum:
+    """One image: path, label, domain and class name (read-only). The image file must exist.
+
+    The attribute names match Dassl's, so pickled few-shot caches are interchangeable.
+    """
+
+    def __init__(self, impath="", label=0, domain=0, classname=""):
+        assert isinstance(impath, str)
+        if not check_isfile(impath):
+            raise FileNotFoundError(f"Image not found: {impath}")
+        self._impath = impath
+        self._label = label
+        self._domain = domain
+        self._classname = classname
+
+    @property
+    def impath(self):
+        return self._impath
+
+    @property
+    def label(self):
+        return self._label
+
+    @property
+    def domain(self):
+        return self._domain
+
+    @property
+    def classname(self):
+        return self._classname
+
+    def __repr__(self):
+        return f"Datum(impath={self._impath!r}, label={self._label}, domain={self._domain}, classname={self._classname!r})"
+
+
+class DatasetBase:
+    """A dataset split into train_x (labelled), train_u (unlabelled), val and test lists of Datum."""
+
+    dataset_dir = ""
+    domains = []
+
+    def __init__(self, train_x=None, train_u=None, val=None, test=None):
+        self._train_x = train_x
+        self._train_u = train_u
+        self._val = val
+        self._test = test
+        self._num_classes = self.get_num_classes(train_x)
+        self._lab2cname, self._classnames = self.get_lab2cname(train_x)
+
+    @property
+    def train_x(self):
+        return self._train_x
+
+    @property
+    def train_u(self):
+        return self._train_u
+
+    @property
+    def val(self):
+        return self._val
+
+    @property
+    def test(self):
+        return self._test
+
+    @property
+    def lab2cname(self):
+        return self._lab2cname
+
+    @property
+    def classnames(self):
+        return self._classnames
+
+    @property
+    def num_classes(self):
+        return self._num_classes
+
+    @staticmethod
+    def get_num_classes(data_source):
+        return max({item.label for item in data_source}) + 1
+
+    @staticmethod
+    def get_lab2cname(data_source):
+        mapping = {item.label: item.classname for item in data_source}
+        labels = sorted(mapping)
+        return mapping, [mapping[label] for label in labels]
+
+    def check_input_domains(self, source_domains, target_domains):
+        self.is_input_domain_valid(source_domains)
+        self.is_input_domain_valid(target_domains)
+
+    def is_input_domain_valid(self, input_domains):
+        for domain in input_domains:
+            if domain not in self.domains:
+                raise ValueError(f"Input domain must belong to {self.domains}, but got [{domain}]")
+
+    def generate_fewshot_dataset(self, *data_sources, num_shots=-1, repeat=False):
+        """Sample ``num_shots`` items per label from each source, exactly as Dassl does.
+
+        Labels are visited in order of first appearance; a label with at least K items gets
+        ``random.sample(items, K)``, else all its items (``random.choices(items, k=K)`` with repeat).
+        Uses Python's global ``random``, seeded by ``set_random_seed``.
+        """
+        if num_shots < 1:
+            return data_sources[0] if len(data_sources) == 1 else data_sources
+        print(f"Creating a {num_shots}-shot dataset")
+        output = []
+        for data_source in data_sources:
+            tracker = self.split_dataset_by_label(data_source)
+            dataset = []
+            for label, items in tracker.items():
+                if len(items) >= num_shots:
+                    sampled = random.sample(items, num_shots)
+                elif repeat:
+                    sampled = random.choices(items, k=num_shots)
+                else:
+                    sampled = items
+                dataset.extend(sampled)
+            output.append(dataset)
+        return output[0] if len(output) == 1 else output
+
+    def split_dataset_by_label(self, data_source):
+        output = defaultdict(list)
+        for item in data_source:
+            output[item.label].append(item)
+        return output
+
+    def split_dataset_by_domain(self, data_source):
+        output = defaultdict(list)
+        for item in data_source:
+            output[item.domain].append(item)
+        return output

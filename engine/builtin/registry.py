@@ -1,0 +1,59 @@
+"""Name -> class registries, keyed by class name as in Dassl and detectron2."""
+import difflib
+
+
+def close_matches(name, choices, n=3):
+    """The registered names closest to ``name`` (case-insensitive), for "did you mean" hints."""
+    lowered = {c.lower(): c for c in choices}
+    hits = difflib.get_close_matches(str(name).lower(), list(lowered), n=n, cutoff=0.5)
+    return [lowered[h] for h in hits]
+
+
+def check_availability(requested, available):
+    """Raise a ValueError naming the closest available name when ``requested`` is unknown."""
+    if requested not in available:
+        hint = close_matches(requested, available)
+        did_you_mean = f" (do you mean [{hint[0]}]?)" if hint else ""
+        raise ValueError(
+            f"The requested one is expected to belong to {sorted(available)}, "
+            f"but got [{requested}]{did_you_mean}"
+        )
+
+
+class Registry:
+    """A map from names to objects, filled with the ``@REG.register()`` decorator.
+
+    A duplicate name is an error unless ``force=True``; ``get`` of an unknown name raises KeyError.
+    """
+
+    def __init__(self, name):
+        self._name = name
+        self._obj_map = {}
+
+    def _do_register(self, name, obj, force=False):
+        if name in self._obj_map and not force:
+            raise KeyError(f'An object named "{name}" was already registered in "{self._name}" registry')
+        self._obj_map[name] = obj
+
+    def register(self, obj=None, force=False):
+        if obj is None:
+            def wrapper(fn_or_class):
+                self._do_register(fn_or_class.__name__, fn_or_class, force=force)
+                return fn_or_class
+
+            return wrapper
+        self._do_register(obj.__name__, obj, force=force)
+        return obj
+
+    def get(self, name):
+        if name not in self._obj_map:
+            hint = close_matches(name, self._obj_map)
+            did_you_mean = f' Did you mean "{hint[0]}"?' if hint else ""
+            raise KeyError(f'Object name "{name}" does not exist in "{self._name}" registry.{did_you_mean}')
+        return self._obj_map[name]
+
+    def registered_names(self):
+        return list(self._obj_map.keys())
+
+    def __contains__(self, name):
+        return name in self._obj_map

@@ -1,0 +1,44 @@
+"""The project's config keys on top of Dassl's default tree.
+
+Every module that needs keys (a dataset, a trainer, the backbone loader) registers a small function
+``add_keys(cfg)`` with ``@register_config``; ``extend_cfg(cfg)`` applies them all. This works the same on
+the builtin engine and on real Dassl, because it only adds nodes to a yacs tree.
+"""
+from yacs.config import CfgNode as CN
+
+_CONFIG_HOOKS = []
+
+
+def register_config(fn):
+    """Decorator: ``fn(cfg)`` adds keys (with their defaults) to an unfrozen config."""
+    if fn not in _CONFIG_HOOKS:
+        _CONFIG_HOOKS.append(fn)
+    return fn
+
+
+def ensure_node(cfg, dotted: str):
+    """Return the node at ``dotted`` (e.g. "TRAINER.DVP"), creating empty nodes on the way."""
+    node = cfg
+    for part in dotted.split("."):
+        if part not in node:
+            node[part] = CN()
+        node = node[part]
+    return node
+
+
+@register_config
+def _project_keys(cfg):
+    cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # CoOp: all, base or new
+    cfg.DATASET.DESCRIPTIONS_DIR = ""  # "" -> the repository's descriptions/files folder
+    cfg.MODEL.BACKBONE.WEIGHTS = ""  # open_clip weights tag or local checkpoint ("" -> openai for CoOp names)
+    cfg.TEST.PER_EPOCH = False  # also test after every epoch (reference protocol's curve; never the headline)
+
+
+def extend_cfg(cfg):
+    """Add every registered group of project keys to ``cfg`` (importing the plugins registers them)."""
+    import datasets  # noqa: F401  (registers dataset keys)
+    import trainers  # noqa: F401  (registers trainer keys)
+
+    for hook in _CONFIG_HOOKS:
+        hook(cfg)
+    return cfg

@@ -1,0 +1,85 @@
+"""results.json and config.yaml of a run: the files that tables and sweeps read."""
+import os
+import subprocess
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from .io import atomic_write_json, atomic_write_text
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def git_revision(root=REPO_ROOT):
+    """The code revision (``<sha>`` or ``<sha>-dirty``), or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "-C", root, "describe", "--always", "--dirty", "--abbrev=40"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    rev = out.stdout.strip()
+    return rev if out.returncode == 0 and rev else None
+
+
+def cfg_to_dict(cfg):
+    """A yacs CfgNode as plain dicts and lists (json-serialisable)."""
+    if isinstance(cfg, dict):
+        return {k: cfg_to_dict(v) for k, v in cfg.items()}
+    if isinstance(cfg, (list, tuple)):
+        return [cfg_to_dict(v) for v in cfg]
+    return cfg
+
+
+def write_config(cfg, output_dir):
+    atomic_write_text(os.path.join(output_dir, "config.yaml"), cfg.dump())
+
+
+def evaluation_summary(y_true, y_pred, lab2cname):
+    """accuracy, macro_f1 and per-class accuracy (percent) from the labels of the last evaluation."""
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    if y_true.size == 0:
+        return {"accuracy": None, "macro_f1": None, "per_class": {}}
+    accuracy = 100.0 * float((y_true == y_pred).mean())
+    macro_f1 = 100.0 * float(f1_score(y_true, y_pred, average="macro", labels=np.unique(y_true)))
+    per_class = {}
+    for label in sorted(lab2cname):
+        mask = y_true == label
+        if mask.any():
+            per_class[lab2cname[label]] = 100.0 * float((y_pred[mask] == label).mean())
+    return {"accuracy": accuracy, "macro_f1": macro_f1, "per_class": per_class}
+
+
+def build_results(cfg, trainer, elapsed_s):
+    """The results.json mapping of a finished run (keys as in docs/architecture)."""
+    ev = trainer.evaluator
+    summary = evaluation_summary(getattr(ev, "_y_true", []), getattr(ev, "_y_pred", []), trainer.lab2cname)
+    results = {
+        "method": cfg.TRAINER.NAME,
+        "dataset": cfg.DATASET.NAME,
+        "backbone": cfg.MODEL.BACKBONE.NAME,
+        "shots": int(cfg.DATASET.NUM_SHOTS),
+        "seed": int(cfg.SEED),
+        "accuracy": summary["accuracy"],
+        "macro_f1": summary["macro_f1"],
+        "per_class": summary["per_class"],
+        "elapsed_s": round(float(elapsed_s), 3),
+        "git": git_revision(),
+        "config": cfg_to_dict(cfg),
+    }
+    curve = getattr(trainer, "per_epoch_test", None)
+    if curve:
+        results["per_epoch_test"] = [float(a) for a in curve]
+        results["best_epoch_test_accuracy"] = float(max(curve))
+        results["best_epoch_test_note"] = ("best of the per-epoch test accuracies: selected on the test set "
+                                           "(reference protocol), not the reported accuracy")
+    extra = getattr(trainer, "extra_results", None)
+    if callable(extra):
+        results.update(extra())
+    return results
+
+
+def write_results(results, output_dir):
+    path = os.path.join(output_dir, "results.json")
+    atomic_write_json(path, results)
+    return path

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# VP: watermark visual prompt (30-px frame) with a template text head.
+# usage: bash scripts/vp.sh DATASET SHOTS [CFG]     (CFG default vit_b16; run from the repo root)
+# env: SEEDS (default "1 2 3"), DATA (default ./data), OUTPUT (default output), PYTHON (default python)
+# Runs skip when results.json exists; see scripts/run_one.py for the shared rules.
+here=${BASH_SOURCE[0]%/*}; [[ $here == "${BASH_SOURCE[0]}" ]] && here=.
+exec "${RUNNER_PYTHON:-python3}" "$here/run_one.py" method vp "$@"

@@ -1,0 +1,55 @@
+"""Shared fixtures: the repository root on sys.path, offline settings, test-tiny and the toy data."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(REPO), "shared")
+DESCRIPTIONS = os.path.join(SHARED, "descriptions")
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+
+def subprocess_env(**extra):
+    """Environment for running the project's commands in a child process."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    env["HF_HUB_OFFLINE"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run_cmd(args, cwd=REPO, timeout=300, **env):
+    """Run a command from the repository root; return the CompletedProcess (text, both streams)."""
+    return subprocess.run(args, cwd=cwd, env=subprocess_env(**env), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip():
+    """The `test-tiny` backbone, built once per session (it is the same in every process)."""
+    from backbones import load_clip
+
+    return load_clip("test-tiny")
+
+
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory):
+    """A data root holding the ToyColors dataset of tests/toy_plugin.py."""
+    from tests.toy_plugin import make_toy_root
+
+    root = tmp_path_factory.mktemp("toy_data")
+    make_toy_root(str(root))
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def shared_descriptions():
+    if not os.path.isdir(DESCRIPTIONS):
+        pytest.skip("../shared/descriptions is not present")
+    return DESCRIPTIONS

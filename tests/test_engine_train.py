@@ -1,0 +1,122 @@
+"""The trainer lifecycle through train.py: train, kill, resume, eval-only, results files, bad input."""
+import json
+import os
+import re
+
+import pytest
+import torch
+import yaml
+
+import train
+from tests.conftest import run_cmd
+
+TOY = ["--trainer", "ToyLinear", "--seed", "1", "DATASET.NAME", "ToyColors", "INPUT.SIZE", "(16, 16)",
+       "INPUT.TRANSFORMS", "('normalize',)", "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
+       "OPTIM.NAME", "sgd", "OPTIM.LR", "0.5", "OPTIM.LR_SCHEDULER", "cosine", "OPTIM.MAX_EPOCH", "4",
+       "TRAIN.CHECKPOINT_FREQ", "1", "TEST.PER_CLASS_RESULT", "True"]
+
+
+def _accuracy_lines(text):
+    return re.findall(r"\* accuracy: ([\d.]+)%", text)
+
+
+def test_train_kill_resume_then_eval_only_reproduces(toy_root, tmp_path):
+    out = tmp_path / "run"
+    base = ["python", "train.py", "--root", toy_root, "--output-dir", str(out)] + TOY
+    killed = run_cmd(base, VR_PLUGINS="tests.toy_plugin", TOY_KILL_AT_EPOCH="2")
+    assert killed.returncode != 0  # SIGKILL after epoch 2 was checkpointed
+    assert (out / "toynet" / "model.pth.tar-2").exists()
+    assert not (out / "results.json").exists()
+    first_log = (out / "log.txt").read_text()
+
+    resumed = run_cmd(base, VR_PLUGINS="tests.toy_plugin")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Found checkpoint" in resumed.stdout and "Previous epoch: 2" in resumed.stdout
+    assert "epoch [3/4]" in resumed.stdout and "epoch [1/4]" not in resumed.stdout
+    log = (out / "log.txt").read_text()
+    assert log.startswith(first_log)  # the earlier log is kept
+    tail = log.rstrip().splitlines()
+    assert "Finish training" in log
+    assert any(line.startswith("* average:") for line in tail[-12:])
+    res = json.loads((out / "results.json").read_text())
+    acc = res["accuracy"]
+    assert _accuracy_lines(log)[-1] == f"{acc:.1f}"
+    assert (out / "toynet" / "checkpoint").read_text().strip() == "model.pth.tar-4"
+
+    ev_out = tmp_path / "eval"
+    ev = run_cmd(["python", "train.py", "--root", toy_root, "--output-dir", str(ev_out), "--eval-only",
+                  "--model-dir", str(out), "--load-epoch", "4"] + TOY, VR_PLUGINS="tests.toy_plugin")
+    assert ev.returncode == 0, ev.stderr
+    res_ev = json.loads((ev_out / "results.json").read_text())
+    assert res_ev["accuracy"] == pytest.approx(acc)
+    assert res_ev["per_class"] == res["per_class"]
+
+
+def test_results_and_config_files(toy_root, tmp_path):
+    out = tmp_path / "run"
+    args = train.build_parser().parse_args(["--root", toy_root, "--output-dir", str(out)] + TOY)
+    import tests.toy_plugin  # noqa: F401
+    res = train.run(args)
+    on_disk = json.loads((out / "results.json").read_text())
+    assert set(on_disk) == {"method", "dataset", "backbone", "shots", "seed", "accuracy", "macro_f1",
+                            "per_class", "elapsed_s", "git", "config"}
+    assert on_disk["method"] == "ToyLinear" and on_disk["dataset"] == "ToyColors" and on_disk["seed"] == 1
+    assert 0 <= on_disk["accuracy"] <= 100 and 0 <= on_disk["macro_f1"] <= 100
+    assert set(on_disk["per_class"]) == {"red", "green", "blue", "yellow"}
+    n_test = 4
+    assert all(v * n_test / 100 == pytest.approx(round(v * n_test / 100)) for v in on_disk["per_class"].values())
+    assert on_disk["config"]["OPTIM"]["MAX_EPOCH"] == 4
+    assert res["accuracy"] == on_disk["accuracy"]
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["TRAINER"]["NAME"] == "ToyLinear" and cfg["SEED"] == 1
+    log = (out / "log.txt").read_text()
+    for line in ["=> result", "* total: 16", "* correct:", "* error:", "* macro_f1:", "=> per-class result"]:
+        assert line in log
+    assert re.search(r"epoch \[1/4\] batch \[1/\d+\] time [\d.]+ \([\d.]+\) data [\d.]+ \([\d.]+\) "
+                     r"loss [\d.]+ \([\d.]+\) lr [\d.e+-]+ eta \d+:\d\d:\d\d", log)
+
+
+def test_seeded_runs_are_deterministic(toy_root, tmp_path):
+    import tests.toy_plugin  # noqa: F401
+    accs = []
+    for name in ("a", "b"):
+        args = train.build_parser().parse_args(["--root", toy_root, "--output-dir", str(tmp_path / name)] + TOY)
+        train.run(args)
+        sd = torch.load(tmp_path / name / "toynet" / "model.pth.tar-4", weights_only=False)["state_dict"]
+        accs.append(sd["fc.weight"])
+    assert torch.equal(accs[0], accs[1])
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--trainer", "ToyLinaer"], 'Unknown trainer "ToyLinaer" (do you mean "ToyLinear"?)'),
+    (["--trainer", "ToyLinear", "DATASET.NAME", "ToyColours"], 'Unknown dataset "ToyColours" (DATASET.NAME) (do you mean "ToyColors"?)'),
+    (["--trainer", "ToyLinear", "DATASET.NAME", "ToyColors", "OPTIM.NOPE", "1"], "OPTIM.NOPE"),
+])
+def test_bad_names_fail_clearly(toy_root, tmp_path, capsys, argv, needle):
+    import tests.toy_plugin  # noqa: F401
+    code = train.main(["--root", toy_root, "--output-dir", str(tmp_path / "o")] + argv)
+    err = capsys.readouterr().err
+    assert code == 1 and needle in err and "Traceback" not in err
+
+
+def test_missing_root_and_empty_model_dir(toy_root, tmp_path, capsys):
+    import tests.toy_plugin  # noqa: F401
+    code = train.main(["--root", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "o")] + TOY)
+    assert code == 1 and "does not exist" in capsys.readouterr().err
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    code = train.main(["--root", toy_root, "--output-dir", str(tmp_path / "o2"), "--eval-only",
+                       "--model-dir", str(empty)] + TOY)
+    err = capsys.readouterr().err
+    assert code == 1 and "holds no checkpoint" in err
+
+
+def test_nan_loss_stops_with_epoch_and_batch_and_keeps_checkpoints(toy_root, tmp_path):
+    out = tmp_path / "nan"
+    proc = run_cmd(["python", "train.py", "--root", toy_root, "--output-dir", str(out)] + TOY,
+                   VR_PLUGINS="tests.toy_plugin", TOY_NAN_AT_EPOCH="3")
+    assert proc.returncode == 1
+    assert "Loss is infinite or NaN! (epoch 3/4, batch 1/" in proc.stderr
+    assert (out / "toynet" / "model.pth.tar-2").exists()
+    assert "Loss is infinite or NaN" in (out / "log.txt").read_text()
+    assert not (out / "results.json").exists()

@@ -1,0 +1,313 @@
+"""scripts/<method>.sh and scripts/sweep.sh through a fake train.py.
+
+PYTHON points at a small script that records its arguments (and CUDA_VISIBLE_DEVICES) and writes
+results.json into --output-dir, or exits 3 when its output dir contains $FAKE_FAIL, so the tests
+see exactly which runs were launched, with which command line.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import time
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
+TRAINERS = ["ZeroshotCLIP", "VP", "AR", "AttrVR", "DVP_CSE", "DVP_CLS", "CoOp"]
+
+FAKE_TRAIN = """\
+#!{python}
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_RECORD"], "a") as f:
+    f.write(json.dumps({{"argv": args, "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                        "pid": os.getpid()}}) + "\\n")
+out = args[args.index("--output-dir") + 1]
+os.makedirs(out, exist_ok=True)
+if os.environ.get("FAKE_SLEEP"):
+    import time
+    time.sleep(float(os.environ["FAKE_SLEEP"]))
+fail = os.environ.get("FAKE_FAIL")
+if fail and fail in out:
+    sys.exit(3)
+if os.environ.get("FAKE_NO_RESULTS"):
+    sys.exit(0)
+with open(os.path.join(out, "results.json"), "w") as f:
+    json.dump({{"method": args[args.index("--trainer") + 1], "accuracy": 50.0}}, f)
+"""
+
+
+class Workspace:
+    """A repo-like folder: configs/, a fake interpreter, and helpers to run the scripts."""
+
+    def __init__(self, root):
+        self.root = root
+        for name in ("caltech101", "dtd"):
+            self.write(f"configs/datasets/{name}.yaml", "DATASET:\n  NAME: X\n")
+        for trainer in TRAINERS:
+            self.write(f"configs/trainers/{trainer}/vit_b16.yaml", "{}\n")
+        self.write("configs/trainers/AR/rn50.yaml", "{}\n")
+        self.fake = root / "fake_python"
+        self.fake.write_text(FAKE_TRAIN.format(python=sys.executable))
+        self.fake.chmod(0o755)
+        self.record = root / "record.jsonl"
+        self.bin = root / "bin"  # PATH: only what a test puts there (no sbatch, no nvidia-smi)
+        self.bin.mkdir()
+        self.env = {"PYTHON": str(self.fake), "DATA": "/datasets", "OUTPUT": "out",
+                    "FAKE_RECORD": str(self.record), "RUNNER_PYTHON": sys.executable,
+                    "PATH": str(self.bin), "HOME": str(root)}
+
+    def write(self, rel, text):
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def run(self, script, *args, **env):
+        full_env = dict(self.env, **env)
+        return subprocess.run(["/bin/bash", str(SCRIPTS / script), *args], cwd=self.root,
+                              env=full_env, capture_output=True, text=True, timeout=60)
+
+    def launched(self):
+        if not self.record.exists():
+            return []
+        return [json.loads(line) for line in self.record.read_text().splitlines()]
+
+    def launched_dirs(self):
+        return [r["argv"][r["argv"].index("--output-dir") + 1] for r in self.launched()]
+
+    def finish(self, rel):
+        self.write(f"out/{rel}/results.json", "{}")
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return Workspace(tmp_path)
+
+
+def test_method_script_runs_coop_command_per_seed(ws):
+    res = ws.run("ar.sh", "caltech101", "16")
+    assert res.returncode == 0, res.stderr
+    argvs = [r["argv"] for r in ws.launched()]
+    assert argvs == [
+        ["train.py", "--root", "/datasets", "--seed", str(seed), "--trainer", "AR",
+         "--dataset-config-file", "configs/datasets/caltech101.yaml",
+         "--config-file", "configs/trainers/AR/vit_b16.yaml",
+         "--output-dir", f"out/caltech101/AR/vit_b16_16shots/seed{seed}",
+         "DATASET.NUM_SHOTS", "16"] for seed in (1, 2, 3)]
+    assert "[2/3] ar caltech101 16 shots seed 2 ... done" in res.stdout
+    assert "done 3 / failed 0 / skipped 0" in res.stdout
+
+
+@pytest.mark.parametrize("script,trainer", [("zsclip.sh", "ZeroshotCLIP"), ("vp.sh", "VP"),
+                                            ("attrvr.sh", "AttrVR"), ("dvp_cse.sh", "DVP_CSE"),
+                                            ("dvp_cls.sh", "DVP_CLS"), ("coop.sh", "CoOp")])
+def test_each_method_script_names_its_trainer(ws, script, trainer):
+    res = ws.run(script, "dtd", "4", "vit_b16", SEEDS="7")
+    assert res.returncode == 0, res.stderr
+    (argv,) = [r["argv"] for r in ws.launched()]
+    assert argv[argv.index("--trainer") + 1] == trainer
+    assert argv[argv.index("--config-file") + 1] == f"configs/trainers/{trainer}/vit_b16.yaml"
+    assert argv[argv.index("--output-dir") + 1] == f"out/dtd/{trainer}/vit_b16_4shots/seed7"
+    assert ("--eval-only" in argv) == (trainer == "ZeroshotCLIP")
+    assert argv[-2:] == ["DATASET.NUM_SHOTS", "4"]
+
+
+def test_finished_runs_skipped_crashed_runs_rerun(ws):
+    ws.finish("caltech101/AR/rn50_1shots/seed1")
+    ws.write("out/caltech101/AR/rn50_1shots/seed2/log.txt", "killed mid-training\n")
+    res = ws.run("ar.sh", "caltech101", "1", "rn50")
+    assert res.returncode == 0, res.stderr
+    assert ws.launched_dirs() == ["out/caltech101/AR/rn50_1shots/seed2",
+                                  "out/caltech101/AR/rn50_1shots/seed3"]
+    assert "[1/3] ar caltech101 1 shots seed 1 ... skip" in res.stdout
+    assert "done 2 / failed 0 / skipped 1" in res.stdout
+
+
+def test_failed_run_reported_and_others_continue(ws):
+    res = ws.run("ar.sh", "dtd", "16", FAKE_FAIL="seed2")
+    assert res.returncode == 1
+    assert len(ws.launched()) == 3
+    assert "done 2 / failed 1 / skipped 0" in res.stdout
+    assert "failed run folders:\n  out/dtd/AR/vit_b16_16shots/seed2  (exit 3" in res.stdout
+
+
+def test_exit_zero_without_results_json_is_a_failure(ws):
+    res = ws.run("vp.sh", "dtd", "16", SEEDS="1", FAKE_NO_RESULTS="1")
+    assert res.returncode == 1
+    assert "no results.json" in res.stdout and "failed 1" in res.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("caltech", "16"), "unknown dataset 'caltech' (did you mean 'caltech101'?); "
+                        "configs/datasets has: caltech101, dtd"),
+    (("dtd", "16", "vit_l14"), "configs/trainers/AR has: rn50, vit_b16"),
+    (("dtd", "x"), "SHOTS must be integers"),
+    (("dtd", "0"), "shots must be >= 1"),
+])
+def test_method_script_rejects_bad_input_before_launching(ws, args, needle):
+    res = ws.run("ar.sh", *args)
+    assert res.returncode == 2
+    assert needle in res.stderr
+    assert ws.launched() == []
+
+
+def test_sweep_runs_grid_in_order_and_resumes(ws):
+    args = ["--methods", "ar dvp_cls", "--datasets", "caltech101 dtd", "--shots", "1 16",
+            "--seeds", "1 2 3"]
+    ws.finish("dtd/AR/vit_b16_1shots/seed1")
+    ws.write("out/dtd/AR/vit_b16_1shots/seed2/log.txt", "crashed\n")
+    res = ws.run("sweep.sh", *args, FAKE_FAIL="DVP_CLS/vit_b16_16shots/seed3")
+    assert res.returncode == 1
+    assert "[3/24] ar caltech101 1 shots seed 3 ... running" in res.stdout
+    assert "[7/24] ar dtd 1 shots seed 1 ... skip" in res.stdout
+    assert "[24/24] dvp_cls dtd 16 shots seed 3 ... FAILED" in res.stdout
+    assert "summary: 24 runs: done 21 / failed 2 / skipped 1" in res.stdout
+    dirs = ws.launched_dirs()
+    assert len(dirs) == 23 and dirs[0] == "out/caltech101/AR/vit_b16_1shots/seed1"
+    assert dirs[6] == "out/dtd/AR/vit_b16_1shots/seed2"  # crashed folder is re-run
+    summary = list((ws.root / "out" / "sweeps").glob("*/summary.txt"))
+    assert len(summary) == 1 and "failed 2" in summary[0].read_text()
+
+    # Second run of the same command: only the two failed runs are launched again.
+    ws.record.unlink()
+    res = ws.run("sweep.sh", *args)
+    assert res.returncode == 0, res.stdout
+    assert sorted(ws.launched_dirs()) == ["out/caltech101/DVP_CLS/vit_b16_16shots/seed3",
+                                          "out/dtd/DVP_CLS/vit_b16_16shots/seed3"]
+    assert "done 2 / failed 0 / skipped 22" in res.stdout
+
+
+def test_sweep_file_and_cli_override(ws):
+    ws.write("grid.txt", "# small grid\nmethods = zsclip AR   # trainer names work too\n"
+                         "datasets = dtd\nshots = 16\nseeds = 1 2\ncfg = vit_b16\n")
+    res = ws.run("sweep.sh", "--file", "grid.txt", "--seeds", "5")
+    assert res.returncode == 0, res.stderr
+    assert ws.launched_dirs() == ["out/dtd/ZeroshotCLIP/vit_b16_16shots/seed5",
+                                  "out/dtd/AR/vit_b16_16shots/seed5"]
+    assert (ws.root / "out/sweeps/grid/jobs.txt").read_text().count("\n") == 2
+
+    ws.write("bad.txt", "methods = ar\nepochs = 3\n")
+    res = ws.run("sweep.sh", "--file", "bad.txt")
+    assert res.returncode == 2 and "bad.txt:2: unknown key 'epochs'" in res.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--methods", "ar dvp", "--datasets", "dtd", "--shots", "1"], "unknown method 'dvp'"),
+    (["--methods", "ar", "--datasets", "dtd food101", "--shots", "1"],
+     "unknown dataset 'food101'"),
+    (["--methods", "ar vp", "--datasets", "dtd", "--shots", "1", "--cfg", "rn50"],
+     "unknown config for VP 'rn50'; configs/trainers/VP has: vit_b16"),
+    (["--methods", "ar", "--datasets", "dtd"], "a sweep needs methods, datasets and shots"),
+])
+def test_sweep_rejects_unknown_names_before_launching(ws, args, needle):
+    res = ws.run("sweep.sh", *args)
+    assert res.returncode == 2
+    assert needle in res.stderr
+    assert ws.launched() == []
+
+
+def test_sweep_dry_run_launches_nothing(ws):
+    res = ws.run("sweep.sh", "--methods", "ar", "--datasets", "dtd", "--shots", "2",
+                 "--seeds", "1", "--dry-run")
+    assert res.returncode == 0
+    assert ("would run: " + str(ws.fake) + " train.py --root /datasets --seed 1") in res.stdout
+    assert "dry run: 1 would run, 0 skipped" in res.stdout
+    assert ws.launched() == []
+
+
+def test_sweep_gpus_mode_one_run_per_gpu(ws):
+    res = ws.run("sweep.sh", "--methods", "ar vp", "--datasets", "caltech101 dtd",
+                 "--shots", "4", "--seeds", "1", "--mode", "gpus", "--gpus", "0,1",
+                 FAKE_FAIL="VP/vit_b16_4shots")
+    assert res.returncode == 1
+    runs = ws.launched()
+    assert len(runs) == 4
+    assert {r["gpu"] for r in runs} <= {"0", "1"}
+    assert all(r["gpu"] is not None for r in runs)
+    assert "done 2 / failed 2 / skipped 0" in res.stdout
+    logs = sorted(p.name for p in (ws.root / "out/sweeps").glob("*/logs/*.log"))
+    assert "dtd_VP_vit_b16_4shots_seed1.log" in logs and len(logs) == 4
+
+    res = ws.run("sweep.sh", "--methods", "ar", "--datasets", "dtd", "--shots", "4",
+                 "--mode", "gpus")
+    assert res.returncode == 2 and "nvidia-smi not found" in res.stderr
+
+
+def test_sweep_slurm_without_sbatch_writes_script_and_fails(ws):
+    ws.finish("dtd/AR/vit_b16_16shots/seed1")
+    args = ["--methods", "ar", "--datasets", "dtd", "--shots", "16", "--seeds", "1 2",
+            "--mode", "slurm", "--name", "s1", "--slurm-args", "--partition=gpu --time 2:00:00"]
+    res = ws.run("sweep.sh", *args)
+    assert res.returncode == 2
+    script = ws.root / "out/sweeps/s1/sweep.slurm"
+    assert "sbatch not found on PATH" in res.stderr and str(script) in res.stderr
+    text = script.read_text()
+    assert "#SBATCH --array=0-0" in text  # only the unfinished run
+    assert "#SBATCH --partition=gpu" in text and "#SBATCH --time 2:00:00" in text
+    assert ws.launched() == []
+
+    # The array task runs its line of the job file through the same runner.
+    task = subprocess.run(["/bin/bash", str(script)], cwd="/", capture_output=True, text=True,
+                          env=dict(ws.env, SLURM_ARRAY_TASK_ID="0"), timeout=60)
+    assert task.returncode == 0, task.stderr
+    assert ws.launched_dirs() == ["out/dtd/AR/vit_b16_16shots/seed2"]
+
+    res = ws.run("sweep.sh", *args)
+    assert res.returncode == 0 and "nothing to submit" in res.stdout
+
+
+def test_sweep_slurm_dry_run_and_submit(ws):
+    args = ["--methods", "vp", "--datasets", "dtd", "--shots", "1", "--mode", "slurm",
+            "--name", "s2", "--max-parallel", "2"]
+    res = ws.run("sweep.sh", *args, "--dry-run")
+    assert res.returncode == 0
+    assert "#SBATCH --array=0-2%2" in res.stdout
+
+    sbatch = ws.write("bin/sbatch", "#!/bin/bash\necho \"Submitted batch job 42 ($1)\"\n")
+    sbatch.chmod(0o755)
+    res = ws.run("sweep.sh", *args)
+    assert res.returncode == 0, res.stderr
+    assert f"Submitted batch job 42 ({ws.root}/out/sweeps/s2/sweep.slurm)" in res.stdout
+    assert ws.launched() == []
+
+
+def test_killed_sweep_stops_its_run_and_resumes(ws):
+    args = ["--methods", "ar", "--datasets", "dtd", "--shots", "8", "--seeds", "1 2"]
+    proc = subprocess.Popen(["/bin/bash", str(SCRIPTS / "sweep.sh"), *args], cwd=ws.root,
+                            env=dict(ws.env, FAKE_SLEEP="60"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while not ws.launched() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "not finished (interrupted): 2" in out
+    (first,) = ws.launched()
+    with pytest.raises(ProcessLookupError):  # the training process was stopped too
+        for _ in range(100):
+            os.kill(first["pid"], 0)
+            time.sleep(0.05)
+
+    res = ws.run("sweep.sh", *args)
+    assert res.returncode == 0 and "done 2 / failed 0 / skipped 0" in res.stdout
+    assert ws.launched_dirs()[1:] == ["out/dtd/AR/vit_b16_8shots/seed1",
+                                      "out/dtd/AR/vit_b16_8shots/seed2"]
+
+
+def test_run_locked_by_another_process_is_left_alone(ws):
+    fcntl = pytest.importorskip("fcntl")
+    folder = ws.root / "out/dtd/AR/vit_b16_16shots/seed1"
+    folder.mkdir(parents=True)
+    with open(folder / ".run.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        res = ws.run("ar.sh", "dtd", "16", SEEDS="1 2")
+    assert res.returncode == 0, res.stderr
+    assert "[1/2] ar dtd 16 shots seed 1 ... skip (busy)" in res.stdout
+    assert "running in another process (not touched): 1" in res.stdout
+    assert ws.launched_dirs() == ["out/dtd/AR/vit_b16_16shots/seed2"]

@@ -1,0 +1,226 @@
+"""Train or evaluate one run, with CoOp's command line.
+
+Merge order: Dassl defaults -> project keys (extend_cfg) -> dataset yaml -> trainer yaml -> CLI flags ->
+trailing KEY VALUE pairs. Beside Dassl's log.txt the run writes config.yaml and results.json.
+
+Deliberate difference from CoOp: `--seed 0` sets seed 0 (CoOp's `if args.seed:` silently ignores it).
+"""
+import argparse
+import glob
+import os
+import sys
+import time
+import traceback
+
+import torch
+
+import engine
+from engine import build_trainer, collect_env_info, get_cfg_default, set_random_seed
+from engine.builtin.registry import close_matches
+from engine.results import build_results, git_revision, write_config, write_results
+from engine.run_logging import append_to_log, setup_run_logger, stop_run_logger
+
+
+class UsageError(Exception):
+    """A mistake in the command line, config or files that the user can fix."""
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", type=str, default="", help="path to dataset")
+    p.add_argument("--output-dir", type=str, default="", help="output directory")
+    p.add_argument("--resume", type=str, default="", help="checkpoint directory (from which the training resumes)")
+    p.add_argument("--seed", type=int, default=None, help="only non-negative value enables a fixed seed")
+    p.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
+    p.add_argument("--target-domains", type=str, nargs="+", help="target domains for DA/DG")
+    p.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
+    p.add_argument("--config-file", type=str, default="", help="path to config file")
+    p.add_argument("--dataset-config-file", type=str, default="", help="path to config file for dataset setup")
+    p.add_argument("--trainer", type=str, default="", help="name of trainer")
+    p.add_argument("--backbone", type=str, default="", help="name of CNN backbone")
+    p.add_argument("--head", type=str, default="", help="name of head")
+    p.add_argument("--eval-only", action="store_true", help="evaluation only")
+    p.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
+    p.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
+    p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command-line")
+    return p
+
+
+def reset_cfg(cfg, args):
+    if args.root:
+        cfg.DATASET.ROOT = args.root
+    if args.output_dir:
+        cfg.OUTPUT_DIR = args.output_dir
+    if args.resume:
+        cfg.RESUME = args.resume
+    if args.seed is not None:
+        cfg.SEED = args.seed
+    if args.source_domains:
+        cfg.DATASET.SOURCE_DOMAINS = args.source_domains
+    if args.target_domains:
+        cfg.DATASET.TARGET_DOMAINS = args.target_domains
+    if args.transforms:
+        cfg.INPUT.TRANSFORMS = args.transforms
+    if args.trainer:
+        cfg.TRAINER.NAME = args.trainer
+    if args.backbone:
+        cfg.MODEL.BACKBONE.NAME = args.backbone
+    if args.head:
+        cfg.MODEL.HEAD.NAME = args.head
+
+
+def _merge_file(cfg, path, what):
+    if not os.path.isfile(path):
+        raise UsageError(f"The {what} {path} does not exist. Pass an existing yaml file "
+                         f"(see configs/datasets/ and configs/trainers/<TRAINER>/).")
+    try:
+        cfg.merge_from_file(path)
+    except (KeyError, ValueError, AssertionError, TypeError) as err:
+        raise UsageError(f"Cannot merge the {what} {path}: {err}. Fix the key or value in that file: keys must "
+                         f"exist in Dassl's defaults (engine/builtin/config.py) or the project's keys "
+                         f"(README, 'Configuration'), and values must have the type of the default.") from err
+
+
+def import_plugins():
+    """Import the modules named in VR_PLUGINS (comma-separated) so that their trainers and datasets
+    register, without editing this file."""
+    import importlib
+
+    for name in filter(None, (m.strip() for m in os.environ.get("VR_PLUGINS", "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise UsageError(f"VR_PLUGINS names the module {name!r}, which cannot be imported: {err}") from err
+
+
+def setup_cfg(args):
+    """Build the frozen config in CoOp's merge order, turning yacs errors into one clear message."""
+    import_plugins()
+    cfg = get_cfg_default()
+    engine.extend_cfg(cfg)
+    if args.dataset_config_file:
+        _merge_file(cfg, args.dataset_config_file, "dataset config file")
+    if args.config_file:
+        _merge_file(cfg, args.config_file, "trainer config file")
+    reset_cfg(cfg, args)
+    opts = args.opts or []
+    if len(opts) % 2:
+        raise UsageError(f"Trailing config options must be KEY VALUE pairs, got an odd number: {opts}")
+    try:
+        cfg.merge_from_list(opts)
+    except (KeyError, ValueError, AssertionError, TypeError) as err:
+        raise UsageError(f"Bad config option in {opts}: {err}. Keys are upper-case dotted paths such as "
+                         f"OPTIM.MAX_EPOCH, and values must have the type of the default.") from err
+    cfg.freeze()
+    return cfg
+
+
+def check_inputs(cfg, args):
+    """Fail before any long work on the mistakes a user can make on the command line."""
+    trainers = engine.TRAINER_REGISTRY.registered_names()
+    if not cfg.TRAINER.NAME:
+        raise UsageError(f"No trainer given. Pass --trainer NAME, one of {sorted(trainers)}.")
+    if cfg.TRAINER.NAME not in trainers:
+        hint = close_matches(cfg.TRAINER.NAME, trainers)
+        raise UsageError(f'Unknown trainer "{cfg.TRAINER.NAME}"'
+                         + (f' (do you mean "{hint[0]}"?)' if hint else "")
+                         + f". Registered trainers: {sorted(trainers)}.")
+    datasets = engine.DATASET_REGISTRY.registered_names()
+    if not cfg.DATASET.NAME:
+        raise UsageError("No dataset given. Pass --dataset-config-file configs/datasets/<name>.yaml.")
+    if cfg.DATASET.NAME not in datasets:
+        hint = close_matches(cfg.DATASET.NAME, datasets)
+        raise UsageError(f'Unknown dataset "{cfg.DATASET.NAME}" (DATASET.NAME)'
+                         + (f' (do you mean "{hint[0]}"?)' if hint else "")
+                         + f". Registered datasets: {sorted(datasets)}.")
+    if not cfg.DATASET.ROOT or not os.path.isdir(cfg.DATASET.ROOT):
+        raise UsageError(f'The dataset root "{cfg.DATASET.ROOT}" (--root) does not exist. Create it and put the '
+                         f"datasets there (python -m datasets.download NAME --root DIR), or pass the right --root.")
+    if args.eval_only and args.model_dir:
+        check_model_dir(args.model_dir, args.load_epoch)
+
+
+def check_model_dir(model_dir, load_epoch):
+    if not os.path.isdir(model_dir):
+        raise UsageError(f"--model-dir {model_dir} does not exist. Pass the OUTPUT_DIR of a finished training run.")
+    found = sorted(glob.glob(os.path.join(model_dir, "*", "model.pth.tar-*")) +
+                   glob.glob(os.path.join(model_dir, "*", "model-best.pth.tar")))
+    if not found:
+        raise UsageError(f"--model-dir {model_dir} holds no checkpoint (expected <model name>/model.pth.tar-<epoch> "
+                         f"inside it). Train first, or point --model-dir at a run folder that has one.")
+    wanted = "model-best.pth.tar" if load_epoch is None else f"model.pth.tar-{load_epoch}"
+    if not any(os.path.basename(f) == wanted for f in found):
+        have = sorted({os.path.basename(f) for f in found})
+        hint = ("pass --load-epoch N with one of the saved epochs"
+                if load_epoch is None else "pass one of the saved epochs")
+        raise UsageError(f"--model-dir {model_dir} has no {wanted} (it has {', '.join(have)}); {hint}.")
+
+
+def print_args(args, cfg):
+    print("***************")
+    print("** Arguments **")
+    print("***************")
+    for key in sorted(args.__dict__):
+        print(f"{key}: {args.__dict__[key]}")
+    print("************")
+    print("** Config **")
+    print("************")
+    print(cfg)
+
+
+def run(args):
+    """Run one job; returns the results mapping (None when nothing was evaluated)."""
+    start = time.time()
+    cfg = setup_cfg(args)
+    check_inputs(cfg, args)
+    if cfg.SEED >= 0:
+        print(f"Setting fixed seed: {cfg.SEED}")
+        set_random_seed(cfg.SEED)
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    setup_run_logger(cfg.OUTPUT_DIR)
+    try:
+        if torch.cuda.is_available() and cfg.USE_CUDA:
+            torch.backends.cudnn.benchmark = True
+        write_config(cfg, cfg.OUTPUT_DIR)
+        print_args(args, cfg)
+        print("Collecting env info ...")
+        print(f"** System info **\n{collect_env_info()}\n")
+        print(f"Engine backend: {engine.BACKEND}; code revision: {git_revision()}")
+        trainer = build_trainer(cfg)
+        if args.eval_only:
+            trainer.load_model(args.model_dir, epoch=args.load_epoch)
+            trainer.test()
+        elif not args.no_train:
+            trainer.train()
+        else:
+            return None
+        if cfg.TEST.NO_TEST and not args.eval_only:
+            return None
+        results = build_results(cfg, trainer, time.time() - start)
+        path = write_results(results, cfg.OUTPUT_DIR)
+        print(f"Results written to {path}")
+        return results
+    finally:
+        sys.stdout.flush()
+        stop_run_logger()
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (UsageError, ValueError, FileNotFoundError, KeyError, FloatingPointError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"\nERROR: {msg}", file=sys.stderr)
+        out = args.output_dir
+        if out and os.path.isdir(out):
+            append_to_log(out, f"ERROR: {msg}\n{traceback.format_exc()}")
+        if os.environ.get("VR_DEBUG"):
+            raise
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
