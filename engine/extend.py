@@ -30,7 +30,6 @@ def ensure_node(cfg, dotted: str):
 def _project_keys(cfg):
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # CoOp: all, base or new
     cfg.DATASET.DESCRIPTIONS_DIR = ""  # "" -> the repository's descriptions/files folder
-    cfg.DATASET.DESCRIPTIONS_KEY = ""  # "" -> the published key of DATASET.NAME (set it for your own data)
     cfg.MODEL.BACKBONE.WEIGHTS = ""  # open_clip weights tag or local checkpoint ("" -> openai for CoOp names)
     cfg.TEST.PER_EPOCH = False  # also test after every epoch (reference protocol's curve; never the headline)
 

@@ -1,0 +1,125 @@
+"""The loading flow CoOp repeats in every dataset file, written once.
+
+A loader is a short subclass of :class:`CoOpDataset` that declares where its files are and, where CoOp
+has one, how to create the split when the split file is missing::
+
+    @DATASET_REGISTRY.register()
+    class DescribableTextures(CoOpDataset):
+        dataset_dir = "dtd"                                   # folder under DATASET.ROOT
+        image_folder = "images"                               # split paths are relative to it
+        split_file = "split_zhou_DescribableTextures.json"
+        config_name, descriptions_key = "dtd", "dtd"
+        layout = "dtd/\\n  images/<class>/*.jpg\\n  split_zhou_DescribableTextures.json\\n"
+
+        def create_splits(self, rng):
+            return read_and_split_data(self.image_dir, rng)   # -> train, val, test entries
+
+Construction (``Loader(cfg)``) then does, as CoOp: check the layout (a missing folder names the layout
+and the download command) -> read the split file, or create it with ``create_splits`` and save it ->
+check that every image exists -> few-shot step with CoOp's cache (:mod:`datasets.fewshot_cache`) ->
+base/new subsampling (:mod:`datasets.subsample`) -> ``DatasetBase.__init__``.
+Loaders with their own split format override :meth:`read_splits` (FGVCAircraft) or
+:meth:`load_splits` (ImageNet).
+"""
+import os
+
+from engine import DatasetBase
+
+from .errors import missing_layout_error
+from .fewshot_cache import fewshot_train_val
+from .splits import SPLITS, read_split, save_split, split_rng, to_datums
+from .subsample import subsample_classes
+
+
+def data_root(cfg):
+    """DATASET.ROOT as an absolute path (CoOp: abspath(expanduser(ROOT)))."""
+    return os.path.abspath(os.path.expanduser(cfg.DATASET.ROOT))
+
+
+class CoOpDataset(DatasetBase):
+    """Base of the CoOp-style loaders (see the module docstring)."""
+
+    dataset_dir = ""  # folder under DATASET.ROOT
+    image_folder = ""  # folder inside dataset_dir that split paths are relative to ("" = dataset_dir)
+    split_file = ""  # split json inside dataset_dir ("" = the dataset has its own split format)
+    config_name = ""  # configs/datasets/<config_name>.yaml; NAME for datasets.download / datasets.check
+    descriptions_key = ""  # <key> of the published description files (<key>_des.json, ...)
+    layout = ""  # the expected layout under DATASET.ROOT, shown when something is missing
+    fewshot_val = True  # sample a few-shot val set too (ImageNet: False, its val is its test)
+
+    def __init__(self, cfg):
+        self.set_paths(data_root(cfg))
+        self.configure(cfg)
+        self.check_layout()
+        train, val, test = self.load_splits()
+        train, val = fewshot_train_val(self.dataset_dir, train, val, cfg, self.generate_fewshot_dataset,
+                                       with_val=self.fewshot_val)
+        train, val, test = self.finalize(train, val, test, cfg)
+        super().__init__(train_x=train, val=val, test=test)
+
+    # -- paths ------------------------------------------------------------------------------------------
+    def set_paths(self, root):
+        """Set root, dataset_dir, image_dir, split_path and split_fewshot_dir for data root ``root``."""
+        folder = type(self).dataset_dir
+        self.root = root
+        self.dataset_dir = os.path.join(root, folder)
+        self.image_dir = os.path.join(self.dataset_dir, self.image_folder) if self.image_folder else self.dataset_dir
+        self.split_path = os.path.join(self.dataset_dir, self.split_file) if self.split_file else ""
+        self.split_fewshot_dir = os.path.join(self.dataset_dir, "split_fewshot")
+
+    def configure(self, cfg):
+        """Hook for loaders that read more of the config before loading (ImageFolder)."""
+
+    @classmethod
+    def locate(cls, root):
+        """An unloaded instance with its paths set: for inspecting a data root (datasets.check)."""
+        obj = cls.__new__(cls)
+        obj.set_paths(os.path.abspath(os.path.expanduser(root)))
+        return obj
+
+    def missing(self, what, path):
+        """The error for a missing folder or file of this dataset (layout + download command)."""
+        return missing_layout_error(what, path, self.config_name, self.root, self.layout)
+
+    def check_layout(self):
+        """Fail early, with the expected layout, when the dataset or its image folder is missing."""
+        if not os.path.isdir(self.dataset_dir):
+            raise self.missing(f"{type(self).__name__} dataset folder", self.dataset_dir)
+        if not os.path.isdir(self.image_dir):
+            raise self.missing(f"{type(self).__name__} image folder", self.image_dir)
+
+    def require_file(self, relpath):
+        """Absolute path of a file the layout needs, or the missing-layout error."""
+        path = os.path.join(self.dataset_dir, relpath)
+        if not os.path.isfile(path):
+            raise self.missing(f"{type(self).__name__} file {relpath}", path)
+        return path
+
+    # -- splits -----------------------------------------------------------------------------------------
+    def read_splits(self):
+        """The listed splits as ``{"train"|"val"|"test": [entry]}``, or None when there is no split file."""
+        if self.split_path and os.path.exists(self.split_path):
+            return read_split(self.split_path, self.image_dir)
+        return None
+
+    def split_source(self):
+        """What the splits are read from (named in errors)."""
+        return f"split file {self.split_path}"
+
+    def create_splits(self, rng):
+        """CoOp's fallback when the split file is missing: return (train, val, test) entry lists."""
+        raise self.missing(f"{type(self).__name__} split file", self.split_path)
+
+    def load_splits(self):
+        """Read the split file, or create and save it; return (train, val, test) lists of Datum."""
+        splits = self.read_splits()
+        if splits is None:
+            train, val, test = self.create_splits(split_rng())
+            save_split(train, val, test, self.split_path, self.image_dir)
+            splits = {"train": train, "val": val, "test": test}
+        source = self.split_source()
+        return tuple(to_datums(splits[name], source) for name in SPLITS)
+
+    def finalize(self, train, val, test, cfg):
+        """Last step before DatasetBase: CoOp's base/new class subsampling."""
+        return subsample_classes(train, val, test, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)

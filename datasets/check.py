@@ -1,0 +1,142 @@
+"""Check a data root: which datasets are found, missing or incomplete, and why.
+
+    python -m datasets.check --root DATA [NAME ...] [--quick]
+
+Per dataset: the status (found / missing / incomplete), for each split the number of images on disk
+against the number its split file lists (CoOp's published size beside it), the first missing and
+unreadable images, and the command that fixes a missing dataset. Every image is decoded unless
+``--quick``. The exit status is 0 only when every checked dataset is found.
+"""
+import argparse
+import contextlib
+import io
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .catalog import NAMES, find_loader
+from .errors import download_command
+from .imageio import read_image
+
+# train / val / test sizes of CoOp's split files (CoOp paper, Table 1; ImageNet tests on its val set)
+COOP_SIZES = {
+    "caltech101": (4128, 1649, 2465), "dtd": (2820, 1128, 1692), "eurosat": (13500, 5400, 8100),
+    "fgvc_aircraft": (3334, 3333, 3333), "food101": (50500, 20200, 30300), "oxford_flowers": (4093, 1633, 2463),
+    "oxford_pets": (2944, 736, 3669), "stanford_cars": (6509, 1635, 8041), "sun397": (15880, 3970, 19850),
+    "ucf101": (7639, 1898, 3783), "imagenet": (1281167, None, 50000),
+}
+
+
+@dataclass
+class SplitReport:
+    listed: int
+    present: int
+    missing: list = field(default_factory=list)
+    unreadable: list = field(default_factory=list)  # (path, reason)
+
+
+@dataclass
+class Report:
+    name: str
+    dataset_dir: str
+    status: str = "found"  # found | missing | incomplete
+    problems: list = field(default_factory=list)
+    splits: dict = field(default_factory=dict)  # split name -> SplitReport
+    notes: list = field(default_factory=list)
+
+
+def _readable(path):
+    try:
+        read_image(path)
+    except Exception as err:
+        return str(err).split(". The file")[0]
+    return None
+
+
+def check_dataset(name, root, quick=False, workers=8):
+    """Inspect dataset ``name`` under ``root`` without loading it; returns a Report."""
+    cls = find_loader(name)
+    loader = cls.locate(root)
+    report = Report(cls.config_name, loader.dataset_dir)
+    if not os.path.isdir(loader.dataset_dir):
+        report.status = "missing"
+        report.problems.append(f"no folder {loader.dataset_dir}; get it with: {download_command(cls.config_name, root)}")
+        return report
+    try:
+        loader.check_layout()
+        with contextlib.redirect_stdout(io.StringIO()):  # the loaders' "Reading split from ..." lines
+            splits = loader.read_splits()
+    except (FileNotFoundError, ValueError) as err:
+        report.status = "incomplete"
+        report.problems.append(str(err).split("\n")[0] + f"  (fix: {download_command(cls.config_name, root)})")
+        return report
+    if splits is None:
+        report.status = "incomplete"
+        report.problems.append(f"split file {loader.split_path} is missing: the loader would create a new split, "
+                               f"not CoOp's; get it with: {download_command(cls.config_name, root)}")
+        return report
+    for split_name, entries in splits.items():
+        paths = [e[0] for e in entries]
+        missing = [p for p in paths if not os.path.isfile(p)]
+        sr = SplitReport(listed=len(paths), present=len(paths) - len(missing), missing=missing)
+        if not quick:
+            gone = set(missing)
+            present = [p for p in paths if p not in gone]
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for path, reason in zip(present, pool.map(_readable, present)):
+                    if reason:
+                        sr.unreadable.append((path, reason))
+        report.splits[split_name] = sr
+        if sr.missing or sr.unreadable:
+            report.status = "incomplete"
+    expected = COOP_SIZES.get(cls.config_name)
+    if expected:
+        listed = {"train": expected[0], "val": expected[1], "test": expected[2]}
+        differ = [f"{k} {report.splits[k].listed} vs {v}" for k, v in listed.items()
+                  if v is not None and k in report.splits and report.splits[k].listed != v]
+        if differ:
+            report.notes.append("split sizes differ from CoOp's published split (" + ", ".join(differ) + ")")
+    return report
+
+
+def format_report(report):
+    lines = [f"== {report.name} ({report.dataset_dir}): {report.status}"]
+    lines += [f"   {p}" for p in report.problems]
+    for split_name, sr in report.splits.items():
+        line = f"   {split_name:5s}: {sr.present}/{sr.listed} images present"
+        if sr.unreadable:
+            line += f", {len(sr.unreadable)} unreadable"
+        lines.append(line)
+        if sr.missing:
+            lines.append(f"     missing ({len(sr.missing)}): " + ", ".join(sr.missing[:3]) +
+                         (" ..." if len(sr.missing) > 3 else ""))
+        for path, reason in sr.unreadable[:3]:
+            lines.append(f"     unreadable: {reason}")
+        if len(sr.unreadable) > 3:
+            lines.append(f"     ... and {len(sr.unreadable) - 3} more unreadable")
+    lines += [f"   note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m datasets.check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"dataset(s) to check (default: all): {', '.join(NAMES)}")
+    parser.add_argument("--root", required=True, help="data root (DATASET.ROOT)")
+    parser.add_argument("--quick", action="store_true", help="only check that images exist (do not decode them)")
+    parser.add_argument("--workers", type=int, default=8, help="threads decoding images")
+    args = parser.parse_args(argv)
+    try:
+        names = [find_loader(n).config_name for n in (args.names or NAMES)]
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    reports = [check_dataset(n, args.root, args.quick, args.workers) for n in names]
+    for report in reports:
+        print(format_report(report))
+    print("\nSummary: " + ", ".join(f"{r.name} {r.status}" for r in reports))
+    return 0 if all(r.status == "found" for r in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

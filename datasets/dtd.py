@@ -1,0 +1,22 @@
+"""Describable Textures (CoOp layout): 47 texture classes, one folder each."""
+from engine import DATASET_REGISTRY
+
+from .base import CoOpDataset
+from .splits import read_and_split_data
+
+
+@DATASET_REGISTRY.register()
+class DescribableTextures(CoOpDataset):
+    dataset_dir = "dtd"
+    image_folder = "images"
+    split_file = "split_zhou_DescribableTextures.json"
+    config_name = "dtd"
+    descriptions_key = "dtd"
+    layout = """\
+dtd/
+  images/<class>/*.jpg                   (from dtd-r1.0.1.tar.gz; imdb/ and labels/ are not needed)
+  split_zhou_DescribableTextures.json    (CoOp's split; created 50/20/30 per class if missing)
+"""
+
+    def create_splits(self, rng):
+        return read_and_split_data(self.image_dir, rng)

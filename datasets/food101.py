@@ -1,0 +1,22 @@
+"""Food-101 (CoOp layout): 101 dishes, one folder each."""
+from engine import DATASET_REGISTRY
+
+from .base import CoOpDataset
+from .splits import read_and_split_data
+
+
+@DATASET_REGISTRY.register()
+class Food101(CoOpDataset):
+    dataset_dir = "food-101"
+    image_folder = "images"
+    split_file = "split_zhou_Food101.json"
+    config_name = "food101"
+    descriptions_key = "food101"
+    layout = """\
+food-101/
+  images/<class>/*.jpg                   (from food-101.tar.gz; meta/ is not needed)
+  split_zhou_Food101.json                (CoOp's split; created 50/20/30 per class if missing)
+"""
+
+    def create_splits(self, rng):
+        return read_and_split_data(self.image_dir, rng)

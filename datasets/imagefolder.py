@@ -1,0 +1,114 @@
+"""Your own data: a folder with one sub-folder per class (``DATASET.NAME ImageFolder``).
+
+    my_data/                      DATASET.IMAGEFOLDER_DIR (absolute, or relative to DATASET.ROOT)
+      cat/*.jpg
+      dog/*.jpg
+      split_ImageFolder.json      written on first use, then reused
+      split_fewshot/              few-shot caches, as for every dataset
+
+Labels follow the sorted folder names and the split is CoOp's 50/20/30 per class, created once from a
+fixed seed and saved beside the images in the split-json format (delete it to re-split, e.g. after
+adding images). Class names are the folder names, or come from ``DATASET.CLASSNAMES_FILE`` (a json
+``{folder: name}`` or lines ``<folder> <name>``); names are applied when loading, so editing that file
+needs no re-split. The description key (``python -m descriptions.generate``, description-based trainers)
+is ``DATASET.DESCRIPTIONS_KEY`` or the folder's name.
+"""
+import json
+import os
+
+from engine import DATASET_REGISTRY
+
+from .base import CoOpDataset
+from .errors import DatasetNotFoundError, SplitFileError
+from .splits import SPLITS, class_folders, read_and_split_data, read_split
+
+SPLIT_FILE = "split_ImageFolder.json"
+NOT_CLASSES = ("split_fewshot",)
+
+
+def read_renames(path):
+    """A class renaming file -> {folder: class name} (json object, or '<folder> <name>' lines)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"DATASET.CLASSNAMES_FILE not found: {path}")
+    with open(path, "r") as f:
+        text = f.read()
+    if path.endswith(".json"):
+        try:
+            mapping = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise SplitFileError(f"{path} is not valid json ({err}).") from None
+        if not isinstance(mapping, dict):
+            raise SplitFileError(f"{path} must be a json object {{folder: class name}}.")
+        return {str(k): str(v) for k, v in mapping.items()}
+    mapping = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.strip().split(None, 1)
+        if len(fields) != 2:
+            raise SplitFileError(f"{path}:{lineno}: expected '<folder> <class name>', got {line!r}")
+        mapping[fields[0]] = fields[1].strip()
+    return mapping
+
+
+@DATASET_REGISTRY.register()
+class ImageFolder(CoOpDataset):
+    dataset_dir = ""
+    image_folder = ""
+    split_file = SPLIT_FILE
+    config_name = "imagefolder"
+    descriptions_key = ""
+    layout = """\
+<DATASET.IMAGEFOLDER_DIR>/
+  <class name>/*.jpg|png|...             (one folder per class, at least 4 images each)
+  split_ImageFolder.json                 (written on first use: 50/20/30 per class)
+"""
+
+    def configure(self, cfg):
+        folder = os.path.expanduser(cfg.DATASET.IMAGEFOLDER_DIR)
+        if not folder:
+            raise ValueError("DATASET.NAME is ImageFolder but DATASET.IMAGEFOLDER_DIR is empty: set it to a folder "
+                             "with one sub-folder of images per class (absolute, or relative to DATASET.ROOT).")
+        self.dataset_dir = self.image_dir = os.path.join(self.root, folder)
+        self.split_path = os.path.join(self.dataset_dir, SPLIT_FILE)
+        self.split_fewshot_dir = os.path.join(self.dataset_dir, "split_fewshot")
+        self.descriptions_key = cfg.DATASET.DESCRIPTIONS_KEY or os.path.basename(os.path.normpath(self.dataset_dir))
+        self.renames = {}
+        if cfg.DATASET.CLASSNAMES_FILE:
+            self.renames = read_renames(os.path.join(self.dataset_dir, os.path.expanduser(cfg.DATASET.CLASSNAMES_FILE)))
+
+    def check_layout(self):
+        if not os.path.isdir(self.dataset_dir):
+            raise DatasetNotFoundError(f"DATASET.IMAGEFOLDER_DIR not found: {self.dataset_dir}\n\nExpected layout:\n"
+                                       f"{self.layout}")
+        folders = class_folders(self.dataset_dir, ignored=NOT_CLASSES)
+        if len(folders) < 2:
+            raise DatasetNotFoundError(f"{self.dataset_dir} has {len(folders)} class folder(s); an image folder "
+                                       f"needs at least 2.\n\nExpected layout:\n{self.layout}")
+        unknown = sorted(set(self.renames) - set(folders))
+        if unknown:
+            print(f"Warning: the class names file names folders that do not exist in {self.dataset_dir}: "
+                  f"{', '.join(unknown[:5])}")
+
+    def classname(self, folder):
+        return self.renames.get(folder, folder)
+
+    def read_splits(self):
+        if not os.path.exists(self.split_path):
+            return None
+        splits = read_split(self.split_path, self.image_dir)
+        # names come from the folder of each image and the current renaming file
+        out = {}
+        for name in SPLITS:
+            out[name] = [(p, y, self.classname(os.path.relpath(p, self.image_dir).split(os.sep)[0]))
+                         for p, y, _ in splits[name]]
+        listed = {os.path.relpath(p, self.image_dir).split(os.sep)[0] for p, _, _ in out["train"]}
+        extra = sorted(set(class_folders(self.dataset_dir, ignored=NOT_CLASSES)) - listed)
+        if extra:
+            print(f"Warning: class folders {extra[:5]} are not in {self.split_path}; delete that file to split again.")
+        return out
+
+    def create_splits(self, rng):
+        folders = class_folders(self.dataset_dir, ignored=NOT_CLASSES)
+        return read_and_split_data(self.image_dir, rng, folders=folders,
+                                   new_cnames={f: self.classname(f) for f in folders})

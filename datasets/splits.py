@@ -1,0 +1,179 @@
+"""Split files and CoOp's rules for creating a split when the file is missing.
+
+Shared by every loader (and usable by new ones):
+
+- An *entry* is a tuple ``(abs_image_path, label, classname)``. Splits are handled as entries until the
+  last step, because Dassl's ``Datum`` refuses a missing image with a bare assertion; checking the
+  entries first gives one clear error with the first few missing paths and their count.
+- :func:`read_split` / :func:`save_split`: CoOp's ``split_zhou_<Name>.json`` format,
+  ``{"train"|"val"|"test": [[relpath, label, classname], ...]}`` with paths relative to an image folder.
+  Saving is atomic (temporary file + rename), so parallel runs never read half a split.
+- :func:`read_and_split_data` (one folder per class, CoOp's 50/20/30 split per class, with ignored
+  folders and renames), :func:`split_trainval` (CoOp's per-class 80/20 train/val split) and
+  :func:`split_groups` (the per-class split behind both).
+- :func:`split_rng`: the generator the fallback rules draw from. CoOp shuffles with the global
+  ``random`` (seeded by the run's seed), so the first run's seed decides the split and two parallel runs
+  with different seeds would create different splits at once. Here the split comes from a private
+  ``random.Random(SPLIT_SEED)``: every run creates the same split, and the global ``random`` that
+  few-shot sampling uses is left untouched.
+- :func:`to_datums`: entries -> Datum after checking that every image exists.
+"""
+import json
+import os
+import random
+
+from .errors import SplitFileError, find_missing, missing_images_error
+
+SPLIT_SEED = 1  # seeds the fallback split rules (see the module docstring)
+SPLITS = ("train", "val", "test")
+
+
+def split_rng(seed=SPLIT_SEED):
+    """A private random generator for creating splits."""
+    return random.Random(seed)
+
+
+def _fields(item):
+    """(impath, label, classname) of a Datum or an entry tuple."""
+    if isinstance(item, (tuple, list)):
+        impath, label, classname = item
+        return impath, int(label), classname
+    return item.impath, int(item.label), item.classname
+
+
+def relative_to(path, prefix):
+    """``path`` relative to folder ``prefix`` (CoOp strips the prefix and a leading slash)."""
+    rel = os.path.relpath(path, prefix)
+    if rel.startswith(".."):
+        raise ValueError(f"{path} is not inside {prefix}; split files store paths relative to it")
+    return rel.replace(os.sep, "/")
+
+
+def save_split(train, val, test, filepath, path_prefix):
+    """Write CoOp's split json (paths relative to ``path_prefix``) atomically; items: Datum or entries."""
+    from engine.io import atomic_write_text
+
+    split = {}
+    for name, items in zip(SPLITS, (train, val, test)):
+        rows = []
+        for item in items:
+            impath, label, classname = _fields(item)
+            rows.append([relative_to(impath, path_prefix), label, classname])
+        split[name] = rows
+    atomic_write_text(filepath, json.dumps(split, indent=4, separators=(",", ": ")))
+    print(f"Saved split to {filepath}")
+
+
+def read_split(filepath, path_prefix):
+    """Read a CoOp split json -> ``{"train"|"val"|"test": [entry, ...]}`` with absolute paths."""
+    print(f"Reading split from {filepath}")
+    try:
+        with open(filepath, "r") as f:
+            split = json.load(f)
+    except json.JSONDecodeError as err:
+        raise SplitFileError(
+            f"Split file {filepath} is not valid json ({err}); delete it to recreate it (where the dataset "
+            f"has a fallback split) or download it again."
+        ) from None
+    if not isinstance(split, dict) or any(k not in split for k in SPLITS):
+        raise SplitFileError(f"Split file {filepath} must be a json object with keys {list(SPLITS)}.")
+    out = {}
+    for name in SPLITS:
+        entries = []
+        for row in split[name]:
+            if not isinstance(row, (list, tuple)) or len(row) != 3:
+                raise SplitFileError(
+                    f"Split file {filepath}: each '{name}' item must be [relpath, label, classname], got {row!r}"
+                )
+            relpath, label, classname = row
+            entries.append((os.path.join(path_prefix, relpath), int(label), classname))
+        out[name] = entries
+    return out
+
+
+def to_datums(entries, source, hint=""):
+    """Turn entries into Datum objects; a missing image raises one error (first few paths + count)."""
+    from engine import Datum
+
+    entries = [_fields(e) for e in entries]
+    missing = find_missing([e[0] for e in entries])
+    if missing:
+        raise missing_images_error(missing, len(entries), source, hint)
+    return [Datum(impath=p, label=y, classname=c) for p, y, c in entries]
+
+
+def split_groups(groups, rng, p_trn=0.5, p_val=0.2, what="class"):
+    """CoOp's per-class split: ``groups`` is an ordered ``{label: (classname, [impaths])}``.
+
+    Each class's images are shuffled, then round(n*p_trn) go to train, round(n*p_val) to val and the
+    rest to test; every part must be non-empty (CoOp asserts it; here it is a clear error).
+    Returns three entry lists.
+    """
+    train, val, test = [], [], []
+    for label, (classname, impaths) in groups.items():
+        impaths = list(impaths)
+        rng.shuffle(impaths)
+        n_total = len(impaths)
+        n_train = round(n_total * p_trn)
+        n_val = round(n_total * p_val)
+        n_test = n_total - n_train - n_val
+        if n_train <= 0 or n_val <= 0 or n_test <= 0:
+            raise ValueError(
+                f"{what} '{classname}' has {n_total} images, too few for a {p_trn:.0%}/{p_val:.0%}/"
+                f"{1 - p_trn - p_val:.0%} train/val/test split (each part needs at least one image, i.e. "
+                f"at least 4 images); add images or remove the {what}."
+            )
+        train += [(p, label, classname) for p in impaths[:n_train]]
+        val += [(p, label, classname) for p in impaths[n_train:n_train + n_val]]
+        test += [(p, label, classname) for p in impaths[n_train + n_val:]]
+    return train, val, test
+
+
+def list_images(folder):
+    """Non-hidden files of ``folder``, sorted (CoOp lists in file-system order; sorting makes it stable)."""
+    return sorted(f for f in os.listdir(folder) if not f.startswith(".") and os.path.isfile(os.path.join(folder, f)))
+
+
+def class_folders(image_dir, ignored=(), exclude_files=True):
+    """Sorted class sub-folders of ``image_dir`` (hidden ones and ``ignored`` left out)."""
+    names = [n for n in os.listdir(image_dir) if not n.startswith(".") and n not in ignored]
+    if exclude_files:
+        names = [n for n in names if os.path.isdir(os.path.join(image_dir, n))]
+    return sorted(names)
+
+
+def read_and_split_data(image_dir, rng, p_trn=0.5, p_val=0.2, ignored=(), new_cnames=None, folders=None):
+    """CoOp's fallback for a folder per class: label = rank of the sorted folder name, class name =
+    folder name (or ``new_cnames[folder]``), then :func:`split_groups`. Returns three entry lists."""
+    new_cnames = new_cnames or {}
+    if folders is None:
+        folders = class_folders(image_dir, ignored)
+    print(f"Splitting into {p_trn:.0%} train, {p_val:.0%} val, and {1 - p_trn - p_val:.0%} test")
+    groups = {}
+    for label, folder in enumerate(folders):
+        category_dir = os.path.join(image_dir, folder)
+        impaths = [os.path.join(category_dir, im) for im in list_images(category_dir)]
+        groups[label] = (new_cnames.get(folder, folder), impaths)
+    return split_groups(groups, rng, p_trn, p_val)
+
+
+def split_trainval(trainval, rng, p_val=0.2):
+    """CoOp's train/val split of a trainval list (entries or Datum): per label, in order of first
+    appearance, a shuffled round(n*p_val) go to val and the rest to train."""
+    print(f"Splitting trainval into {1 - p_val:.0%} train and {p_val:.0%} val")
+    tracker = {}
+    for idx, item in enumerate(trainval):
+        tracker.setdefault(_fields(item)[1], []).append(idx)
+    train, val = [], []
+    for label, idxs in tracker.items():
+        n_val = round(len(idxs) * p_val)
+        if n_val <= 0:
+            classname = _fields(trainval[idxs[0]])[2]
+            raise ValueError(
+                f"class '{classname}' has {len(idxs)} trainval images, too few to hold out {p_val:.0%} for "
+                f"validation (needs at least 3)."
+            )
+        rng.shuffle(idxs)
+        for n, idx in enumerate(idxs):
+            (val if n < n_val else train).append(trainval[idx])
+    return train, val
