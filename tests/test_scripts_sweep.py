@@ -117,6 +117,15 @@ def test_each_method_script_names_its_trainer(ws, script, trainer):
     assert argv[-2:] == ["DATASET.NUM_SHOTS", "4"]
 
 
+def test_one_shot_vr_runs_use_batch_16(ws):
+    """The reference protocol trains with batch 16 when shots = 1 (batch 64 otherwise)."""
+    assert ws.run("dvp_cls.sh", "dtd", "1", "vit_b16", SEEDS="1").returncode == 0
+    assert ws.run("coop.sh", "dtd", "1", "vit_b16", SEEDS="1").returncode == 0
+    dvp, coop = [r["argv"] for r in ws.launched()]
+    assert dvp[-4:] == ["DATASET.NUM_SHOTS", "1", "DATALOADER.TRAIN_X.BATCH_SIZE", "16"]
+    assert coop[-2:] == ["DATASET.NUM_SHOTS", "1"]
+
+
 def test_finished_runs_skipped_crashed_runs_rerun(ws):
     ws.finish("caltech101/AR/rn50_1shots/seed1")
     ws.write("out/caltech101/AR/rn50_1shots/seed2/log.txt", "killed mid-training\n")

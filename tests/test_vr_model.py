@@ -1,0 +1,133 @@
+"""ReprogrammedCLIP: v prompts in one encoder call, each text scored by its own prompt, state."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vr import (FrozenCLIP, Identity, Mean, PaddingPrompt, ReprogrammedCLIP, TopKMean, description_table,
+                template_table)
+
+CLASSES = ["red_apple", "green", "blue"]
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_clip):
+    return FrozenCLIP(tiny_clip)
+
+
+def _sets(n_sets, m):
+    return [{c: [f"set {s} sentence {j} about the {c} thing." for j in range(m)] for c in CLASSES}
+            for s in range(n_sets)]
+
+
+def _random_prompts(v, seed=0):
+    p = PaddingPrompt(224, 192, num_prompts=v)
+    with torch.no_grad():
+        p.delta.copy_(torch.randn(p.delta.shape, generator=torch.Generator().manual_seed(seed)))
+    return p
+
+
+def _single(prompts, i):
+    one = PaddingPrompt(224, 192)
+    with torch.no_grad():
+        one.delta.copy_(prompts.delta[i:i + 1])
+    return one
+
+
+def test_batched_v_prompt_forward_equals_separate_calls_and_chunking(encoder):
+    v, m = 3, 2
+    x = torch.rand(2, 3, 192, 192, generator=torch.Generator().manual_seed(1))
+    prompts = _random_prompts(v)
+    model = ReprogrammedCLIP(encoder, prompts, description_table(CLASSES, _sets(v, m), [0, 1, 2]), Mean())
+    feats = model.image_features(x)
+    assert feats.shape[:2] == (v, 2)
+    for i in range(v):
+        assert torch.allclose(feats[i], encoder.encode_image(_single(prompts, i)(x)), atol=1e-5)
+    chunked = ReprogrammedCLIP(encoder, prompts, model.text_table, Mean(), encoder_chunk=4)
+    assert torch.allclose(chunked.description_logits(x), model.description_logits(x), atol=1e-5)
+
+
+def test_dvp_cls_each_description_gets_its_own_cluster_prompt(encoder):
+    v, m = 3, 4
+    table = description_table(CLASSES, _sets(1, m), num_prompts=v)
+    assignment = torch.tensor([0, 1, 2, 1, 2, 2, 0, 0, 1, 0, 2, 1])  # a cluster per (class, slot)
+    table.set_prompts(assignment)
+    prompts = _random_prompts(v, seed=3)
+    model = ReprogrammedCLIP(encoder, prompts, table, Mean())
+    x = torch.rand(2, 3, 192, 192, generator=torch.Generator().manual_seed(2))
+    z = model.description_logits(x)
+    assert z.shape == (2, len(CLASSES), m)
+    per_prompt = [encoder.encode_image(_single(prompts, i)(x)) for i in range(v)]
+    for n, p in enumerate(assignment.tolist()):
+        c, j = divmod(n, m)
+        want = encoder.logit_scale * per_prompt[p] @ table.embeddings[n]
+        assert torch.allclose(z[:, c, j], want, atol=1e-4)
+
+
+def test_dvp_cse_prompt_i_scores_cause_i_slots(encoder):
+    v, m = 3, 2
+    table = description_table(CLASSES, _sets(v, m), [0, 1, 2])
+    assert table.prompt_grid().tolist() == [[0, 0, 1, 1, 2, 2]] * 3
+    assert table.texts[2 * 1 + 0] == ["set 1 sentence 0 about the red_apple thing."]
+    prompts = _random_prompts(v, seed=4)
+    model = ReprogrammedCLIP(encoder, prompts, table, Mean())
+    x = torch.rand(1, 3, 192, 192)
+    z = model.description_logits(x)
+    f2 = encoder.encode_image(_single(prompts, 2)(x))
+    assert torch.allclose(z[0, 1, 4:6], encoder.logit_scale * f2[0] @ table.embeddings[10:12].t(), atol=1e-4)
+
+
+def test_template_embedding_is_renormalised_mean_and_underscores_become_spaces(encoder):
+    table = template_table(CLASSES, ["a photo of {}.", "{} texture."])
+    assert table.texts[0] == ["a photo of red apple.", "{} texture.".format("red apple")]
+    table.encode(encoder)
+    each = encoder.encode_text(table.texts[0])
+    assert torch.allclose(table.embeddings[0], F.normalize(each.mean(0), dim=0), atol=1e-6)
+    assert torch.allclose(table.embeddings.norm(dim=-1), torch.ones(3), atol=1e-5)
+
+
+def test_state_is_what_was_learned_and_clip_stays_frozen(encoder):
+    table = description_table(CLASSES, _sets(1, 3))
+    model = ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), table, TopKMean(2))
+    state = model.state_dict()
+    assert set(state) == {"prompts.delta", "text_table.classes", "text_table.slots", "text_table.prompts",
+                          "text_table._extra_state"}
+    model.train()
+    assert not encoder.model.training
+    x = torch.rand(2, 3, 192, 192)
+    model(x).sum().backward()
+    assert model.prompts.delta.grad is not None and model.prompts.delta.grad.abs().sum() > 0
+    assert all(p.grad is None for p in encoder.model.parameters())
+
+    # a checkpoint holding other sentences re-encodes them on load
+    other = description_table(CLASSES, [{c: [f"another text {j} for {c}." for j in range(3)] for c in CLASSES}])
+    other_model = ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), other, TopKMean(2))
+    model.load_state_dict(other_model.state_dict())
+    assert model.text_table.texts == other.texts
+    assert torch.equal(model.text_table.embeddings, other.embeddings)
+
+
+def test_mismatched_parts_are_errors(encoder):
+    table = description_table(CLASSES, _sets(2, 2), [0, 1])
+    with pytest.raises(ValueError, match="assigns texts to 2 prompts but 1 visual prompts"):
+        ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), table, Mean())
+    with pytest.raises(ValueError, match="one text per class"):
+        ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), description_table(CLASSES, _sets(1, 2)), Identity())
+    with pytest.raises(ValueError, match="no sentences for the classes \\['blue'\\]"):
+        description_table(CLASSES, [{"red_apple": ["x" * 30], "green": ["y" * 30]}])
+
+
+def test_mixed_precision_forward_backward_with_prm(encoder):
+    """Autocast path of the training steps (bf16 on the CPU here; fp16 on CUDA is the same code)."""
+    from vr import PRM
+
+    table = description_table(CLASSES, _sets(2, 2), [0, 1])
+    model = ReprogrammedCLIP(encoder, PaddingPrompt(224, 192, num_prompts=2), table, PRM(3, 4, topk=2))
+    x, y = torch.rand(2, 3, 192, 192), torch.tensor([0, 2])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, z = model.forward_with_descriptions(x)
+        loss = F.cross_entropy(logits, y)
+    model.aggregation.observe(z.detach(), y)
+    loss.backward()
+    assert z.dtype == torch.bfloat16 and logits.dtype == torch.float32
+    assert torch.isfinite(model.prompts.delta.grad).all() and model.prompts.delta.grad.abs().sum() > 0
+    assert int(model.aggregation.statistics().sum()) == 2 * 2

@@ -1,0 +1,115 @@
+"""Helpers for the VR trainer tests: toy description files, configs, in-process trainers.
+
+Data: the ToyColors dataset of tests/toy_plugin.py (4 classes, coloured squares). Backbone: test-tiny.
+Descriptions: generated into a temporary folder under the key "toy" (DATASET.DESCRIPTIONS_KEY).
+"""
+import json
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+import engine
+from engine import DatasetWrapper, build_trainer, get_cfg_default, set_random_seed
+from tests.toy_plugin import TOY_CLASSES  # noqa: F401  (also registers ToyColors)
+
+KEY = "toy"
+FILES = {
+    "attributes/toy_des.json": "looks {adj} and has a {noun} that is easy to see",
+    "attributes/toy_dist.json": "differs from the others by its {adj} {noun}",
+    "causes/toy_cse_1.json": "shape: the outline is {adj} like a {noun}",
+    "causes/toy_cse_2.json": "colour: the surface is {adj} like a {noun}",
+    "causes/toy_cse_3.json": "texture: the grain is {adj} like a {noun}",
+}
+ADJ = ["bright", "dull", "round", "sharp", "soft", "rough"]
+NOUN = ["ball", "leaf", "stone", "cloud", "brick", "shell"]
+
+
+def write_toy_descriptions(folder, classes=TOY_CLASSES, n=6, skip_class=None):
+    """Write every toy description file (n sentences per class, plus one too short to be used)."""
+    for rel, pattern in FILES.items():
+        data = {}
+        for c in classes:
+            if c == skip_class:
+                continue
+            data[c] = [f"A {c} thing " + pattern.format(adj=ADJ[i % 6], noun=NOUN[(i + len(c)) % 6]) + "."
+                       for i in range(n)] + ["too short"]
+        path = os.path.join(folder, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(data, f)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def toy_descriptions(tmp_path_factory):
+    return write_toy_descriptions(tmp_path_factory.mktemp("toy_descriptions"))
+
+
+# small method settings so that a run takes seconds on a CPU
+METHOD_OPTS = {
+    "ATTRVR": {"M": 4, "K": 2},
+    "DVP_CSE": {"M": 2, "PRM_TOPK": 2},
+    "DVP_CLS": {"M": 4, "PRM_TOPK": 2, "V": 2, "KMEANS_N_INIT": 2},
+}
+NODES = {"ZeroshotCLIP": "ZEROSHOTCLIP", "VP": "VP", "AR": "AR", "AttrVR": "ATTRVR", "DVP_CSE": "DVP_CSE",
+         "DVP_CLS": "DVP_CLS"}
+
+
+def toy_cfg(trainer, root, output_dir, descriptions_dir, epochs=3, seed=1, opts=()):
+    """A frozen config for ``trainer`` on ToyColors (2 shots, batch 3) with test-tiny, on the CPU."""
+    cfg = get_cfg_default()
+    engine.extend_cfg(cfg)
+    cfg.DATASET.NAME = "ToyColors"
+    cfg.DATASET.ROOT = root
+    cfg.DATASET.NUM_SHOTS = 2
+    cfg.DATASET.DESCRIPTIONS_DIR = descriptions_dir
+    cfg.DATASET.DESCRIPTIONS_KEY = KEY
+    cfg.MODEL.BACKBONE.NAME = "test-tiny"
+    cfg.USE_CUDA = False
+    cfg.DATALOADER.NUM_WORKERS = 0
+    cfg.DATALOADER.TRAIN_X.BATCH_SIZE = 3  # 8 training images: batches of 3, 3 and 2 (no drop_last)
+    cfg.DATALOADER.TEST.BATCH_SIZE = 16
+    cfg.OPTIM.NAME = "sgd"
+    cfg.OPTIM.LR = 10.0
+    cfg.OPTIM.WEIGHT_DECAY = 0.0
+    cfg.OPTIM.LR_SCHEDULER = "cosine"
+    cfg.OPTIM.MAX_EPOCH = epochs
+    cfg.TRAIN.PRINT_FREQ = 100
+    cfg.TRAINER.NAME = trainer
+    cfg.OUTPUT_DIR = str(output_dir)
+    cfg.SEED = seed
+    node = cfg.TRAINER[NODES[trainer]]
+    for k, v in METHOD_OPTS.get(NODES[trainer], {}).items():
+        node[k] = v
+    cfg.merge_from_list(list(opts))
+    cfg.freeze()
+    return cfg
+
+
+def make_trainer(cfg):
+    set_random_seed(cfg.SEED)
+    return build_trainer(cfg)
+
+
+def train_set_loss(trainer):
+    """Mean cross-entropy of the model on the training images (test transform, eval mode, fp32)."""
+    from trainers.base import vr_transforms
+
+    tfm = vr_transforms(trainer.model.prompts.loader_size)[1]
+    loader = DataLoader(DatasetWrapper(trainer.cfg, trainer.dm.dataset.train_x, transform=tfm), batch_size=64)
+    trainer.model.eval()
+    with torch.no_grad():
+        batch = next(iter(loader))
+        return F.cross_entropy(trainer.model(batch["img"]), batch["label"]).item()
+
+
+def eval_logits(trainer):
+    """(class logits, labels) of the whole test set, in loader order."""
+    trainer.model.eval()
+    with torch.no_grad():
+        batches = list(trainer.test_loader)
+        logits = torch.cat([trainer.model(b["img"].to(trainer.device)) for b in batches])
+    return logits, torch.cat([b["label"] for b in batches])

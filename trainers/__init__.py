@@ -1,0 +1,14 @@
+"""Trainers, registered in the engine's TRAINER_REGISTRY by class name; importing this package also
+registers their config nodes (TRAINER.<NAME>.*).
+
+VR trainers (one model family, see vr/): ZeroshotCLIP, VP, AR, AttrVR, DVP_CSE, DVP_CLS; shared code in
+trainers/base.py. CoOp lives in trainers/coop.py when present.
+"""
+import importlib
+import os
+
+from . import ar, attrvr, dvp, vp, zsclip  # noqa: F401
+
+for _module in ("coop",):
+    if os.path.exists(os.path.join(os.path.dirname(__file__), f"{_module}.py")):
+        importlib.import_module(f"{__name__}.{_module}")

@@ -1,0 +1,420 @@
+"""Shared trainer code of the VR methods (ZeroshotCLIP, VP, AR, AttrVR, DVP_CSE, DVP_CLS).
+
+A method is a subclass that names its config node (``NODE``) and says which texts it embeds
+(``build_text``), how many prompts it uses (``num_prompts``) and how it aggregates
+(``build_aggregation``). Everything else lives here, once: CLIP loading, the VR data pipeline
+(loaders yield [0,1] images; the prompt normalises), the reference's per-iteration cosine schedule,
+precision, PRM statistics hooks, the per-epoch test curve and the run files.
+
+Only Dassl's public TrainerX contract is used, so the trainers also run on the real Dassl 0.6.3.
+"""
+import contextlib
+import csv
+import io
+import os
+import random
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from torchvision import transforms as T
+
+from engine import (DataManager, TrainerX, build_lr_scheduler, build_optimizer, build_sampler, distributed,
+                    load_checkpoint)
+from engine.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from vr import FrozenCLIP, PROMPT_KINDS, ReprogrammedCLIP, build_prompt, loader_size_for
+
+from .pipeline import VRDatasetWrapper, augment_seed, check_pipeline_cfg, set_loader_epoch
+
+MODEL_NAME = "vr_model"  # checkpoints: OUTPUT_DIR/vr_model/model.pth.tar-<epoch>
+PRECISIONS = ("fp16", "bf16", "fp32")
+PER_EPOCH_FILE = "per_epoch_test.json"
+
+
+def add_common_keys(node, prompt="padding", input_size=192, pad=30, templates=None):
+    """Keys every VR trainer node has (each trainer registers its own node with its defaults)."""
+    node.PROMPT = prompt  # padding | watermark | none
+    node.INPUT_SIZE = input_size  # padding: side of the image inside the frame
+    node.PAD = pad  # watermark: frame width in pixels
+    node.PRECISION = "fp16"  # training steps: fp16 | bf16 autocast (CUDA; fp16 -> fp32 on CPU) | fp32
+    node.ENCODER_CHUNK = 0  # > 0: run the image encoder on at most this many images at once
+    if templates is not None:
+        node.TEMPLATES = templates  # vr: 'This is a photo of {}.' | coop: CoOp's per-dataset template
+
+
+def add_description_keys(node, m=20):
+    node.M = m  # sentences sampled per class (per file)
+    node.SAMPLING = "reference"  # reference (random.sample / random.choices) | without (no repeats)
+
+
+def vr_transforms(size):
+    """The reference's pipelines; both end at ToTensor (no normalisation: the prompt does it)."""
+    bicubic = T.InterpolationMode.BICUBIC
+    train = T.Compose([T.Resize(size, interpolation=bicubic), T.RandomResizedCrop(size, interpolation=bicubic),
+                       T.RandomHorizontalFlip(), T.ToTensor()])
+    test = T.Compose([T.Resize(size, interpolation=bicubic), T.CenterCrop(size), T.ToTensor()])
+    return train, test
+
+
+def full_pass_loader(cfg, data_source, tfm, seed=None):
+    """Training loader WITHOUT drop_last: every sample is seen (and counted by the PRM) every epoch.
+
+    The images go through trainers/pipeline.py (cache, per-sample augmentation seeds: ``seed``); in a
+    multi-process run this process gets its part of every global batch (engine/distributed.py).
+    """
+    x = cfg.DATALOADER.TRAIN_X
+    sampler = build_sampler(x.SAMPLER, cfg=cfg, data_source=data_source, batch_size=x.BATCH_SIZE,
+                            n_domain=x.N_DOMAIN, n_ins=x.N_INS)
+    dataset = VRDatasetWrapper(cfg, data_source, transform=tfm, is_train=True,
+                               cache=cfg.DATALOADER.get("CACHE_TRAIN", False), seed=seed, what="training images")
+    if seed is not None and not distributed.is_distributed():  # the order a multi-process run uses too
+        sampler = distributed.SeededOrderSampler(sampler, seed)
+    if distributed.is_distributed():
+        return distributed.sharded_loader(cfg, dataset, sampler, x.BATCH_SIZE, is_train=True, drop_last=False)
+    return DataLoader(dataset, batch_size=x.BATCH_SIZE, sampler=sampler, num_workers=cfg.DATALOADER.NUM_WORKERS,
+                      drop_last=False, pin_memory=torch.cuda.is_available() and cfg.USE_CUDA)
+
+
+def _eval_wrapper(cfg, data_source, transform=None, is_train=False):
+    """Dataset wrapper of the val/test loaders (the DataManager's train_x loader is replaced)."""
+    cache = (not is_train) and cfg.DATALOADER.get("CACHE_TEST", False)
+    return VRDatasetWrapper(cfg, data_source, transform=transform, is_train=is_train, cache=cache,
+                            what="evaluation images")
+
+
+class VRTrainer(TrainerX):
+    """Base of the VR trainers. Subclasses set NODE and implement build_text / build_aggregation."""
+
+    NODE = ""  # config node under TRAINER
+    TRAINS = True  # ZeroshotCLIP: False
+    STATS_EPOCHS = 0  # DVP: 1 (epoch 0 collects PRM statistics, updates nothing)
+
+    # ---- what a method defines -------------------------------------------------------------
+    def num_prompts(self) -> int:
+        return 1
+
+    def build_text(self, classnames):
+        """Return the TextTable (texts, class/slot/prompt indices) of this method."""
+        raise NotImplementedError
+
+    def build_aggregation(self, table):
+        raise NotImplementedError
+
+    def check_method_cfg(self, cfg):
+        """Method-specific config checks (run before anything is loaded)."""
+
+    def write_method_files(self, output_dir):
+        """Extra files written into OUTPUT_DIR at the end of training (DVP: the PRM)."""
+
+    # ---- config ------------------------------------------------------------------------------
+    @property
+    def vcfg(self):
+        return self.cfg.TRAINER[self.NODE]
+
+    def check_cfg(self, cfg):
+        node = cfg.TRAINER.get(self.NODE)
+        if node is None:
+            raise KeyError(f"Config node TRAINER.{self.NODE} is missing: build the config with engine.extend_cfg.")
+        if str(node.PROMPT).lower() not in PROMPT_KINDS:
+            raise ValueError(f'Unknown visual prompt kind "{node.PROMPT}" (TRAINER.{self.NODE}.PROMPT). '
+                             f"Use one of: {', '.join(PROMPT_KINDS)}.")
+        if node.PRECISION not in PRECISIONS:
+            raise ValueError(f'Unknown precision "{node.PRECISION}" (TRAINER.{self.NODE}.PRECISION). '
+                             f"Use one of: {', '.join(PRECISIONS)}.")
+        if int(node.ENCODER_CHUNK) < 0:
+            raise ValueError(f"TRAINER.{self.NODE}.ENCODER_CHUNK must be >= 0 (0: no chunking).")
+        check_pipeline_cfg(cfg)
+        if self.TRAINS and cfg.OPTIM.MAX_EPOCH <= self.STATS_EPOCHS:
+            print(f"Note: OPTIM.MAX_EPOCH = {cfg.OPTIM.MAX_EPOCH} leaves no epoch that updates the prompts "
+                  f"(the first {self.STATS_EPOCHS} epoch(s) only collect PRM statistics).")
+        self.check_method_cfg(cfg)
+
+    def sampling_seed(self):
+        """Seed of the description draw: the run's seed (a fresh one, printed, when SEED < 0)."""
+        if self.cfg.SEED >= 0:
+            return int(self.cfg.SEED)
+        if not hasattr(self, "_sampling_seed"):  # the same on every process of a torchrun run
+            self._sampling_seed = distributed.broadcast_int(random.SystemRandom().randrange(2 ** 31))
+            print(f"SEED < 0: descriptions are sampled with seed {self._sampling_seed}")
+        return self._sampling_seed
+
+    def load_descriptions(self, classnames, files, m):
+        """Resolve, validate and sample description files; print the report lines; return the sets."""
+        from descriptions import load_and_sample
+
+        sets = load_and_sample(self.cfg.DATASET.NAME, classnames, files, m=int(m), seed=self.sampling_seed(),
+                               mode=self.vcfg.SAMPLING, descriptions_dir=self.cfg.DATASET.DESCRIPTIONS_DIR,
+                               key=self.description_key_of(self.cfg))
+        for s in sets:
+            print(s.line)
+        self.description_sets = sets
+        return [s.sentences for s in sets]
+
+    def resolve_description_files(self, cfg, files):
+        """Fail early (before data and CLIP are loaded) when a description file is missing."""
+        from descriptions import resolve_file
+
+        for group, suffix in files:
+            resolve_file(cfg.DATASET.NAME, group, suffix, descriptions_dir=cfg.DATASET.DESCRIPTIONS_DIR,
+                         key=self.description_key_of(cfg))
+
+    @staticmethod
+    def description_key_of(cfg):
+        """DATASET.DESCRIPTIONS_KEY, else the dataset loader's published key (datasets package)."""
+        try:
+            from datasets import descriptions_key
+        except ImportError:  # the datasets package is optional for the trainers
+            return cfg.DATASET.get("DESCRIPTIONS_KEY", "")
+        return descriptions_key(cfg)
+
+    # ---- data ----------------------------------------------------------------------------------
+    def build_data_loader(self):
+        cfg = self.cfg
+        from backbones import load_clip
+
+        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
+        self.clip = FrozenCLIP(load_clip(cfg.MODEL.BACKBONE.NAME, self.device, weights=cfg.MODEL.BACKBONE.WEIGHTS,
+                                         pretrained=cfg.MODEL.BACKBONE.PRETRAINED))
+        node = self.vcfg
+        self.make_prompts(1)  # checks the prompt geometry against the backbone before loading data
+        size = loader_size_for(node.PROMPT, self.clip.image_size, node.INPUT_SIZE)
+        tfm_train, tfm_test = vr_transforms(size)
+        dm = DataManager(cfg, custom_tfm_train=tfm_train, custom_tfm_test=tfm_test, dataset_wrapper=_eval_wrapper)
+        dm.train_loader_x = full_pass_loader(cfg, dm.dataset.train_x, tfm_train,
+                                             seed=augment_seed(cfg, self.sampling_seed()))
+        self.train_loader_x = dm.train_loader_x
+        self.train_loader_u = dm.train_loader_u
+        self.val_loader = dm.val_loader
+        self.test_loader = dm.test_loader
+        self.num_classes = dm.num_classes
+        self.num_source_domains = dm.num_source_domains
+        self.lab2cname = dm.lab2cname
+        self.dm = dm
+
+    # ---- model -------------------------------------------------------------------------------
+    def make_prompts(self, num_prompts):
+        n = self.vcfg
+        return build_prompt(n.PROMPT, self.clip.image_size, self.clip.mean, self.clip.std, num_prompts,
+                            input_size=n.INPUT_SIZE, pad=n.PAD)
+
+    def build_model(self):
+        cfg = self.cfg
+        classnames = self.dm.dataset.classnames
+        table = self.build_text(classnames)
+        prompts = self.make_prompts(self.num_prompts())
+        aggregation = self.build_aggregation(table)
+        self.model = ReprogrammedCLIP(self.clip, prompts, table, aggregation,
+                                      encoder_chunk=self.vcfg.ENCODER_CHUNK).to(self.device)
+        print(f"{self.NODE}: {prompts.num_prompts} {prompts.kind} prompt(s), "
+              f"{prompts.num_trainable_entries():,} trainable entries; {len(table):,} texts "
+              f"({table.num_classes} classes x {table.num_slots}); aggregation {type(aggregation).__name__}")
+        optim = sched = None
+        if self.TRAINS:
+            optim = build_optimizer(self.model, cfg.OPTIM)
+            sched = self.build_scheduler(optim)
+        self.optim, self.sched = optim, sched
+        self.register_model(MODEL_NAME, self.model, optim, sched)
+        self._precision_note_done = False
+        self.per_epoch_test = []
+
+    def build_scheduler(self, optim):
+        """OPTIM.LR_SCHEDULER 'cosine': the reference's cosine stepped per ITERATION,
+        T_max = MAX_EPOCH * iterations per epoch (built here: Dassl's warm-up schedulers fail on recent
+        torch). Any other Dassl name: the engine's scheduler, stepped per epoch."""
+        if self.cfg.OPTIM.LR_SCHEDULER == "cosine":
+            self.lr_per_iteration = True
+            t_max = self.cfg.OPTIM.MAX_EPOCH * len(self.train_loader_x)
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=max(1, t_max))
+        self.lr_per_iteration = False
+        return build_lr_scheduler(optim, self.cfg.OPTIM)
+
+    # ---- training ----------------------------------------------------------------------------
+    def effective_precision(self):
+        """PRECISION as run: fp16 autocast needs CUDA, so it becomes fp32 on other devices."""
+        precision = self.vcfg.PRECISION
+        return "fp32" if precision == "fp16" and self.device.type != "cuda" else precision
+
+    def train_autocast(self):
+        """Autocast for training steps (tests always run in fp32, as in the reference)."""
+        precision = self.effective_precision()
+        if precision != self.vcfg.PRECISION and not self._precision_note_done:
+            print(f"Note: fp16 autocast needs CUDA; training in fp32 on the {self.device.type.upper()}.")
+            self._precision_note_done = True
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def updates_this_epoch(self):
+        return self.epoch >= self.STATS_EPOCHS
+
+    def observe(self, batch, z, label):
+        """Statistics of the real samples (a multi-process run may pad a rank's last batch, ``valid``)."""
+        if "valid" in batch:
+            keep = torch.as_tensor(batch["valid"], dtype=torch.bool).to(label.device)
+            z, label = z[keep], label[keep]
+        self.model.aggregation.observe(z, label)
+
+    def before_epoch(self):
+        super().before_epoch()
+        set_loader_epoch(self.train_loader_x, self.epoch)  # per-sample augmentation seeds
+
+    def forward_backward(self, batch):
+        image, label = self.parse_batch_train(batch)[:2]
+        if self.updates_this_epoch():
+            with self.train_autocast():
+                logits, z = self.model.forward_with_descriptions(image)
+                loss = F.cross_entropy(logits, label)
+            self.observe(batch, z.detach(), label)  # same forward as the loss, before the step
+            self.model_backward_and_update(loss)
+            if self.lr_per_iteration:
+                self.update_lr()
+        else:  # statistics-only epoch (DVP epoch 0): fp32, nothing is updated
+            with torch.no_grad():
+                logits, z = self.model.forward_with_descriptions(image)
+                loss = F.cross_entropy(logits, label)
+            self.observe(batch, z, label)
+        acc = (logits.argmax(dim=1) == label).float().mean().item() * 100.0
+        return {"loss": loss.item(), "acc": acc}
+
+    def sync_statistics(self):
+        """All-reduce the aggregation's statistics (PRM counts) when running distributed."""
+        stats = getattr(self.model.aggregation, "statistics", None)
+        if stats is not None:
+            distributed.all_reduce_sum(stats())  # no-op in one process
+
+    def after_epoch(self):
+        self.sync_statistics()
+        self.model.aggregation.end_epoch()  # PRM: re-estimated from this epoch's counts
+        if self.updates_this_epoch() and not self.lr_per_iteration:
+            self.update_lr()
+        if self.cfg.TEST.PER_EPOCH and not self.cfg.TEST.NO_TEST and self.updates_this_epoch():
+            acc = float(self.test())
+            self.per_epoch_test.append(acc)
+            self._per_epoch_records.append({"epoch": self.epoch + 1, "accuracy": acc})
+            if distributed.is_main_process():
+                atomic_write_json(os.path.join(self.output_dir, PER_EPOCH_FILE), self._per_epoch_records)
+        super().after_epoch()  # checkpoint (holds the re-estimated PRM)
+
+    def before_train(self):
+        if not self.TRAINS:
+            raise ValueError(f"{self.cfg.TRAINER.NAME} has nothing to train: run it with --eval-only "
+                             f"(and no --model-dir).")
+        super().before_train()
+        # on resume, keep the per-epoch curve of the epochs already done
+        self._per_epoch_records = []
+        path = os.path.join(self.output_dir, PER_EPOCH_FILE)
+        if self.cfg.TEST.PER_EPOCH and self.start_epoch > 0 and os.path.isfile(path):
+            import json
+
+            with open(path) as f:
+                self._per_epoch_records = [r for r in json.load(f) if r["epoch"] <= self.start_epoch]
+            self.per_epoch_test = [r["accuracy"] for r in self._per_epoch_records]
+
+    def after_train(self):
+        if distributed.is_main_process():  # one writer per run
+            self.write_run_files()
+        super().after_train()
+
+    def load_model(self, directory, epoch=None):
+        """Dassl's load_model without its val_result formatting (None for last-epoch checkpoints on
+        real Dassl). A checkpoint holding other texts re-encodes them (see vr.model)."""
+        if not directory:
+            print("Note that load_model() is skipped as no pretrained model is given")
+            return
+        model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
+        for name in self.get_model_names():
+            path = os.path.join(directory, name, model_file)
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"No model at {path}. Pass the OUTPUT_DIR of a training run of "
+                                        f"{self.cfg.TRAINER.NAME} and one of its saved epochs (--load-epoch).")
+            checkpoint = load_checkpoint(path)
+            print(f"Load {path} to {name} (epoch={checkpoint['epoch']})")
+            self._models[name].load_state_dict(checkpoint["state_dict"])
+
+    # ---- outputs -----------------------------------------------------------------------------
+    def write_run_files(self):
+        """The texts each prompt scores (with the sampling reports) and the method's own files."""
+        out = self.output_dir
+        table = self.model.text_table
+        record = {
+            "trainer": self.cfg.TRAINER.NAME,
+            "classnames": list(self.dm.dataset.classnames),
+            "num_slots": table.num_slots,
+            "num_prompts": table.num_prompts,
+            "texts": {c: [{"slot": j, "prompt": int(table.prompts[i * table.num_slots + j]),
+                           "text": " | ".join(table.texts[i * table.num_slots + j])} for j in range(table.num_slots)]
+                      for i, c in enumerate(self.dm.dataset.classnames)},
+        }
+        sets = getattr(self, "description_sets", None)
+        if sets:
+            record["description_files"] = [{"group": s.group, "suffix": s.suffix, "path": s.path,
+                                            "report": s.report.to_dict()} for s in sets]
+        record.update(self.run_record())
+        atomic_write_json(os.path.join(out, "vr_texts.json"), record)
+        self.write_method_files(out)
+
+    def run_record(self):
+        """Method-specific facts stored with the run (grouping, ...)."""
+        return {}
+
+    def extra_results(self):
+        """Extra keys for results.json (train.py calls this when present)."""
+        prompts = self.model.prompts
+        info = {"prompt": prompts.kind, "num_prompts": prompts.num_prompts,
+                "trainable_entries": prompts.num_trainable_entries(),
+                "precision": self.vcfg.PRECISION, "precision_used": self.effective_precision()}
+        sets = getattr(self, "description_sets", None)
+        if sets:
+            info["description_sampling"] = self.vcfg.SAMPLING
+            info["description_files"] = [f"{s.group}/{os.path.basename(s.path)}" for s in sets]
+        info.update(self.run_record())
+        return {"vr": info}
+
+
+def write_csv(path, header, rows):
+    """Write a small csv atomically."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def save_tensors(path, obj):
+    """torch.save to a temp file, then rename."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def check_description_cfg(node, name):
+    """M and SAMPLING of a description method."""
+    from descriptions import MODES
+
+    if int(node.M) < 1:
+        raise ValueError(f"TRAINER.{name}.M (sentences per class) must be at least 1, got {node.M}.")
+    if node.SAMPLING not in MODES:
+        raise ValueError(f'Unknown description sampling "{node.SAMPLING}" (TRAINER.{name}.SAMPLING). '
+                         f"Use one of: {', '.join(MODES)}.")
+
+
+class TemplateTrainer(VRTrainer):
+    """One template text per class, one prompt, identity aggregation (ZeroshotCLIP, VP, AR)."""
+
+    def check_method_cfg(self, cfg):
+        from vr import templates_for
+
+        templates_for(cfg.DATASET.NAME, cfg.TRAINER[self.NODE].TEMPLATES)  # unknown choice -> error
+
+    def build_text(self, classnames):
+        from vr import template_table, templates_for
+
+        templates = templates_for(self.cfg.DATASET.NAME, self.vcfg.TEMPLATES)
+        print(f"Templates ({self.vcfg.TEMPLATES}): {templates}")
+        return template_table(classnames, templates)
+
+    def build_aggregation(self, table):
+        from vr import Identity
+
+        return Identity()

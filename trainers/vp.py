@@ -1,0 +1,15 @@
+"""VP (Bahng et al.): a watermark prompt (30-px frame on the normalised 224 image), one template."""
+from engine import TRAINER_REGISTRY
+from engine.extend import ensure_node, register_config
+
+from .base import TemplateTrainer, add_common_keys
+
+
+@register_config
+def _vp_keys(cfg):
+    add_common_keys(ensure_node(cfg, "TRAINER.VP"), prompt="watermark", input_size=224, pad=30, templates="vr")
+
+
+@TRAINER_REGISTRY.register()
+class VP(TemplateTrainer):
+    NODE = "VP"

@@ -1,0 +1,84 @@
+"""ReprogrammedCLIP: the one model family behind ZS, VP, AR, AttrVR, DVP-cse and DVP-cls.
+
+    x in [0,1] --prompts (v of them)--> v*B images --frozen CLIP (one call)--> (v, B, D) features
+    features x all text embeddings (one matmul) --> (v, B, N) --pick each text's own prompt--> (B, N)
+    --> description logits z (B, C, M') --aggregation--> class logits (B, C)
+
+Swapping the prompt module, the text table or the aggregation gives each method.
+The frozen CLIP is held outside the module tree (see vr/clip.py), so ``state_dict`` holds exactly what
+was learned or chosen: prompt parameters, the text table (strings, class/slot/prompt indices) and the
+aggregation's state (PRM weights and counts); a load that brings other strings re-encodes them.
+"""
+import torch
+import torch.nn as nn
+
+from .aggregation import Aggregation
+from .clip import FrozenCLIP
+from .prompts import VisualPrompt
+from .text import TextTable
+
+
+class ReprogrammedCLIP(nn.Module):
+    def __init__(self, encoder: FrozenCLIP, prompts: VisualPrompt, text_table: TextTable,
+                 aggregation: Aggregation, encoder_chunk: int = 0):
+        super().__init__()
+        if text_table.num_prompts != prompts.num_prompts:
+            raise ValueError(f"The text table assigns texts to {text_table.num_prompts} prompts but "
+                             f"{prompts.num_prompts} visual prompts were built.")
+        if prompts.image_size != encoder.image_size:
+            raise ValueError(f"The prompts produce {prompts.image_size}px images but the backbone "
+                             f"{encoder.name} expects {encoder.image_size}px.")
+        aggregation.check(text_table.num_classes, text_table.num_slots)
+        self.__dict__["encoder"] = encoder  # not a submodule: never saved, never put in train mode
+        self.prompts = prompts
+        self.text_table = text_table
+        self.aggregation = aggregation
+        self.encoder_chunk = int(encoder_chunk)
+        self.register_load_state_dict_post_hook(ReprogrammedCLIP._refresh_after_load)
+        self.refresh_text()
+
+    @property
+    def num_classes(self) -> int:
+        return self.text_table.num_classes
+
+    def refresh_text(self):
+        """(Re-)encode the text table if its strings changed (construction, checkpoint load)."""
+        if self.text_table.stale:
+            self.text_table.encode(self.encoder)
+
+    @staticmethod
+    def _refresh_after_load(module, incompatible_keys):
+        module.refresh_text()
+
+    def image_features(self, x01: torch.Tensor) -> torch.Tensor:
+        """(v, B, D) normalised features of the batch under each of the v prompts (one encoder call)."""
+        images = self.prompts(x01)
+        feats = self.encoder.encode_image(images, chunk=self.encoder_chunk)
+        return feats.view(self.prompts.num_prompts, x01.shape[0], -1)
+
+    def description_logits(self, x01: torch.Tensor) -> torch.Tensor:
+        """z (B, C, M'): each text scored by the image features of ITS prompt, times CLIP's logit scale."""
+        self.refresh_text()
+        feats = self.image_features(x01)  # (v, B, D)
+        v, b, d = feats.shape
+        table = self.text_table
+        emb = table.embeddings.to(feats.dtype)
+        scores = self.encoder.logit_scale * (feats.reshape(v * b, d) @ emb.t())  # (v*B, N)
+        scores = scores.view(v, b, -1)
+        if v == 1:
+            picked = scores[0]
+        else:
+            index = table.prompts.view(1, 1, -1).expand(1, b, -1)
+            picked = scores.gather(0, index)[0]  # (B, N)
+        return picked.view(b, table.num_classes, table.num_slots)
+
+    def forward(self, x01: torch.Tensor) -> torch.Tensor:
+        return self.aggregation(self.description_logits(x01))
+
+    def forward_with_descriptions(self, x01: torch.Tensor):
+        """(class logits, description logits): training needs both (loss, PRM statistics)."""
+        z = self.description_logits(x01)
+        return self.aggregation(z), z
+
+    def num_trainable_entries(self) -> int:
+        return self.prompts.num_trainable_entries()

@@ -1,0 +1,189 @@
+"""Text side of reprogramming: which texts are embedded, and which prompt scores each of them.
+
+A ``TextTable`` is a list of entries, each with a class, a slot (its position among the class's texts)
+and the index of the visual prompt that scores it. Entry n sits at ``class * num_slots + slot`` so the
+description logits reshape to (B, C, M') without scatter. An entry holds one or more strings whose
+normalised embeddings are averaged and re-normalised (templates); a description entry holds one string.
+
+The strings travel with checkpoints (as module "extra state": lists of strings), the embeddings do not:
+they are re-encoded with the frozen CLIP when a checkpoint holding other strings is loaded.
+"""
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# The single template of the VR papers (VP, AR, AttrVR reference code).
+VR_TEMPLATE = "This is a photo of {}."
+
+# CoOp's zero-shot templates per dataset (DATASET.NAME), the ones behind CoOp's zero-shot numbers.
+COOP_TEMPLATES = {
+    "OxfordPets": "a photo of a {}, a type of pet.",
+    "OxfordFlowers": "a photo of a {}, a type of flower.",
+    "FGVCAircraft": "a photo of a {}, a type of aircraft.",
+    "DescribableTextures": "{} texture.",
+    "EuroSAT": "a centered satellite photo of {}.",
+    "StanfordCars": "a photo of a {}.",
+    "Food101": "a photo of {}, a type of food.",
+    "SUN397": "a photo of a {}.",
+    "Caltech101": "a photo of a {}.",
+    "UCF101": "a photo of a person doing {}.",
+    "ImageNet": "a photo of a {}.",
+    "ImageNetSketch": "a photo of a {}.",
+    "ImageNetV2": "a photo of a {}.",
+    "ImageNetA": "a photo of a {}.",
+    "ImageNetR": "a photo of a {}.",
+}
+
+# This project's templates for datasets CoOp has none for (not from any paper).
+PROJECT_TEMPLATES = {
+    "Resisc45": "a satellite photo of {}.",
+    "Digits": 'a photo of the digit "{}".',
+}
+DEFAULT_TEMPLATE = "a photo of a {}."  # any other dataset (e.g. ImageFolder)
+
+TEMPLATE_CHOICES = ("vr", "coop")
+
+
+def class_text(classname: str) -> str:
+    """Class name as it appears in a template: underscores become spaces."""
+    return classname.replace("_", " ")
+
+
+def templates_for(dataset_name: str, choice: str = "vr") -> List[str]:
+    """Templates for a dataset: "vr" -> the VR papers' single template; "coop" -> CoOp's per-dataset one."""
+    choice = str(choice).lower()
+    if choice == "vr":
+        return [VR_TEMPLATE]
+    if choice == "coop":
+        if dataset_name in COOP_TEMPLATES:
+            return [COOP_TEMPLATES[dataset_name]]
+        return [PROJECT_TEMPLATES.get(dataset_name, DEFAULT_TEMPLATE)]
+    raise ValueError(f'Unknown template choice "{choice}" (TRAINER.<NAME>.TEMPLATES). Use one of: '
+                     f"{', '.join(TEMPLATE_CHOICES)}.")
+
+
+class TextTable(nn.Module):
+    """Text entries with (class, slot, prompt) indices and their cached CLIP embeddings."""
+
+    def __init__(self, texts: Sequence[Sequence[str]], classes: Sequence[int], slots: Sequence[int],
+                 prompts: Sequence[int], num_classes: int, num_slots: int, num_prompts: int = 1):
+        super().__init__()
+        self.num_classes, self.num_slots, self.num_prompts = int(num_classes), int(num_slots), int(num_prompts)
+        self.texts: List[List[str]] = [list(t) for t in texts]
+        classes = torch.as_tensor(list(classes), dtype=torch.long)
+        slots = torch.as_tensor(list(slots), dtype=torch.long)
+        n = self.num_classes * self.num_slots
+        if len(self.texts) != n or classes.numel() != n or slots.numel() != n:
+            raise ValueError(f"A text table for {num_classes} classes x {num_slots} slots needs {n} entries, "
+                             f"got {len(self.texts)}.")
+        if not torch.equal(classes * self.num_slots + slots, torch.arange(n)):
+            raise ValueError("Text table entries must be ordered by class, then slot.")
+        if any(len(t) == 0 for t in self.texts):
+            raise ValueError("Every text table entry needs at least one string.")
+        self.register_buffer("classes", classes)
+        self.register_buffer("slots", slots)
+        self.register_buffer("prompts", torch.zeros(n, dtype=torch.long))
+        self.register_buffer("embeddings", torch.empty(0), persistent=False)
+        self.set_prompts(prompts)
+        self.stale = True  # embeddings do not match ``texts`` yet
+
+    def __len__(self):
+        return len(self.texts)
+
+    def set_prompts(self, prompts: Sequence[int]):
+        """Assign each entry to a visual prompt (cause index, cluster label, ...)."""
+        prompts = torch.as_tensor(prompts, dtype=torch.long).reshape(-1).to(self.prompts.device)
+        if prompts.numel() != len(self.texts):
+            raise ValueError(f"Got {prompts.numel()} prompt indices for {len(self.texts)} texts.")
+        if prompts.numel() and (prompts.min() < 0 or prompts.max() >= self.num_prompts):
+            raise ValueError(f"Prompt indices must lie in [0, {self.num_prompts}).")
+        self.prompts.copy_(prompts)
+
+    def prompt_grid(self) -> torch.Tensor:
+        """(C, M') prompt index of every description slot."""
+        return self.prompts.view(self.num_classes, self.num_slots)
+
+    def texts_of_class(self, c: int) -> List[str]:
+        return [" | ".join(t) for t in self.texts[c * self.num_slots:(c + 1) * self.num_slots]]
+
+    @torch.no_grad()
+    def encode(self, encoder):
+        """Embed every entry with the frozen CLIP (mean over an entry's strings, re-normalised)."""
+        flat = [s for t in self.texts for s in t]
+        feats = encoder.encode_text(flat)
+        if all(len(t) == 1 for t in self.texts):
+            emb = feats
+        else:
+            parts, start = [], 0
+            for t in self.texts:
+                parts.append(feats[start:start + len(t)].mean(0))
+                start += len(t)
+            emb = F.normalize(torch.stack(parts), dim=-1)
+        self.embeddings = emb.to(self.prompts.device)
+        self.stale = False
+        return self.embeddings
+
+    def get_extra_state(self):
+        return {"texts": self.texts, "num_classes": self.num_classes, "num_slots": self.num_slots,
+                "num_prompts": self.num_prompts}
+
+    def set_extra_state(self, state):
+        shape = (state["num_classes"], state["num_slots"], state["num_prompts"])
+        if shape != (self.num_classes, self.num_slots, self.num_prompts):
+            raise ValueError(
+                f"The checkpoint's text table has (classes, slots, prompts) = {shape}, this model has "
+                f"{(self.num_classes, self.num_slots, self.num_prompts)}. Evaluate with the config the run "
+                f"was trained with (same dataset, m, v, cause files).")
+        texts = [list(t) for t in state["texts"]]
+        if texts != self.texts:
+            self.texts = texts
+            self.stale = True
+
+
+def template_table(classnames: Sequence[str], templates: Sequence[str]) -> TextTable:
+    """One entry per class: the class name in every template (averaged embedding), scored by prompt 0."""
+    if not templates:
+        raise ValueError("At least one template is needed.")
+    texts = [[t.format(class_text(c)) for t in templates] for c in classnames]
+    c = len(classnames)
+    return TextTable(texts, range(c), [0] * c, [0] * c, c, 1, 1)
+
+
+def description_table(classnames: Sequence[str], sets: Sequence[Dict[str, List[str]]],
+                      prompt_of_set: Optional[Sequence[int]] = None, num_prompts: Optional[int] = None) -> TextTable:
+    """Entries from description sets ({class: [m sentences]}), concatenated per class.
+
+    Class c's slots are set 0's sentences, then set 1's, ...; set s is scored by ``prompt_of_set[s]``
+    (default: all by prompt 0). DVP-cse: one set per cause, prompt i per cause. AttrVR: DesAttr and
+    DistAttr with one prompt. DVP-cls: one set, prompts assigned later by clustering (``set_prompts``).
+    """
+    if not sets:
+        raise ValueError("At least one description set is needed.")
+    prompt_of_set = list(prompt_of_set) if prompt_of_set is not None else [0] * len(sets)
+    if len(prompt_of_set) != len(sets):
+        raise ValueError(f"{len(sets)} description sets but {len(prompt_of_set)} prompt indices.")
+    sizes = []
+    for s, group in enumerate(sets):
+        missing = [c for c in classnames if c not in group]
+        if missing:
+            raise ValueError(f"Description set {s} has no sentences for the classes {missing[:5]}.")
+        counts = {len(group[c]) for c in classnames}
+        if len(counts) != 1 or 0 in counts:
+            raise ValueError(f"Description set {s} must hold the same (non-zero) number of sentences per "
+                             f"class, got {sorted(counts)}; sample them with descriptions.sample_descriptions.")
+        sizes.append(counts.pop())
+    num_slots = sum(sizes)
+    texts, classes, slots, prompts = [], [], [], []
+    for ci, c in enumerate(classnames):
+        slot = 0
+        for s, group in enumerate(sets):
+            for sentence in group[c]:
+                texts.append([sentence])
+                classes.append(ci)
+                slots.append(slot)
+                prompts.append(prompt_of_set[s])
+                slot += 1
+    v = num_prompts if num_prompts is not None else max(prompt_of_set) + 1
+    return TextTable(texts, classes, slots, prompts, len(classnames), num_slots, v)
