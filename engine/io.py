@@ -4,6 +4,9 @@ import os
 import pickle
 import tempfile
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def atomic_write_bytes(path, data: bytes):
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
@@ -12,6 +15,7 @@ def atomic_write_bytes(path, data: bytes):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
