@@ -46,5 +46,5 @@ def descriptions_key(cfg):
     name = cfg.DATASET.NAME
     if name == "ImageFolder":
         return os.path.basename(os.path.normpath(cfg.DATASET.IMAGEFOLDER_DIR))
-    cls = DATASET_REGISTRY.get(name) if name in DATASET_REGISTRY else None
+    cls = DATASET_REGISTRY.get(name) if name in DATASET_REGISTRY.registered_names() else None
     return getattr(cls, "descriptions_key", "") or name.lower()

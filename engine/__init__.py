@@ -33,6 +33,7 @@ else:
                           load_checkpoint, load_pretrained_weights, mkdir_if_missing, read_image, read_json,
                           resume_from_checkpoint, save_checkpoint, set_random_seed, write_json)
 
+from . import io  # noqa: E402,F401  (engine.io: atomic writes, on both backends)
 from .extend import extend_cfg, register_config  # noqa: E402
 from .fewshot_cache import load_fewshot_cache, save_fewshot_cache  # noqa: E402
 

@@ -1,17 +1,17 @@
-"""CoOp's few-shot cache files (split_fewshot/shot_{K}-seed_{S}.pkl), readable by either backend.
+"""CoOp's few-shot cache files (split_fewshot/shot_{K}-seed_{S}.pkl), readable by either backend and by CoOp.
 
-Dassl's pickles name ``dassl.data.datasets.base_dataset.Datum``; the builtin engine's name
-``engine.builtin.data.datasets.Datum``. Both classes store the same attributes, so loading maps either
-class path to the Datum of the active backend. Writes are atomic (parallel runs share a data root).
+Dassl's pickles name ``dassl.data.datasets.base_dataset.Datum``; caches written by earlier builtin runs name
+``engine.builtin.data.datasets.Datum``. Both classes store the same attributes, so loading maps either class
+path to the Datum of the active backend. Writing always names Dassl's class path (on the builtin backend too),
+so a data root shared with CoOp itself holds only caches that CoOp's plain ``pickle.load`` reads.
+Writes are atomic (parallel runs share a data root).
 """
 import io
 import pickle
 
-DATUM_PATHS = {
-    ("dassl.data.datasets.base_dataset", "Datum"),
-    ("dassl.data.datasets", "Datum"),
-    ("engine.builtin.data.datasets", "Datum"),
-}
+DASSL_DATUM = ("dassl.data.datasets.base_dataset", "Datum")
+BUILTIN_DATUM = ("engine.builtin.data.datasets", "Datum")
+DATUM_PATHS = {DASSL_DATUM, ("dassl.data.datasets", "Datum"), BUILTIN_DATUM}
 
 
 class _DatumUnpickler(pickle.Unpickler):
@@ -23,6 +23,32 @@ class _DatumUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+class _DasslNamingPickler(pickle._Pickler):
+    """Pickles the builtin Datum class under Dassl's module path.
+
+    The C pickler checks that a class is importable under the name it writes, which Dassl's path is not
+    when Dassl is absent; the pure-Python pickler lets this one class reference be written by hand.
+    Everything else is pickled as usual.
+    """
+
+    def save_global(self, obj, name=None):
+        from engine.builtin.data.datasets import Datum
+
+        if obj is Datum:
+            module, qualname = DASSL_DATUM
+            self.write(pickle.GLOBAL + f"{module}\n{qualname}\n".encode("ascii"))
+            self.memoize(obj)
+            return
+        super().save_global(obj, name)
+
+
+def dumps_fewshot_cache(data):
+    """The bytes of a cache file holding ``data`` (Datum classes named as Dassl names them)."""
+    buf = io.BytesIO()
+    _DasslNamingPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(data)
+    return buf.getvalue()
+
+
 def load_fewshot_cache(path):
     """Return the pickled ``{"train": [...], "val": [...]}`` dict with Datum objects of this backend."""
     with open(path, "rb") as f:
@@ -31,6 +57,6 @@ def load_fewshot_cache(path):
 
 def save_fewshot_cache(path, data):
     """Pickle ``data`` to ``path`` atomically (temporary file, then rename)."""
-    from .io import atomic_pickle_dump
+    from .io import atomic_write_bytes
 
-    atomic_pickle_dump(path, data)
+    atomic_write_bytes(path, dumps_fewshot_cache(data))

@@ -5,6 +5,7 @@ import hashlib
 import http.server
 import io
 import os
+import sys
 import shutil
 import tarfile
 import threading
@@ -248,7 +249,7 @@ def test_commands_end_to_end(tmp_path, mirror):
     shutil.copytree(mini.dataset_dir, staging / "data")
     mirror.put("fgvc_aircraft", "fgvc-aircraft-2013b.tar.gz", tar_gz(str(staging), "fgvc-aircraft-2013b"))
     root = tmp_path / "data"
-    res = run_cmd(["python3", "-m", "datasets.download", "fgvc_aircraft", "--root", str(root)],
+    res = run_cmd([sys.executable, "-m", "datasets.download", "fgvc_aircraft", "--root", str(root)],
                   DATASETS_MIRROR=mirror.url)
     assert res.returncode == 0, res.stdout + res.stderr
     assert os.path.isfile(root / "fgvc_aircraft" / "variants.txt")

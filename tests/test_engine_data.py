@@ -68,7 +68,8 @@ def test_fewshot_two_sources_and_no_shots(tmp_path):
 
 
 def test_datum_requires_existing_image(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    # the builtin Datum raises a FileNotFoundError naming the path; real Dassl's asserts
+    with pytest.raises(AssertionError if engine.BACKEND == "dassl" else FileNotFoundError):
         Datum(str(tmp_path / "missing.jpg"), 0, 0, "x")
     d = Datum(_images(tmp_path, 1)[0], 1, 0, "cat")
     with pytest.raises(AttributeError):
@@ -133,7 +134,8 @@ def test_registry_rules():
     with pytest.raises(KeyError, match="already registered"):
         reg.register()(type("Alpha", (), {}))
     reg.register(force=True)(type("Alpha", (), {}))
-    with pytest.raises(KeyError, match='Did you mean "Alpha"'):
+    # the close-match hint is the builtin registry's addition; Dassl's KeyError only names the object
+    with pytest.raises(KeyError, match='Did you mean "Alpha"' if engine.BACKEND == "builtin" else "alpah"):
         reg.get("alpah")
 
 

@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import sys
 
 import pytest
 import torch
@@ -22,7 +23,7 @@ def _accuracy_lines(text):
 
 def test_train_kill_resume_then_eval_only_reproduces(toy_root, tmp_path):
     out = tmp_path / "run"
-    base = ["python", "train.py", "--root", toy_root, "--output-dir", str(out)] + TOY
+    base = [sys.executable, "train.py", "--root", toy_root, "--output-dir", str(out)] + TOY
     killed = run_cmd(base, VR_PLUGINS="tests.toy_plugin", TOY_KILL_AT_EPOCH="2")
     assert killed.returncode != 0  # SIGKILL after epoch 2 was checkpointed
     assert (out / "toynet" / "model.pth.tar-2").exists()
@@ -44,7 +45,7 @@ def test_train_kill_resume_then_eval_only_reproduces(toy_root, tmp_path):
     assert (out / "toynet" / "checkpoint").read_text().strip() == "model.pth.tar-4"
 
     ev_out = tmp_path / "eval"
-    ev = run_cmd(["python", "train.py", "--root", toy_root, "--output-dir", str(ev_out), "--eval-only",
+    ev = run_cmd([sys.executable, "train.py", "--root", toy_root, "--output-dir", str(ev_out), "--eval-only",
                   "--model-dir", str(out), "--load-epoch", "4"] + TOY, VR_PLUGINS="tests.toy_plugin")
     assert ev.returncode == 0, ev.stderr
     res_ev = json.loads((ev_out / "results.json").read_text())
@@ -113,7 +114,7 @@ def test_missing_root_and_empty_model_dir(toy_root, tmp_path, capsys):
 
 def test_nan_loss_stops_with_epoch_and_batch_and_keeps_checkpoints(toy_root, tmp_path):
     out = tmp_path / "nan"
-    proc = run_cmd(["python", "train.py", "--root", toy_root, "--output-dir", str(out)] + TOY,
+    proc = run_cmd([sys.executable, "train.py", "--root", toy_root, "--output-dir", str(out)] + TOY,
                    VR_PLUGINS="tests.toy_plugin", TOY_NAN_AT_EPOCH="3")
     assert proc.returncode == 1
     assert "Loss is infinite or NaN! (epoch 3/4, batch 1/" in proc.stderr

@@ -6,6 +6,7 @@ sorted and its top-1 is the trained model's own prediction; user mistakes give o
 import importlib.util
 import json
 import os
+import sys
 import re
 import shutil
 from pathlib import Path
@@ -231,7 +232,7 @@ def test_predict_runs_from_the_command_line(dvp_run, tmp_path):
     """As users run it, from the repository root (a quick failure: the sys.path bootstrap and the error path;
     plot_prm.py bootstraps the same way)."""
     run_dir, _ = dvp_run
-    proc = run_cmd(["python3", "scripts/predict.py", run_dir, str(tmp_path / "missing.png")], timeout=240)
+    proc = run_cmd([sys.executable, "scripts/predict.py", run_dir, str(tmp_path / "missing.png")], timeout=240)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("ERROR: ") and "missing.png does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr

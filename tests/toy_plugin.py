@@ -2,8 +2,9 @@
 
 ToyColors: coloured 16x16 squares, a few classes whose labels first appear out of order, written on disk
 in the CoOp split-json layout. ToyLinear: a linear classifier on 8x8 thumbnails, trained with the engine's
-optimiser and scheduler. Environment switches make it misbehave on purpose: TOY_KILL_AT_EPOCH=N kills the
-process (SIGKILL) after epoch N is checkpointed; TOY_NAN_AT_EPOCH=N returns a NaN loss in epoch N.
+optimiser and warm-up-safe scheduler; it runs on both backends (builtin and real Dassl). Environment
+switches make it misbehave on purpose: TOY_KILL_AT_EPOCH=N kills the process (SIGKILL) after epoch N is
+checkpointed; TOY_NAN_AT_EPOCH=N returns a NaN loss in epoch N.
 """
 import os
 import signal
@@ -14,8 +15,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from engine import (DATASET_REGISTRY, TRAINER_REGISTRY, DatasetBase, Datum, TrainerX, build_lr_scheduler,
-                    build_optimizer, read_json, write_json)
+from engine import (DATASET_REGISTRY, TRAINER_REGISTRY, DatasetBase, Datum, TrainerX, build_optimizer,
+                    load_checkpoint, read_json, write_json)
+from engine.schedulers import build_lr_scheduler  # Dassl 0.6.3's own warm-up schedulers fail on torch 2.x
 
 TOY_CLASSES = ["red", "green", "blue", "yellow"]
 TOY_COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "yellow": (220, 220, 30)}
@@ -91,6 +93,21 @@ class ToyLinear(TrainerX):
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return {"loss": loss.item()}
+
+    def load_model(self, directory, epoch=None):
+        """As CoOp's trainers do: Dassl 0.6.3's load_model formats val_result, which is None in
+        last-epoch checkpoints, and fails on them."""
+        if not directory:
+            print("Note that load_model() is skipped as no pretrained model is given")
+            return
+        model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
+        for name in self.get_model_names():
+            path = os.path.join(directory, name, model_file)
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"No model at {path}")
+            checkpoint = load_checkpoint(path)
+            print(f"Load {path} to {name} (epoch={checkpoint['epoch']})")
+            self._models[name].load_state_dict(checkpoint["state_dict"])
 
     def after_epoch(self):
         super().after_epoch()

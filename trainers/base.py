@@ -19,11 +19,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torchvision import transforms as T
 
-from engine import (DataManager, TrainerX, build_lr_scheduler, build_optimizer, build_sampler, distributed,
-                    load_checkpoint)
+from engine import DataManager, TrainerX, build_lr_scheduler, build_optimizer, build_sampler, distributed
 from engine.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from vr import FrozenCLIP, PROMPT_KINDS, ReprogrammedCLIP, build_prompt, loader_size_for
 
+from .loading import SafeLoadModel
 from .pipeline import VRDatasetWrapper, augment_seed, check_pipeline_cfg, set_loader_epoch
 
 MODEL_NAME = "vr_model"  # checkpoints: OUTPUT_DIR/vr_model/model.pth.tar-<epoch>
@@ -82,7 +82,7 @@ def _eval_wrapper(cfg, data_source, transform=None, is_train=False):
                             what="evaluation images")
 
 
-class VRTrainer(TrainerX):
+class VRTrainer(SafeLoadModel, TrainerX):
     """Base of the VR trainers. Subclasses set NODE and implement build_text / build_aggregation."""
 
     NODE = ""  # config node under TRAINER
@@ -315,22 +315,6 @@ class VRTrainer(TrainerX):
         if distributed.is_main_process():  # one writer per run
             self.write_run_files()
         super().after_train()
-
-    def load_model(self, directory, epoch=None):
-        """Dassl's load_model without its val_result formatting (None for last-epoch checkpoints on
-        real Dassl). A checkpoint holding other texts re-encodes them (see vr.model)."""
-        if not directory:
-            print("Note that load_model() is skipped as no pretrained model is given")
-            return
-        model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
-        for name in self.get_model_names():
-            path = os.path.join(directory, name, model_file)
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"No model at {path}. Pass the OUTPUT_DIR of a training run of "
-                                        f"{self.cfg.TRAINER.NAME} and one of its saved epochs (--load-epoch).")
-            checkpoint = load_checkpoint(path)
-            print(f"Load {path} to {name} (epoch={checkpoint['epoch']})")
-            self._models[name].load_state_dict(checkpoint["state_dict"])
 
     # ---- outputs -----------------------------------------------------------------------------
     def write_run_files(self):

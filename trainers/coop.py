@@ -28,6 +28,8 @@ import torch.nn.functional as F
 
 from engine import TRAINER_REGISTRY, TrainerX, build_optimizer, compute_accuracy, load_pretrained_weights
 from engine.extend import ensure_node, register_config
+
+from .loading import SafeLoadModel
 from engine.io import atomic_write_json
 from engine.schedulers import build_lr_scheduler
 from vr.clip import FrozenCLIP
@@ -260,7 +262,7 @@ class CoOpCLIP(nn.Module):
 
 # ---- the trainer --------------------------------------------------------------------------------
 @TRAINER_REGISTRY.register()
-class CoOp(TrainerX):
+class CoOp(SafeLoadModel, TrainerX):
     """Context Optimization (CoOp), https://arxiv.org/abs/2109.01134."""
 
     def check_cfg(self, cfg):

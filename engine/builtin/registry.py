@@ -54,6 +54,3 @@ class Registry:
 
     def registered_names(self):
         return list(self._obj_map.keys())
-
-    def __contains__(self, name):
-        return name in self._obj_map
