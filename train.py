@@ -15,7 +15,7 @@ import traceback
 import torch
 
 import engine
-from engine import build_trainer, collect_env_info, get_cfg_default, set_random_seed
+from engine import build_trainer, distributed, collect_env_info, get_cfg_default, set_random_seed
 from engine.builtin.registry import close_matches
 from engine.results import build_results, git_revision, write_config, write_results
 from engine.run_logging import append_to_log, setup_run_logger, stop_run_logger
@@ -169,20 +169,63 @@ def print_args(args, cfg):
     print(cfg)
 
 
+def nan_message(err, trainer):
+    """The NaN/inf-loss message with the epoch and batch where it happened. The builtin TrainerX puts them in
+    the message itself; real Dassl raises a bare "Loss is infinite or NaN!", so they are added here."""
+    msg = str(err)
+    if "(epoch " in msg or not hasattr(trainer, "batch_idx"):
+        return msg
+    return (f"{msg} (epoch {trainer.epoch + 1}/{trainer.max_epoch}, batch {trainer.batch_idx + 1}/"
+            f"{getattr(trainer, 'num_batches', '?')}). Training stopped; checkpoints of earlier epochs are kept. "
+            f"Lower OPTIM.LR or use fp32.")
+
+
+def start_distributed(cfg):
+    """Join torchrun's process group when WORLD_SIZE > 1 (builtin engine only); True in a multi-process run."""
+    if distributed.env_world_size() <= 1:
+        return False
+    if engine.BACKEND != "builtin":
+        raise UsageError(f"Multi-process training (torchrun, WORLD_SIZE={distributed.env_world_size()}) needs the "
+                         f"builtin engine, but the backend is {engine.BACKEND}. Set ENGINE_BACKEND=builtin.")
+    return distributed.init_from_env(use_cuda=cfg.USE_CUDA)
+
+
 def run(args):
-    """Run one job; returns the results mapping (None when nothing was evaluated)."""
+    """Run one job; returns the results mapping (None when nothing was evaluated).
+
+    Under torchrun every process runs this; rank 0 alone prints and writes the run's files.
+    """
     start = time.time()
     cfg = setup_cfg(args)
     check_inputs(cfg, args)
+    multi = start_distributed(cfg)
+    if not multi:
+        return _run(args, cfg, start)
+    console = sys.stdout
+    if not distributed.is_main_process():
+        sys.stdout = open(os.devnull, "w")  # the other ranks print nothing (errors still go to stderr)
+    try:
+        return _run(args, cfg, start)
+    finally:
+        if sys.stdout is not console and not distributed.is_main_process():
+            sys.stdout.close()
+            sys.stdout = console
+        distributed.shutdown()
+
+
+def _run(args, cfg, start):
+    main_process = distributed.is_main_process()
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-    setup_run_logger(cfg.OUTPUT_DIR)
+    if main_process:
+        setup_run_logger(cfg.OUTPUT_DIR)
     try:
         if torch.cuda.is_available() and cfg.USE_CUDA:
             torch.backends.cudnn.benchmark = True
-        write_config(cfg, cfg.OUTPUT_DIR)
+        if main_process:
+            write_config(cfg, cfg.OUTPUT_DIR)
         print_args(args, cfg)
         print("Collecting env info ...")
         print(f"** System info **\n{collect_env_info()}\n")
@@ -192,14 +235,18 @@ def run(args):
             trainer.load_model(args.model_dir, epoch=args.load_epoch)
             trainer.test()
         elif not args.no_train:
-            trainer.train()
+            try:
+                trainer.train()
+            except FloatingPointError as err:
+                raise FloatingPointError(nan_message(err, trainer)) from err
         else:
             return None
         if cfg.TEST.NO_TEST and not args.eval_only:
             return None
         results = build_results(cfg, trainer, time.time() - start)
-        path = write_results(results, cfg.OUTPUT_DIR)
-        print(f"Results written to {path}")
+        if main_process:
+            path = write_results(results, cfg.OUTPUT_DIR)
+            print(f"Results written to {path}")
         return results
     finally:
         sys.stdout.flush()

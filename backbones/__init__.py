@@ -16,6 +16,7 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from .registry import BACKBONE_BUILDERS, register_backbone
 from . import tiny  # noqa: F401  (registers test-tiny)
+from . import digits_tiny  # noqa: F401  (registers digits-tiny)
 
 # CoOp spelling -> open_clip model name (all with OpenAI weights and QuickGELU)
 COOP_NAMES = {

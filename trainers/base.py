@@ -70,9 +70,12 @@ def full_pass_loader(cfg, data_source, tfm, seed=None):
     if seed is not None and not distributed.is_distributed():  # the order a multi-process run uses too
         sampler = distributed.SeededOrderSampler(sampler, seed)
     if distributed.is_distributed():
-        return distributed.sharded_loader(cfg, dataset, sampler, x.BATCH_SIZE, is_train=True, drop_last=False)
-    return DataLoader(dataset, batch_size=x.BATCH_SIZE, sampler=sampler, num_workers=cfg.DATALOADER.NUM_WORKERS,
-                      drop_last=False, pin_memory=torch.cuda.is_available() and cfg.USE_CUDA)
+        return distributed.sharded_loader(cfg, dataset, sampler, x.BATCH_SIZE, is_train=True, drop_last=False,
+                                          persistent_workers=True)
+    workers = cfg.DATALOADER.NUM_WORKERS
+    return DataLoader(dataset, batch_size=x.BATCH_SIZE, sampler=sampler, num_workers=workers, drop_last=False,
+                      pin_memory=torch.cuda.is_available() and cfg.USE_CUDA,
+                      persistent_workers=workers > 0)  # no new worker processes every epoch
 
 
 def _eval_wrapper(cfg, data_source, transform=None, is_train=False):

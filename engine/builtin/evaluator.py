@@ -5,6 +5,8 @@ import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, f1_score
 
+from engine import distributed
+
 from .registry import Registry, check_availability
 
 EVALUATOR_REGISTRY = Registry("EVALUATOR")
@@ -48,6 +50,7 @@ class Classification(EvaluatorBase):
             self._per_class_res = defaultdict(list)
 
     def reset(self):
+        self._gathered = False
         self._correct = 0
         self._total = 0
         self._y_true = []
@@ -66,7 +69,22 @@ class Classification(EvaluatorBase):
             for i, label in enumerate(gt):
                 self._per_class_res[label.item()].append(int(matches[i].item()))
 
+    def _gather(self):
+        """Multi-process runs: every rank gets the labels of the whole evaluation set, in sample order
+        (each rank evaluated a contiguous part), so the numbers cover each sample exactly once."""
+        if not distributed.is_distributed() or self.__dict__.get("_gathered"):
+            return
+        self._gathered = True  # until reset(): evaluate() twice must not gather twice
+        self._y_true, self._y_pred = distributed.gather_lists(self._y_true, self._y_pred)
+        self._total = len(self._y_true)
+        self._correct = sum(int(t == p) for t, p in zip(self._y_true, self._y_pred))
+        if self._per_class_res is not None:
+            self._per_class_res = defaultdict(list)
+            for t, p in zip(self._y_true, self._y_pred):
+                self._per_class_res[t].append(int(t == p))
+
     def evaluate(self):
+        self._gather()
         results = OrderedDict()
         acc = 100.0 * self._correct / self._total
         err = 100.0 - acc
@@ -96,7 +114,7 @@ class Classification(EvaluatorBase):
             mean_acc = np.mean(accs)
             print(f"* average: {mean_acc:.1f}%")
             results["perclass_accuracy"] = mean_acc
-        if self.cfg.TEST.COMPUTE_CMAT:
+        if self.cfg.TEST.COMPUTE_CMAT and distributed.is_main_process():
             import os.path as osp
             cmat = confusion_matrix(self._y_true, self._y_pred, normalize="true")
             save_path = osp.join(self.cfg.OUTPUT_DIR, "cmat.pt")

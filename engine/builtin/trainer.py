@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from engine import distributed
+
 from .checkpoint import load_checkpoint, resume_from_checkpoint, save_checkpoint
 from .data.manager import DataManager
 from .evaluator import build_evaluator
@@ -55,6 +57,8 @@ class TrainerBase:
         return names_real
 
     def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
+        if not distributed.is_main_process():
+            return  # one writer per run (multi-process runs)
         for name in self.get_model_names():
             optim = self._optims[name]
             sched = self._scheds[name]
@@ -117,6 +121,9 @@ class TrainerBase:
             raise FloatingPointError("Loss is infinite or NaN!")
 
     def init_writer(self, log_dir):
+        if not distributed.is_main_process():
+            self._writer = None
+            return
         if self.__dict__.get("_writer") is None or self._writer is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -181,10 +188,29 @@ class TrainerBase:
                 self._optims[name].zero_grad()
 
     def model_backward(self, loss):
+        if distributed.is_distributed():
+            # a non-finite loss is reported by sync_gradients on every rank at once (no rank left waiting)
+            self._loss_finite = bool(torch.isfinite(loss).all())
+            if self._loss_finite:
+                loss.backward()
+            return
         self.detect_anomaly(loss)
         loss.backward()
 
+    def sync_gradients(self, names=None):
+        """Multi-process runs: make every rank's gradients those of the global batch (DDP semantics).
+
+        Uses ``self.local_batch_size`` (set per batch by run_epoch) as this rank's weight. No-op in one process.
+        """
+        if not distributed.is_distributed():
+            return
+        params = [p for name in self.get_model_names(names) if self._optims[name] is not None
+                  for p in self._models[name].parameters()]
+        count = getattr(self, "local_batch_size", None)
+        distributed.sync_gradients(params, 1 if count is None else count, self.__dict__.pop("_loss_finite", True))
+
     def model_update(self, names=None):
+        self.sync_gradients(names)
         for name in self.get_model_names(names):
             if self._optims[name] is not None:
                 self._optims[name].step()
@@ -201,7 +227,7 @@ class SimpleTrainer(TrainerBase):
     def __init__(self, cfg):
         super().__init__()
         self.check_cfg(cfg)
-        self.device = torch.device("cuda") if torch.cuda.is_available() and cfg.USE_CUDA else torch.device("cpu")
+        self.device = distributed.device_for(cfg.USE_CUDA)  # cuda:LOCAL_RANK in a multi-GPU run
         self.start_epoch = self.epoch = 0
         self.max_epoch = cfg.OPTIM.MAX_EPOCH
         self.output_dir = cfg.OUTPUT_DIR
@@ -237,7 +263,8 @@ class SimpleTrainer(TrainerBase):
             directory = self.cfg.RESUME
         self.start_epoch = self.resume_model_if_exist(directory)
         writer_dir = osp.join(self.output_dir, "tensorboard")
-        mkdir_if_missing(writer_dir)
+        if distributed.is_main_process():
+            mkdir_if_missing(writer_dir)
         self.init_writer(writer_dir)
         self.time_start = time.time()
 
@@ -312,6 +339,7 @@ class TrainerX(SimpleTrainer):
         end = time.time()
         for self.batch_idx, batch in enumerate(self.train_loader_x):
             data_time.update(time.time() - end)
+            self.local_batch_size = distributed.local_batch_count(batch)  # gradient weight in multi-process runs
             try:
                 loss_summary = self.forward_backward(batch)
             except FloatingPointError as err:

@@ -5,6 +5,8 @@ from tabulate import tabulate
 from torch.utils.data import Dataset as TorchDataset
 from torchvision.transforms import Compose, ToTensor
 
+from engine import distributed
+
 from .datasets import build_dataset
 from .samplers import build_sampler
 from .transforms import INTERPOLATION_MODES, build_transform
@@ -30,6 +32,9 @@ def build_data_loader(cfg, sampler_type="SequentialSampler", data_source=None, b
         dataset_wrapper = DatasetWrapper
     if drop_last is None:
         drop_last = is_train and len(data_source) >= batch_size
+    if distributed.is_distributed():
+        return distributed.sharded_loader(cfg, dataset_wrapper(cfg, data_source, transform=tfm, is_train=is_train),
+                                          sampler, batch_size, is_train, drop_last)
     loader = torch.utils.data.DataLoader(
         dataset_wrapper(cfg, data_source, transform=tfm, is_train=is_train),
         batch_size=batch_size,

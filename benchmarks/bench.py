@@ -1,0 +1,494 @@
+"""Speed and memory of the VR trainers (numbers go into benchmarks/README.md; never asserted in tests).
+
+    python benchmarks/bench.py                      # CPU, default parts, a few minutes
+    python benchmarks/bench.py --device cuda        # on a GPU: larger batches, fp16 / bf16, ViT-B/16 at batch 64
+    python benchmarks/bench.py --parts e2e --e2e-epochs 200   # the full 200-epoch protocol
+    python benchmarks/bench.py --parts memory                 # host memory with SUN397's 397 classes
+
+Parts (``--parts``, comma-separated; default ``throughput,dvp,precision,cache,e2e``; ``memory`` on demand).
+On a CPU the default is small (ViT-B/16 only for AR and DVP_CLS at batch 1, e2e with 3 epochs); ``--full``
+runs every trainer on ViT-B/16 and larger batches.
+  throughput  training / evaluation images per second and peak memory of each trainer (VP, AR, AttrVR,
+              DVP_CSE, DVP_CLS) on test-tiny and on the ViT-B/16 architecture with random weights
+  dvp         DVP's v prompts in one encoder call (batched) against one call per prompt (ENCODER_CHUNK = B)
+  precision   training steps in fp32 / bf16 (CPU, CUDA) / fp16 (CUDA) autocast
+  cache       the training loader with DATALOADER.CACHE_TRAIN off / on, with 0 and 2 loader workers
+  e2e         wall time of a whole DVP_CLS run (train.py, from process start) against
+              benchmarks/reference_loop.py on the same generated dataset
+  memory      peak host memory (max RSS) of a 16-shot DVP_CLS process with SUN397's 397 classes
+              (6,352 training images; build, 3 training steps of batch 64, 2 test batches), cache on / off
+
+Data: a generated image folder (10 classes of 500 x 375 JPEGs, 16 shots; benchmarks/data.py) under
+``--workdir``. Results are printed as markdown tables and written to ``--json``.
+"""
+import argparse
+import contextlib
+import gc
+import io
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+import engine  # noqa: E402
+from benchmarks.data import make_descriptions, make_image_folder  # noqa: E402
+from engine import build_trainer, get_cfg_default, set_random_seed  # noqa: E402
+
+TRAINERS = ["VP", "AR", "AttrVR", "DVP_CSE", "DVP_CLS"]
+NODES = {"VP": "VP", "AR": "AR", "AttrVR": "ATTRVR", "DVP_CSE": "DVP_CSE", "DVP_CLS": "DVP_CLS"}
+KEY = "bench"
+IMAGES = "bench_images"
+
+
+# ---- machine, memory ----------------------------------------------------------------------------------
+def machine(device):
+    cpu = platform.processor() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+            "threads": torch.get_num_threads()}
+    try:
+        with open("/proc/meminfo") as f:
+            info["ram_gb"] = round(int(f.readline().split()[1]) / 2 ** 20, 1)
+    except OSError:
+        pass
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["gpu_mem_gb"] = round(torch.cuda.get_device_properties(device).total_memory / 2 ** 30, 1)
+    return info
+
+
+def rss_mb():
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    except (OSError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class PeakMemory:
+    """Peak GPU memory allocated (CUDA) or peak resident set size (CPU, sampled every 2 ms) in a block."""
+
+    def __init__(self, device):
+        self.device, self.peak, self.base = device, 0.0, 0.0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device) / 2 ** 20
+        else:
+            self.base = self.peak = rss_mb()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_mb())
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device) / 2 ** 20
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, rss_mb())
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---- configs and trainers -----------------------------------------------------------------------------
+def prepare_data(work, num_classes=10, folder=IMAGES, key=KEY):
+    t0 = time.time()
+    names = make_image_folder(os.path.join(work, folder), num_classes)
+    make_descriptions(os.path.join(work, "descriptions"), key, names)
+    return time.time() - t0
+
+
+def bench_cfg(work, trainer, backbone, device, opts=(), out="out", folder=IMAGES, key=KEY):
+    """The trainer's paper protocol (configs/trainers/<T>/vit_b16.yaml) on the generated data."""
+    cfg = get_cfg_default()
+    engine.extend_cfg(cfg)
+    cfg.merge_from_file(os.path.join(REPO, "configs", "trainers", trainer, "vit_b16.yaml"))
+    cfg.TRAINER.NAME = trainer
+    cfg.DATASET.NAME = "ImageFolder"
+    cfg.DATASET.ROOT = work
+    cfg.DATASET.IMAGEFOLDER_DIR = folder
+    cfg.DATASET.NUM_SHOTS = 16
+    cfg.DATASET.DESCRIPTIONS_DIR = os.path.join(work, "descriptions")
+    cfg.DATASET.DESCRIPTIONS_KEY = key
+    cfg.MODEL.BACKBONE.NAME = backbone
+    cfg.MODEL.BACKBONE.PRETRAINED = False  # ViT-B/16: the architecture with random weights, no download
+    cfg.USE_CUDA = device.type == "cuda"
+    cfg.DATALOADER.NUM_WORKERS = 0
+    cfg.OPTIM.LR = 0.01  # speed does not depend on it; keeps random-weight runs finite
+    cfg.SEED = 1
+    cfg.OUTPUT_DIR = os.path.join(work, out, trainer)
+    cfg.merge_from_list(list(opts))
+    cfg.freeze()
+    return cfg
+
+
+def quiet_build(cfg):
+    """Build a trainer with its printing silenced; returns (trainer, seconds)."""
+    set_random_seed(cfg.SEED)
+    t0 = time.time()
+    with contextlib.redirect_stdout(io.StringIO()):
+        trainer = build_trainer(cfg)
+    return trainer, time.time() - t0
+
+
+def time_steps(trainer, batch_size, steps, warmup, device):
+    """Training and evaluation images/s of the trainer's own step on random [0,1] images, and peak memory."""
+    size = trainer.model.prompts.loader_size
+    gen = torch.Generator().manual_seed(0)
+    img = torch.rand(batch_size, 3, size, size, generator=gen).to(device)
+    label = torch.randint(0, trainer.num_classes, (batch_size,), generator=gen).to(device)
+    batch = {"img": img, "label": label, "domain": torch.zeros_like(label)}
+    trainer.epoch = trainer.STATS_EPOCHS  # an epoch that updates the prompts
+    trainer.batch_idx, trainer.num_batches = 0, 1
+    trainer.set_model_mode("train")
+    with contextlib.redirect_stdout(io.StringIO()):
+        for _ in range(warmup):
+            trainer.forward_backward(batch)
+        sync(device)
+        with PeakMemory(device) as mem:
+            t0 = time.time()
+            for _ in range(steps):
+                trainer.forward_backward(batch)
+            sync(device)
+            train_s = time.time() - t0
+    trainer.set_model_mode("eval")
+    with torch.no_grad():
+        for _ in range(warmup):
+            trainer.model_inference(img)
+        sync(device)
+        t0 = time.time()
+        for _ in range(steps):
+            trainer.model_inference(img)
+        sync(device)
+        eval_s = time.time() - t0
+    return {"train_img_s": batch_size * steps / train_s, "eval_img_s": batch_size * steps / eval_s,
+            "peak_mb": mem.peak, "base_mb": mem.base, "step_s": train_s / steps}
+
+
+def release(trainer):
+    del trainer
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def plan(args, device):
+    """Batch sizes and step counts for the device (CPU: small, so the default run takes minutes)."""
+    cuda = device.type == "cuda"
+    big = cuda or args.full
+    return {
+        "tiny_batch": 64 if big else 32, "tiny_steps": 5 if big else 2,
+        "vit_batch": 64 if cuda else (2 if args.full else 1), "vit_steps": 10 if cuda else 1,
+        "vit_trainers": TRAINERS if big else ["AR", "DVP_CLS"],
+        "vit_m": [] if cuda else ["M", 4],  # CPU: 4 sentences per class, so the text tower finishes quickly
+        "dvp_batches": [16, 64] if cuda else [2],
+        "dvp_vit": big,  # CPU default: DVP batched vs sequential on test-tiny only
+        "precision_vit": cuda,
+        "warmup": 2 if cuda else 1,
+    }
+
+
+def method_opts(trainer, extra):
+    node = NODES[trainer]
+    if not extra or trainer in ("VP", "AR"):
+        return []
+    opts = [f"TRAINER.{node}.{extra[0]}", extra[1]]
+    if trainer == "AttrVR":
+        opts += [f"TRAINER.{node}.K", min(3, extra[1])]
+    return opts
+
+
+# ---- parts ----------------------------------------------------------------------------------------------
+def part_throughput(args, device, p):
+    rows = []
+    for backbone in args.backbones:
+        vit = backbone != "test-tiny"
+        batch, steps = (p["vit_batch"], p["vit_steps"]) if vit else (p["tiny_batch"], p["tiny_steps"])
+        for name in (p["vit_trainers"] if vit else TRAINERS):
+            opts = method_opts(name, p["vit_m"] if vit else [])
+            trainer, build_s = quiet_build(bench_cfg(args.workdir, name, backbone, device, opts))
+            r = time_steps(trainer, batch, steps, p["warmup"], device)
+            r.update(trainer=name, backbone=backbone, batch=batch, build_s=build_s,
+                     prompts=trainer.model.prompts.num_prompts, texts=len(trainer.model.text_table),
+                     precision=trainer.vcfg.PRECISION if device.type == "cuda" else "fp32")
+            rows.append(r)
+            print(f"  {backbone:9s} {name:8s} train {r['train_img_s']:8.1f} img/s  eval {r['eval_img_s']:8.1f} img/s"
+                  f"  peak {r['peak_mb']:8.0f} MB  (build {build_s:.1f} s)", flush=True)
+            release(trainer)
+    return rows
+
+
+def part_dvp(args, device, p):
+    rows = []
+    for backbone in args.backbones:
+        vit = backbone != "test-tiny"
+        if vit and not p["dvp_vit"]:
+            continue
+        batches = p["dvp_batches"] if vit else [p["tiny_batch"]]
+        steps = p["vit_steps"] if vit else p["tiny_steps"]
+        for batch in batches:
+            for mode, chunk in (("batched", 0), ("sequential", batch)):
+                opts = ["TRAINER.DVP_CLS.ENCODER_CHUNK", chunk, "TRAINER.DVP_CLS.V", 3]
+                opts += method_opts("DVP_CLS", p["vit_m"] if vit else [])
+                trainer, _ = quiet_build(bench_cfg(args.workdir, "DVP_CLS", backbone, device, opts))
+                r = time_steps(trainer, batch, steps, p["warmup"], device)
+                r.update(backbone=backbone, batch=batch, mode=mode, v=3)
+                rows.append(r)
+                print(f"  {backbone:9s} B={batch:3d} {mode:10s} train {r['train_img_s']:8.1f} img/s  "
+                      f"step {r['step_s'] * 1000:8.1f} ms  peak {r['peak_mb']:8.0f} MB", flush=True)
+                release(trainer)
+    return rows
+
+
+def part_precision(args, device, p):
+    rows = []
+    modes = ["fp32", "fp16", "bf16"] if device.type == "cuda" else ["fp32", "bf16"]
+    for backbone in args.backbones:
+        vit = backbone != "test-tiny"
+        if vit and not p["precision_vit"]:
+            continue
+        batch, steps = (p["vit_batch"], p["vit_steps"]) if vit else (p["tiny_batch"], p["tiny_steps"])
+        for prec in modes:
+            opts = ["TRAINER.DVP_CLS.PRECISION", prec] + method_opts("DVP_CLS", p["vit_m"] if vit else [])
+            trainer, _ = quiet_build(bench_cfg(args.workdir, "DVP_CLS", backbone, device, opts))
+            r = time_steps(trainer, batch, steps, p["warmup"], device)
+            r.update(backbone=backbone, batch=batch, precision=prec)
+            rows.append(r)
+            print(f"  {backbone:9s} {prec:5s} train {r['train_img_s']:8.1f} img/s  peak {r['peak_mb']:8.0f} MB",
+                  flush=True)
+            release(trainer)
+    return rows
+
+
+def part_cache(args, device, p):
+    from trainers.pipeline import set_loader_epoch
+
+    rows = []
+    for workers in (0, 2):
+        for cache in (False, True):
+            opts = ["DATALOADER.CACHE_TRAIN", cache, "DATALOADER.NUM_WORKERS", workers]
+            trainer, build_s = quiet_build(bench_cfg(args.workdir, "AR", "test-tiny", device, opts))
+            loader = trainer.train_loader_x
+            times = []
+            for epoch in range(2):
+                set_loader_epoch(loader, epoch)
+                t0 = time.time()
+                n = sum(len(b["label"]) for b in loader)
+                times.append(time.time() - t0)
+            r = {"workers": workers, "cache": cache, "images": n, "epoch_s": min(times), "img_s": n / min(times),
+                 "build_s": build_s, "cache_mb": (loader.dataset.cache.nbytes / 2 ** 20) if cache else 0.0}
+            rows.append(r)
+            print(f"  workers {workers} cache {str(cache):5s} {r['img_s']:8.1f} img/s (epoch {r['epoch_s']:.2f} s, "
+                  f"build {build_s:.1f} s, cache {r['cache_mb']:.1f} MB)", flush=True)
+            release(trainer)
+    return rows
+
+
+def _child_cpu_s():
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def _run_child(cmd, env=None):
+    """Run a command; return (wall seconds, completed process, CPU seconds of it and its children).
+
+    CPU seconds are less sensitive than wall time to other programs sharing the machine."""
+    t0, c0 = time.time(), _child_cpu_s()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
+    secs, cpu = time.time() - t0, _child_cpu_s() - c0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    return secs, proc, cpu
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    env["HF_HUB_OFFLINE"] = "1"
+    env["ENGINE_BACKEND"] = "builtin"
+    return env
+
+
+def _train_cmd(args, out, opts):
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run: train.py would resume from an earlier one
+    cmd = [sys.executable, "train.py", "--root", args.workdir, "--output-dir", out, "--trainer", "DVP_CLS",
+           "--config-file", "configs/trainers/DVP_CLS/vit_b16.yaml", "--backbone", args.e2e_backbone, "--seed", "1",
+           "MODEL.BACKBONE.PRETRAINED", "False", "DATASET.NAME", "ImageFolder", "DATASET.IMAGEFOLDER_DIR", IMAGES, "DATASET.NUM_SHOTS", "16",
+           "DATASET.DESCRIPTIONS_DIR", os.path.join(args.workdir, "descriptions"), "DATASET.DESCRIPTIONS_KEY", KEY,
+           "OPTIM.MAX_EPOCH", str(args.e2e_epochs), "USE_CUDA", str(args.device == "cuda"),
+           "TRAIN.PRINT_FREQ", "1000"]
+    return cmd + [str(o) for o in opts]
+
+
+def write_split(args, path):
+    """The run's few-shot train set and test set (the same images the toolkit trains on) for the loop."""
+    cfg = bench_cfg(args.workdir, "DVP_CLS", "test-tiny", torch.device("cpu"))
+    with contextlib.redirect_stdout(io.StringIO()):
+        dataset = engine.build_dataset(cfg)
+    split = {"classnames": list(dataset.classnames),
+             "train": [[d.impath, d.label] for d in dataset.train_x], "test": [[d.impath, d.label] for d in dataset.test]}
+    with open(path, "w") as f:
+        json.dump(split, f)
+    return split
+
+
+def part_e2e(args, device, p):
+    split_path = os.path.join(args.workdir, "bench_split.json")
+    split = write_split(args, split_path)
+    des = os.path.join(args.workdir, "descriptions", "attributes", f"{KEY}_des.json")
+    rows = []
+    workers = str(args.e2e_workers)
+    runs = [
+        ("reference-style loop (per-prompt encoder calls, 1 loader thread, test every epoch)",
+         [sys.executable, "benchmarks/reference_loop.py", "--split", split_path, "--descriptions", des,
+          "--epochs", str(args.e2e_epochs), "--device", args.device, "--backbone", args.e2e_backbone]),
+        (f"toolkit, with the reference's per-epoch test curve (TEST.PER_EPOCH, CACHE_TEST, NUM_WORKERS {workers})",
+         _train_cmd(args, os.path.join(args.workdir, "e2e_per_epoch"),
+                    ["TEST.PER_EPOCH", "True", "DATALOADER.CACHE_TEST", "True", "DATALOADER.NUM_WORKERS", workers])),
+        (f"toolkit, protocol (test after the last epoch, CACHE_TEST, NUM_WORKERS {workers})",
+         _train_cmd(args, os.path.join(args.workdir, "e2e_default"),
+                    ["DATALOADER.CACHE_TEST", "True", "DATALOADER.NUM_WORKERS", workers])),
+    ]
+    for label, cmd in runs:
+        load = os.getloadavg()[0]
+        secs, proc, cpu = _run_child(cmd, _env())
+        row = {"run": label, "wall_s": secs, "cpu_s": cpu, "load_before": load}
+        last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+        if last.startswith("{"):  # the reference loop's own breakdown
+            row.update({k: v for k, v in json.loads(last).items() if k in ("train_s", "test_s")})
+        rows.append(row)
+        print(f"  {secs:8.1f} s wall {cpu:8.1f} s CPU  (load {load:.1f})  {label}", flush=True)
+    for r in rows:
+        r["speedup"] = rows[0]["wall_s"] / r["wall_s"]
+        r["cpu_speedup"] = rows[0]["cpu_s"] / r["cpu_s"]
+    print("  speedup (wall / CPU): " + ", ".join(f"{r['speedup']:.2f} / {r['cpu_speedup']:.2f}" for r in rows),
+          flush=True)
+    return {"epochs": args.e2e_epochs, "backbone": args.e2e_backbone, "workers": args.e2e_workers,
+            "train_images": len(split["train"]), "test_images": len(split["test"]),
+            "classes": len(split["classnames"]), "runs": rows}
+
+
+def memory_child(workdir, cache, steps=3):
+    """In a fresh process: build DVP_CLS on the 397-class folder (cache prefill, text embeddings, PRM),
+    run ``steps`` training steps of batch 64 from the real loader and two test batches; print the max RSS."""
+    import datasets  # noqa: F401
+    import trainers  # noqa: F401
+    from trainers.pipeline import set_loader_epoch
+
+    cfg = bench_cfg(workdir, "DVP_CLS", "test-tiny", torch.device("cpu"),
+                    ["DATALOADER.CACHE_TRAIN", cache, "TRAINER.DVP_CLS.KMEANS_N_INIT", 1], out="mem",
+                    folder="bench_sun397", key="bench397")
+    t0 = time.time()
+    trainer, build_s = quiet_build(cfg)
+    trainer.epoch, trainer.num_batches = 1, len(trainer.train_loader_x)
+    set_loader_epoch(trainer.train_loader_x, 1)
+    trainer.set_model_mode("train")
+    with contextlib.redirect_stdout(io.StringIO()):
+        for trainer.batch_idx, batch in zip(range(steps), trainer.train_loader_x):
+            trainer.forward_backward(batch)
+        trainer.set_model_mode("eval")
+        with torch.no_grad():
+            for _, batch in zip(range(2), trainer.test_loader):
+                trainer.model_inference(batch["img"])
+    cache_mb = trainer.train_loader_x.dataset.cache.nbytes / 2 ** 20 if cache else 0.0
+    print(json.dumps({"max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cache_mb": cache_mb,
+                      "train_images": len(trainer.dm.dataset.train_x), "classes": trainer.num_classes,
+                      "texts": len(trainer.model.text_table), "build_s": build_s, "wall_s": time.time() - t0}))
+
+
+def part_memory(args, device, p):
+    """Peak host memory of a 16-shot DVP_CLS run with SUN397's 397 classes (6,352 training images)."""
+    t0 = time.time()
+    names = make_image_folder(os.path.join(args.workdir, "bench_sun397"), 397, train=16, val=1, test=2,
+                              size=(400, 300), seed=1)
+    make_descriptions(os.path.join(args.workdir, "descriptions"), "bench397", names)
+    print(f"  data: 397 classes x 19 images of 400 x 300 ({time.time() - t0:.0f} s)", flush=True)
+    rows = []
+    for cache in (True, False):
+        code = (f"import sys; sys.path.insert(0, {REPO!r}); from benchmarks.bench import memory_child; "
+                f"memory_child({args.workdir!r}, {cache})")
+        secs, proc, _ = _run_child([sys.executable, "-c", code], _env())
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        row.update(cache=cache, process_s=secs)
+        rows.append(row)
+        print(f"  cache {str(cache):5s} max RSS {row['max_rss_mb']:8.0f} MB (cache {row['cache_mb']:.0f} MB, "
+              f"{row['train_images']} training images, {row['texts']} texts, build {row['build_s']:.0f} s)", flush=True)
+    return rows
+
+
+PARTS = {"throughput": part_throughput, "dvp": part_dvp, "precision": part_precision, "cache": part_cache,
+         "e2e": part_e2e, "memory": part_memory}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--parts", default="throughput,dvp,precision,cache,e2e")
+    ap.add_argument("--backbones", default="test-tiny,ViT-B/16")
+    ap.add_argument("--e2e-epochs", type=int, default=3)
+    ap.add_argument("--e2e-backbone", default="test-tiny", help="backbone of the e2e runs (random weights)")
+    ap.add_argument("--e2e-workers", type=int, default=max(1, min(8, (os.cpu_count() or 1) // 2)),
+                    help="DATALOADER.NUM_WORKERS of the toolkit's e2e runs (default: half the cores, 1 to 8)")
+    ap.add_argument("--full", action="store_true", help="CPU: every trainer on ViT-B/16, larger batches")
+    ap.add_argument("--workdir", default=os.path.join(REPO, "output", "bench"))
+    ap.add_argument("--json", default="", help="write the results here (default: <workdir>/bench_<device>.json)")
+    args = ap.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda but torch.cuda.is_available() is False")
+    parts = [s.strip() for s in args.parts.split(",") if s.strip()]
+    unknown = [s for s in parts if s not in PARTS]
+    if unknown:
+        ap.error(f"unknown part(s) {unknown}; choose from {sorted(PARTS)}")
+    args.backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
+    device = torch.device(args.device)
+    os.makedirs(args.workdir, exist_ok=True)
+    import datasets  # noqa: F401  (registers ImageFolder)
+    import trainers  # noqa: F401
+
+    results = {"machine": machine(device), "device": args.device, "args": vars(args).copy(),
+               "load_average_at_start": os.getloadavg()}
+    print(f"machine: {results['machine']}")
+    print(f"data: generated in {prepare_data(args.workdir):.1f} s under {args.workdir}")
+    p = plan(args, device)
+    for name in parts:
+        print(f"[{name}]", flush=True)
+        t0 = time.time()
+        results[name] = PARTS[name](args, device, p)
+        print(f"  ({time.time() - t0:.0f} s)", flush=True)
+    path = args.json or os.path.join(args.workdir, f"bench_{args.device}.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"results written to {path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
