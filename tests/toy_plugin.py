@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from engine import (DATASET_REGISTRY, TRAINER_REGISTRY, DatasetBase, Datum, TrainerX, build_optimizer,
-                    load_checkpoint, read_json, write_json)
+                    read_json, write_json)
+from trainers.loading import SafeLoadModel
 from engine.schedulers import build_lr_scheduler  # Dassl 0.6.3's own warm-up schedulers fail on torch 2.x
 
 TOY_CLASSES = ["red", "green", "blue", "yellow"]
@@ -77,7 +78,7 @@ class ToyNet(nn.Module):
 
 
 @TRAINER_REGISTRY.register(force=True)
-class ToyLinear(TrainerX):
+class ToyLinear(SafeLoadModel, TrainerX):  # Dassl-safe load_model, as the project trainers
     def build_model(self):
         self.model = ToyNet(self.num_classes).to(self.device)
         self.optim = build_optimizer(self.model, self.cfg.OPTIM)
@@ -93,21 +94,6 @@ class ToyLinear(TrainerX):
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return {"loss": loss.item()}
-
-    def load_model(self, directory, epoch=None):
-        """As CoOp's trainers do: Dassl 0.6.3's load_model formats val_result, which is None in
-        last-epoch checkpoints, and fails on them."""
-        if not directory:
-            print("Note that load_model() is skipped as no pretrained model is given")
-            return
-        model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
-        for name in self.get_model_names():
-            path = os.path.join(directory, name, model_file)
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"No model at {path}")
-            checkpoint = load_checkpoint(path)
-            print(f"Load {path} to {name} (epoch={checkpoint['epoch']})")
-            self._models[name].load_state_dict(checkpoint["state_dict"])
 
     def after_epoch(self):
         super().after_epoch()
