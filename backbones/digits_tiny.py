@@ -60,7 +60,7 @@ class Recipe:
     heads: int = 2
     embed_dim: int = 64
     patch_size: int = 16
-    epochs: int = 30
+    epochs: int = 20
     batch_size: int = 100
     lr: float = 1e-3
     weight_decay: float = 0.05

@@ -109,7 +109,7 @@ def main(argv=None):
             img = (padded + torch.sigmoid(prompts[i]) * mask - mean) / std
             feat = model.encode_image(img)
             feat = feat / feat.norm(dim=-1, keepdim=True)
-            sims = scale * feat.float() @ emb.t()
+            sims = (scale * feat.float() @ emb.t()).float()  # autocast makes the product fp16
             z[:, members[i]] = sims[:, members[i]]
         return z
 

@@ -186,17 +186,19 @@ def local_batch_count(batch) -> int:
 
 @contextlib.contextmanager
 def seeded_rngs(seed: int):
-    """Run a block with python/numpy/torch global RNGs seeded by ``seed``, restoring them afterwards."""
+    """Run a block with the python, numpy and torch CPU global RNGs seeded by ``seed``, restoring them after."""
     py_state, np_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        random.seed(seed)
-        np.random.seed(seed % (2 ** 32))
-        torch.manual_seed(seed)
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
+    gen = torch.default_generator  # samplers draw from the CPU generator (torch.manual_seed would reseed CUDA too)
+    torch_state = gen.get_state()
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    gen.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        gen.set_state(torch_state)
 
 
 def epoch_order(base_sampler, seed: int, epoch: int):

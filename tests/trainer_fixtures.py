@@ -2,6 +2,7 @@
 
 Data: the ToyColors dataset of tests/toy_plugin.py (4 classes, coloured squares). Backbone: test-tiny.
 Descriptions: generated into a temporary folder under the key "toy" (DATASET.DESCRIPTIONS_KEY).
+Device: the CPU; ``VR_TEST_DEVICE=cuda`` runs the same trainer tests on a GPU (a CUDA check, not for CI).
 """
 import json
 import os
@@ -54,12 +55,13 @@ METHOD_OPTS = {
     "DVP_CSE": {"M": 2, "PRM_TOPK": 2},
     "DVP_CLS": {"M": 4, "PRM_TOPK": 2, "V": 2, "KMEANS_N_INIT": 2},
 }
+TEST_DEVICE = os.environ.get("VR_TEST_DEVICE", "cpu")
 NODES = {"ZeroshotCLIP": "ZEROSHOTCLIP", "VP": "VP", "AR": "AR", "AttrVR": "ATTRVR", "DVP_CSE": "DVP_CSE",
          "DVP_CLS": "DVP_CLS"}
 
 
 def toy_cfg(trainer, root, output_dir, descriptions_dir, epochs=3, seed=1, opts=()):
-    """A frozen config for ``trainer`` on ToyColors (2 shots, batch 3) with test-tiny, on the CPU."""
+    """A frozen config for ``trainer`` on ToyColors (2 shots, batch 3) with test-tiny, on ``TEST_DEVICE``."""
     cfg = get_cfg_default()
     engine.extend_cfg(cfg)
     cfg.DATASET.NAME = "ToyColors"
@@ -68,7 +70,7 @@ def toy_cfg(trainer, root, output_dir, descriptions_dir, epochs=3, seed=1, opts=
     cfg.DATASET.DESCRIPTIONS_DIR = descriptions_dir
     cfg.DATASET.DESCRIPTIONS_KEY = KEY
     cfg.MODEL.BACKBONE.NAME = "test-tiny"
-    cfg.USE_CUDA = False
+    cfg.USE_CUDA = TEST_DEVICE == "cuda"
     cfg.DATALOADER.NUM_WORKERS = 0
     cfg.DATALOADER.TRAIN_X.BATCH_SIZE = 3  # 8 training images: batches of 3, 3 and 2 (no drop_last)
     cfg.DATALOADER.TEST.BATCH_SIZE = 16
@@ -103,13 +105,14 @@ def train_set_loss(trainer):
     trainer.model.eval()
     with torch.no_grad():
         batch = next(iter(loader))
-        return F.cross_entropy(trainer.model(batch["img"]), batch["label"]).item()
+        logits = trainer.model(batch["img"].to(trainer.device))
+        return F.cross_entropy(logits, batch["label"].to(trainer.device)).item()
 
 
 def eval_logits(trainer):
-    """(class logits, labels) of the whole test set, in loader order."""
+    """(class logits, labels) of the whole test set, in loader order, on the CPU."""
     trainer.model.eval()
     with torch.no_grad():
         batches = list(trainer.test_loader)
-        logits = torch.cat([trainer.model(b["img"].to(trainer.device)) for b in batches])
+        logits = torch.cat([trainer.model(b["img"].to(trainer.device)).cpu() for b in batches])
     return logits, torch.cat([b["label"] for b in batches])
