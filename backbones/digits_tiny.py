@@ -13,9 +13,9 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import io
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 from open_clip.transformer import text_global_pool
+
+from engine.io import atomic_write_bytes
 
 from .registry import register_backbone
 
@@ -357,20 +359,6 @@ def _file_lock(path: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _save_atomic(payload: dict, path: str):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix="." + os.path.basename(path), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _load(path: str, recipe: Recipe):
     payload = torch.load(path, map_location="cpu", weights_only=True)
     model = create_model(recipe)
@@ -410,7 +398,9 @@ def load_or_build(recipe: Recipe = DEFAULT_RECIPE, cache_dir: Optional[str] = No
                    "recipe": json.dumps(dataclasses.asdict(recipe), sort_keys=True),
                    "torch": str(torch.__version__), "open_clip": str(open_clip.__version__),
                    "build_seconds": seconds, "heldout_zero_shot": acc}
-        _save_atomic(payload, path)
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        atomic_write_bytes(path, buf.getvalue())
         if verbose:
             said = "" if acc is None else (f", held-out zero-shot accuracy {acc:.1f}% "
                                            f"(397 unseen test digits, {len(TEMPLATES)} caption templates)")
