@@ -19,7 +19,8 @@ runs every trainer on ViT-B/16 and larger batches.
               (6,352 training images; build, 3 training steps of batch 64, 2 test batches), cache on / off
 
 Data: a generated image folder (10 classes of 500 x 375 JPEGs, 16 shots; benchmarks/data.py) under
-``--workdir``. Results are printed as markdown tables and written to ``--json``.
+``--workdir``. Results are printed and written to ``--json``; ``benchmarks/report.py`` turns the json into
+markdown tables.
 """
 import argparse
 import contextlib

@@ -29,6 +29,8 @@ from .pipeline import VRDatasetWrapper, augment_seed, check_pipeline_cfg, set_lo
 MODEL_NAME = "vr_model"  # checkpoints: OUTPUT_DIR/vr_model/model.pth.tar-<epoch>
 PRECISIONS = ("fp16", "bf16", "fp32")
 PER_EPOCH_FILE = "per_epoch_test.json"
+DATA_MANAGER_ATTRIBUTES = ("train_loader_x", "train_loader_u", "val_loader", "test_loader", "num_classes",
+                           "num_source_domains", "lab2cname")
 
 
 def add_common_keys(node, prompt="padding", input_size=192, pad=30, templates=None):
@@ -185,13 +187,8 @@ class VRTrainer(SafeLoadModel, TrainerX):
         dm = DataManager(cfg, custom_tfm_train=tfm_train, custom_tfm_test=tfm_test, dataset_wrapper=_eval_wrapper)
         dm.train_loader_x = full_pass_loader(cfg, dm.dataset.train_x, tfm_train,
                                              seed=augment_seed(cfg, self.sampling_seed()))
-        self.train_loader_x = dm.train_loader_x
-        self.train_loader_u = dm.train_loader_u
-        self.val_loader = dm.val_loader
-        self.test_loader = dm.test_loader
-        self.num_classes = dm.num_classes
-        self.num_source_domains = dm.num_source_domains
-        self.lab2cname = dm.lab2cname
+        for name in DATA_MANAGER_ATTRIBUTES:  # what Dassl's build_data_loader sets, on either backend
+            setattr(self, name, getattr(dm, name))
         self.dm = dm
 
     # ---- model -------------------------------------------------------------------------------
