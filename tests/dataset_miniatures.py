@@ -47,7 +47,12 @@ class Miniature:
 
 def description_keys(key):
     """The class names (keys) of the published ``<key>_des.json``, in file order."""
-    with open(os.path.join(DESCRIPTIONS_DIR, "attributes", f"{key}_des.json"), "r") as f:
+    path = os.path.join(DESCRIPTIONS_DIR, "attributes", f"{key}_des.json")
+    if not os.path.isfile(path):  # a checkout without the published files beside it: skip, do not fail
+        import pytest
+
+        pytest.skip(f"published description file {path} not present (the tests read ../shared/descriptions)")
+    with open(path, "r") as f:
         return list(json.load(f))
 
 
