@@ -7,7 +7,10 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), "shared")
-DESCRIPTIONS = os.path.join(SHARED, "descriptions")
+# The published description files (never copied into the project): ../shared/descriptions beside the
+# checkout, or $VR_TEST_DESCRIPTIONS (e.g. a folder filled by `python -m descriptions.download`). Tests
+# that need them skip when they are absent.
+DESCRIPTIONS = os.environ.get("VR_TEST_DESCRIPTIONS") or os.path.join(SHARED, "descriptions")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 if REPO not in sys.path:

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from tests.conftest import DESCRIPTIONS as PUBLISHED_DESCRIPTIONS
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DESCRIPTIONS_DIR = os.path.join(os.path.dirname(REPO), "shared", "descriptions")
+DESCRIPTIONS_DIR = PUBLISHED_DESCRIPTIONS  # tests/conftest.py: ../shared/descriptions or $VR_TEST_DESCRIPTIONS
 
 NAMES = ("caltech101", "dtd", "eurosat", "fgvc_aircraft", "food101", "oxford_flowers", "oxford_pets",
          "stanford_cars", "sun397", "ucf101", "resisc45", "imagenet")

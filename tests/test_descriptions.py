@@ -16,8 +16,9 @@ from descriptions import (
     resolve_file,
     sample_descriptions,
 )
+from tests.conftest import DESCRIPTIONS as PUBLISHED_DESCRIPTIONS
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "descriptions"
+SHARED = Path(PUBLISHED_DESCRIPTIONS)
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="published description files not available")
 
 

@@ -15,8 +15,9 @@ from descriptions.published import (
     published_files,
     published_suffixes,
 )
+from tests.conftest import DESCRIPTIONS as PUBLISHED_DESCRIPTIONS
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "descriptions"
+SHARED = Path(PUBLISHED_DESCRIPTIONS)
 ATTR_DIR = "caichengyi/AttrVR/main/attributes/gpt3"
 CAUSE_DIR = "caichengyi/DecoupledVP/main/causes"
 
