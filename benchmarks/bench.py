@@ -458,7 +458,7 @@ def main(argv=None):
     ap.add_argument("--parts", default="throughput,dvp,precision,cache,e2e")
     ap.add_argument("--backbones", default="test-tiny,ViT-B/16")
     ap.add_argument("--e2e-epochs", type=int, default=3)
-    ap.add_argument("--e2e-repeats", type=int, default=1, help="repeat the e2e runs (interleaved); min is kept")
+    ap.add_argument("--e2e-repeats", type=int, default=1, help="repeat the e2e runs (interleaved); the minimum wall and CPU times are kept (each its own minimum)")
     ap.add_argument("--e2e-backbone", default="test-tiny", help="backbone of the e2e runs (random weights)")
     ap.add_argument("--e2e-workers", type=int, default=max(1, min(8, (os.cpu_count() or 1) // 2)),
                     help="DATALOADER.NUM_WORKERS of the toolkit's e2e runs (default: half the cores, 1 to 8)")
@@ -466,6 +466,8 @@ def main(argv=None):
     ap.add_argument("--workdir", default=os.path.join(REPO, "output", "bench"))
     ap.add_argument("--json", default="", help="write the results here (default: <workdir>/bench_<device>.json)")
     args = ap.parse_args(argv)
+    if args.e2e_repeats < 1:
+        ap.error("--e2e-repeats must be at least 1")
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda but torch.cuda.is_available() is False")
     parts = [s.strip() for s in args.parts.split(",") if s.strip()]

@@ -56,6 +56,10 @@ METHOD_OPTS = {
     "DVP_CLS": {"M": 4, "PRM_TOPK": 2, "V": 2, "KMEANS_N_INIT": 2},
 }
 TEST_DEVICE = os.environ.get("VR_TEST_DEVICE", "cpu")
+if TEST_DEVICE not in ("cpu", "cuda"):
+    raise ValueError(f"VR_TEST_DEVICE={TEST_DEVICE!r}: use cpu (default) or cuda")
+if TEST_DEVICE == "cuda" and not torch.cuda.is_available():
+    raise RuntimeError("VR_TEST_DEVICE=cuda but torch.cuda.is_available() is False: no silent CPU run")
 NODES = {"ZeroshotCLIP": "ZEROSHOTCLIP", "VP": "VP", "AR": "AR", "AttrVR": "ATTRVR", "DVP_CSE": "DVP_CSE",
          "DVP_CLS": "DVP_CLS"}
 
@@ -93,7 +97,9 @@ def toy_cfg(trainer, root, output_dir, descriptions_dir, epochs=3, seed=1, opts=
 
 def make_trainer(cfg):
     set_random_seed(cfg.SEED)
-    return build_trainer(cfg)
+    trainer = build_trainer(cfg)
+    assert trainer.device.type == ("cuda" if cfg.USE_CUDA else "cpu")  # the device the test asked for
+    return trainer
 
 
 def train_set_loss(trainer):
