@@ -10,6 +10,7 @@ from collections import defaultdict
 
 import pytest
 
+from tests.concurrency import run_at_once
 from tests.dataset_miniatures import build
 from tests.test_datasets import load, make_cfg, relpaths
 
@@ -147,7 +148,7 @@ def test_more_shots_than_images_keeps_all_and_says_so_once(tmp_path, capsys):
 
 # ---- two processes on one data root -----------------------------------------------------------------
 
-def _build_in_process(root, barrier, queue):
+def _build_in_process(root):
     import contextlib
     import io
 
@@ -155,25 +156,16 @@ def _build_in_process(root, barrier, queue):
 
     cfg = make_cfg(root, "OxfordPets", NUM_SHOTS=3)
     set_random_seed(cfg.SEED)
-    barrier.wait()
     with contextlib.redirect_stdout(io.StringIO()):
         ds = build_dataset(cfg)
-    queue.put([(d.impath, d.label) for d in ds.train_x + ds.val])
+    return [(d.impath, d.label) for d in ds.train_x + ds.val]
 
 
 def test_two_processes_create_the_same_split_and_cache_at_once(tmp_path):
     mini = build("oxford_pets", tmp_path, split_file=False)  # both create the split, then the cache
     import datasets  # noqa: F401  (imported before fork: the children start at once)
 
-    ctx = mp.get_context("fork")
-    barrier, queue = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_build_in_process, args=(str(tmp_path), barrier, queue)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    results = run_at_once(_build_in_process, (str(tmp_path),))
     assert results[0] == results[1]
     from engine import load_fewshot_cache
 

@@ -1,6 +1,5 @@
 """The built-in Digits dataset: CoOp layout, fixed split, shifts, safe first build, descriptions."""
 import json
-import multiprocessing
 import os
 import re
 
@@ -9,6 +8,7 @@ import pytest
 from PIL import Image
 
 from datasets import digits_data as dd
+from tests.concurrency import run_at_once
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -107,23 +107,12 @@ def test_shifts_change_pixels_but_not_labels_or_split(digits_root):
     assert (tinted[..., 0] != tinted[..., 2]).any()  # coloured, not grey
 
 
-def _build_at_barrier(root, barrier, results):
-    barrier.wait()  # both processes start writing at the same moment
-    try:
-        results.put(dd.build_digits(root, "none", verbose=False))
-    except BaseException as err:  # report it to the test instead of dying silently
-        results.put(f"error: {err!r}")
+def _build(root):
+    return dd.build_digits(root, "none", verbose=False)
 
 
 def test_concurrent_first_builds_are_safe(tmp_path):
-    ctx = multiprocessing.get_context("fork")
-    barrier, results = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_build_at_barrier, args=(str(tmp_path), barrier, results)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    paths = [results.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=30)
+    paths = run_at_once(_build, (str(tmp_path),))
     folder = os.path.join(str(tmp_path), "digits", "none")
     assert paths == [folder, folder]
     assert os.listdir(os.path.join(str(tmp_path), "digits")) == ["none"]  # no temporary folder left

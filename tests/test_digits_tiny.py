@@ -4,7 +4,6 @@ The last tests use the real model (session fixture ``digits_tiny``): the first s
 pre-trains it (about 3 minutes on 2 CPU cores) into ``$VR_CACHE_DIR`` (default ~/.cache/vr-toolkit);
 later sessions load it.
 """
-import multiprocessing
 import os
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import torch
 
 from backbones import digits_tiny as dt
+from tests.concurrency import run_at_once
 from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
 
 # a few steps of the real recipe on small batches: seconds, enough to change every weight
@@ -66,25 +66,15 @@ def test_an_unreadable_cache_file_is_rebuilt(tmp_path, capsys):
     assert dt.state_dict_hash(dt.load_or_build(TINY, str(tmp_path))) == dt.state_dict_hash(model)
 
 
-def _build_at_barrier(cache_dir, barrier, results):
-    barrier.wait()
-    try:
-        runs = dt.PRETRAIN_RUNS
-        model = dt.load_or_build(TINY, cache_dir, verbose=False)
-        results.put((dt.PRETRAIN_RUNS - runs, dt.state_dict_hash(model)))
-    except BaseException as err:
-        results.put((-1, repr(err)))
+def _load_or_build(cache_dir):
+    runs = dt.PRETRAIN_RUNS
+    model = dt.load_or_build(TINY, cache_dir, verbose=False)
+    return dt.PRETRAIN_RUNS - runs, dt.state_dict_hash(model)
 
 
 def test_concurrent_first_uses_train_once(tmp_path):
-    ctx = multiprocessing.get_context("spawn")  # fork after torch threads start can deadlock
-    barrier, results = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_build_at_barrier, args=(str(tmp_path), barrier, results)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    got = sorted(results.get(timeout=300) for _ in procs)
-    for p in procs:
-        p.join(timeout=30)
+    # spawn, not fork: forking after torch's threads have started can deadlock
+    got = sorted(run_at_once(_load_or_build, (str(tmp_path),), method="spawn", timeout=300), key=str)
     assert [n for n, _ in got] == [0, 1]  # one process trained, the other waited and loaded its file
     assert got[0][1] == got[1][1]
     assert got[0][1] == dt.state_dict_hash(dt.load_or_build(TINY, str(tmp_path), verbose=False))
