@@ -194,6 +194,17 @@ def time_steps(trainer, batch_size, steps, warmup, device):
             "peak_mb": mem.peak, "base_mb": mem.base, "step_s": train_s / steps}
 
 
+def measure(args, device, p, name, backbone, batch, steps, opts, **fields):
+    """One result row: build ``name`` with ``opts``, time its steps, release it; ``fields`` go into the row."""
+    trainer, build_s = quiet_build(bench_cfg(args.workdir, name, backbone, device, opts))
+    row = time_steps(trainer, batch, steps, p["warmup"], device)
+    row.update(trainer=name, backbone=backbone, batch=batch, build_s=build_s,
+               prompts=trainer.model.prompts.num_prompts, texts=len(trainer.model.text_table),
+               precision=trainer.effective_precision(), **fields)
+    release(trainer)
+    return row
+
+
 def release(trainer):
     del trainer
     gc.collect()
@@ -234,16 +245,10 @@ def part_throughput(args, device, p):
         vit = backbone != "test-tiny"
         batch, steps = (p["vit_batch"], p["vit_steps"]) if vit else (p["tiny_batch"], p["tiny_steps"])
         for name in (p["vit_trainers"] if vit else TRAINERS):
-            opts = method_opts(name, p["vit_m"] if vit else [])
-            trainer, build_s = quiet_build(bench_cfg(args.workdir, name, backbone, device, opts))
-            r = time_steps(trainer, batch, steps, p["warmup"], device)
-            r.update(trainer=name, backbone=backbone, batch=batch, build_s=build_s,
-                     prompts=trainer.model.prompts.num_prompts, texts=len(trainer.model.text_table),
-                     precision=trainer.vcfg.PRECISION if device.type == "cuda" else "fp32")
+            r = measure(args, device, p, name, backbone, batch, steps, method_opts(name, p["vit_m"] if vit else []))
             rows.append(r)
             print(f"  {backbone:9s} {name:8s} train {r['train_img_s']:8.1f} img/s  eval {r['eval_img_s']:8.1f} img/s"
-                  f"  peak {r['peak_mb']:8.0f} MB  (build {build_s:.1f} s)", flush=True)
-            release(trainer)
+                  f"  peak {r['peak_mb']:8.0f} MB  (build {r['build_s']:.1f} s)", flush=True)
     return rows
 
 
@@ -259,13 +264,10 @@ def part_dvp(args, device, p):
             for mode, chunk in (("batched", 0), ("sequential", batch)):
                 opts = ["TRAINER.DVP_CLS.ENCODER_CHUNK", chunk, "TRAINER.DVP_CLS.V", 3]
                 opts += method_opts("DVP_CLS", p["vit_m"] if vit else [])
-                trainer, _ = quiet_build(bench_cfg(args.workdir, "DVP_CLS", backbone, device, opts))
-                r = time_steps(trainer, batch, steps, p["warmup"], device)
-                r.update(backbone=backbone, batch=batch, mode=mode, v=3)
+                r = measure(args, device, p, "DVP_CLS", backbone, batch, steps, opts, mode=mode, v=3)
                 rows.append(r)
                 print(f"  {backbone:9s} B={batch:3d} {mode:10s} train {r['train_img_s']:8.1f} img/s  "
                       f"step {r['step_s'] * 1000:8.1f} ms  peak {r['peak_mb']:8.0f} MB", flush=True)
-                release(trainer)
     return rows
 
 
@@ -279,13 +281,10 @@ def part_precision(args, device, p):
         batch, steps = (p["vit_batch"], p["vit_steps"]) if vit else (p["tiny_batch"], p["tiny_steps"])
         for prec in modes:
             opts = ["TRAINER.DVP_CLS.PRECISION", prec] + method_opts("DVP_CLS", p["vit_m"] if vit else [])
-            trainer, _ = quiet_build(bench_cfg(args.workdir, "DVP_CLS", backbone, device, opts))
-            r = time_steps(trainer, batch, steps, p["warmup"], device)
-            r.update(backbone=backbone, batch=batch, precision=prec)
+            r = measure(args, device, p, "DVP_CLS", backbone, batch, steps, opts)
             rows.append(r)
-            print(f"  {backbone:9s} {prec:5s} train {r['train_img_s']:8.1f} img/s  peak {r['peak_mb']:8.0f} MB",
-                  flush=True)
-            release(trainer)
+            print(f"  {backbone:9s} {r['precision']:5s} train {r['train_img_s']:8.1f} img/s  "
+                  f"peak {r['peak_mb']:8.0f} MB", flush=True)
     return rows
 
 
