@@ -248,19 +248,17 @@ class ShardedBatchSampler(Sampler):
             raise ValueError(f"DATALOADER.TRAIN_X.BATCH_SIZE={self.batch_size} is the GLOBAL batch size and must be "
                              f"divisible by the number of processes ({self.world}); pick a multiple of "
                              f"{self.world} or change --nproc_per_node.")
-        self.seed = int(seed)
-        self.epoch = 0
+        self.order = SeededOrderSampler(base_sampler, seed)  # the same order on every rank
 
     def set_epoch(self, epoch: int):
-        self.epoch = int(epoch)
+        self.order.set_epoch(epoch)
 
     def __len__(self):
         n = len(self.base)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self):
-        order = epoch_order(self.base, self.seed, self.epoch)
-        self.epoch += 1  # a caller that never calls set_epoch still gets a new order every epoch
+        order = list(self.order)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
             if self.drop_last and len(chunk) < self.batch_size:
