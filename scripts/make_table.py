@@ -1,9 +1,12 @@
 """Result tables from the results.json files of a tree of runs.
 
-One table per (shots, backbone): rows are trainers (results.json `method`), columns datasets
-(`dataset`, the DATASET.NAME), cells `mean +- std (n seeds)`; `Avg` is the mean over the columns for
-rows that have every column. Broken results.json files are reported on stderr and skipped, so a
-table can be made while a sweep is still running.
+One table per (shots, backbone): rows are trainers (results.json `method`), columns datasets as
+configured (:func:`dataset_key`: DATASET.NAME plus the keys that tell apart datasets sharing it, such
+as the Digits shift or the ImageFolder folder; a base or new class subset is its own column), cells
+`mean +- std (n seeds)`; `Avg` is the mean over the columns for rows that have every column. Broken
+results.json files are reported on stderr and skipped, so a table can be made while a sweep is still
+running; two results for one cell are reported (the first path is used) and noted under the table.
+``--protocol base2new | xd | dg`` prints the protocol tables instead (scripts/protocol_tables.py).
 """
 import argparse
 import csv
@@ -21,6 +24,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import reported as reported_numbers  # noqa: E402  (scripts/reported.py)
 
 FORMATS = ("text", "markdown", "csv", "latex")
+PROTOCOLS = ("fewshot", "base2new", "xd", "dg")
 METRICS = ("accuracy", "macro_f1")
 RESULTS_NAME = "results.json"
 MISSING = "-"
@@ -35,7 +39,12 @@ _DATASET_ALIASES = {"dtd": "DescribableTextures", "fgvc": "FGVCAircraft",
                     "flowers102": "OxfordFlowers", "oxfordflowers102": "OxfordFlowers",
                     "nwpuresisc45": "Resisc45"}
 
-Record = namedtuple("Record", "method variant dataset backbone shots seed value path")
+# Config keys (results.json config.DATASET) that tell apart datasets sharing one DATASET.NAME, with
+# the value that leaves the name alone: the Digits shift and the ImageFolder folder.
+DATASET_IDENTITY_KEYS = {"Digits": ("DIGITS_SHIFT", "none"), "ImageFolder": ("IMAGEFOLDER_DIR", "")}
+ALL_CLASSES = "all"
+
+Record = namedtuple("Record", "method variant dataset classes backbone shots seed value path")
 Cell = namedtuple("Cell", "mean std n")  # std and n are None for reported numbers
 Row = namedtuple("Row", "label cells avg")
 Table = namedtuple("Table", "shots backbone columns rows")
@@ -56,6 +65,38 @@ def canonical_dataset(name):
         if _squash(known) == key:
             return known
     return _DATASET_ALIASES.get(key, name)
+
+
+def dataset_key(data):
+    """The dataset a run used, as configured: DATASET.NAME, plus the Digits shift ("Digits (tinted)")
+    or the ImageFolder folder ("ImageFolder (/data/pets)", resolved against DATASET.ROOT), from the
+    config that results.json records. Every grouping of results goes through this key."""
+    name = data["dataset"]
+    dataset_cfg = _dataset_cfg(data)
+    key, default = DATASET_IDENTITY_KEYS.get(name, (None, None))
+    value = dataset_cfg.get(key, default) if key else default
+    if value in (None, default):
+        return name
+    if name == "ImageFolder":
+        value = osp.normpath(osp.join(osp.expanduser(str(dataset_cfg.get("ROOT") or "")),
+                                      osp.expanduser(str(value))))
+    return f"{name} ({value})"
+
+
+def classes_of(data):
+    """The class subset a run evaluated (DATASET.SUBSAMPLE_CLASSES: all, base or new)."""
+    return str(_dataset_cfg(data).get("SUBSAMPLE_CLASSES") or ALL_CLASSES).lower()
+
+
+def _dataset_cfg(data):
+    config = data.get("config")
+    dataset_cfg = config.get("DATASET") if isinstance(config, dict) else None
+    return dataset_cfg if isinstance(dataset_cfg, dict) else {}
+
+
+def column_of(rec):
+    """The few-shot table's column of a record: its dataset key, with the class subset unless all."""
+    return rec.dataset if rec.classes == ALL_CLASSES else f"{rec.dataset} [{rec.classes}]"
 
 
 def same_backbone(a, b):
@@ -119,12 +160,23 @@ def load_result(path, metric):
         if (isinstance(value, bool) or not isinstance(value, (int, float))
                 or not math.isfinite(value) or not 0 <= value <= 100):
             raise BadResult(f"'{key}' is {value!r}, expected a percentage in [0, 100]")
-    return Record(data["method"], variant_of(path), data["dataset"], data["backbone"],
-                  _as_int(data, "shots"), _as_int(data, "seed"), float(data[metric]), path)
+    return Record(data["method"], variant_of(path), dataset_key(data), classes_of(data),
+                  data["backbone"], _as_int(data, "shots"), _as_int(data, "seed"),
+                  float(data[metric]), path)
 
 
-def collect(root, metric, err=None):
-    """Usable records under root; every skipped file is reported on err (default stderr)."""
+def cell_key(rec):
+    """What makes two results the same table cell and seed."""
+    return (rec.method, rec.variant, canonical_dataset(rec.dataset), rec.classes, rec.backbone,
+            rec.shots, rec.seed)
+
+
+def collect(root, metric, err=None, duplicates=None):
+    """Usable records under root; every skipped file is reported on err (default stderr).
+
+    Two results for one cell and seed (:func:`cell_key`) are reported with both paths; the first
+    (sorted) path is used and the other is appended to ``duplicates`` (a list) when given.
+    """
     err = err or sys.stderr
     records, seen = [], {}
     for path in find_results(root):
@@ -133,15 +185,25 @@ def collect(root, metric, err=None):
         except BadResult as exc:
             print(f"warning: skipping {path}: {exc}", file=err)
             continue
-        key = (rec.method, rec.variant, canonical_dataset(rec.dataset), rec.backbone,
-               rec.shots, rec.seed)
+        key = cell_key(rec)
         if key in seen:
-            print(f"warning: skipping {path}: same method/dataset/backbone/shots/seed as "
-                  f"{seen[key]}", file=err)
+            print(f"warning: duplicate result: {path} is the same method/dataset/classes/backbone/"
+                  f"shots/seed as {seen[key]} ({rec.method}, {column_of(rec)}, {rec.shots} shots, "
+                  f"seed {rec.seed}); using {seen[key]}", file=err)
+            if duplicates is not None:
+                duplicates.append((path, seen[key]))
             continue
         seen[key] = path
         records.append(rec)
     return records
+
+
+def duplicate_notes(duplicates):
+    """The note printed under a table when results were left out as duplicates."""
+    if not duplicates:
+        return ()
+    return (f"{len(duplicates)} duplicate result(s) left out (same cell and seed as another "
+            f"results.json; listed on stderr), e.g. {duplicates[0][0]}",)
 
 
 # ---------------------------------------------------------------- tables
@@ -173,12 +235,12 @@ def build_tables(records, metric="accuracy", reported=None):
     tables = []
     for (shots, backbone) in sorted(groups, key=lambda k: (k[0], k[1])):
         recs = groups[(shots, backbone)]
-        columns = _order({r.dataset for r in recs}, DATASET_ORDER, key=canonical_dataset)
+        columns = _order({column_of(r) for r in recs}, DATASET_ORDER, key=canonical_dataset)
         variants = defaultdict(set)
         values = defaultdict(lambda: defaultdict(list))
         for r in recs:
             variants[r.method].add(r.variant)
-            values[(r.method, r.variant)][r.dataset].append(r.value)
+            values[(r.method, r.variant)][column_of(r)].append(r.value)
 
         methods = set(variants)
         if reported == "all":
@@ -310,6 +372,11 @@ def build_parser():
     parser.add_argument("--decimals", type=int, default=1, help="decimals shown (default 1)")
     parser.add_argument("--out", metavar="FILE",
                         help="also write the table to FILE (atomically)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="fewshot",
+                        help="fewshot: trainers x datasets per shots (default); base2new: base, new "
+                             "and HM per dataset (runs of scripts/base2new.sh); xd / dg: source "
+                             "ImageNet and each cross-dataset / ImageNet-variant target (runs of "
+                             "scripts/xd.sh, e.g. make_table.py output/xd --protocol xd)")
     return parser
 
 
@@ -322,10 +389,25 @@ def main(argv=None):
     if args.decimals < 0:
         print("error: --decimals must be >= 0", file=sys.stderr)
         return 2
-    records = collect(args.root, args.metric)
+    duplicates = []
+    records = collect(args.root, args.metric, duplicates=duplicates)
     if not records:
         print(f"error: no usable {RESULTS_NAME} under {args.root}", file=sys.stderr)
         return 1
+    if args.protocol != "fewshot":
+        import protocol_tables  # noqa: E402  (scripts/protocol_tables.py)
+
+        try:
+            text = protocol_tables.render_protocol(args.protocol, records, args.format,
+                                                   args.metric, args.decimals, sys.stderr)
+        except protocol_tables.MissingRuns as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        text += "".join(f"\n{note}\n" for note in duplicate_notes(duplicates))
+        sys.stdout.write(text)
+        if args.out:
+            atomic_write_text(args.out, text)
+        return 0
     reported = "all" if args.reported_all else "measured" if args.reported else None
     tables = build_tables(records, args.metric, reported)
     notes = ()
@@ -337,6 +419,7 @@ def main(argv=None):
         measured = {r.method for r in records}
         notes = reported_numbers.NOTES + tuple(
             note for method, note in reported_numbers.UNAVAILABLE.items() if method in measured)
+    notes = tuple(notes) + duplicate_notes(duplicates)
     text = render(tables, args.format, args.metric, args.decimals, notes)
     sys.stdout.write(text)
     if args.out:

@@ -1,0 +1,209 @@
+"""The protocol tables of make_table.py: base-to-new (base, new, HM) and cross-dataset / domain
+generalisation (source ImageNet, each target, average).
+
+base2new: results whose DATASET.SUBSAMPLE_CLASSES is base (the training runs, tested on the base
+classes at the end of training) and new (--eval-only on the new classes); one row per method and
+dataset: base and new as mean +- std over seeds (number of seeds), HM = harmonic mean of the two
+means (the convention of CoCoOp's tables); the Average row averages base and new over the datasets
+that have both and takes the HM of those averages. A base seed without its new run (or the reverse)
+is reported on stderr; a tree without any new-class run is an error naming the missing runs.
+
+xd / dg: all-class results of one tree (scripts/xd.sh writes them under $OUTPUT/xd): the ImageNet
+run is the source, the other datasets (xd) or the ImageNet variants (dg) the targets; Average is the
+mean over the targets for rows that have every target.
+"""
+import csv
+import io
+from collections import defaultdict, namedtuple
+
+import make_table as mt  # scripts/make_table.py
+import protocols  # scripts/protocols.py: the protocols' dataset lists
+
+BASE, NEW = "base", "new"
+ProtoTable = namedtuple("ProtoTable", "title headers body")  # body: rows of strings
+
+
+class MissingRuns(ValueError):
+    """A protocol table cannot be made: the message names the runs that are missing."""
+
+
+def harmonic_mean(a, b):
+    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+
+
+def _cell(values):
+    mu, sd = mt.mean_std(values)
+    return mt.Cell(mu, sd, len(values))
+
+
+def _label(method, variant, variants):
+    return f"{method} [{variant or 'other'}]" if len(variants) > 1 else method
+
+
+def _grouped(records):
+    """{(shots, backbone): {method: {variant: [records]}}}"""
+    groups = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for rec in records:
+        groups[(rec.shots, rec.backbone)][rec.method][rec.variant].append(rec)
+    return groups
+
+
+def _methods(by_method):
+    for method in mt._order(by_method, mt.METHOD_ORDER):
+        variants = by_method[method]
+        for variant in sorted(variants, key=lambda v: (v is None, v or "")):
+            yield _label(method, variant, variants), variants[variant]
+
+
+# ---------------------------------------------------------------- base-to-new
+
+def _run_name(rec):
+    return f"{rec.method} {rec.dataset} {rec.shots} shots {rec.backbone} seed {rec.seed}"
+
+
+def missing_pairs(records):
+    """Lines naming each base run without its new run and each new run without its base run."""
+    seeds = defaultdict(dict)
+    for rec in records:
+        seeds[(rec.method, rec.variant, rec.dataset, rec.backbone, rec.shots, rec.classes)][rec.seed] = rec
+    lines = []
+    for key, by_seed in sorted(seeds.items(), key=lambda kv: [str(k) for k in kv[0]]):
+        other = NEW if key[-1] == BASE else BASE
+        partner = seeds.get(key[:-1] + (other,), {})
+        for seed, rec in sorted(by_seed.items()):
+            if seed not in partner:
+                lines.append(f"no {other}-class result for {_run_name(rec)} ({key[-1]} run: "
+                             f"{rec.path})")
+    return lines
+
+
+def base2new_tables(records, err, decimals=1):
+    """The base-to-new tables; MissingRuns when there is nothing to pair."""
+    split = [r for r in records if r.classes in (BASE, NEW)]
+    if not split:
+        raise MissingRuns("no base-to-new results (DATASET.SUBSAMPLE_CLASSES base or new) in this "
+                          "tree; make them with: bash scripts/base2new.sh METHOD DATASET")
+    missing = missing_pairs(split)
+    if not any(r.classes == NEW for r in split):
+        raise MissingRuns("no new-class results (DATASET.SUBSAMPLE_CLASSES new) in this tree, so "
+                          "no HM; missing runs:\n  " + "\n  ".join(missing)
+                          + "\nrun bash scripts/base2new.sh again to make them")
+    for line in missing:
+        print(f"warning: {line}", file=err)
+    tables = []
+    for (shots, backbone), by_method in sorted(_grouped(split).items()):
+        body = []
+        for label, recs in _methods(by_method):
+            values = defaultdict(lambda: defaultdict(list))
+            for rec in recs:
+                values[rec.dataset][rec.classes].append(rec.value)
+            datasets = mt._order(values, mt.DATASET_ORDER, key=mt.canonical_dataset)
+            paired = []
+            for dataset in datasets:
+                base, new = values[dataset].get(BASE), values[dataset].get(NEW)
+                hm = None
+                if base and new:
+                    paired.append((mt.mean_std(base)[0], mt.mean_std(new)[0]))
+                    hm = harmonic_mean(*paired[-1])
+                body.append([label, dataset,
+                             mt.format_cell(_cell(base) if base else None, decimals),
+                             mt.format_cell(_cell(new) if new else None, decimals),
+                             mt.format_avg(hm, decimals)])
+            if paired:
+                avg_base = sum(b for b, _ in paired) / len(paired)
+                avg_new = sum(n for _, n in paired) / len(paired)
+                name = ("Average" if len(paired) == len(datasets)
+                        else f"Average ({len(paired)} of {len(datasets)} datasets)")
+                body.append([label, name, mt.format_avg(avg_base, decimals),
+                             mt.format_avg(avg_new, decimals),
+                             mt.format_avg(harmonic_mean(avg_base, avg_new), decimals)])
+        title = (f"base-to-new, {shots} shots, {backbone}: accuracy (%), base and new mean +- std "
+                 "over seeds (number of seeds), HM of the means")
+        tables.append(ProtoTable(title, ["Method", "Dataset", "Base", "New", "HM"], body))
+    return tables
+
+
+# ---------------------------------------------------------------- cross-dataset / domain generalisation
+
+def _names(config_names):
+    return [mt.canonical_dataset(name) for name in config_names]
+
+
+def transfer_tables(records, protocol, err, decimals=1):
+    """Source ImageNet and the xd (other datasets) or dg (ImageNet variants) targets."""
+    source = mt.canonical_dataset(protocols.XD_SOURCE)
+    variants = _names(protocols.DG_TARGETS)
+    expected = variants if protocol == "dg" else _names(protocols.XD_TARGETS)
+    usable = [r for r in records if r.classes == mt.ALL_CLASSES]
+    if not any(r.dataset == source for r in usable):
+        print(f"warning: no {source} (source) result in this tree; scripts/xd.sh writes the "
+              "protocol's runs under $OUTPUT/xd", file=err)
+    tables = []
+    for (shots, backbone), by_method in sorted(_grouped(usable).items()):
+        present = {r.dataset for m in by_method.values() for v in m.values() for r in v}
+        if protocol == "dg":
+            targets = expected
+        else:
+            extra = [d for d in present if d not in expected and d not in variants and d != source]
+            targets = expected + mt._order(extra, mt.DATASET_ORDER, key=mt.canonical_dataset)
+        absent = [t for t in targets if t not in present]
+        if absent:
+            print(f"note: {shots} shots, {backbone}: no result for target(s) " + ", ".join(absent),
+                  file=err)
+        body = []
+        for label, recs in _methods(by_method):
+            values = defaultdict(list)
+            for rec in recs:
+                values[rec.dataset].append(rec.value)
+            cells = {d: _cell(v) for d, v in values.items()}
+            avg = (sum(cells[t].mean for t in targets) / len(targets)
+                   if targets and all(t in cells for t in targets) else None)
+            body.append([label] + [mt.format_cell(cells.get(d), decimals) for d in [source] + targets]
+                        + [mt.format_avg(avg, decimals)])
+        kind = "domain generalisation" if protocol == "dg" else "cross-dataset transfer"
+        title = (f"{kind} ({source} -> targets), {shots} shots, {backbone}: accuracy (%), "
+                 "mean +- std over seeds (number of seeds)")
+        headers = ["Method", f"{source} (source)"] + targets + ["Average"]
+        tables.append(ProtoTable(title, headers, body))
+    return tables
+
+
+# ---------------------------------------------------------------- rendering
+
+def render_tables(tables, fmt):
+    from tabulate import tabulate
+
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        for table in tables:
+            writer.writerow([table.title])
+            writer.writerow(table.headers)
+            writer.writerows(table.body)
+        return buf.getvalue()
+    blocks = []
+    for table in tables:
+        if fmt == "latex":
+            esc = mt._latex_escape
+            body = [[esc(c).replace("+-", r"$\pm$") for c in row] for row in table.body]
+            text = tabulate(body, [esc(h) for h in table.headers], tablefmt="latex_raw",
+                            disable_numparse=True)
+            blocks.append(f"% {esc(table.title)}\n{text}")
+        elif fmt == "markdown":
+            text = tabulate(table.body, table.headers, tablefmt="github", disable_numparse=True)
+            blocks.append(f"### {table.title}\n\n{text}")
+        else:
+            text = tabulate(table.body, table.headers, tablefmt="simple", disable_numparse=True)
+            blocks.append(f"{table.title}\n{text}")
+    return "\n\n".join(blocks) + "\n"
+
+
+def render_protocol(protocol, records, fmt="text", metric="accuracy", decimals=1, err=None):
+    """The table text of one protocol (base2new, xd or dg)."""
+    if protocol == "base2new":
+        tables = base2new_tables(records, err, decimals)
+    else:
+        tables = transfer_tables(records, protocol, err, decimals)
+    if metric != "accuracy":
+        tables = [t._replace(title=t.title.replace("accuracy (%)", f"{metric} (%)")) for t in tables]
+    return render_tables(tables, fmt)

@@ -1,0 +1,298 @@
+"""The runner behind scripts/base2new.sh and scripts/xd.sh: train once, then test the same run elsewhere.
+
+base2new METHOD DATASET [CFG]   (CoCoOp's base-to-new protocol), for each seed in $SEEDS (1 2 3):
+    train  $OUTPUT/base2new/train_base/<dataset>/<TRAINER>/<cfg>_16shots/seed<S>
+           DATASET.SUBSAMPLE_CLASSES base (its results.json is the base-class test)
+    test   $OUTPUT/base2new/test_new/<dataset>/<TRAINER>/<cfg>_16shots/seed<S>
+           --eval-only --model-dir <train run> --load-epoch <its last epoch>, SUBSAMPLE_CLASSES new
+xd METHOD [CFG]   (cross-dataset transfer and domain generalisation), for each seed:
+    train  $OUTPUT/xd/train/imagenet/<TRAINER>/<cfg>_16shots/seed<S>   (all classes, 16 shots)
+    test   $OUTPUT/xd/test/<target>/<TRAINER>/<cfg>_16shots/seed<S>    for every target of
+           XD_TARGETS (CoOp's ten other datasets) and DG_TARGETS (the four ImageNet variants)
+ZeroshotCLIP learns nothing: its "train" run is an --eval-only run too and its tests load no model.
+
+Every run is started as CoOp's scripts do (python train.py --root ... --seed ... --trainer ...
+--dataset-config-file ... --config-file ... --output-dir ... KEY VALUE ...). A run whose folder holds
+a results.json of that run (it parses, names the trainer and the class subset) is skipped; any other
+folder is run again (train.py resumes from its checkpoint), and why is said. Tests of a seed start
+only when its training run is done. All names are checked against configs/ before anything starts.
+Stdlib only. Environment: PYTHON (default python; may hold arguments), DATA (default ./data),
+OUTPUT (default output), SEEDS (default "1 2 3"), XD_TARGETS (overrides the xd target list).
+"""
+import glob
+import json
+import os
+import os.path as osp
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections import namedtuple
+
+PROTOCOL_SHOTS = 16  # the protocols' published setting (CoCoOp, CoOp): 16 shots
+DEFAULT_CFG = "vit_b16"
+DEFAULT_SEEDS = "1 2 3"
+RESULTS = "results.json"
+XD_SOURCE = "imagenet"
+# CoOp's cross-dataset targets and its domain-generalisation targets (config names).
+XD_TARGETS = ("caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
+              "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101")
+DG_TARGETS = ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+# Script names that are not their trainer's name, and trainers that only evaluate.
+ALIASES = {"zsclip": "ZeroshotCLIP"}
+EVAL_ONLY = frozenset({"ZeroshotCLIP"})
+
+Step = namedtuple("Step", "label folder trainer classes options model_dir")
+
+
+class UsageError(ValueError):
+    """Bad names or values given by the user; raised before anything is launched."""
+
+
+def _squash(name):
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def resolve_trainer(method):
+    """The trainer (configs/trainers/<TRAINER>) of a script name (ar, dvp_cls, zsclip) or trainer."""
+    folder = osp.join("configs", "trainers")
+    if not osp.isdir(folder):
+        raise UsageError(f"no configs/trainers folder in {os.getcwd()}; run the scripts from the "
+                         "repository root")
+    trainers = sorted(os.listdir(folder))
+    wanted = _squash(ALIASES.get(method.lower(), method))
+    for trainer in trainers:
+        if _squash(trainer) == wanted:
+            return trainer
+    raise UsageError(f"unknown method '{method}'; configs/trainers has: {', '.join(trainers)} "
+                     f"(script names as in scripts/*.sh are accepted too)")
+
+
+def check_configs(trainer, cfg, datasets):
+    problems = []
+    if not osp.isfile(osp.join("configs", "trainers", trainer, f"{cfg}.yaml")):
+        have = sorted(f[:-5] for f in os.listdir(osp.join("configs", "trainers", trainer))
+                      if f.endswith(".yaml"))
+        problems.append(f"no config '{cfg}' for {trainer}; configs/trainers/{trainer} has: "
+                        + ", ".join(have))
+    missing = [d for d in datasets if not osp.isfile(dataset_config(d))]
+    if missing:
+        have = sorted(f[:-5] for f in os.listdir(osp.join("configs", "datasets"))
+                      if f.endswith(".yaml")) if osp.isdir(osp.join("configs", "datasets")) else []
+        problems.append("unknown dataset(s) " + ", ".join(missing) + "; configs/datasets has: "
+                        + ", ".join(have))
+    if problems:
+        raise UsageError("; ".join(problems))
+
+
+def parse_seeds(text):
+    try:
+        seeds = [int(tok) for tok in text.replace(",", " ").split()]
+    except ValueError:
+        raise UsageError(f"SEEDS must be integers, got '{text}'") from None
+    if not seeds or min(seeds) < 0:
+        raise UsageError(f"SEEDS must be non-negative integers, got '{text}'")
+    return list(dict.fromkeys(seeds))
+
+
+def dataset_config(dataset):
+    return osp.join("configs", "datasets", f"{dataset}.yaml")
+
+
+def run_folder(output, protocol_dir, dataset, trainer, cfg, seed):
+    return osp.join(output, *protocol_dir, dataset, trainer, f"{cfg}_{PROTOCOL_SHOTS}shots",
+                    f"seed{seed}")
+
+
+# ---------------------------------------------------------------- the steps of a protocol
+
+def base2new_steps(trainer, dataset, cfg, seeds, output):
+    steps = []
+    for seed in seeds:
+        train = run_folder(output, ("base2new", "train_base"), dataset, trainer, cfg, seed)
+        test = run_folder(output, ("base2new", "test_new"), dataset, trainer, cfg, seed)
+        steps.append(Step(f"{trainer} {dataset} seed {seed}: train on base classes", train,
+                          trainer, "base", (dataset, cfg, seed), None))
+        steps.append(Step(f"{trainer} {dataset} seed {seed}: test on new classes", test,
+                          trainer, "new", (dataset, cfg, seed), train))
+    return steps
+
+
+def xd_steps(trainer, cfg, seeds, output, targets):
+    steps = []
+    for seed in seeds:
+        train = run_folder(output, ("xd", "train"), XD_SOURCE, trainer, cfg, seed)
+        steps.append(Step(f"{trainer} {XD_SOURCE} seed {seed}: train", train, trainer, "all",
+                          (XD_SOURCE, cfg, seed), None))
+        for target in targets:
+            steps.append(Step(f"{trainer} seed {seed}: test on {target}",
+                              run_folder(output, ("xd", "test"), target, trainer, cfg, seed),
+                              trainer, "all", (target, cfg, seed), train))
+    return steps
+
+
+def finished(step):
+    """(True, "") when the step's folder holds its results.json; (False, why not) otherwise."""
+    path = osp.join(step.folder, RESULTS)
+    if not osp.exists(path):
+        return False, ""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
+        return False, f"{path} is unreadable ({exc})"
+    if not isinstance(data, dict) or "accuracy" not in data:
+        return False, f"{path} is incomplete (no accuracy)"
+    if data.get("method", step.trainer) != step.trainer:
+        return False, f"{path} is a {data['method']} result, not {step.trainer}"
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    classes = str((config.get("DATASET") or {}).get("SUBSAMPLE_CLASSES", step.classes)).lower()
+    if classes != step.classes:
+        return False, f"{path} is for the {classes} classes, not {step.classes}"
+    return True, ""
+
+
+def last_epoch(model_dir):
+    """The last saved epoch of a training run (the protocols test the last epoch), or None."""
+    epochs = [int(m.group(1)) for f in glob.glob(osp.join(model_dir, "*", "model.pth.tar-*"))
+              for m in [re.search(r"model\.pth\.tar-(\d+)$", f)] if m]
+    return max(epochs) if epochs else None
+
+
+def command(step, python, data):
+    dataset, cfg, seed = step.options
+    cmd = python + ["train.py", "--root", data, "--seed", str(seed), "--trainer", step.trainer,
+                    "--dataset-config-file", dataset_config(dataset),
+                    "--config-file", osp.join("configs", "trainers", step.trainer, f"{cfg}.yaml"),
+                    "--output-dir", step.folder]
+    if step.trainer in EVAL_ONLY:
+        cmd.append("--eval-only")
+    elif step.model_dir:
+        epoch = last_epoch(step.model_dir)
+        if epoch is None:
+            raise FileNotFoundError(f"no model.pth.tar-<epoch> checkpoint in {step.model_dir}/*/")
+        cmd += ["--eval-only", "--model-dir", step.model_dir, "--load-epoch", str(epoch)]
+    cmd += ["DATASET.NUM_SHOTS", str(PROTOCOL_SHOTS), "DATASET.SUBSAMPLE_CLASSES", step.classes]
+    return cmd
+
+
+# ---------------------------------------------------------------- running
+
+class Child:
+    """The running train.py, so that SIGTERM / Ctrl-C stop it before this runner exits."""
+    proc = None
+
+
+def launch(step, python, data):
+    """Run one step; returns (status, detail) with status done | failed."""
+    try:
+        cmd = command(step, python, data)
+    except FileNotFoundError as exc:
+        return "failed", str(exc)
+    os.makedirs(step.folder, exist_ok=True)
+    start = time.time()
+    try:
+        Child.proc = subprocess.Popen(cmd)
+    except OSError as exc:
+        return "failed", f"cannot start {shlex.join(python)}: {exc}"
+    rc = Child.proc.wait()
+    Child.proc = None
+    took = time.time() - start
+    if rc != 0:
+        return "failed", f"exit {rc} after {took:.0f} s; see {osp.join(step.folder, 'log.txt')}"
+    done, why = finished(step)
+    if not done:
+        return "failed", f"exit 0 but {why or 'no results.json in ' + step.folder}"
+    return "done", f"{took:.1f} s"
+
+
+def run_steps(steps, python, data):
+    """Run or skip every step in order; a test waits for its training run. Returns the exit code."""
+    status = {}
+    total = len(steps)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        for i, step in enumerate(steps, 1):
+            prefix = f"[{i}/{total}] {step.label} ..."
+            done, why = finished(step)
+            if done:
+                status[step.folder] = "skipped"
+                print(f"{prefix} skip (results.json exists)", flush=True)
+                continue
+            if step.model_dir and status.get(step.model_dir) not in ("done", "skipped"):
+                status[step.folder] = "failed"
+                print(f"{prefix} not run (its training run {step.model_dir} did not finish)",
+                      flush=True)
+                continue
+            print(f"{prefix} running" + (f" again: {why}" if why else ""), flush=True)
+            state, detail = launch(step, python, data)
+            status[step.folder] = state
+            print(f"{prefix} {'done' if state == 'done' else 'FAILED'} ({detail})", flush=True)
+    except KeyboardInterrupt:
+        if Child.proc is not None and Child.proc.poll() is None:
+            Child.proc.terminate()
+            try:
+                Child.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                Child.proc.kill()
+                Child.proc.wait()
+        print("interrupted: the running run was stopped; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    counts = {s: sum(1 for v in status.values() if v == s) for s in ("done", "failed", "skipped")}
+    print(f"summary: {total} runs: done {counts['done']} / failed {counts['failed']} / skipped "
+          f"{counts['skipped']}", flush=True)
+    failed = [s.folder for s in steps if status.get(s.folder) == "failed"]
+    if failed:
+        print("failed or not run:\n" + "".join(f"  {f}\n" for f in failed), end="", flush=True)
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------- entry points
+
+USAGE = {"base2new": "bash scripts/base2new.sh METHOD DATASET [CFG]",
+         "xd": "bash scripts/xd.sh METHOD [CFG]"}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in USAGE or any(a in ("-h", "--help") for a in argv):
+        print(__doc__, file=sys.stderr)
+        return 0 if any(a in ("-h", "--help") for a in argv) else 2
+    protocol, args = argv[0], argv[1:]
+    needed = 2 if protocol == "base2new" else 1
+    try:
+        if not needed <= len(args) <= needed + 1:
+            raise UsageError(f"usage: {USAGE[protocol]}")
+        trainer = resolve_trainer(args[0])
+        cfg = args[needed] if len(args) > needed else DEFAULT_CFG
+        seeds = parse_seeds(os.environ.get("SEEDS") or DEFAULT_SEEDS)
+        python = shlex.split(os.environ.get("PYTHON") or "python")
+        if not python:
+            raise UsageError("PYTHON is set but empty; unset it or name an interpreter")
+        data = os.environ.get("DATA") or "./data"
+        output = os.environ.get("OUTPUT") or "output"
+        if protocol == "base2new":
+            datasets = [args[1]]
+            steps = base2new_steps(trainer, args[1], cfg, seeds, output)
+        else:
+            targets = (os.environ.get("XD_TARGETS") or " ".join(XD_TARGETS + DG_TARGETS)).split()
+            datasets = [XD_SOURCE] + targets
+            steps = xd_steps(trainer, cfg, seeds, output, targets)
+        check_configs(trainer, cfg, datasets)
+    except UsageError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+    return run_steps(steps, python, data)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
