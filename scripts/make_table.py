@@ -33,7 +33,7 @@ MISSING = "-"
 METHOD_ORDER = ("ZeroshotCLIP", "VP", "AR", "AttrVR", "DVP_CSE", "DVP_CLS", "CoOp")
 DATASET_ORDER = ("FGVCAircraft", "Caltech101", "StanfordCars", "DescribableTextures", "EuroSAT",
                  "OxfordFlowers", "Food101", "OxfordPets", "SUN397", "UCF101", "Resisc45",
-                 "ImageNet")
+                 "ImageNet", "ImageNetV2", "ImageNetSketch", "ImageNetA", "ImageNetR")
 # Config-file and loose spellings of the dataset names -> DATASET.NAME.
 _DATASET_ALIASES = {"dtd": "DescribableTextures", "fgvc": "FGVCAircraft",
                     "flowers102": "OxfordFlowers", "oxfordflowers102": "OxfordFlowers",

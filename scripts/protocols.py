@@ -15,7 +15,7 @@ Every run is started as CoOp's scripts do (python train.py --root ... --seed ...
 --dataset-config-file ... --config-file ... --output-dir ... KEY VALUE ...). A run whose folder holds
 a results.json of that run (it parses, names the trainer and the class subset) is skipped; any other
 folder is run again (train.py resumes from its checkpoint), and why is said. Tests of a seed start
-only when its training run is done. All names are checked against configs/ before anything starts.
+only when its training run is done, and run again when that training run was run again. All names are checked against configs/ before anything starts.
 Stdlib only. Environment: PYTHON (default python; may hold arguments), DATA (default ./data),
 OUTPUT (default output), SEEDS (default "1 2 3"), XD_TARGETS (overrides the xd target list).
 """
@@ -221,6 +221,8 @@ def run_steps(steps, python, data):
         for i, step in enumerate(steps, 1):
             prefix = f"[{i}/{total}] {step.label} ..."
             done, why = finished(step)
+            if done and step.model_dir and status.get(step.model_dir) == "done":
+                done, why = False, "its training run was run again, the result is of the old model"
             if done:
                 status[step.folder] = "skipped"
                 print(f"{prefix} skip (results.json exists)", flush=True)

@@ -1,0 +1,336 @@
+"""Protocols: make_table's dataset keys, base2new.sh / xd.sh (fake train.py), --protocol tables."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_scripts_results import load_script, table_rows
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
+make_table = load_script("make_table")
+protocols = load_script("protocols")
+
+
+def write_run(root, rel, method, seed, acc, *, dataset, shots=16, backbone="ViT-B/16",
+              dataset_cfg=None):
+    """A results.json as train.py writes it (the keys the tables read, and config.DATASET)."""
+    folder = root / rel / method / f"vit_b16_{shots}shots" / f"seed{seed}"
+    folder.mkdir(parents=True)
+    data = {"method": method, "dataset": dataset, "backbone": backbone, "shots": shots,
+            "seed": seed, "accuracy": acc, "macro_f1": acc - 1, "per_class": {},
+            "config": {"DATASET": dict({"NAME": dataset, "SUBSAMPLE_CLASSES": "all"},
+                                       **(dataset_cfg or {}))}}
+    (folder / "results.json").write_text(json.dumps(data))
+    return folder
+
+
+def table(capsys, *argv):
+    rc = make_table.main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def pstd(values):
+    mu = sum(values) / len(values)
+    return math.sqrt(sum((v - mu) ** 2 for v in values) / len(values))
+
+
+def cell(values):
+    return f"{sum(values) / len(values):.1f} +- {pstd(values):.1f} ({len(values)})"
+
+
+# ------------------------------------------------------------------ dataset keys (issue 10, defect 4)
+
+def test_digits_shifts_and_imagefolders_are_separate_columns(tmp_path, capsys):
+    """Old code: one 'Digits' column with the first shift's numbers, the other shift dropped."""
+    root = tmp_path / "out"
+    for seed, (tinted, inverted) in enumerate([(80.0, 40.0), (82.0, 42.0)], 1):
+        write_run(root, "digits_tinted", "AR", seed, tinted, dataset="Digits",
+                  dataset_cfg={"DIGITS_SHIFT": "tinted"})
+        write_run(root, "digits_inverted", "AR", seed, inverted, dataset="Digits",
+                  dataset_cfg={"DIGITS_SHIFT": "inverted"})
+        write_run(root, "imagefolder_a", "AR", seed, 60.0 + seed, dataset="ImageFolder",
+                  dataset_cfg={"IMAGEFOLDER_DIR": "pets", "ROOT": "/data"})
+        write_run(root, "imagefolder_b", "AR", seed, 70.0 + seed, dataset="ImageFolder",
+                  dataset_cfg={"IMAGEFOLDER_DIR": "/elsewhere/cars", "ROOT": "/data"})
+    rc, out, err = table(capsys, root)
+    assert rc == 0 and "duplicate" not in err
+    header = next(line for line in out.splitlines() if line.startswith("Method"))
+    for column in ("Digits (tinted)", "Digits (inverted)", "ImageFolder (/data/pets)",
+                   "ImageFolder (/elsewhere/cars)"):
+        assert column in header
+    rows = table_rows(out, "16 shots")
+    cols = [c.strip() for c in header.split("  ") if c.strip()][1:]
+    ar = dict(zip(cols, rows["AR"]))
+    assert ar["Digits (tinted)"] == cell([80.0, 82.0])
+    assert ar["Digits (inverted)"] == cell([40.0, 42.0])
+    assert ar["ImageFolder (/data/pets)"] == cell([61.0, 62.0])
+    assert ar["ImageFolder (/elsewhere/cars)"] == cell([71.0, 72.0])
+
+
+def test_duplicate_cell_is_reported_not_dropped_silently(tmp_path, capsys):
+    root = tmp_path / "out"
+    first = write_run(root, "a/digits_tinted", "AR", 1, 80.0, dataset="Digits",
+                      dataset_cfg={"DIGITS_SHIFT": "tinted"})
+    second = write_run(root, "b/digits_tinted", "AR", 1, 10.0, dataset="Digits",
+                       dataset_cfg={"DIGITS_SHIFT": "tinted"})
+    rc, out, err = table(capsys, root)
+    assert rc == 0
+    assert f"duplicate result: {second}/results.json" in err and f"{first}/results.json" in err
+    assert "1 duplicate result(s) left out" in out  # the table itself says so
+    assert table_rows(out, "16 shots")["AR"][0] == cell([80.0])
+
+
+def test_dataset_key_from_config():
+    key = make_table.dataset_key
+    assert key({"dataset": "Caltech101", "config": {}}) == "Caltech101"
+    assert key({"dataset": "Digits", "config": {"DATASET": {"DIGITS_SHIFT": "none"}}}) == "Digits"
+    assert key({"dataset": "Digits", "config": {"DATASET": {"DIGITS_SHIFT": "noisy"}}}) \
+        == "Digits (noisy)"
+    assert key({"dataset": "ImageFolder",
+                "config": {"DATASET": {"ROOT": "/d/", "IMAGEFOLDER_DIR": "x/"}}}) == "ImageFolder (/d/x)"
+
+
+# ------------------------------------------------------------------ base-to-new table
+
+BASE = {"Caltech101": [98.0, 97.0, 96.0], "EuroSAT": [90.0, 92.0, 94.0]}
+NEW = {"Caltech101": [94.0, 93.0, 95.0], "EuroSAT": [60.0, 70.0]}  # EuroSAT seed 3: no new run
+
+
+def hm(a, b):
+    return 2 * a * b / (a + b)
+
+
+def mean(values):
+    return sum(values) / len(values)
+
+
+def base2new_tree(root, with_new=True):
+    for dataset, values in BASE.items():
+        for seed, acc in enumerate(values, 1):
+            write_run(root, f"train_base/{dataset}", "AR", seed, acc, dataset=dataset,
+                      dataset_cfg={"SUBSAMPLE_CLASSES": "base"})
+    if with_new:
+        for dataset, values in NEW.items():
+            for seed, acc in enumerate(values, 1):
+                write_run(root, f"test_new/{dataset}", "AR", seed, acc, dataset=dataset,
+                          dataset_cfg={"SUBSAMPLE_CLASSES": "new"})
+    write_run(root, "all/Caltech101", "AR", 1, 50.0, dataset="Caltech101")  # not in this protocol
+
+
+def test_base2new_table_hm_and_missing_seed(tmp_path, capsys):
+    root = tmp_path / "b2n"
+    base2new_tree(root)
+    rc, out, err = table(capsys, root, "--protocol", "base2new")
+    assert rc == 0, err
+    assert "no new-class result for AR EuroSAT 16 shots ViT-B/16 seed 3" in err
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("base-to-new, 16 shots"))
+    rows = {}
+    for line in lines[start + 3:]:
+        if not line.strip():
+            break
+        parts = [p.strip() for p in line.split("  ") if p.strip()]
+        rows[parts[1]] = parts[2:]
+    cal_b, cal_n = mean(BASE["Caltech101"]), mean(NEW["Caltech101"])
+    eur_b, eur_n = mean(BASE["EuroSAT"]), mean(NEW["EuroSAT"])
+    assert rows["Caltech101"] == [cell(BASE["Caltech101"]), cell(NEW["Caltech101"]),
+                                  f"{hm(cal_b, cal_n):.1f}"]
+    assert rows["EuroSAT"] == [cell(BASE["EuroSAT"]), cell(NEW["EuroSAT"]), f"{hm(eur_b, eur_n):.1f}"]
+    avg_b, avg_n = (cal_b + eur_b) / 2, (cal_n + eur_n) / 2
+    assert rows["Average"] == [f"{avg_b:.1f}", f"{avg_n:.1f}", f"{hm(avg_b, avg_n):.1f}"]
+    assert "50.0" not in out  # the all-class run is not a base or new result
+
+
+def test_base2new_without_new_runs_names_them(tmp_path, capsys):
+    root = tmp_path / "b2n"
+    base2new_tree(root, with_new=False)
+    rc, out, err = table(capsys, root, "--protocol", "base2new")
+    assert rc == 1 and out == ""
+    assert "no new-class results" in err
+    for dataset, values in BASE.items():
+        for seed in range(1, len(values) + 1):
+            assert f"no new-class result for AR {dataset} 16 shots ViT-B/16 seed {seed}" in err
+
+
+# ------------------------------------------------------------------ xd / dg tables
+
+def test_xd_and_dg_tables(tmp_path, capsys):
+    root = tmp_path / "xd"
+    targets = {"Caltech101": "caltech101", "DescribableTextures": "dtd"}
+    for seed in (1, 2):
+        write_run(root, "train/imagenet", "AR", seed, 70.0 + seed, dataset="ImageNet")
+        for i, name in enumerate(targets):
+            write_run(root, f"test/{name}", "AR", seed, 50.0 + 10 * i + seed, dataset=name)
+        write_run(root, "test/imagenetv2", "AR", seed, 60.0 + seed, dataset="ImageNetV2")
+        write_run(root, "test/imagenet_r", "AR", seed, 40.0 + seed, dataset="ImageNetR")
+    rc, out, err = table(capsys, root, "--protocol", "dg")
+    assert rc == 0
+    header = next(line for line in out.splitlines() if line.startswith("Method")).split()
+    assert header == ["Method", "ImageNet", "(source)", "ImageNetV2", "ImageNetSketch", "ImageNetA",
+                      "ImageNetR", "Average"]
+    assert table_rows(out, "domain generalisation")["AR"] == [
+        cell([71.0, 72.0]), cell([61.0, 62.0]), "-", "-", cell([41.0, 42.0]), "-"]
+    assert "no result for target(s) ImageNetSketch, ImageNetA" in err
+
+    rc, out, err = table(capsys, root, "--protocol", "xd")
+    header = next(line for line in out.splitlines() if line.startswith("Method")).split()
+    assert header[:4] == ["Method", "ImageNet", "(source)", "Caltech101"]
+    assert len(header) == 4 + 10 and "ImageNetV2" not in header  # ten targets + Average
+    row = table_rows(out, "cross-dataset transfer")["AR"]
+    assert row[0] == cell([71.0, 72.0]) and row[1] == cell([51.0, 52.0])
+    assert row[-1] == "-"  # not every target present: no average
+    assert "no result for target(s) OxfordPets" in err
+
+
+# ------------------------------------------------------------------ base2new.sh / xd.sh
+
+FAKE_TRAIN = """\
+#!{python}
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_RECORD"], "a") as f:
+    f.write(json.dumps(args) + "\\n")
+out = args[args.index("--output-dir") + 1]
+os.makedirs(out, exist_ok=True)
+fail = os.environ.get("FAKE_FAIL")
+if fail and fail in out:
+    sys.exit(3)
+opts = dict(zip(args[-4::2], args[-3::2]))
+if "--eval-only" not in args:
+    os.makedirs(os.path.join(out, "prompt_learner"), exist_ok=True)
+    for epoch in (3, 12):
+        open(os.path.join(out, "prompt_learner", f"model.pth.tar-{{epoch}}"), "w").close()
+with open(os.path.join(out, "results.json"), "w") as f:
+    json.dump({{"method": args[args.index("--trainer") + 1], "accuracy": 50.0,
+               "config": {{"DATASET": {{"SUBSAMPLE_CLASSES": opts["DATASET.SUBSAMPLE_CLASSES"]}}}}}}, f)
+"""
+
+
+class Workspace:
+    def __init__(self, root):
+        self.root = root
+        for name in protocols.XD_TARGETS + protocols.DG_TARGETS + ("imagenet",):
+            self.write(f"configs/datasets/{name}.yaml", "DATASET:\n  NAME: X\n")
+        for trainer in ("AR", "ZeroshotCLIP", "DVP_CLS"):
+            self.write(f"configs/trainers/{trainer}/vit_b16.yaml", "{}\n")
+        fake = root / "fake_python"
+        fake.write_text(FAKE_TRAIN.format(python=sys.executable))
+        fake.chmod(0o755)
+        self.record = root / "record.jsonl"
+        self.env = {"PYTHON": str(fake), "DATA": "/datasets", "OUTPUT": "out",
+                    "FAKE_RECORD": str(self.record), "RUNNER_PYTHON": sys.executable,
+                    "PATH": "/usr/bin:/bin", "HOME": str(root)}
+
+    def write(self, rel, text):
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def run(self, script, *args, **env):
+        self.record.unlink(missing_ok=True)
+        return subprocess.run(["/bin/bash", str(SCRIPTS / script), *args], cwd=self.root,
+                              env=dict(self.env, **env), capture_output=True, text=True, timeout=60)
+
+    def launched(self):
+        if not self.record.exists():
+            return []
+        return [json.loads(line) for line in self.record.read_text().splitlines()]
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return Workspace(tmp_path)
+
+
+def out_dir(argv):
+    return argv[argv.index("--output-dir") + 1]
+
+
+def test_base2new_script_trains_on_base_then_tests_new(ws):
+    res = ws.run("base2new.sh", "ar", "eurosat")
+    assert res.returncode == 0, res.stderr + res.stdout
+    argvs = ws.launched()
+    common = ["--root", "/datasets", "--trainer", "AR",
+              "--dataset-config-file", "configs/datasets/eurosat.yaml",
+              "--config-file", "configs/trainers/AR/vit_b16.yaml"]
+    expected = []
+    for seed in (1, 2, 3):
+        train = f"out/base2new/train_base/eurosat/AR/vit_b16_16shots/seed{seed}"
+        test = f"out/base2new/test_new/eurosat/AR/vit_b16_16shots/seed{seed}"
+        expected.append(["train.py", "--root", "/datasets", "--seed", str(seed), "--trainer", "AR",
+                         *common[4:], "--output-dir", train,
+                         "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "base"])
+        expected.append(["train.py", "--root", "/datasets", "--seed", str(seed), "--trainer", "AR",
+                         *common[4:], "--output-dir", test, "--eval-only", "--model-dir", train,
+                         "--load-epoch", "12",
+                         "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "new"])
+    assert argvs == expected
+    assert "done 6 / failed 0 / skipped 0" in res.stdout
+
+    # resume: a killed new-class test and a corrupt results.json run again, the rest is skipped
+    (ws.root / "out/base2new/test_new/eurosat/AR/vit_b16_16shots/seed2/results.json").unlink()
+    (ws.root / "out/base2new/train_base/eurosat/AR/vit_b16_16shots/seed3/results.json").write_text("{")
+    res = ws.run("base2new.sh", "AR", "eurosat")
+    assert res.returncode == 0, res.stderr
+    assert [out_dir(a) for a in ws.launched()] == [
+        "out/base2new/test_new/eurosat/AR/vit_b16_16shots/seed2",
+        "out/base2new/train_base/eurosat/AR/vit_b16_16shots/seed3",
+        "out/base2new/test_new/eurosat/AR/vit_b16_16shots/seed3"]
+    assert "is unreadable" in res.stdout and "done 2 / failed 0 / skipped 4" not in res.stdout
+    assert "done 3 / failed 0 / skipped 3" in res.stdout
+
+
+def test_base2new_failed_training_skips_its_test(ws):
+    res = ws.run("base2new.sh", "dvp_cls", "dtd", "vit_b16", SEEDS="1 2", FAKE_FAIL="train_base/dtd/DVP_CLS/vit_b16_16shots/seed1")
+    assert res.returncode == 1
+    assert [out_dir(a) for a in ws.launched()] == [
+        "out/base2new/train_base/dtd/DVP_CLS/vit_b16_16shots/seed1",
+        "out/base2new/train_base/dtd/DVP_CLS/vit_b16_16shots/seed2",
+        "out/base2new/test_new/dtd/DVP_CLS/vit_b16_16shots/seed2"]
+    assert "test on new classes ... not run (its training run" in res.stdout
+    assert "done 2 / failed 2 / skipped 0" in res.stdout
+
+
+def test_base2new_bad_names_fail_before_any_run(ws):
+    res = ws.run("base2new.sh", "ar", "cifar10")
+    assert res.returncode == 2 and ws.launched() == []
+    assert res.stderr.startswith("ERROR: unknown dataset(s) cifar10; configs/datasets has:")
+    res = ws.run("base2new.sh", "nope", "dtd")
+    assert res.returncode == 2 and "ERROR: unknown method 'nope'" in res.stderr
+    res = ws.run("base2new.sh", "ar")
+    assert res.returncode == 2 and "usage: bash scripts/base2new.sh METHOD DATASET [CFG]" in res.stderr
+
+
+def test_xd_script_trains_on_imagenet_and_tests_every_target(ws):
+    res = ws.run("xd.sh", "ar", SEEDS="1")
+    assert res.returncode == 0, res.stderr + res.stdout
+    argvs = ws.launched()
+    train = "out/xd/train/imagenet/AR/vit_b16_16shots/seed1"
+    assert out_dir(argvs[0]) == train and "--eval-only" not in argvs[0]
+    assert argvs[0][-4:] == ["DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "all"]
+    targets = protocols.XD_TARGETS + protocols.DG_TARGETS
+    assert len(targets) == 14 and [out_dir(a) for a in argvs[1:]] == [
+        f"out/xd/test/{t}/AR/vit_b16_16shots/seed1" for t in targets]
+    for argv, target in zip(argvs[1:], targets):
+        assert argv[argv.index("--dataset-config-file") + 1] == f"configs/datasets/{target}.yaml"
+        i = argv.index("--eval-only")
+        assert argv[i:i + 5] == ["--eval-only", "--model-dir", train, "--load-epoch", "12"]
+    # everything finished: a second call launches nothing
+    res = ws.run("xd.sh", "ar", SEEDS="1")
+    assert ws.launched() == [] and "done 0 / failed 0 / skipped 15" in res.stdout
+
+
+def test_xd_zero_shot_loads_no_model(ws):
+    res = ws.run("xd.sh", "zsclip", XD_TARGETS="dtd imagenet_a", SEEDS="2")
+    assert res.returncode == 0, res.stderr
+    argvs = ws.launched()
+    assert [out_dir(a) for a in argvs] == ["out/xd/train/imagenet/ZeroshotCLIP/vit_b16_16shots/seed2",
+                                           "out/xd/test/dtd/ZeroshotCLIP/vit_b16_16shots/seed2",
+                                           "out/xd/test/imagenet_a/ZeroshotCLIP/vit_b16_16shots/seed2"]
+    assert all("--eval-only" in a and "--model-dir" not in a for a in argvs)
