@@ -10,7 +10,7 @@ import importlib
 import os
 
 from . import config  # noqa: F401  (registers DATASET.IMAGEFOLDER_DIR, ...)
-from .catalog import LOADERS, NAMES, descriptions_key, find_loader  # noqa: F401  (registers the 12 loaders)
+from .catalog import LOADERS, NAMES, descriptions_key, find_loader  # noqa: F401  (registers the 16 loaders)
 from .imagefolder import ImageFolder  # noqa: F401
 
 __all__ = ["LOADERS", "NAMES", "ImageFolder", "descriptions_key", "find_loader"]

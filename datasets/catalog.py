@@ -7,6 +7,7 @@ from .eurosat import EuroSAT
 from .fgvc_aircraft import FGVCAircraft
 from .food101 import Food101
 from .imagenet import ImageNet
+from .imagenet_variants import ImageNetA, ImageNetR, ImageNetSketch, ImageNetV2
 from .oxford_flowers import OxfordFlowers
 from .oxford_pets import OxfordPets
 from .resisc45 import Resisc45
@@ -15,7 +16,7 @@ from .sun397 import SUN397
 from .ucf101 import UCF101
 
 LOADERS = (Caltech101, DescribableTextures, EuroSAT, FGVCAircraft, Food101, OxfordFlowers, OxfordPets,
-           StanfordCars, SUN397, UCF101, Resisc45, ImageNet)
+           StanfordCars, SUN397, UCF101, Resisc45, ImageNet, ImageNetV2, ImageNetSketch, ImageNetA, ImageNetR)
 NAMES = tuple(cls.config_name for cls in LOADERS)
 
 

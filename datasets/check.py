@@ -25,6 +25,9 @@ COOP_SIZES = {
     "fgvc_aircraft": (3334, 3333, 3333), "food101": (50500, 20200, 30300), "oxford_flowers": (4093, 1633, 2463),
     "oxford_pets": (2944, 736, 3669), "stanford_cars": (6509, 1635, 8041), "sun397": (15880, 3970, 19850),
     "ucf101": (7639, 1898, 3783), "imagenet": (1281167, None, 50000),
+    # test-only ImageNet variants (their published sizes)
+    "imagenetv2": (None, None, 10000), "imagenet_sketch": (None, None, 50889),
+    "imagenet_a": (None, None, 7500), "imagenet_r": (None, None, 30000),
 }
 
 

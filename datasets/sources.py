@@ -7,6 +7,8 @@ Google Drive included: file ``<filename>`` of dataset ``<name>`` is then fetched
 
 Links are the ones CoOp's DATASETS.md gives, replaced where those are dead by the copies torchvision
 uses (Caltech101, EuroSAT), and for RESISC45 the archive torchgeo uses and BlackVIP's split file.
+ImageNet variants: ImageNet-V2 from its authors' Hugging Face copy, ImageNet-A / -R from the authors'
+server (no published checksums), ImageNet-Sketch by hand (no stable direct link).
 Checksums are those published by torchvision / torchgeo; Google Drive files have none.
 """
 import os
@@ -72,6 +74,9 @@ def split(filename, file_id):
 
 
 ROBOTS = "https://www.robots.ox.ac.uk/~vgg/data"
+HENDRYCKS = "https://people.eecs.berkeley.edu/~hendrycks"
+# CoOp's ImageNet class names; the four ImageNet variants keep a copy in their folders too.
+IMAGENET_CLASSNAMES = split("classnames.txt", "1-61f_ol79pViBFDG_IDlUQSwoLcn2XXF")
 
 SOURCES = {s.name: s for s in (
     Source("caltech101", "caltech-101", (
@@ -145,7 +150,7 @@ The split file split_zhou_StanfordCars.json is fetched by this command."""),
         split("split_mlai_Resisc45.json", "1QTThkyN-p58hAxN7wpBntO4CncTf9qtF"),
     )),
     Source("imagenet", "imagenet", (
-        split("classnames.txt", "1-61f_ol79pViBFDG_IDlUQSwoLcn2XXF"),
+        IMAGENET_CLASSNAMES,
     ), manual="""\
 ImageNet (ILSVRC2012) needs an account: register at https://image-net.org, download
 ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar, then
@@ -154,6 +159,31 @@ ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar, then
     (e.g. with the widely used valprep.sh script)
 If you already have ImageNet elsewhere, symlink its train/ and val/ folders into {dataset_dir}/images/.
 classnames.txt (CoOp's class names) is fetched by this command."""),
+    Source("imagenetv2", "imagenetv2", (
+        Remote("imagenetv2-matched-frequency.tar.gz", "https://huggingface.co/datasets/vaishaal/ImageNetV2/"
+               "resolve/main/imagenetv2-matched-frequency.tar.gz",
+               unpack={"imagenetv2-matched-frequency-format-val": "."},
+               provides="imagenetv2-matched-frequency-format-val"),
+        IMAGENET_CLASSNAMES,
+    )),
+    Source("imagenet_sketch", "imagenet-sketch", (
+        IMAGENET_CLASSNAMES,
+    ), manual="""\
+ImageNet-Sketch has no stable direct link. Get it from the authors' page
+https://github.com/HaohanWang/ImageNet-Sketch (Google Drive, or the Kaggle dataset
+"wanghaohan/imagenetsketch"), unpack it and move its class folders (sketch/<wnid>/*.JPEG) to
+  {dataset_dir}/images/<wnid>/
+classnames.txt (ImageNet's class names, CoOp's file) is fetched by this command."""),
+    Source("imagenet_a", "imagenet-adversarial", (
+        Remote("imagenet-a.tar", f"{HENDRYCKS}/imagenet-a.tar", unpack={"imagenet-a": "."},
+               provides="imagenet-a"),
+        IMAGENET_CLASSNAMES,
+    )),
+    Source("imagenet_r", "imagenet-rendition", (
+        Remote("imagenet-r.tar", f"{HENDRYCKS}/imagenet-r.tar", unpack={"imagenet-r": "."},
+               provides="imagenet-r"),
+        IMAGENET_CLASSNAMES,
+    )),
 )}
 
 

@@ -1,4 +1,5 @@
-"""Miniature on-disk copies of the 12 CoOp-style dataset layouts, for tests.
+"""Miniature on-disk copies of the CoOp-style dataset layouts (the 12 datasets and the 4 ImageNet
+variants), for tests.
 
 ``build(name, root, split_file=True)`` writes dataset ``name`` (config name: caltech101, dtd, ...)
 under data root ``root``: a few classes whose names are taken from the published description files
@@ -21,15 +22,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DESCRIPTIONS_DIR = PUBLISHED_DESCRIPTIONS  # tests/conftest.py: ../shared/descriptions or $VR_TEST_DESCRIPTIONS
 
 NAMES = ("caltech101", "dtd", "eurosat", "fgvc_aircraft", "food101", "oxford_flowers", "oxford_pets",
-         "stanford_cars", "sun397", "ucf101", "resisc45", "imagenet")
-CLASS_NAMES = {"caltech101": "Caltech101", "dtd": "DescribableTextures", "eurosat": "EuroSAT",
+         "stanford_cars", "sun397", "ucf101", "resisc45", "imagenet",
+         "imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+IMAGENET_VARIANTS = {"imagenetv2": "ImageNetV2", "imagenet_sketch": "ImageNetSketch",
+                     "imagenet_a": "ImageNetA", "imagenet_r": "ImageNetR"}
+CLASS_NAMES = {**IMAGENET_VARIANTS, "caltech101": "Caltech101", "dtd": "DescribableTextures", "eurosat": "EuroSAT",
                "fgvc_aircraft": "FGVCAircraft", "food101": "Food101", "oxford_flowers": "OxfordFlowers",
                "oxford_pets": "OxfordPets", "stanford_cars": "StanfordCars", "sun397": "SUN397",
                "ucf101": "UCF101", "resisc45": "Resisc45", "imagenet": "ImageNet"}
 DESCRIPTION_KEYS = {"caltech101": "caltech101", "dtd": "dtd", "eurosat": "eurosat", "fgvc_aircraft": "fgvc",
                     "food101": "food101", "oxford_flowers": "oxford_flowers", "oxford_pets": "oxford_pets",
                     "stanford_cars": "stanford_cars", "sun397": "sun397", "ucf101": "ucf101",
-                    "resisc45": "resisc45", "imagenet": "I"}
+                    "resisc45": "resisc45", "imagenet": "I", **{name: "I" for name in IMAGENET_VARIANTS}}
 # splits written by the miniature's split file, per class: 2 train, 1 val, 2 test (5 images);
 # CoOp's 50/20/30 fallback gives the same on 5 images (round(2.5) == 2, round(1.0) == 1)
 PER_CLASS = 5
@@ -337,6 +341,28 @@ def _imagenet(root, split_file):
     return dataset_dir, names, {"train": 3 * n, "val": 2 * n, "test": 2 * n}, "", images
 
 
+def _imagenet_variant(folder, image_folder, wnids=None, numbered=False):
+    """A test-only ImageNet variant: classnames.txt (ImageNet's), 2 images in each class folder named
+    by wnid (numbered: by the class's line in classnames.txt); ``wnids``: the subset present (A, R)."""
+    def builder(root, split_file):
+        dataset_dir = os.path.join(root, folder)
+        _write_text(os.path.join(dataset_dir, "classnames.txt"), [f"{w} {n}" for w, n in IMAGENET_CLASSES])
+        order = [w for w, _ in IMAGENET_CLASSES]
+        present = sorted(wnids or order)
+        images = []
+        for wnid in present:
+            sub = str(order.index(wnid)) if numbered else wnid
+            images += [write_image(os.path.join(dataset_dir, image_folder, sub, f"{wnid}_{i}.jpg")) for i in range(2)]
+        if not numbered:  # CoOp's A and R archives hold a README.txt beside the class folders
+            _write_text(os.path.join(dataset_dir, image_folder, "README.txt"), ["not a class"])
+        names = [dict(IMAGENET_CLASSES)[w] for w in present]
+        n = len(present)
+        return dataset_dir, names, {"train": 2 * n, "val": 0, "test": 2 * n}, "", images
+    return builder
+
+
+IMAGENET_SUBSET = ("n01443537", "n04008634")  # goldfish, missile: the 200-class variants' miniature subset
+
 BUILDERS = {
     "caltech101": _caltech101,
     "dtd": _simple_folders("dtd", "images", "split_zhou_DescribableTextures.json", "dtd"),
@@ -350,6 +376,10 @@ BUILDERS = {
     "ucf101": _ucf101,
     "resisc45": _simple_folders("resisc45", "NWPU-RESISC45", "split_mlai_Resisc45.json", "resisc45"),
     "imagenet": _imagenet,
+    "imagenetv2": _imagenet_variant("imagenetv2", "imagenetv2-matched-frequency-format-val", numbered=True),
+    "imagenet_sketch": _imagenet_variant("imagenet-sketch", "images"),
+    "imagenet_a": _imagenet_variant("imagenet-adversarial", "imagenet-a", wnids=IMAGENET_SUBSET),
+    "imagenet_r": _imagenet_variant("imagenet-rendition", "imagenet-r", wnids=IMAGENET_SUBSET),
 }
 
 
