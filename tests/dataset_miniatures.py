@@ -22,8 +22,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DESCRIPTIONS_DIR = PUBLISHED_DESCRIPTIONS  # tests/conftest.py: ../shared/descriptions or $VR_TEST_DESCRIPTIONS
 
 NAMES = ("caltech101", "dtd", "eurosat", "fgvc_aircraft", "food101", "oxford_flowers", "oxford_pets",
-         "stanford_cars", "sun397", "ucf101", "resisc45", "imagenet",
-         "imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+         "stanford_cars", "sun397", "ucf101", "resisc45", "imagenet")
+# test-only ImageNet variants (built by build() too; not in NAMES, which lists datasets with train splits)
 IMAGENET_VARIANTS = {"imagenetv2": "ImageNetV2", "imagenet_sketch": "ImageNetSketch",
                      "imagenet_a": "ImageNetA", "imagenet_r": "ImageNetR"}
 CLASS_NAMES = {**IMAGENET_VARIANTS, "caltech101": "Caltech101", "dtd": "DescribableTextures", "eurosat": "EuroSAT",

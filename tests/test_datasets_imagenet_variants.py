@@ -7,7 +7,7 @@ from contextlib import redirect_stdout
 
 import pytest
 
-from tests.dataset_miniatures import IMAGENET_CLASSES, IMAGENET_SUBSET, build
+from tests.dataset_miniatures import IMAGENET_CLASSES, IMAGENET_SUBSET, build, description_keys
 from tests.test_datasets import load
 from tests.test_datasets_download import mirror, run_download  # noqa: F401  (fixture)
 
@@ -35,7 +35,7 @@ def test_variant_loads_with_imagenets_class_names(tmp_path, name):
     assert len(ds.test) == len(ds.train_x) == 2 * ds.num_classes and ds.val == []
     assert not any("README" in d.impath for d in ds.test)
     assert sorted(os.listdir(mini.dataset_dir)) == before  # test-only: no few-shot cache written
-    assert type(ds).descriptions_key == "I"
+    assert type(ds).descriptions_key == "I" and set(ds.classnames) <= set(description_keys("I"))
 
 
 def test_variant_new_classes_subsample(tmp_path):

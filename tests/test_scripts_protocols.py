@@ -334,3 +334,38 @@ def test_xd_zero_shot_loads_no_model(ws):
                                            "out/xd/test/dtd/ZeroshotCLIP/vit_b16_16shots/seed2",
                                            "out/xd/test/imagenet_a/ZeroshotCLIP/vit_b16_16shots/seed2"]
     assert all("--eval-only" in a and "--model-dir" not in a for a in argvs)
+
+
+# ------------------------------------------------------------------ few-shot curves
+
+def test_plot_curves_png_and_csv(tmp_path, capsys):
+    import csv
+
+    plot_curves = load_script("plot_curves")
+    root = tmp_path / "out"
+    acc = {("AR", "Caltech101", 1): [80.0, 82.0], ("AR", "Caltech101", 16): [90.0, 94.0],
+           ("AR", "EuroSAT", 1): [50.0, 54.0], ("AR", "EuroSAT", 16): [70.0, 72.0],
+           ("VP", "Caltech101", 4): [85.0], ("VP", "Caltech101", 16): [88.0, 89.0]}
+    for (method, dataset, shots), values in acc.items():
+        for seed, value in enumerate(values, 1):
+            write_run(root, dataset, method, seed, value, dataset=dataset, shots=shots)
+    write_run(root, "b2n", "AR", 1, 10.0, dataset="EuroSAT", dataset_cfg={"SUBSAMPLE_CLASSES": "base"})
+    assert plot_curves.main([str(root), "--out", str(tmp_path / "plots")]) == 0
+    png = tmp_path / "plots" / "curves_vit_b_16.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10000
+    with open(tmp_path / "plots" / "curves.csv") as f:
+        rows = {(r["dataset"], r["method"], int(r["shots"])): r for r in csv.DictReader(f)}
+    for (method, dataset, shots), values in acc.items():
+        row = rows[(dataset, method, shots)]
+        assert float(row["mean"]) == pytest.approx(mean(values), abs=1e-4)
+        assert float(row["std"]) == pytest.approx(pstd(values), abs=1e-4)
+        assert int(row["seeds"]) == len(values)
+    # Average: the mean of the dataset means, only where a method has every dataset (VP has one)
+    avg = rows[("Average", "AR", 1)]
+    assert float(avg["mean"]) == pytest.approx((81.0 + 52.0) / 2, abs=1e-4)
+    assert float(avg["std"]) == pytest.approx(pstd([(80 + 50) / 2, (82 + 54) / 2]), abs=1e-4)
+    assert not any(k[0] == "Average" and k[1] == "VP" for k in rows)
+    assert ("EuroSAT", "AR", 16) in rows and all(r["mean"] != "10.0000" for r in rows.values())
+
+    assert plot_curves.main([str(tmp_path / "nothing")]) == 2
+    assert "ERROR:" in capsys.readouterr().err
