@@ -397,6 +397,10 @@ def main(argv=None):
     if args.protocol != "fewshot":
         import protocol_tables  # noqa: E402  (scripts/protocol_tables.py)
 
+        if args.reported or args.reported_all:
+            print("note: --reported applies to the few-shot table only; ignored with --protocol",
+                  file=sys.stderr)
+
         try:
             text = protocol_tables.render_protocol(args.protocol, records, args.format,
                                                    args.metric, args.decimals, sys.stderr)
