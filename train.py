@@ -134,6 +134,9 @@ def check_inputs(cfg, args):
         raise UsageError(f'Unknown dataset "{cfg.DATASET.NAME}" (DATASET.NAME)'
                          + (f' (do you mean "{hint[0]}"?)' if hint else "")
                          + f". Registered datasets: {sorted(datasets)}.")
+    if getattr(engine.DATASET_REGISTRY.get(cfg.DATASET.NAME), "test_only", False) and not args.eval_only:
+        raise UsageError(f"{cfg.DATASET.NAME} is a test-only dataset (all its images are test images): do not "
+                         f"train on it; evaluate a trained run with --eval-only --model-dir RUN (scripts/xd.sh).")
     if not cfg.DATASET.ROOT or not os.path.isdir(cfg.DATASET.ROOT):
         raise UsageError(f'The dataset root "{cfg.DATASET.ROOT}" (--root) does not exist. Create it and put the '
                          f"datasets there (python -m datasets.download NAME --root DIR), or pass the right --root.")

@@ -29,6 +29,7 @@ class ImageNetVariant(CoOpDataset):
     """The shared loader: ``image_folder`` holds one folder per class (see the module docstring)."""
 
     descriptions_key = ImageNet.descriptions_key
+    test_only = True  # train.py refuses to train on it
     numbered_folders = False  # ImageNet-V2: folders 0..999 instead of wnids
 
     def __init__(self, cfg):

@@ -11,6 +11,7 @@ from tests.dataset_miniatures import IMAGENET_CLASSES, IMAGENET_SUBSET, build, d
 from tests.test_datasets import load
 from tests.test_datasets_download import mirror, run_download  # noqa: F401  (fixture)
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {"imagenetv2": "ImageNetV2", "imagenet_sketch": "ImageNetSketch",
             "imagenet_a": "ImageNetA", "imagenet_r": "ImageNetR"}
 
@@ -120,3 +121,17 @@ def test_variant_downloads_and_manual_steps(tmp_path, mirror):  # noqa: F811
 
     assert {"imagenetv2", "imagenet_a"} <= set(SOURCES)
     assert SOURCES["imagenetv2"].remotes[0].url.startswith("https://huggingface.co/datasets/vaishaal/")
+
+
+def test_training_on_a_variant_is_refused(tmp_path, capsys):
+    import train
+
+    build("imagenet_a", tmp_path)
+    argv = ["--root", str(tmp_path), "--trainer", "AR", "--output-dir", str(tmp_path / "run"),
+            "--dataset-config-file", os.path.join(REPO, "configs", "datasets", "imagenet_a.yaml"),
+            "--config-file", os.path.join(REPO, "configs", "trainers", "AR", "demo.yaml"),
+            "MODEL.BACKBONE.NAME", "test-tiny"]
+    assert train.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "ERROR: ImageNetA is a test-only dataset" in err and "--eval-only --model-dir RUN" in err
+    assert not (tmp_path / "run" / "results.json").exists()
