@@ -26,8 +26,9 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(1, REPO)
-import make_table as mt  # noqa: E402  (scripts/make_table.py)
-from engine.io import atomic_write_bytes, atomic_write_text  # noqa: E402
+import make_table as mt
+
+from engine.io import atomic_write_bytes, atomic_write_text
 
 SHOTS = (1, 2, 4, 8, 16)
 AVERAGE = "Average"

@@ -3,11 +3,15 @@ test-only loading, the class-mismatch errors, and their download / check entries
 import io
 import os
 import tarfile
-from contextlib import redirect_stdout
 
 import pytest
 
-from tests.dataset_miniatures import IMAGENET_CLASSES, IMAGENET_SUBSET, build, description_keys
+from tests.dataset_miniatures import (
+    IMAGENET_CLASSES,
+    IMAGENET_SUBSET,
+    build,
+    description_keys,
+)
 from tests.test_datasets import load
 from tests.test_datasets_download import mirror, run_download  # noqa: F401  (fixture)
 

@@ -235,7 +235,8 @@ class Workspace:
     def run(self, script, *args, **env):
         self.record.unlink(missing_ok=True)
         return subprocess.run(["/bin/bash", str(SCRIPTS / script), *args], cwd=self.root,
-                              env=dict(self.env, **env), capture_output=True, text=True, timeout=60)
+                              env=dict(self.env, **env), capture_output=True, text=True, timeout=60,
+                              check=False)
 
     def launched(self):
         if not self.record.exists():
