@@ -21,6 +21,7 @@ import tempfile
 from collections import defaultdict, namedtuple
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import protocols  # noqa: E402  (scripts/protocols.py: the protocols' run folders)
 import reported as reported_numbers  # noqa: E402  (scripts/reported.py)
 
 FORMATS = ("text", "markdown", "csv", "latex")
@@ -165,10 +166,15 @@ def load_result(path, metric):
                   float(data[metric]), path)
 
 
+def is_transfer_test(rec):
+    """A cross-dataset test of scripts/xd.sh: a model trained on ImageNet, tested on rec.dataset."""
+    return protocols.protocol_dir_of(rec.path) == protocols.XD_TEST
+
+
 def cell_key(rec):
     """What makes two results the same table cell and seed."""
     return (rec.method, rec.variant, canonical_dataset(rec.dataset), rec.classes, rec.backbone,
-            rec.shots, rec.seed)
+            rec.shots, rec.seed, is_transfer_test(rec))
 
 
 def collect(root, metric, err=None, duplicates=None):
@@ -412,6 +418,16 @@ def main(argv=None):
         if args.out:
             atomic_write_text(args.out, text)
         return 0
+    transfer = [r for r in records if is_transfer_test(r)]
+    if transfer:
+        print(f"note: left out {len(transfer)} cross-dataset test result(s) under "
+              f"{'/'.join(protocols.XD_TEST)}/ (trained on {protocols.XD_SOURCE}, not on the dataset "
+              "they test); see --protocol xd / dg", file=sys.stderr)
+        records = [r for r in records if r not in transfer]
+        if not records:
+            print("error: only cross-dataset test results here; use --protocol xd or dg",
+                  file=sys.stderr)
+            return 1
     reported = "all" if args.reported_all else "measured" if args.reported else None
     tables = build_tables(records, args.metric, reported)
     notes = ()

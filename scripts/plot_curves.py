@@ -3,9 +3,9 @@
     python scripts/plot_curves.py OUTPUT_ROOT [--out DIR] [--metric accuracy|macro_f1]
 
 Reads every results.json under OUTPUT_ROOT as make_table.py does (same dataset keys, same checks;
-runs on a base or new class subset are left out) and writes, into DIR (default
+runs on a base or new class subset and scripts/xd.sh's cross-dataset tests are left out) and writes, into DIR (default
 OUTPUT_ROOT/curves):
-  curves_<backbone>.png   one panel per dataset and an "Average" panel; a line per method (and
+  curves_<backbone>.png   one panel per dataset and (with two or more) an "Average" panel; a line per method (and
                           trainer config when a method has several), the mean over seeds with a
                           band of +- the population std over seeds
   curves.csv              the plotted numbers: backbone, dataset, method, shots, mean, std, seeds
@@ -39,7 +39,7 @@ def curve_points(records):
     values = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(dict))))
     variants = defaultdict(set)
     for rec in records:
-        if rec.classes != mt.ALL_CLASSES:
+        if rec.classes != mt.ALL_CLASSES or mt.is_transfer_test(rec):
             continue
         variants[rec.method].add(rec.variant)
         values[rec.backbone][rec.dataset][(rec.method, rec.variant)][rec.shots][rec.seed] = rec.value

@@ -8,8 +8,8 @@ means (the convention of CoCoOp's tables); the Average row averages base and new
 that have both and takes the HM of those averages. A base seed without its new run (or the reverse)
 is reported on stderr; a tree without any new-class run is an error naming the missing runs.
 
-xd / dg: all-class results of one tree (scripts/xd.sh writes them under $OUTPUT/xd): the ImageNet
-run is the source, the other datasets (xd) or the ImageNet variants (dg) the targets; Average is the
+xd / dg: all-class results of one tree (only those in scripts/xd.sh's folders $OUTPUT/xd/{train,test}
+when there are any, so the output root works as well as $OUTPUT/xd): the ImageNet run is the source, the other datasets (xd) or the ImageNet variants (dg) the targets; Average is the
 mean over the targets for rows that have every target.
 """
 import csv
@@ -135,6 +135,9 @@ def transfer_tables(records, protocol, err, decimals=1):
     variants = _names(protocols.DG_TARGETS)
     expected = variants if protocol == "dg" else _names(protocols.XD_TARGETS)
     usable = [r for r in records if r.classes == mt.ALL_CLASSES]
+    layout = [r for r in usable if protocols.protocol_dir_of(r.path) in (protocols.XD_TRAIN, protocols.XD_TEST)]
+    if layout:  # a tree with scripts/xd.sh's folders: only those runs are the protocol's
+        usable = layout
     if not any(r.dataset == source for r in usable):
         print(f"warning: no {source} (source) result in this tree; scripts/xd.sh writes the "
               "protocol's runs under $OUTPUT/xd", file=err)

@@ -40,6 +40,9 @@ XD_SOURCE = "imagenet"
 XD_TARGETS = ("caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
               "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101")
 DG_TARGETS = ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+# Folders under $OUTPUT of each protocol's runs (see run_folder).
+BASE2NEW_TRAIN, BASE2NEW_TEST = ("base2new", "train_base"), ("base2new", "test_new")
+XD_TRAIN, XD_TEST = ("xd", "train"), ("xd", "test")
 # Script names that are not their trainer's name, and trainers that only evaluate.
 ALIASES = {"zsclip": "ZeroshotCLIP"}
 EVAL_ONLY = frozenset({"ZeroshotCLIP"})
@@ -102,8 +105,16 @@ def dataset_config(dataset):
 
 
 def run_folder(output, protocol_dir, dataset, trainer, cfg, seed):
+    """<output>/<protocol_dir>/<dataset>/<TRAINER>/<cfg>_16shots/seed<S> (see protocol_dir_of)."""
     return osp.join(output, *protocol_dir, dataset, trainer, f"{cfg}_{PROTOCOL_SHOTS}shots",
                     f"seed{seed}")
+
+
+def protocol_dir_of(results_path):
+    """The protocol folder (XD_TEST, ...) a results.json lies in by run_folder's layout, or None."""
+    parts = tuple(osp.normpath(osp.abspath(results_path)).split(os.sep))
+    found = parts[-7:-5] if len(parts) >= 7 else ()
+    return found if found in (BASE2NEW_TRAIN, BASE2NEW_TEST, XD_TRAIN, XD_TEST) else None
 
 
 # ---------------------------------------------------------------- the steps of a protocol
@@ -111,8 +122,8 @@ def run_folder(output, protocol_dir, dataset, trainer, cfg, seed):
 def base2new_steps(trainer, dataset, cfg, seeds, output):
     steps = []
     for seed in seeds:
-        train = run_folder(output, ("base2new", "train_base"), dataset, trainer, cfg, seed)
-        test = run_folder(output, ("base2new", "test_new"), dataset, trainer, cfg, seed)
+        train = run_folder(output, BASE2NEW_TRAIN, dataset, trainer, cfg, seed)
+        test = run_folder(output, BASE2NEW_TEST, dataset, trainer, cfg, seed)
         steps.append(Step(f"{trainer} {dataset} seed {seed}: train on base classes", train,
                           trainer, "base", (dataset, cfg, seed), None))
         steps.append(Step(f"{trainer} {dataset} seed {seed}: test on new classes", test,
@@ -123,12 +134,12 @@ def base2new_steps(trainer, dataset, cfg, seeds, output):
 def xd_steps(trainer, cfg, seeds, output, targets):
     steps = []
     for seed in seeds:
-        train = run_folder(output, ("xd", "train"), XD_SOURCE, trainer, cfg, seed)
+        train = run_folder(output, XD_TRAIN, XD_SOURCE, trainer, cfg, seed)
         steps.append(Step(f"{trainer} {XD_SOURCE} seed {seed}: train", train, trainer, "all",
                           (XD_SOURCE, cfg, seed), None))
         for target in targets:
             steps.append(Step(f"{trainer} seed {seed}: test on {target}",
-                              run_folder(output, ("xd", "test"), target, trainer, cfg, seed),
+                              run_folder(output, XD_TEST, target, trainer, cfg, seed),
                               trainer, "all", (target, cfg, seed), train))
     return steps
 

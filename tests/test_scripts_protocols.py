@@ -370,3 +370,18 @@ def test_plot_curves_png_and_csv(tmp_path, capsys):
 
     assert plot_curves.main([str(tmp_path / "nothing")]) == 2
     assert "ERROR:" in capsys.readouterr().err
+
+
+def test_fewshot_table_leaves_out_transfer_tests_and_xd_reads_the_output_root(tmp_path, capsys):
+    """An xd test on Caltech101 (trained on ImageNet) is not a Caltech101 few-shot result."""
+    root = tmp_path / "output"
+    write_run(root, "caltech101", "AR", 1, 95.0, dataset="Caltech101")
+    write_run(root, "xd/train/imagenet", "AR", 1, 70.0, dataset="ImageNet")
+    write_run(root, "xd/test/caltech101", "AR", 1, 88.0, dataset="Caltech101")
+    rc, out, err = table(capsys, root)
+    assert rc == 0 and "duplicate" not in err
+    assert "left out 1 cross-dataset test result(s) under xd/test/" in err
+    assert table_rows(out, "16 shots")["AR"] == [cell([95.0]), cell([70.0]), f"{(95 + 70) / 2:.1f}"]
+    rc, out, err = table(capsys, root, "--protocol", "xd")
+    row = table_rows(out, "cross-dataset transfer")["AR"]
+    assert row[:2] == [cell([70.0]), cell([88.0])]  # the few-shot Caltech101 run is not a target
