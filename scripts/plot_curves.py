@@ -3,11 +3,11 @@
     python scripts/plot_curves.py OUTPUT_ROOT [--out DIR] [--metric accuracy|macro_f1]
 
 Reads every results.json under OUTPUT_ROOT as make_table.py does (same dataset keys, same checks;
-runs on a base or new class subset and scripts/xd.sh's cross-dataset tests are left out) and writes, into DIR (default
-OUTPUT_ROOT/curves):
-  curves_<backbone>.png   one panel per dataset and (with two or more) an "Average" panel; a line per method (and
-                          trainer config when a method has several), the mean over seeds with a
-                          band of +- the population std over seeds
+runs on a base or new class subset and scripts/xd.sh's cross-dataset tests are left out) and
+writes, into DIR (default OUTPUT_ROOT/curves):
+  curves_<backbone>.png   one panel per dataset and (with two or more datasets) an "Average"
+                          panel; a line per method (and trainer config when a method has several),
+                          the mean over seeds with a band of +- the population std over seeds
   curves.csv              the plotted numbers: backbone, dataset, method, shots, mean, std, seeds
 Whatever subset of methods, datasets and shots is present is drawn (the shots axis marks 1, 2, 4,
 8, 16 and any other shot count found). The Average panel follows make_table's Avg: a point is the
