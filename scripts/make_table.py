@@ -21,7 +21,7 @@ import tempfile
 from collections import defaultdict, namedtuple
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import protocols  # noqa: E402  (scripts/protocols.py: the protocols' run folders)
+import protocols  # scripts/protocols.py: the protocols' run folders
 import reported as reported_numbers  # noqa: E402  (scripts/reported.py)
 
 FORMATS = ("text", "markdown", "csv", "latex")
@@ -208,8 +208,9 @@ def duplicate_notes(duplicates):
     """The note printed under a table when results were left out as duplicates."""
     if not duplicates:
         return ()
-    return (f"{len(duplicates)} duplicate result(s) left out (same cell and seed as another "
-            f"results.json; listed on stderr), e.g. {duplicates[0][0]}",)
+    note = (f"{len(duplicates)} duplicate result(s) left out (same cell and seed as another "
+            f"results.json; listed on stderr), e.g. {duplicates[0][0]}")
+    return (note,)
 
 
 # ---------------------------------------------------------------- tables
@@ -386,6 +387,29 @@ def build_parser():
     return parser
 
 
+def emit(text, out_file):
+    sys.stdout.write(text)
+    if out_file:
+        atomic_write_text(out_file, text)
+
+
+def main_protocol(args, records, duplicates):
+    """make_table.py --protocol base2new | xd | dg (scripts/protocol_tables.py)."""
+    import protocol_tables  # scripts/protocol_tables.py
+
+    if args.reported or args.reported_all:
+        print("note: --reported applies to the few-shot table only; ignored with --protocol",
+              file=sys.stderr)
+    try:
+        text = protocol_tables.render_protocol(args.protocol, records, args.format, args.metric,
+                                               args.decimals, sys.stderr)
+    except protocol_tables.MissingRuns as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    emit(text + "".join(f"\n{note}\n" for note in duplicate_notes(duplicates)), args.out)
+    return 0
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if not osp.isdir(args.root):
@@ -401,23 +425,7 @@ def main(argv=None):
         print(f"error: no usable {RESULTS_NAME} under {args.root}", file=sys.stderr)
         return 1
     if args.protocol != "fewshot":
-        import protocol_tables  # noqa: E402  (scripts/protocol_tables.py)
-
-        if args.reported or args.reported_all:
-            print("note: --reported applies to the few-shot table only; ignored with --protocol",
-                  file=sys.stderr)
-
-        try:
-            text = protocol_tables.render_protocol(args.protocol, records, args.format,
-                                                   args.metric, args.decimals, sys.stderr)
-        except protocol_tables.MissingRuns as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        text += "".join(f"\n{note}\n" for note in duplicate_notes(duplicates))
-        sys.stdout.write(text)
-        if args.out:
-            atomic_write_text(args.out, text)
-        return 0
+        return main_protocol(args, records, duplicates)
     transfer = [r for r in records if is_transfer_test(r)]
     if transfer:
         print(f"note: left out {len(transfer)} cross-dataset test result(s) under "
@@ -440,10 +448,7 @@ def main(argv=None):
         notes = reported_numbers.NOTES + tuple(
             note for method, note in reported_numbers.UNAVAILABLE.items() if method in measured)
     notes = tuple(notes) + duplicate_notes(duplicates)
-    text = render(tables, args.format, args.metric, args.decimals, notes)
-    sys.stdout.write(text)
-    if args.out:
-        atomic_write_text(args.out, text)
+    emit(render(tables, args.format, args.metric, args.decimals, notes), args.out)
     return 0
 
 
