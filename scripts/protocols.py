@@ -15,8 +15,8 @@ Every run is started as CoOp's scripts do (python train.py --root ... --seed ...
 --dataset-config-file ... --config-file ... --output-dir ... KEY VALUE ...). A run whose folder holds
 a results.json of that run (it parses, names the trainer and the class subset) is skipped; any other
 folder is run again (train.py resumes from its checkpoint), and why is said. Tests of a seed start
-only when its training run is done, and run again when that training run was run again. All names are checked against configs/ before anything starts.
-Stdlib only. Environment: PYTHON (default python; may hold arguments), DATA (default ./data),
+only when its training run is done, and run again when that training run was run again. All names
+are checked against configs/ before anything starts. Stdlib only. Environment: PYTHON (default python; may hold arguments), DATA (default ./data),
 OUTPUT (default output), SEEDS (default "1 2 3"), XD_TARGETS (overrides the xd target list).
 """
 import glob
