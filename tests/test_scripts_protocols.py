@@ -200,6 +200,12 @@ os.makedirs(out, exist_ok=True)
 fail = os.environ.get("FAKE_FAIL")
 if fail and fail in out:
     sys.exit(3)
+sleep_in = os.environ.get("FAKE_SLEEP_IN")
+if sleep_in and sleep_in in out:
+    with open(os.path.join(out, "pid"), "w") as f:
+        f.write(str(os.getpid()))
+    import time
+    time.sleep(60)
 opts = dict(zip(args[-4::2], args[-3::2]))
 if "--eval-only" not in args:
     os.makedirs(os.path.join(out, "prompt_learner"), exist_ok=True)
@@ -385,3 +391,28 @@ def test_fewshot_table_leaves_out_transfer_tests_and_xd_reads_the_output_root(tm
     rc, out, err = table(capsys, root, "--protocol", "xd")
     row = table_rows(out, "cross-dataset transfer")["AR"]
     assert row[:2] == [cell([70.0]), cell([88.0])]  # the few-shot Caltech101 run is not a target
+
+
+def test_sigterm_stops_the_running_run_and_a_rerun_resumes(ws):
+    import os
+    import signal
+    import time
+
+    env = dict(ws.env, SEEDS="1", FAKE_SLEEP_IN="test_new")
+    proc = subprocess.Popen(["/bin/bash", str(SCRIPTS / "base2new.sh"), "ar", "dtd"], cwd=ws.root,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid_file = ws.root / "out/base2new/test_new/dtd/AR/vit_b16_16shots/seed1/pid"
+    deadline = time.time() + 30
+    while not pid_file.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "run the same command again to resume" in err
+    child = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):  # the running train.py was stopped, not left behind
+        os.kill(child, 0)
+    res = ws.run("base2new.sh", "ar", "dtd", SEEDS="1")
+    assert res.returncode == 0
+    assert [out_dir(a) for a in ws.launched()] == ["out/base2new/test_new/dtd/AR/vit_b16_16shots/seed1"]
+    assert "train on base classes ... skip" in res.stdout
