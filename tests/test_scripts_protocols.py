@@ -407,7 +407,7 @@ def test_sigterm_stops_the_running_run_and_a_rerun_resumes(ws):
         time.sleep(0.1)
     time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "run the same command again to resume" in err
     child = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):  # the running train.py was stopped, not left behind
