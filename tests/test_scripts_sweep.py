@@ -15,18 +15,25 @@ import time
 
 import pytest
 
+from runs.jobs import Job, Settings, command, resolve_method
+from runs.layout import parse_run_dir
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
 TRAINERS = ["ZeroshotCLIP", "VP", "AR", "AttrVR", "DVP_CSE", "DVP_CLS", "CoOp"]
 
 FAKE_TRAIN = """\
 #!{python}
-import json, os, sys
+import ast, json, os, sys
+import yaml
 args = sys.argv[1:]
-with open(os.environ["FAKE_RECORD"], "a") as f:
-    f.write(json.dumps({{"argv": args, "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"),
-                        "pid": os.getpid()}}) + "\\n")
-out = args[args.index("--output-dir") + 1]
+if os.environ.get("FAKE_RECORD"):
+    with open(os.environ["FAKE_RECORD"], "a") as f:
+        f.write(json.dumps({{"argv": args, "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                            "pid": os.getpid()}}) + "\\n")
+def flag(name):
+    return args[args.index(name) + 1]
+out = flag("--output-dir")
 os.makedirs(out, exist_ok=True)
 if os.environ.get("FAKE_SLEEP"):
     import time
@@ -36,8 +43,32 @@ if fail and fail in out:
     sys.exit(3)
 if os.environ.get("FAKE_NO_RESULTS"):
     sys.exit(0)
+# The merged config as train.py records it: yaml files, then the trailing KEY VALUE pairs.
+config = {{}}
+def merge(dst, src):
+    for key, value in src.items():
+        if isinstance(value, dict):
+            merge(dst.setdefault(key, {{}}), value)
+        else:
+            dst[key] = value
+for name in ("--dataset-config-file", "--config-file"):
+    with open(flag(name)) as f:
+        merge(config, yaml.safe_load(f) or {{}})
+opts = [a for a in args[args.index("--output-dir") + 2:] if a != "--eval-only"]
+for key, value in zip(opts[::2], opts[1::2]):
+    try:
+        value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        pass
+    node = config
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {{}})
+    node[leaf] = value
+results = {{"method": flag("--trainer"), "shots": config["DATASET"]["NUM_SHOTS"],
+           "seed": int(flag("--seed")), "accuracy": 50.0, "config": config}}
 with open(os.path.join(out, "results.json"), "w") as f:
-    json.dump({{"method": args[args.index("--trainer") + 1], "accuracy": 50.0}}, f)
+    json.dump(results, f)
 """
 
 
@@ -80,8 +111,13 @@ class Workspace:
     def launched_dirs(self):
         return [r["argv"][r["argv"].index("--output-dir") + 1] for r in self.launched()]
 
-    def finish(self, rel):
-        self.write(f"out/{rel}/results.json", "{}")
+    def finish(self, rel, *opts):
+        """A finished run at out/<rel>: the runner's command for it, run by the fake (not recorded)."""
+        run = parse_run_dir(rel)
+        job = Job(resolve_method(run.trainer), run.dataset, run.shots, run.cfg, run.seed, opts)
+        env = {k: v for k, v in self.env.items() if k != "FAKE_RECORD"}
+        subprocess.run(command(job, Settings(env)), cwd=self.root, env=env, check=True, timeout=60)
+        return self.root / "out" / rel / "results.json"
 
 
 @pytest.fixture
@@ -224,7 +260,7 @@ def test_sweep_dry_run_launches_nothing(ws):
     res = ws.run("sweep.sh", "--methods", "ar", "--datasets", "dtd", "--shots", "2",
                  "--seeds", "1", "--dry-run")
     assert res.returncode == 0
-    assert ("would run: " + str(ws.fake) + " train.py --root /datasets --seed 1") in res.stdout
+    assert ("would run (no results.json): " + str(ws.fake) + " train.py --root /datasets --seed 1") in res.stdout
     assert "dry run: 1 would run, 0 skipped" in res.stdout
     assert ws.launched() == []
 
