@@ -13,27 +13,25 @@ def log_name(job):
     return f"{job.dataset}_{trainer_of(job.method)}_{job.cfg}_{job.shots}shots_seed{job.seed}.log"
 
 
-def _skip_finished(jobs, runner, progress):
-    """Jobs that are not done; finished ones are recorded as skipped, unfinished ones say why."""
-    pending = []
+def _unfinished(jobs, runner, progress):
+    """(job, why it is not done) for each job in order; finished ones are recorded as skipped."""
     for job in jobs:
         verdict = runner.done(job)
         if verdict.done:
             progress.record(job, Outcome("skipped", verdict.reason))
         else:
-            pending.append((job, verdict.reason))
-    return pending
+            yield job, verdict.reason
 
 
 def run_sequential(jobs, runner, progress, log_dir=None):
-    for job, why in _skip_finished(jobs, runner, progress):
+    for job, why in _unfinished(jobs, runner, progress):
         progress.say(job, f"running ({why})")
         log_path = osp.join(log_dir, log_name(job)) if log_dir else None
         progress.record(job, runner.run(job, log_path=log_path))
 
 
 def run_parallel(jobs, runner, progress, gpus, log_dir):
-    pending = _skip_finished(jobs, runner, progress)
+    pending = list(_unfinished(jobs, runner, progress))
     queue_lock = threading.Lock()
 
     def worker(gpu):

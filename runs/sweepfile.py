@@ -52,7 +52,7 @@ def read_sweep_file(path):
 
 def check_name(name):
     """A sweep name is one folder name under $OUTPUT/sweeps: no path separator, no '..'."""
-    if not name or ".." in name or any(c in name for c in "/\\\0") or name == ".":
+    if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
         raise UsageError(f"sweep name {name!r} must be a plain folder name (no path separator or '..'), "
                          "e.g. --name dtd_16shots; use --sweep-dir to put the sweep folder elsewhere")
     return name
