@@ -10,7 +10,8 @@ from . import catalogue, layout, yaml_subset
 
 DEFAULT_CFG = "vit_b16"
 DEFAULT_SEEDS = "1 2 3"
-# The VR reference protocol trains with batch 64, but with batch 16 when shots = 1 (methods.md).
+# The VR reference protocol trains with batch 64, but with batch 16 when shots = 1 (see the
+# header of configs/trainers/AR/vit_b16.yaml).
 # (Issue 12 moves this rule into a config key the trainers apply; until then the runner adds it.)
 ONE_SHOT_BATCH = {"VP": 16, "AR": 16, "AttrVR": 16, "DVP_CSE": 16, "DVP_CLS": 16}
 CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")

@@ -289,7 +289,7 @@ def build_parser():
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("--metric", choices=METRICS, default="accuracy")
     parser.add_argument("--reported", action="store_true",
-                        help="add the published 16-shot ViT-B/16 accuracies (docs/methods.md) as "
+                        help="add the published 16-shot ViT-B/16 accuracies (scripts/reported.py) as "
                              "'<method> (reported)' rows under the measured methods")
     parser.add_argument("--reported-all", action="store_true",
                         help="like --reported, for every published method, measured or not")
