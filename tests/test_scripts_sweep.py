@@ -15,12 +15,14 @@ import time
 
 import pytest
 
+from runs import catalogue
 from runs.jobs import Job, Settings, command, resolve_method
 from runs.layout import parse_run_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
-TRAINERS = ["ZeroshotCLIP", "VP", "AR", "AttrVR", "DVP_CSE", "DVP_CLS", "CoOp"]
+METHODS = list(catalogue.load().values())  # every registered trainer (runs/trainers.json)
+TRAINERS = [m.trainer for m in METHODS]
 
 FAKE_TRAIN = """\
 #!{python}
@@ -139,17 +141,16 @@ def test_method_script_runs_coop_command_per_seed(ws):
     assert "done 3 / failed 0 / skipped 0" in res.stdout
 
 
-@pytest.mark.parametrize("script,trainer", [("zsclip.sh", "ZeroshotCLIP"), ("vp.sh", "VP"),
-                                            ("attrvr.sh", "AttrVR"), ("dvp_cse.sh", "DVP_CSE"),
-                                            ("dvp_cls.sh", "DVP_CLS"), ("coop.sh", "CoOp")])
-def test_each_method_script_names_its_trainer(ws, script, trainer):
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: m.script)
+def test_each_method_script_names_its_trainer(ws, method):
+    script, trainer = f"{method.script}.sh", method.trainer
     res = ws.run(script, "dtd", "4", "vit_b16", SEEDS="7")
     assert res.returncode == 0, res.stderr
     (argv,) = [r["argv"] for r in ws.launched()]
     assert argv[argv.index("--trainer") + 1] == trainer
     assert argv[argv.index("--config-file") + 1] == f"configs/trainers/{trainer}/vit_b16.yaml"
     assert argv[argv.index("--output-dir") + 1] == f"out/dtd/{trainer}/vit_b16_4shots/seed7"
-    assert ("--eval-only" in argv) == (trainer == "ZeroshotCLIP")
+    assert ("--eval-only" in argv) == (not method.trains)
     assert argv[-2:] == ["DATASET.NUM_SHOTS", "4"]
 
 
