@@ -56,8 +56,9 @@ def parse_run_dir(path):
     return RunPath(parts[-4], parts[-3], match["cfg"], int(match["shots"]), int(parts[-1][4:]))
 
 
-def decode_opt(value):
-    """A trailing option's value as yacs decodes it (a Python literal, else the string)."""
+def decode_value(value):
+    """A config value as yacs decodes it when merging a yaml file or an option: a string holding a
+    Python literal becomes that literal (``"(224, 224)"``, ``"1e-5"``), any other string stays."""
     if not isinstance(value, str):
         return value
     try:
@@ -87,9 +88,8 @@ def expected_config(config_files, opts=()):
     expected = {}
     for path in config_files:
         expected.update(_flatten(yaml_subset.load(path) or {}))
-    for key, value in zip(opts[::2], opts[1::2]):
-        expected[key] = decode_opt(value)
-    return {k: _plain(v) for k, v in expected.items() if k not in FLAG_KEYS}
+    expected.update(zip(opts[::2], opts[1::2]))
+    return {k: _plain(decode_value(v)) for k, v in expected.items() if k not in FLAG_KEYS}
 
 
 Verdict = namedtuple("Verdict", "done reason")

@@ -101,3 +101,30 @@ def test_help_texts_name_files_that_exist():
             if "<" not in ref and not (REPO / ref).exists():
                 missing.append(f"{name}: {ref}")
     assert missing == []
+
+
+def test_every_shipped_config_matches_what_train_py_records(tmp_path):
+    """The done rule compares the yaml values with the recorded config: for every trainer config (and
+    every dataset config), train.py's merged config must hold exactly those values, or every sweep
+    would rerun finished runs forever."""
+    import train
+    from engine.results import cfg_to_dict
+    from runs.jobs import Job, config_files, train_opts
+
+    jobs = [Job(m.script, "dtd", 1, cfg, 1, ("OPTIM.MAX_EPOCH", "3"))
+            for m in catalogue.load().values()
+            for cfg in sorted(p.stem for p in (REPO / "configs" / "trainers" / m.trainer).glob("*.yaml"))]
+    jobs += [Job("ar", ds.stem, 16, "vit_b16", 2) for ds in sorted((REPO / "configs" / "datasets").glob("*.yaml"))]
+    for job in jobs:
+        files = [str(REPO / p) for p in config_files(job)]
+        argv = ["--root", str(tmp_path), "--seed", str(job.seed), "--trainer", catalogue.load()[job.method].trainer,
+                "--dataset-config-file", files[0], "--config-file", files[1], "--output-dir", str(tmp_path / "run"),
+                *train_opts(job)]
+        cfg = train.setup_cfg(train.build_parser().parse_args(argv))
+        run = tmp_path / "run"
+        run.mkdir(exist_ok=True)
+        (run / "results.json").write_text(json.dumps({
+            "method": cfg.TRAINER.NAME, "shots": int(cfg.DATASET.NUM_SHOTS), "seed": int(cfg.SEED),
+            "accuracy": 1.0, "config": cfg_to_dict(cfg)}))
+        verdict = layout.check_done(run, cfg.TRAINER.NAME, job.shots, job.seed, files, train_opts(job))
+        assert verdict.done, (job, verdict.reason)
