@@ -8,6 +8,7 @@ scripts/<name>.sh one-liners (tests/test_runs_layout.py fails while either is st
 VR_PLUGINS is honoured, and VR_TRAINER_CATALOGUE names another catalogue file to read or write
 (e.g. for trainers of a plugin that is not part of the repository).
 """
+import functools
 import json
 import os
 import os.path as osp
@@ -36,11 +37,15 @@ def catalogue_path():
 
 def load(path=None):
     """{script name: Method} in registry order."""
-    path = path or catalogue_path()
+    return dict(_read(path or catalogue_path()))
+
+
+@functools.cache
+def _read(path):
     with open(path, encoding="utf-8") as f:
         rows = json.load(f)
-    return {row["script"]: Method(row["script"], row["trainer"], row["trains"], row["summary"])
-            for row in rows}
+    return tuple((row["script"], Method(row["script"], row["trainer"], row["trains"], row["summary"]))
+                 for row in rows)
 
 
 def from_registry():
@@ -74,9 +79,10 @@ def script_text(method):
     return SCRIPT_TEMPLATE.format(**method._asdict())
 
 
-def write(path=None, scripts_dir=osp.join(REPO, "scripts")):
+def write(path=None, scripts_dir=None):
     from .fileio import atomic_write_text
 
+    scripts_dir = scripts_dir or osp.join(REPO, "scripts")
     methods = from_registry()
     atomic_write_text(path or catalogue_path(), render(methods))
     for method in methods:

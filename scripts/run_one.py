@@ -32,14 +32,14 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from runs.fileio import atomic_write_text  # noqa: E402
-from runs.jobs import (DEFAULT_CFG, DEFAULT_SEEDS, CONFIG_KEY, Job, Settings, UsageError,  # noqa: E402
+from runs.gpus import detect_gpus  # noqa: E402
+from runs.jobs import (CONFIG_KEY, DEFAULT_CFG, DEFAULT_SEEDS, Job, Settings, UsageError,  # noqa: E402
                        available_datasets, command, done, methods, parse_ints, parse_opts,
                        resolve_method, run_dir, trainer_of, validate)
 from runs.progress import Progress  # noqa: E402
 from runs.schedule import run_jobs  # noqa: E402
 from runs.slurm import job_line, parse_job_line, write_slurm  # noqa: E402
 from runs.sweepfile import SWEEP_FILE_HELP, SWEEP_KEYS, check_name, read_sweep_file  # noqa: E402
-from runs.gpus import detect_gpus  # noqa: E402
 
 RESUME_NOTE = ("A run whose results.json parses and matches it (trainer, shots, seed, config) is "
                "skipped; any other folder is run again (the progress line says why) and resumes from "

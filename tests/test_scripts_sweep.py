@@ -480,7 +480,7 @@ def test_ctrl_c_in_gpus_mode_reports_interrupted_runs_not_failed(ws):
         time.sleep(0.05)
     time.sleep(0.3)  # the children are in their sleep
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
-    out, err = proc.communicate(timeout=30)
+    out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert "FAILED" not in out and "failed 0" in out, out
     assert out.count("... interrupted (") == 2, out
