@@ -66,10 +66,11 @@ def run_jobs(jobs, settings, parallel_gpus=None, log_dir=None, show_cfg=False):
     runner = Runner(settings)
     progress = Progress(jobs, settings, show_cfg)
 
-    def on_term(signum, frame):
+    def on_stop(signum, frame):
+        runner.stopping = True  # at once, so that no worker starts another run meanwhile
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    previous = {sig: signal.signal(sig, on_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     interrupted = False
     try:
         if parallel_gpus:
@@ -82,7 +83,8 @@ def run_jobs(jobs, settings, parallel_gpus=None, log_dir=None, show_cfg=False):
         print("interrupted: running jobs were stopped; run the same command again to resume",
               file=sys.stderr)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     text = progress.summary()
     print(text, flush=True)
     return (130 if interrupted else 0 if progress.ok() else 1), text
