@@ -5,8 +5,9 @@ Each registered trainer class says what the scripts need as class attributes: ``
 --eval-only; default True). The runner is stdlib-only and must not import torch, so it reads the
 generated file; after adding a trainer, run ``python -m runs.catalogue`` to rewrite it and the
 scripts/<name>.sh one-liners (tests/test_runs_layout.py fails while either is stale).
-VR_PLUGINS is honoured, and VR_TRAINER_CATALOGUE names another catalogue file to read or write
-(e.g. for trainers of a plugin that is not part of the repository).
+VR_PLUGINS is honoured, and VR_TRAINER_CATALOGUE names another catalogue file to read or write, for
+trainers of a plugin outside the repository (``VR_PLUGINS=my_pkg VR_TRAINER_CATALOGUE=my.json python -m
+runs.catalogue``, then ``VR_TRAINER_CATALOGUE=my.json bash scripts/method.sh MY_TRAINER ...``).
 """
 import functools
 import json
@@ -80,17 +81,21 @@ def script_text(method):
 
 
 def write(path=None, scripts_dir=None):
+    """Write the catalogue of the registered trainers (and VR_PLUGINS') to ``path``; the repository's
+    own catalogue also gets its scripts/<name>.sh one-liners (a plugin's trainers run through
+    scripts/method.sh NAME, with VR_TRAINER_CATALOGUE naming its catalogue)."""
     from .fileio import atomic_write_text
 
-    scripts_dir = scripts_dir or osp.join(REPO, "scripts")
+    path = path or catalogue_path()
     methods = from_registry()
-    atomic_write_text(path or catalogue_path(), render(methods))
-    for method in methods:
-        target = osp.join(scripts_dir, f"{method.script}.sh")
-        atomic_write_text(target, script_text(method), mode=0o777)
+    atomic_write_text(path, render(methods))
+    if osp.abspath(path) == DEFAULT_PATH or scripts_dir:
+        for method in methods:
+            target = osp.join(scripts_dir or osp.join(REPO, "scripts"), f"{method.script}.sh")
+            atomic_write_text(target, script_text(method), mode=0o777)
     return methods
 
 
 if __name__ == "__main__":
     written = write()
-    print(f"wrote {catalogue_path()} and scripts/<name>.sh for: {', '.join(m.script for m in written)}")
+    print(f"wrote {catalogue_path()} for: {', '.join(m.script for m in written)}")

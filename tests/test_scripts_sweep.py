@@ -485,3 +485,21 @@ def test_ctrl_c_in_gpus_mode_reports_interrupted_runs_not_failed(ws):
     assert "FAILED" not in out and "failed 0" in out, out
     assert out.count("... interrupted (") == 2, out
     assert "not finished (interrupted): 3" in out
+
+
+def test_plugin_trainer_runs_through_its_own_catalogue(ws, monkeypatch):
+    """A trainer registered outside trainers/ (VR_PLUGINS) reaches the scripts and sweeps through a
+    catalogue written for it, without editing the repository."""
+    monkeypatch.setenv("VR_PLUGINS", "tests.toy_plugin")
+    path = ws.root / "plugin_trainers.json"
+    written = catalogue.write(str(path))
+    assert "toylinear" in {m.script for m in written}
+    assert not (SCRIPTS / "toylinear.sh").exists()  # one-liners only for the repository's catalogue
+    ws.write("configs/trainers/ToyLinear/vit_b16.yaml", "OPTIM:\n  MAX_EPOCH: 2\n")
+    env = {"VR_TRAINER_CATALOGUE": str(path)}
+    res = ws.run("method.sh", "ToyLinear", "dtd", "4", SEEDS="1", **env)
+    assert res.returncode == 0, res.stderr
+    res = ws.run("sweep.sh", "--methods", "toylinear ar", "--datasets", "dtd", "--shots", "4", "--seeds", "1", **env)
+    assert res.returncode == 0, res.stderr
+    assert "[1/2] toylinear dtd 4 shots seed 1 ... skip (results.json matches)" in res.stdout
+    assert ws.launched_dirs() == ["out/dtd/ToyLinear/vit_b16_4shots/seed1", "out/dtd/AR/vit_b16_4shots/seed1"]
