@@ -37,8 +37,6 @@ def find_loader(name):
 def descriptions_key(cfg):
     """The description-file key of the configured dataset: DATASET.DESCRIPTIONS_KEY, else the loader's
     published key (ImageFolder: its folder's name), else DATASET.NAME lower-cased."""
-    import os
-
     from engine import DATASET_REGISTRY
 
     key = cfg.DATASET.get("DESCRIPTIONS_KEY", "")
@@ -46,6 +44,8 @@ def descriptions_key(cfg):
         return key
     name = cfg.DATASET.NAME
     if name == "ImageFolder":
-        return os.path.basename(os.path.normpath(cfg.DATASET.IMAGEFOLDER_DIR))
+        from .imagefolder import checked_folder_descriptions_key
+
+        return checked_folder_descriptions_key(cfg.DATASET.IMAGEFOLDER_DIR)
     cls = DATASET_REGISTRY.get(name) if name in DATASET_REGISTRY.registered_names() else None
     return getattr(cls, "descriptions_key", "") or name.lower()

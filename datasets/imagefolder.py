@@ -26,6 +26,28 @@ SPLIT_FILE = "split_ImageFolder.json"
 NOT_CLASSES = ("split_fewshot",)
 
 
+def folder_descriptions_key(folder):
+    """The description key an ImageFolder takes from its folder's name (DATASET.DESCRIPTIONS_KEY overrides it)."""
+    return os.path.basename(os.path.normpath(folder))
+
+
+def checked_folder_descriptions_key(folder):
+    """folder_descriptions_key, refused with where it came from when it cannot name description files."""
+    import re
+
+    from descriptions.files import check_key
+
+    key = folder_descriptions_key(folder)
+    try:
+        return check_key(key)
+    except ValueError:
+        suggestion = re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("_.-") or "my_dataset"
+        raise ValueError(f"The description key {key!r} comes from the name of the image folder "
+                         f"(DATASET.IMAGEFOLDER_DIR {folder}) and cannot name description files (letters, "
+                         f"digits, '_', '-' or '.'). Set DATASET.DESCRIPTIONS_KEY to override it, e.g. "
+                         f"DATASET.DESCRIPTIONS_KEY {suggestion}.") from None
+
+
 def read_renames(path):
     """A class renaming file -> {folder: class name} (json object, or '<folder> <name>' lines)."""
     if not os.path.isfile(path):
@@ -72,7 +94,7 @@ class ImageFolder(CoOpDataset):
         self.dataset_dir = self.image_dir = os.path.join(self.root, folder)
         self.split_path = os.path.join(self.dataset_dir, SPLIT_FILE)
         self.split_fewshot_dir = os.path.join(self.dataset_dir, "split_fewshot")
-        self.descriptions_key = cfg.DATASET.DESCRIPTIONS_KEY or os.path.basename(os.path.normpath(self.dataset_dir))
+        self.descriptions_key = cfg.DATASET.DESCRIPTIONS_KEY or folder_descriptions_key(self.dataset_dir)
         self.renames = {}
         if cfg.DATASET.CLASSNAMES_FILE:
             self.renames = read_renames(os.path.join(self.dataset_dir, os.path.expanduser(cfg.DATASET.CLASSNAMES_FILE)))

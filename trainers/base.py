@@ -91,7 +91,8 @@ class VRTrainer(SafeLoadModel, TrainerX):
     """Base of the VR trainers. Subclasses set NODE and implement build_text / build_aggregation."""
 
     NODE = ""  # config node under TRAINER
-    TRAINS = True  # ZeroshotCLIP: False
+    TRAINS = True  # ZeroshotCLIP: False (the scripts run it with --eval-only)
+    SCRIPT_NAME = ""  # scripts/<name>.sh; "" means the trainer name in lower case (runs/catalogue.py)
     STATS_EPOCHS = 0  # DVP: 1 (epoch 0 collects PRM statistics, updates nothing)
 
     # ---- what a method defines -------------------------------------------------------------
