@@ -1,8 +1,18 @@
-"""Atomic file writes: parallel sweeps and killed runs never leave half-written files behind."""
+"""Writing files safely, for the whole project (stdlib only, so that every command can use it).
+
+* Atomic writes: parallel sweeps and killed runs never leave half-written files behind. A write that fails
+  (full or read-only disk) removes its temporary file and raises an OSError that names the target file.
+* ``file_lock``: an exclusive POSIX lock, so that concurrent first uses build a cache once.
+* ``user_cache_dir``: where caches go when not beside the data (``$VR_CACHE_DIR``).
+"""
+import contextlib
 import json
 import os
 import pickle
 import tempfile
+
+CACHE_ENV = "VR_CACHE_DIR"
+CACHE_NAME = "vr-toolkit"
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -12,19 +22,30 @@ def atomic_write_bytes(path, data: bytes):
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    tmp = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    except OSError as err:
+        _remove_quietly(tmp)
+        if err.filename is None and err.errno is not None:  # ENOSPC on write() names no file: name it
+            raise type(err)(err.errno, err.strerror, path) from err
         raise
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def _remove_quietly(path):
+    if path is not None and os.path.exists(path):
+        with contextlib.suppress(OSError):
+            os.remove(path)
 
 
 def atomic_write_text(path, text: str):
@@ -37,3 +58,43 @@ def atomic_write_json(path, obj, indent=2):
 
 def atomic_pickle_dump(path, obj, protocol=pickle.HIGHEST_PROTOCOL):
     atomic_write_bytes(path, pickle.dumps(obj, protocol=protocol))
+
+
+@contextlib.contextmanager
+def file_lock(path, blocking=True):
+    """Hold an exclusive lock on the file ``path`` (created if needed) for the block.
+
+    ``blocking=False`` raises BlockingIOError at once when another process holds it. Without flock
+    (Windows) the block runs unlocked: atomic writes still keep files intact.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def user_cache_dir(environ=None) -> str:
+    """``$VR_CACHE_DIR``, else ``$XDG_CACHE_HOME/vr-toolkit``, else ``~/.cache/vr-toolkit``."""
+    environ = os.environ if environ is None else environ
+    if environ.get(CACHE_ENV):
+        return os.path.abspath(os.path.expanduser(environ[CACHE_ENV]))
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, CACHE_NAME)
+
+
+def is_writable_dir(folder) -> bool:
+    """True when files can be created in ``folder`` (or in the nearest existing folder above it)."""
+    folder = os.path.abspath(folder)
+    while not os.path.isdir(folder):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
+    return os.access(folder, os.W_OK | os.X_OK)

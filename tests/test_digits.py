@@ -28,10 +28,9 @@ def read_split(root, shift):
 
 
 def _cfg(root, shift="none", shots=-1, seed=1):
-    from engine import extend_cfg, get_cfg_default
+    from plugins import project_cfg
 
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
+    cfg = project_cfg()
     cfg.merge_from_file(os.path.join(REPO, "configs", "datasets", "digits.yaml"))
     cfg.DATASET.ROOT = root
     cfg.DATASET.NUM_SHOTS = shots
@@ -169,14 +168,13 @@ def test_loader_builds_on_first_use_and_rejects_a_bad_shift(tmp_path, capsys):
 
 
 def test_dataset_configs_name_digits_and_a_valid_shift():
-    from engine import extend_cfg, get_cfg_default
+    from plugins import project_cfg
 
     folder = os.path.join(REPO, "configs", "datasets")
     names = sorted(f for f in os.listdir(folder) if f.startswith("digits"))
     assert "digits.yaml" in names and len(names) == len(dd.SHIFTS)
     for name in names:
-        cfg = get_cfg_default()
-        extend_cfg(cfg)
+        cfg = project_cfg()
         cfg.merge_from_file(os.path.join(folder, name))
         assert cfg.DATASET.NAME == "Digits"
         shift = dd.check_shift(cfg.DATASET.DIGITS_SHIFT)

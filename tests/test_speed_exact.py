@@ -85,12 +85,12 @@ def test_transform_split_and_bad_option(toy_root, toy_descriptions, tmp_path):
 
 
 def test_cache_gives_the_same_images_and_respects_its_memory_limit(toy_root, capsys):
-    from engine import build_dataset, extend_cfg, get_cfg_default
+    from engine import build_dataset
+    from plugins import project_cfg
     from trainers.base import vr_transforms
     from trainers.pipeline import VRDatasetWrapper
 
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
+    cfg = project_cfg()
     cfg.DATASET.NAME, cfg.DATASET.ROOT = "ToyColors", toy_root
     data = build_dataset(cfg).train_x
     train_tfm, test_tfm = vr_transforms(192)
