@@ -28,8 +28,9 @@ def load_plugins(environ=None):
         try:
             importlib.import_module(name)
         except Exception as err:  # a missing module, or one that fails while registering
+            kind = "" if isinstance(err, ImportError) else f"{type(err).__name__}: "
             raise PluginImportError(f"{PLUGINS_ENV} names the module {name!r}, which cannot be imported: "
-                                    f"{type(err).__name__ + ': ' if not isinstance(err, ImportError) else ''}{err}") from err
+                                    f"{kind}{err}") from err
 
 
 def project_cfg():

@@ -27,10 +27,7 @@ def atomic_write_bytes(path, data: bytes):
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_file(fd, data)
         os.replace(tmp, path)
     except OSError as err:
         _remove_quietly(tmp)
@@ -40,6 +37,14 @@ def atomic_write_bytes(path, data: bytes):
     except BaseException:
         _remove_quietly(tmp)
         raise
+
+
+def _write_file(fd, data):
+    """Write ``data`` to the open file ``fd`` and force it to disk (then close it)."""
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _remove_quietly(path):

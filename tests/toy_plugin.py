@@ -10,7 +10,6 @@ import os
 import signal
 
 import numpy as np
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
