@@ -18,6 +18,9 @@ FIX = ("replace it (re-download the dataset) or remove it from the split; "
        "`python -m datasets.check --root DATA NAME` lists every unreadable image")
 
 
+PIL_DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+
+
 class ImageReadError(OSError):
     """An image file exists but cannot be decoded (or not into 8-bit RGB)."""
 
@@ -31,6 +34,7 @@ def apply_pixel_limit(environ=None):
     """Set PIL's decompression-bomb limit from ``$VR_MAX_IMAGE_PIXELS`` (unset: PIL's default)."""
     raw = (os.environ if environ is None else environ).get(MAX_PIXELS_ENV, "").strip()
     if not raw:
+        Image.MAX_IMAGE_PIXELS = PIL_DEFAULT_MAX_PIXELS
         return
     try:
         value = int(raw)
