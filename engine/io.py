@@ -67,22 +67,31 @@ def atomic_pickle_dump(path, obj, protocol=pickle.HIGHEST_PROTOCOL):
 
 @contextlib.contextmanager
 def file_lock(path, blocking=True):
-    """Hold an exclusive lock on the file ``path`` (created if needed) for the block.
+    """Hold an exclusive lock on the file ``path`` (created if needed) for the block; yields the open lock
+    file (a child process given its descriptor keeps the lock while it lives).
 
     ``blocking=False`` raises BlockingIOError at once when another process holds it. Without flock
-    (Windows) the block runs unlocked: atomic writes still keep files intact.
+    (Windows, or a file system without locks) the block runs unlocked: atomic writes still keep files intact.
     """
     try:
         import fcntl
     except ImportError:
-        yield
-        return
+        fcntl = None
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        locked = False
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                locked = True
+            except BlockingIOError:
+                raise
+            except OSError:  # no locks on this file system
+                pass
         try:
-            yield
+            yield handle
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def user_cache_dir(environ=None) -> str:

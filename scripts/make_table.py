@@ -14,11 +14,15 @@ import os
 import os.path as osp
 import re
 import sys
-import tempfile
 from collections import defaultdict, namedtuple
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import reported as reported_numbers  # noqa: E402  (scripts/reported.py)
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+from engine.io import atomic_write_text  # noqa: E402  (stdlib only)
 
 FORMATS = ("text", "markdown", "csv", "latex")
 METRICS = ("accuracy", "macro_f1")
@@ -272,21 +276,6 @@ def render(tables, fmt="text", metric="accuracy", decimals=1, notes=()):
         prefix = "" if fmt == "text" else "> " if fmt == "markdown" else "% "
         out += "\n" + "".join(f"{prefix}{note}\n" for note in notes)
     return out
-
-
-def atomic_write_text(path, text):
-    """Write via a temporary file in the same folder, then rename: readers never see half a file."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=osp.basename(path))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 # ---------------------------------------------------------------- CLI

@@ -21,7 +21,6 @@ Environment: PYTHON (interpreter for train.py, default python; may hold argument
 DATA (dataset root, default ./data), OUTPUT (output root, default output).
 """
 import argparse
-import difflib
 import hashlib
 import os
 import os.path as osp
@@ -30,15 +29,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import namedtuple
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: run without the per-run lock
-    fcntl = None
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+from engine.io import atomic_write_text, file_lock  # noqa: E402  (stdlib only)
+from engine.names import close_matches  # noqa: E402
 
 # script name -> registered trainer name
 METHODS = {"zsclip": "ZeroshotCLIP", "vp": "VP", "ar": "AR", "attrvr": "AttrVR",
@@ -99,7 +98,7 @@ class Settings:
 
 def _choices_msg(kind, name, available, where):
     msg = f"unknown {kind} '{name}'"
-    close = difflib.get_close_matches(name, available, n=1)
+    close = close_matches(name, available, n=1)
     if close:
         msg += f" (did you mean '{close[0]}'?)"
     listing = ", ".join(available) if available else "nothing"
@@ -228,27 +227,13 @@ class Runner:
         if osp.isfile(osp.join(folder, RESULTS)):
             return Outcome("skipped", "results.json exists")
         os.makedirs(folder, exist_ok=True)
-        lock_file = open(osp.join(folder, LOCK), "a")
         try:
-            if not self._try_lock(lock_file):
-                return Outcome("busy", "another process is running it")
-            if osp.isfile(osp.join(folder, RESULTS)):  # finished while we waited for the lock
-                return Outcome("skipped", "results.json exists")
-            return self._launch(job, folder, gpu, log_path, lock_file)
-        finally:
-            lock_file.close()
-
-    @staticmethod
-    def _try_lock(lock_file):
-        if fcntl is None:
-            return True
-        try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with file_lock(osp.join(folder, LOCK), blocking=False) as lock_file:
+                if osp.isfile(osp.join(folder, RESULTS)):  # finished while we waited for the lock
+                    return Outcome("skipped", "results.json exists")
+                return self._launch(job, folder, gpu, log_path, lock_file)
         except BlockingIOError:
-            return False
-        except OSError:  # file system without locks: go on unlocked
-            return True
-        return True
+            return Outcome("busy", "another process is running it")
 
     def _launch(self, job, folder, gpu, log_path, lock_file):
         env = dict(os.environ)
@@ -418,16 +403,6 @@ def run_jobs(jobs, settings, parallel_gpus=None, log_dir=None, show_cfg=False):
     text = progress.summary()
     print(text, flush=True)
     return (130 if interrupted else 0 if progress.ok() else 1), text
-
-
-def atomic_write_text(path, text):
-    """Temp file in the same folder, then rename (a running SLURM array reads these files)."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- entry: one method
