@@ -33,6 +33,13 @@ def run_cmd(args, cwd=REPO, timeout=300, **env):
                           timeout=timeout)
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test that needs the pre-trained ``digits-tiny`` is ``slow``: its first use pre-trains it (minutes)."""
+    for item in items:
+        if "digits_tiny" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def tiny_clip():
     """The `test-tiny` backbone, built once per session (it is the same in every process)."""

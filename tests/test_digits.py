@@ -110,6 +110,7 @@ def _build(root):
     return dd.build_digits(root, "none", verbose=False)
 
 
+@pytest.mark.slow
 def test_concurrent_first_builds_are_safe(tmp_path):
     paths = run_at_once(_build, (str(tmp_path),))
     folder = os.path.join(str(tmp_path), "digits", "none")
@@ -156,6 +157,7 @@ def test_loader_reads_the_split_and_keeps_fewshot_caches_per_shift(digits_root):
     assert picked == first  # same seed, same split -> the same images in every shift
 
 
+@pytest.mark.slow
 def test_loader_builds_on_first_use_and_rejects_a_bad_shift(tmp_path, capsys):
     from engine import build_dataset
 
