@@ -74,12 +74,8 @@ def stop_run_logger():
         tee.close()
 
 
-def append_to_log(output_dir, text, filename="log.txt"):
-    """Append ``text`` to the run's log file directly (used for errors printed to stderr)."""
-    append_to_file(os.path.join(output_dir, filename), text)
-
-
 def append_to_file(path, text):
+    """Append ``text`` (one line or more) to the file ``path``; never raises."""
     try:
         with open(path, "a", encoding="utf-8") as f:
             f.write(text if text.endswith("\n") else text + "\n")
