@@ -10,10 +10,10 @@ Only files with an image extension (.jpg, .png, ...; engine/imageio.py) are list
 named in the log; every listed image's header is checked on each load, so an unreadable file stops the run
 before training, with its name. Labels follow the sorted folder names and the split is CoOp's 50/20/30
 per class, created once from a fixed seed and saved beside the images in the split-json format (delete it
-to re-split, e.g. after adding images). Class names are the folder names, or come from ``DATASET.CLASSNAMES_FILE`` (a json
-``{folder: name}`` or lines ``<folder> <name>``); names are applied when loading, so editing that file
-needs no re-split. The description key (``python -m descriptions.generate``, description-based trainers)
-is ``DATASET.DESCRIPTIONS_KEY`` or the folder's name.
+to re-split, e.g. after adding images). Class names are the folder names, or come from
+``DATASET.CLASSNAMES_FILE`` (a json ``{folder: name}`` or lines ``<folder> <name>``); names are applied
+when loading, so editing that file needs no re-split. The description key (``python -m
+descriptions.generate``, description-based trainers) is ``DATASET.DESCRIPTIONS_KEY`` or the folder's name.
 """
 import json
 import os
