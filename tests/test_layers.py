@@ -4,6 +4,8 @@ import ast
 import os
 import sys
 
+import pytest
+
 from tests.conftest import REPO, run_cmd
 
 UPPER = {"datasets", "trainers", "descriptions", "scripts", "plugins", "backbones", "vr", "benchmarks", "train"}
@@ -69,3 +71,15 @@ def test_one_copy_of_each_shared_helper():
                     copies.append(f"{os.path.relpath(path, REPO)}:{node.lineno} uses "
                                   f"{node.value.id}.{node.attr}; use {owner}")
     assert not copies, "\n".join(copies)
+
+
+def test_a_plugin_that_fails_to_import_is_one_error_naming_it(tmp_path, monkeypatch):
+    from plugins import PluginImportError, load_plugins
+
+    (tmp_path / "broken_plugin.py").write_text("raise KeyError('ToyLinear was already registered')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginImportError, match="VR_PLUGINS names the module 'broken_plugin', which cannot be "
+                                                "imported: KeyError: .*already registered"):
+        load_plugins({"VR_PLUGINS": " broken_plugin , "})
+    with pytest.raises(PluginImportError, match="'no_such_plugin_xyz', which cannot be imported: No module"):
+        load_plugins({"VR_PLUGINS": "no_such_plugin_xyz"})
