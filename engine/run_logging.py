@@ -25,19 +25,26 @@ class Tee:
     def write(self, msg):
         self.console.write(msg)
         if not self.file.closed:
-            try:
+            with self._naming_the_log():
                 self.file.write(msg)
                 if "\n" in msg:
                     self.file.flush()  # to the OS: survives the process being killed
-            except OSError as err:  # full disk: name the log (the OS names no file)
-                raise type(err)(err.errno, err.strerror, self.path) from err
         return len(msg)
 
     def flush(self):
         self.console.flush()
         if not self.file.closed:
-            self.file.flush()
-            os.fsync(self.file.fileno())
+            with self._naming_the_log():
+                self.file.flush()
+                os.fsync(self.file.fileno())
+
+    @contextlib.contextmanager
+    def _naming_the_log(self):
+        """A full disk: the OS names no file, so the error names the log."""
+        try:
+            yield
+        except OSError as err:
+            raise type(err)(err.errno, err.strerror, self.path) from err
 
     def isatty(self):
         return False

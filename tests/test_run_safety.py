@@ -100,3 +100,24 @@ def test_read_only_output_dir_is_one_error_line_before_any_work(toy_root, tmp_pa
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert "ERROR: Cannot access" in err and "log.txt: permission denied" in err and "--output-dir" in err
+
+
+def test_a_full_disk_under_the_log_names_the_log(tmp_path):
+    from engine.errors import user_error_message
+    from engine.run_logging import Tee
+
+    class FullFile:
+        closed = False
+
+        def write(self, msg=""):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        flush = write
+
+    tee = Tee(open(os.devnull, "w"), str(tmp_path / "log.txt"))
+    tee.file.close()
+    tee.file = FullFile()
+    for action in (lambda: tee.write("epoch 1\n"), tee.flush):
+        with pytest.raises(OSError) as err:
+            action()
+        assert user_error_message(err.value).startswith(f"Cannot write {tmp_path / 'log.txt'}: the disk is full")
