@@ -102,13 +102,3 @@ def user_cache_dir(environ=None) -> str:
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, CACHE_NAME)
 
-
-def is_writable_dir(folder) -> bool:
-    """True when files can be created in ``folder`` (or in the nearest existing folder above it)."""
-    folder = os.path.abspath(folder)
-    while not os.path.isdir(folder):
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return False
-        folder = parent
-    return os.access(folder, os.W_OK | os.X_OK)
