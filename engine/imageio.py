@@ -16,8 +16,6 @@ MAX_PIXELS_ENV = "VR_MAX_IMAGE_PIXELS"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 FIX = ("replace it (re-download the dataset) or remove it from the split; "
        "`python -m datasets.check --root DATA NAME` lists every unreadable image")
-
-
 PIL_DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 
 
@@ -49,10 +47,11 @@ def _to_8bit(img, path):
         import numpy as np
 
         arr = np.asarray(img)
-        bits = 16 if img.mode.startswith("I;16") or (arr.size and 0 <= arr.min() and arr.max() <= 65535) else 32
         if arr.size and arr.min() < 0:
             raise ImageReadError(f"Cannot read image {path}: it holds negative {img.mode} pixel values, which have "
                                  f"no 8-bit equivalent; convert it to an 8-bit image (e.g. PNG/JPEG) first.")
+        # I;16: 16 bits; I (32-bit integers): 16 bits when the values fit (how PIL opens some 16-bit files)
+        bits = 16 if img.mode.startswith("I;16") or not arr.size or arr.max() <= 65535 else 32
         scaled = arr.astype(np.float64) / (2 ** bits - 1) * 255.0
         return Image.fromarray(np.rint(scaled).astype(np.uint8))
     if img.mode == "F":
