@@ -34,10 +34,14 @@ def run_cmd(args, cwd=REPO, timeout=300, **env):
 
 
 def pytest_collection_modifyitems(config, items):
-    """A test that needs the pre-trained ``digits-tiny`` is ``slow``: its first use pre-trains it (minutes)."""
+    """Markers from the fixtures a test uses: ``digits_tiny`` -> ``slow`` (its first use pre-trains it, minutes);
+    ``dassl_ok`` (tests/test_backend_dassl.py) -> ``dassl`` (needs the real Dassl; skipped without it)."""
     for item in items:
-        if "digits_tiny" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if "digits_tiny" in fixtures:
             item.add_marker(pytest.mark.slow)
+        if "dassl_ok" in fixtures:
+            item.add_marker(pytest.mark.dassl)
 
 
 @pytest.fixture(scope="session")
