@@ -16,9 +16,11 @@ import torch
 
 import engine
 from engine import build_trainer, distributed, collect_env_info, get_cfg_default, set_random_seed
-from engine.builtin.registry import close_matches
+from engine.errors import user_error_message
+from engine.names import close_matches
 from engine.results import build_results, git_revision, write_config, write_results
-from engine.run_logging import append_to_log, setup_run_logger, stop_run_logger
+from engine.run_logging import final_error_log, setup_run_logger, stop_run_logger
+from plugins import load_plugins
 
 
 class UsageError(Exception):
@@ -82,21 +84,9 @@ def _merge_file(cfg, path, what):
                          f"(README, 'Configuration'), and values must have the type of the default.") from err
 
 
-def import_plugins():
-    """Import the modules named in VR_PLUGINS (comma-separated) so that their trainers and datasets
-    register, without editing this file."""
-    import importlib
-
-    for name in filter(None, (m.strip() for m in os.environ.get("VR_PLUGINS", "").split(","))):
-        try:
-            importlib.import_module(name)
-        except ImportError as err:
-            raise UsageError(f"VR_PLUGINS names the module {name!r}, which cannot be imported: {err}") from err
-
-
 def setup_cfg(args):
     """Build the frozen config in CoOp's merge order, turning yacs errors into one clear message."""
-    import_plugins()
+    load_plugins()
     cfg = get_cfg_default()
     engine.extend_cfg(cfg)
     if args.dataset_config_file:
@@ -258,17 +248,19 @@ def _run(args, cfg, start):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except (UsageError, ValueError, FileNotFoundError, KeyError, FloatingPointError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"\nERROR: {msg}", file=sys.stderr)
-        out = args.output_dir
-        if out and os.path.isdir(out):
-            append_to_log(out, f"ERROR: {msg}\n{traceback.format_exc()}")
-        if os.environ.get("VR_DEBUG"):
-            raise
-        return 1
+    with final_error_log(args.output_dir) as record_error:
+        try:
+            run(args)
+        except Exception as err:
+            msg = user_error_message(err, (UsageError, ValueError, FileNotFoundError, KeyError, FloatingPointError))
+            if msg is None:  # a bug: its traceback goes into the log, and to the console as usual
+                record_error(traceback.format_exc())
+                raise
+            print(f"\nERROR: {msg}", file=sys.stderr)
+            record_error(f"ERROR: {msg}")
+            if os.environ.get("VR_DEBUG"):
+                raise
+            return 1
     return 0
 
 

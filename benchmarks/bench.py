@@ -129,8 +129,10 @@ def prepare_data(work, num_classes=10, folder=IMAGES, key=KEY):
 
 def bench_cfg(work, trainer, backbone, device, opts=(), out="out", folder=IMAGES, key=KEY):
     """The trainer's paper protocol (configs/trainers/<T>/vit_b16.yaml) on the generated data."""
-    cfg = get_cfg_default()
-    engine.extend_cfg(cfg)
+    from plugins import load_plugins
+
+    load_plugins()
+    cfg = engine.extend_cfg(get_cfg_default())
     cfg.merge_from_file(os.path.join(REPO, "configs", "trainers", trainer, "vit_b16.yaml"))
     cfg.TRAINER.NAME = trainer
     cfg.DATASET.NAME = "ImageFolder"

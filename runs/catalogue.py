@@ -84,7 +84,7 @@ def write(path=None, scripts_dir=None):
     """Write the catalogue of the registered trainers (and VR_PLUGINS') to ``path``; the repository's
     own catalogue also gets its scripts/<name>.sh one-liners (a plugin's trainers run through
     scripts/method.sh NAME, with VR_TRAINER_CATALOGUE naming its catalogue)."""
-    from .fileio import atomic_write_text
+    from engine.io import atomic_write_text
 
     path = path or catalogue_path()
     methods = from_registry()

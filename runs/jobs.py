@@ -1,10 +1,11 @@
 """What one run of the runner is (a Job), the user's settings, name checks and train.py's command line."""
-import difflib
 import os
 import os.path as osp
 import re
 import shlex
 from collections import namedtuple
+
+from engine.names import did_you_mean
 
 from . import catalogue, layout, yaml_subset
 
@@ -39,9 +40,7 @@ class Settings:
 
 def choices_msg(kind, name, available, where):
     msg = f"unknown {kind} '{name}'"
-    close = difflib.get_close_matches(name, available, n=1)
-    if close:
-        msg += f" (did you mean '{close[0]}'?)"
+    msg += did_you_mean(name, available)
     listing = ", ".join(available) if available else "nothing"
     return f"{msg}; {where} has: {listing}"
 

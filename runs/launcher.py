@@ -7,12 +7,9 @@ import threading
 import time
 from collections import namedtuple
 
-from .jobs import command, done, run_dir
+from engine.io import file_lock
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: run without the per-run lock
-    fcntl = None
+from .jobs import command, done, run_dir
 
 LOCK = ".run.lock"
 # status: done failed skipped busy interrupted
@@ -39,28 +36,14 @@ class Runner:
             return Outcome("skipped", verdict.reason)
         folder = run_dir(job, self.settings)
         os.makedirs(folder, exist_ok=True)
-        lock_file = open(osp.join(folder, LOCK), "a")
         try:
-            if not self._try_lock(lock_file):
-                return Outcome("busy", "another process is running it")
-            verdict = done(job, self.settings)
-            if verdict.done:  # finished while we waited for the lock
-                return Outcome("skipped", verdict.reason)
-            return self._launch(job, folder, gpu, log_path, lock_file)
-        finally:
-            lock_file.close()
-
-    @staticmethod
-    def _try_lock(lock_file):
-        if fcntl is None:
-            return True
-        try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with file_lock(osp.join(folder, LOCK), blocking=False) as lock_file:
+                verdict = done(job, self.settings)
+                if verdict.done:  # finished while we waited for the lock
+                    return Outcome("skipped", verdict.reason)
+                return self._launch(job, folder, gpu, log_path, lock_file)
         except BlockingIOError:
-            return False
-        except OSError:  # file system without locks: go on unlocked
-            return True
-        return True
+            return Outcome("busy", "another process is running it")
 
     def _launch(self, job, folder, gpu, log_path, lock_file):
         env = dict(os.environ)

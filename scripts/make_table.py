@@ -23,7 +23,12 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import protocols  # noqa: E402  (scripts/protocols.py: the protocols' run folders)
 import reported as reported_numbers  # noqa: E402  (scripts/reported.py)
-from runs.fileio import atomic_write_text  # noqa: E402  (tables are shared: umask permissions)
+from engine.io import atomic_write_text  # noqa: E402  (tables are shared: umask permissions)
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+from engine.io import atomic_write_text  # noqa: E402  (stdlib only)
 
 FORMATS = ("text", "markdown", "csv", "latex")
 PROTOCOLS = ("fewshot", "base2new", "xd", "dg")

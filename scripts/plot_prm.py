@@ -140,9 +140,9 @@ def select_classes(classnames, wanted=None, max_classes=30):
         index = {c: i for i, c in enumerate(classnames)}
         missing = [c for c in wanted if c not in index]
         if missing:
-            import difflib
+            from engine.names import close_matches
 
-            hints = {c: difflib.get_close_matches(c, classnames, n=1) for c in missing}
+            hints = {c: close_matches(c, classnames, n=1) for c in missing}
             hint = "; ".join(f'"{c}" (did you mean "{h[0]}"?)' if h else f'"{c}"' for c, h in hints.items())
             raise ValueError(f"--classes names classes the run does not have: {hint}. The run's classes are in "
                              f"prm_contributions.csv.")

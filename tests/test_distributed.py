@@ -145,6 +145,7 @@ def dvp_argv(root, out, descriptions, extra=()):
             "TRAINER.DVP_CLS.KMEANS_N_INIT", "2", "TEST.PER_EPOCH", "True"] + list(extra)
 
 
+@pytest.mark.slow
 def test_dvp_two_processes_match_one(tmp_path):
     """DVP_CLS with the reference augmentation and a random sample order (both seeded per epoch and sample:
     DATALOADER.AUGMENT_SEED per_sample), 9 training images in global batches of 4: the last global batch

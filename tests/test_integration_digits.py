@@ -39,6 +39,8 @@ from vr.prm import PRM
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow  # trains every method on digits-tiny (minutes)
+
 DATASET = "digits_lowcontrast"
 SHOTS = 16
 MARGIN = 10.0  # percentage points over zero-shot (measured: see test_reprogramming_beats_zero_shot)

@@ -228,6 +228,7 @@ def test_plugins_are_imported_from_vr_plugins(dvp_run, test_images, monkeypatch,
     assert "VR_PLUGINS names the module 'tests.no_such_plugin', which cannot be imported" in err
 
 
+@pytest.mark.slow
 def test_predict_runs_from_the_command_line(dvp_run, tmp_path):
     """As users run it, from the repository root (a quick failure: the sys.path bootstrap and the error path;
     plot_prm.py bootstraps the same way)."""

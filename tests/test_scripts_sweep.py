@@ -189,7 +189,7 @@ def test_exit_zero_without_results_json_is_a_failure(ws):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (("caltech", "16"), "unknown dataset 'caltech' (did you mean 'caltech101'?); "
+    (("caltech", "16"), "unknown dataset 'caltech' (do you mean \"caltech101\"?); "
                         "configs/datasets has: caltech101, dtd"),
     (("dtd", "16", "vit_l14"), "configs/trainers/AR has: rn50, vit_b16"),
     (("dtd", "x"), "SHOTS must be integers"),

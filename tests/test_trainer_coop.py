@@ -89,6 +89,7 @@ def _test_logits(trainer):
     return torch.cat([trainer.model_inference(trainer.parse_batch_test(b)[0]) for b in trainer.test_loader])
 
 
+@pytest.mark.slow
 def test_training_lowers_loss_and_checkpoint_reevaluates_exactly(toy_root, tmp_path, capsys):
     epochs, lr = 6, 0.02
     out = tmp_path / "run"

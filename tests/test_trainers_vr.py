@@ -12,7 +12,7 @@ from tests.trainer_fixtures import (make_trainer, eval_logits, toy_cfg, toy_desc
 TRAINED = ["VP", "AR", "AttrVR", "DVP_CSE", "DVP_CLS"]
 
 
-@pytest.mark.parametrize("name", TRAINED)
+@pytest.mark.parametrize("name", [n if n == "AR" else pytest.param(n, marks=pytest.mark.slow) for n in TRAINED])
 def test_training_lowers_loss_and_checkpoint_reevaluates_exactly(name, toy_root, toy_descriptions, tmp_path,
                                                                    capsys):
     epochs = 3 if name.startswith("DVP") else 2  # DVP: epoch 0 collects PRM statistics only
@@ -50,6 +50,7 @@ def test_training_lowers_loss_and_checkpoint_reevaluates_exactly(name, toy_root,
         assert [r["epoch"] for r in records] == [2, 3]
 
 
+@pytest.mark.slow
 def test_dvp_epoch0_updates_nothing_and_reestimates_the_prm(toy_root, toy_descriptions, tmp_path):
     cfg = toy_cfg("DVP_CLS", toy_root, tmp_path, toy_descriptions, epochs=1)
     trainer = make_trainer(cfg)

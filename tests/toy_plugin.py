@@ -3,14 +3,13 @@
 ToyColors: coloured 16x16 squares, a few classes whose labels first appear out of order, written on disk
 in the CoOp split-json layout. ToyLinear: a linear classifier on 8x8 thumbnails, trained with the engine's
 optimiser and warm-up-safe scheduler; it runs on both backends (builtin and real Dassl). Environment
-switches make it misbehave on purpose: TOY_KILL_AT_EPOCH=N kills the process (SIGKILL) after epoch N is
-checkpointed; TOY_NAN_AT_EPOCH=N returns a NaN loss in epoch N.
+switches make it misbehave on purpose: TOY_KILL_AT_EPOCH=N kills the process (SIGKILL, or the signal
+named by TOY_KILL_SIGNAL, e.g. SIGTERM) after epoch N is checkpointed; TOY_NAN_AT_EPOCH=N returns a NaN loss in epoch N.
 """
 import os
 import signal
 
 import numpy as np
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
@@ -98,6 +97,4 @@ class ToyLinear(SafeLoadModel, TrainerX):  # Dassl-safe load_model, as the proje
     def after_epoch(self):
         super().after_epoch()
         if os.environ.get("TOY_KILL_AT_EPOCH") == str(self.epoch + 1):
-            import sys
-            sys.stdout.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), getattr(signal, os.environ.get("TOY_KILL_SIGNAL", "SIGKILL")))
