@@ -2,13 +2,14 @@
 registers their config nodes (TRAINER.<NAME>.*).
 
 VR trainers (one model family, see vr/): ZeroshotCLIP, VP, AR, AttrVR, DVP_CSE, DVP_CLS; shared code in
-trainers/base.py. CoOp lives in trainers/coop.py when present.
+trainers/base.py. CoOp lives in trainers/coop.py when present;
+its variants CoCoOp (trainers/cocoop.py) and KgCoOp (trainers/kgcoop.py) build on it.
 """
 import importlib
 import os
 
 from . import ar, attrvr, dvp, vp, zsclip  # noqa: F401
 
-for _module in ("coop",):
+for _module in ("coop", "cocoop", "kgcoop"):
     if os.path.exists(os.path.join(os.path.dirname(__file__), f"{_module}.py")):
         importlib.import_module(f"{__name__}.{_module}")

@@ -318,7 +318,7 @@ class CoOp(SafeLoadModel, TrainerX):
         image, label = self.parse_batch_train(batch)
         with self.autocast(training=True):
             output = self.model(image)
-            loss = F.cross_entropy(output, label)
+            loss = self.compute_loss(output, label)
         if self.scaler is not None:
             self.detect_anomaly(loss)
             self.optim.zero_grad()
@@ -331,6 +331,10 @@ class CoOp(SafeLoadModel, TrainerX):
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return summary
+
+    def compute_loss(self, output, label):
+        """The training loss of one batch (a hook for CoOp's variants, e.g. KgCoOp's regulariser)."""
+        return F.cross_entropy(output, label)
 
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)
