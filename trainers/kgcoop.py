@@ -12,7 +12,7 @@ This is the released code's form (its TRAINER.COOP.W = 8 in the scripts); the pa
 per dataset, except DescribableTextures: "a photo of a {}, a type of texture." (as KgCoOp's code).
 Deviations: lambda is TRAINER.KGCOOP.W (KgCoOp's code reads TRAINER.COOP.W); CLIP runs in fp32
 (open_clip weights; PREC fp16 = CUDA autocast, as CoOp here); KgCoOp's unused meta-net, bias vectors and
-adapter are not built; PREC "amp" keeps the regulariser (KgCoOp's amp branch drops it).
+adapter are not built (their tensors in KgCoOp's checkpoints are ignored on load); PREC "amp" keeps the regulariser (KgCoOp's amp branch drops it).
 New classes: yes, as CoOp (the context is class-agnostic; the anchor is only a training loss).
 """
 import torch
@@ -23,6 +23,9 @@ from engine.extend import ensure_node, register_config
 from vr.text import class_text, templates_for
 
 from .coop import CoOp, CoOpCLIP
+
+# Frozen, unused tensors that KgCoOp's checkpoints carry beside the context: ignored on load.
+UNUSED_KEY_PREFIXES = ("bias_vectors", "meta_net.")
 
 # KgCoOp's anchor templates where they differ from CoOp's zero-shot ones (vr.text.COOP_TEMPLATES).
 KGCOOP_TEMPLATES = {"DescribableTextures": "a photo of a {}, a type of texture."}
@@ -42,6 +45,11 @@ def anchor_template(dataset_name):
 def knowledge_guided_term(text_features, anchor_features):
     """1 - mean over classes of cos(w_c, w_c^clip); (C, D) and (C, D) -> scalar."""
     return 1.0 - F.cosine_similarity(text_features.float(), anchor_features.float(), dim=-1).mean()
+
+
+def _drop_unused_kgcoop_keys(module, state_dict, prefix, *args):
+    for key in [k for k in state_dict if k[len(prefix):].startswith(UNUSED_KEY_PREFIXES)]:
+        state_dict.pop(key)
 
 
 class KgCoOpCLIP(CoOpCLIP):
@@ -77,6 +85,7 @@ class KgCoOp(CoOp):
         names = [class_text(c) for c in self.dm.dataset.classnames]
         anchor = self.model.encoder.encode_text([self.anchor_template.format(n) for n in names])
         self.model = KgCoOpCLIP(self.model, anchor)
+        self.model.prompt_learner.register_load_state_dict_pre_hook(_drop_unused_kgcoop_keys)
         print(f'KgCoOp: anchor prompt "{self.anchor_template}" ({dataset}), '
               f"lambda (TRAINER.KGCOOP.W) {float(self.cfg.TRAINER.KGCOOP.W)}")
 
