@@ -176,7 +176,7 @@ def test_trains_saves_what_it_learned_and_reevaluates_on_base_and_new(toy_root, 
     trainer.train()
     printed = capsys.readouterr().out
     losses = _epoch_losses(printed, epochs)
-    assert losses[-1] < 0.95 * losses[0] and losses[-1] < min(losses[:4]), losses
+    assert losses[-1] < 0.9 * losses[0] and losses[-1] < min(losses[:4]), losses  # measured: 0.70x, 0.83x
     accuracy = trainer.test()
 
     saved = torch.load(out / "prompt_learner" / f"model.pth.tar-{epochs}", weights_only=True)["state_dict"]
