@@ -124,7 +124,7 @@ def test_kgcoop_anchor_templates():
 
 
 def test_kgcoop_loss_is_cross_entropy_plus_lambda_times_the_term(toy_root, tmp_path):
-    trainer = make_trainer("KgCoOp", toy_root, tmp_path, "TRAINER.KGCOOP.W", "3.5", "OPTIM.LR", "0.0")
+    trainer = make_trainer("KgCoOp", toy_root, tmp_path, "TRAINER.KGCOOP.W", "3.5", "TRAINER.COOP.PREC", "fp32")
     model, learner = trainer.model, trainer.model.prompt_learner
     names = [n.replace("_", " ") for n in trainer.dm.dataset.classnames]
     clip, tok = model.encoder.model, model.encoder.tokenizer
