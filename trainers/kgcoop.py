@@ -12,7 +12,8 @@ This is the released code's form (its TRAINER.COOP.W = 8 in the scripts); the pa
 per dataset, except DescribableTextures: "a photo of a {}, a type of texture." (as KgCoOp's code).
 Deviations: lambda is TRAINER.KGCOOP.W (KgCoOp's code reads TRAINER.COOP.W); CLIP runs in fp32
 (open_clip weights; PREC fp16 = CUDA autocast, as CoOp here); KgCoOp's unused meta-net, bias vectors and
-adapter are not built (their tensors in KgCoOp's checkpoints are ignored on load); PREC "amp" keeps the regulariser (KgCoOp's amp branch drops it).
+adapter are not built (their tensors in KgCoOp's checkpoints are ignored on load); PREC "amp" keeps
+the regulariser (KgCoOp's amp branch drops it).
 New classes: yes, as CoOp (the context is class-agnostic; the anchor is only a training loss).
 """
 import torch
