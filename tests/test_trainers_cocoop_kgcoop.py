@@ -258,3 +258,16 @@ def test_readme_and_reported_numbers_agree_with_the_parameter_counts():
         base, new, hm = reported.REPORTED_BASE2NEW[method]["avg"]
         assert f"{method} {base:.2f}/{new:.2f}/{hm:.2f}" in " ".join(readme.split())
         assert hm == pytest.approx(2 * base * new / (base + new), abs=0.01)
+
+
+def test_kgcoop_loads_a_released_style_checkpoint_with_its_unused_tensors(toy_root, tmp_path):
+    """KgCoOp's own checkpoints also hold frozen, unused bias_vectors, meta_net.* and fixed token vectors."""
+    trainer = make_trainer("KgCoOp", toy_root, tmp_path)
+    learner = trainer.model.prompt_learner
+    ctx = torch.randn_like(learner.ctx)
+    state = {"ctx": ctx, "bias_vectors": torch.zeros(1, 512), "meta_net.linear1.weight": torch.zeros(512, 512),
+             "meta_net.linear1.bias": torch.zeros(512), "token_prefix": torch.zeros(4, 1, 64)}
+    learner.load_state_dict(state)
+    assert torch.equal(learner.ctx.detach(), ctx)
+    with pytest.raises(RuntimeError, match="other"):  # anything else unexpected still fails
+        learner.load_state_dict(dict(state, other=torch.zeros(1)))
