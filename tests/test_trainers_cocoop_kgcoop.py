@@ -239,6 +239,9 @@ def test_configs_state_the_papers_protocol(method):
                                                                                  "end")
         if method == "KgCoOp":
             assert cfg.TRAINER.KGCOOP.W == 8.0
+    demo = os.path.join(ROOT, "configs", "trainers", method, "demo.yaml")
+    cfg = train.setup_cfg(train.build_parser().parse_args(["--config-file", demo, "--trainer", method]))
+    assert cfg.MODEL.BACKBONE.NAME == "digits-tiny" and list(cfg.INPUT.TRANSFORMS) == ["normalize"]
 
 
 def test_readme_and_reported_numbers_agree_with_the_parameter_counts():
