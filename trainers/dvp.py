@@ -17,12 +17,22 @@ from vr import PRM, Mean, description_table, kmeans_groups, random_groups
 
 from .base import VRTrainer, add_common_keys, add_description_keys, check_description_cfg, save_tensors, write_csv
 
-# v of DVP-cls per dataset (description key), as in the reference configuration (ImageNet: not in the
-# paper; 3 is a reasonable default). Add your dataset in a yaml (this node accepts new keys).
-CLUSTERS_PER_DATASET = {"caltech101": 3, "dtd": 3, "eurosat": 1, "fgvc": 3, "food101": 2, "oxford_flowers": 3,
-                        "oxford_pets": 3, "stanford_cars": 3, "sun397": 3, "ucf101": 2, "resisc45": 3, "I": 3}
 AGGREGATIONS = ("prm", "mean")
 GROUPINGS = ("kmeans", "random")
+
+
+def dataset_v(node, key):
+    """DVP-cls's v for description key ``key`` when TRAINER.DVP_CLS.V is 0: the loader's ``dvp_cls_v``
+    (datasets/catalog.py), else V_DEFAULT. A legacy V_PER_DATASET entry must agree with it."""
+    from datasets.catalog import dvp_cls_v
+
+    v = dvp_cls_v(key)
+    v = int(node.V_DEFAULT) if v is None else v
+    legacy = node.V_PER_DATASET.get(key)
+    if legacy is not None and int(legacy) != v:
+        raise ValueError(f"TRAINER.DVP_CLS.V_PER_DATASET.{key} is {legacy}, but v of this dataset is {v} (its "
+                         f"loader's dvp_cls_v, or V_DEFAULT): set TRAINER.DVP_CLS.V {legacy} to override it.")
+    return v
 
 
 def _add_dvp_keys(node):
@@ -44,8 +54,8 @@ def _dvp_cls_keys(cfg):
     node = ensure_node(cfg, "TRAINER.DVP_CLS")
     _add_dvp_keys(node)
     node.ATTRIBUTES = "des"  # the attribute file that is clustered
-    node.V = 0  # number of prompts / clusters; 0: V_PER_DATASET[description key], else V_DEFAULT
-    node.V_PER_DATASET = CN(dict(CLUSTERS_PER_DATASET), new_allowed=True)
+    node.V = 0  # number of prompts / clusters; 0: the dataset loader's dvp_cls_v, else V_DEFAULT
+    node.V_PER_DATASET = CN(new_allowed=True)  # legacy (older configs set it): must agree with the loader
     node.V_DEFAULT = 3
     node.GROUPING = "kmeans"  # kmeans | random (ablation: seeded balanced random groups)
     node.KMEANS_N_INIT = 10  # explicit (scikit-learn >= 1.4 defaults to 'auto' = 1 run); recorded
@@ -142,8 +152,7 @@ class DVP_CLS(DVPBase):
         node = cfg.TRAINER.DVP_CLS
         if node.V > 0:
             return int(node.V)
-        key = self.description_key_of(cfg) or cfg.DATASET.NAME
-        return int(node.V_PER_DATASET.get(key, node.V_DEFAULT))
+        return dataset_v(node, self.description_key_of(cfg) or cfg.DATASET.NAME)
 
     def check_method_cfg(self, cfg):
         node = cfg.TRAINER.DVP_CLS

@@ -15,13 +15,12 @@ from .model import ReprogrammedCLIP
 from .prm import PRM
 from .prompts import (PROMPT_KINDS, NoPrompt, PaddingPrompt, VisualPrompt, WatermarkPrompt, build_prompt,
                       loader_size_for)
-from .text import (COOP_TEMPLATES, PROJECT_TEMPLATES, VR_TEMPLATE, TextTable, class_text, description_table,
-                   template_table, templates_for)
+from .text import VR_TEMPLATE, TextTable, class_text, description_table, template_table, templates_for
 
 __all__ = [
     "Aggregation", "Identity", "LambdaMix", "Mean", "TopKMean", "PRM", "FrozenCLIP", "ReprogrammedCLIP",
     "cause_groups", "group_sizes", "kmeans_groups", "random_groups", "PROMPT_KINDS", "NoPrompt",
-    "PaddingPrompt", "VisualPrompt", "WatermarkPrompt", "build_prompt", "loader_size_for", "COOP_TEMPLATES",
-    "PROJECT_TEMPLATES", "VR_TEMPLATE", "TextTable", "class_text", "description_table", "template_table",
+    "PaddingPrompt", "VisualPrompt", "WatermarkPrompt", "build_prompt", "loader_size_for",
+    "VR_TEMPLATE", "TextTable", "class_text", "description_table", "template_table",
     "templates_for",
 ]

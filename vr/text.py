@@ -17,32 +17,6 @@ import torch.nn.functional as F
 # The single template of the VR papers (VP, AR, AttrVR reference code).
 VR_TEMPLATE = "This is a photo of {}."
 
-# CoOp's zero-shot templates per dataset (DATASET.NAME), the ones behind CoOp's zero-shot numbers.
-COOP_TEMPLATES = {
-    "OxfordPets": "a photo of a {}, a type of pet.",
-    "OxfordFlowers": "a photo of a {}, a type of flower.",
-    "FGVCAircraft": "a photo of a {}, a type of aircraft.",
-    "DescribableTextures": "{} texture.",
-    "EuroSAT": "a centered satellite photo of {}.",
-    "StanfordCars": "a photo of a {}.",
-    "Food101": "a photo of {}, a type of food.",
-    "SUN397": "a photo of a {}.",
-    "Caltech101": "a photo of a {}.",
-    "UCF101": "a photo of a person doing {}.",
-    "ImageNet": "a photo of a {}.",
-    "ImageNetSketch": "a photo of a {}.",
-    "ImageNetV2": "a photo of a {}.",
-    "ImageNetA": "a photo of a {}.",
-    "ImageNetR": "a photo of a {}.",
-}
-
-# This project's templates for datasets CoOp has none for (not from any paper).
-PROJECT_TEMPLATES = {
-    "Resisc45": "a satellite photo of {}.",
-    "Digits": 'a photo of the digit "{}".',
-}
-DEFAULT_TEMPLATE = "a photo of a {}."  # any other dataset (e.g. ImageFolder)
-
 TEMPLATE_CHOICES = ("vr", "coop")
 
 
@@ -52,14 +26,15 @@ def class_text(classname: str) -> str:
 
 
 def templates_for(dataset_name: str, choice: str = "vr") -> List[str]:
-    """Templates for a dataset: "vr" -> the VR papers' single template; "coop" -> CoOp's per-dataset one."""
+    """Templates for a dataset: "vr" -> the VR papers' single template; "coop" -> CoOp's per-dataset one
+    (its loader's ``zeroshot_template``, see datasets/catalog.py)."""
     choice = str(choice).lower()
     if choice == "vr":
         return [VR_TEMPLATE]
     if choice == "coop":
-        if dataset_name in COOP_TEMPLATES:
-            return [COOP_TEMPLATES[dataset_name]]
-        return [PROJECT_TEMPLATES.get(dataset_name, DEFAULT_TEMPLATE)]
+        from datasets.catalog import zeroshot_template
+
+        return [zeroshot_template(dataset_name)]
     raise ValueError(f'Unknown template choice "{choice}" (TRAINER.<NAME>.TEMPLATES). Use one of: '
                      f"{', '.join(TEMPLATE_CHOICES)}.")
 
