@@ -83,6 +83,19 @@ def available_datasets():
     return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml"))
 
 
+def dataset_of(config_name):
+    """DATASET.NAME that configs/datasets/<config_name>.yaml sets ("" when it sets none)."""
+    data = yaml_subset.load(layout.dataset_config(config_name)) or {}
+    return str((data.get("DATASET") or {}).get("NAME") or "")
+
+
+def trainable_datasets():
+    """The dataset configs that ``--datasets all`` means: every configs/datasets/*.yaml whose dataset
+    can be trained on (test-only ones, the ImageNet variants, are evaluated by scripts/xd.sh)."""
+    test_only = {row.name for row in catalogue.load_datasets().values() if row.test_only}
+    return [name for name in available_datasets() or [] if dataset_of(name) not in test_only]
+
+
 def available_cfgs(trainer):
     folder = osp.join(layout.CONFIGS, "trainers", trainer)
     if not osp.isdir(folder):
