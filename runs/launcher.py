@@ -1,4 +1,5 @@
 """Start train.py for one job under a per-run lock, and stop the running ones on an interrupt."""
+import contextlib
 import os
 import os.path as osp
 import signal
@@ -21,6 +22,31 @@ Outcome = namedtuple("Outcome", "status detail")
 STOP_SIGNALS = (-signal.SIGINT, -signal.SIGTERM)
 
 
+@contextlib.contextmanager
+def run_lock(folder):
+    """Hold the per-run lock of ``folder`` (its LOCK file): yields the open lock file, or None when
+    another process holds it. A train.py started with ``pass_fds=(lock_file.fileno(),)`` keeps the
+    run locked while it lives, even if its launcher is killed with SIGKILL."""
+    os.makedirs(folder, exist_ok=True)
+    lock_file = open(osp.join(folder, LOCK), "a")  # noqa: SIM115  (closed in finally, after the yield)
+    try:
+        yield lock_file if _try_lock(lock_file) else None
+    finally:
+        lock_file.close()
+
+
+def _try_lock(lock_file):
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # file system without locks: go on unlocked
+        return True
+    return True
+
+
 class Runner:
     """Starts train.py for jobs; remembers the child processes so an interrupt can stop them."""
 
@@ -38,29 +64,13 @@ class Runner:
         if verdict.done:
             return Outcome("skipped", verdict.reason)
         folder = run_dir(job, self.settings)
-        os.makedirs(folder, exist_ok=True)
-        lock_file = open(osp.join(folder, LOCK), "a")
-        try:
-            if not self._try_lock(lock_file):
+        with run_lock(folder) as lock_file:
+            if lock_file is None:
                 return Outcome("busy", "another process is running it")
             verdict = done(job, self.settings)
             if verdict.done:  # finished while we waited for the lock
                 return Outcome("skipped", verdict.reason)
             return self._launch(job, folder, gpu, log_path, lock_file)
-        finally:
-            lock_file.close()
-
-    @staticmethod
-    def _try_lock(lock_file):
-        if fcntl is None:
-            return True
-        try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        except OSError:  # file system without locks: go on unlocked
-            return True
-        return True
 
     def _launch(self, job, folder, gpu, log_path, lock_file):
         env = dict(os.environ)
