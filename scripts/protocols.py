@@ -198,9 +198,10 @@ class Child:
     proc = None
 
 
-def launch(step, python, data):
+def launch(step, python, data, again=False):
     """Run one step under the sweep's per-run lock (runs/launcher.py); returns (status, detail) with
-    status done | failed | busy (another process runs it) | skipped (it finished meanwhile)."""
+    status done | failed | busy (another process runs it) | skipped (it finished meanwhile; not
+    checked when ``again``: its result is of an old model)."""
     try:
         cmd = command(step, python, data)
     except FileNotFoundError as exc:
@@ -208,7 +209,7 @@ def launch(step, python, data):
     with run_lock(step.folder) as lock_file:
         if lock_file is None:
             return "busy", "another process is running it; run again when it has finished"
-        if finished(step)[0]:
+        if not again and finished(step)[0]:
             return "skipped", "another process finished it meanwhile"
         return _run_locked(step, cmd, python, lock_file)
 
@@ -243,7 +244,8 @@ def run_steps(steps, python, data):
         for i, step in enumerate(steps, 1):
             prefix = f"[{i}/{total}] {step.label} ..."
             done, why = finished(step)
-            if done and step.model_dir and status.get(step.model_dir) == "done":
+            again = done and step.model_dir and status.get(step.model_dir) == "done"
+            if again:
                 done, why = False, "its training run was run again, the result is of the old model"
             if done:
                 status[step.folder] = "skipped"
@@ -255,7 +257,7 @@ def run_steps(steps, python, data):
                       flush=True)
                 continue
             print(f"{prefix} running" + (f" again: {why}" if why else ""), flush=True)
-            state, detail = launch(step, python, data)
+            state, detail = launch(step, python, data, again=again)
             status[step.folder] = "failed" if state == "busy" else state
             shown = {"done": "done", "skipped": "skip", "busy": "BUSY"}.get(state, "FAILED")
             print(f"{prefix} {shown} ({detail})", flush=True)
