@@ -128,16 +128,28 @@ def script_text(method):
     return SCRIPT_TEMPLATE.format(**method._asdict())
 
 
+def write_datasets(path=None):
+    """Write the catalogue of the registered datasets (and VR_PLUGINS') to ``path`` (default:
+    VR_DATASET_CATALOGUE, else runs/datasets.json); returns its rows."""
+    from .fileio import atomic_write_text
+
+    rows = datasets_from_registry()
+    atomic_write_text(path or datasets_path(), render_datasets(rows))
+    return rows
+
+
 def write(path=None, scripts_dir=None):
     """Write the catalogue of the registered trainers (and VR_PLUGINS') to ``path``; the repository's
     own catalogue also gets its scripts/<name>.sh one-liners (a plugin's trainers run through
-    scripts/method.sh NAME, with VR_TRAINER_CATALOGUE naming its catalogue)."""
+    scripts/method.sh NAME, with VR_TRAINER_CATALOGUE naming its catalogue), and the dataset catalogue
+    is written too (runs/datasets.json, or VR_DATASET_CATALOGUE when set)."""
     from .fileio import atomic_write_text
 
     path = path or catalogue_path()
     methods = from_registry()
     atomic_write_text(path, render(methods))
-    atomic_write_text(datasets_path(), render_datasets(datasets_from_registry()))
+    if osp.abspath(path) == DEFAULT_PATH or os.environ.get("VR_DATASET_CATALOGUE"):
+        write_datasets()
     if osp.abspath(path) == DEFAULT_PATH or scripts_dir:
         for method in methods:
             target = osp.join(scripts_dir or osp.join(REPO, "scripts"), f"{method.script}.sh")

@@ -37,10 +37,11 @@ import torch  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
 from engine.io import atomic_write_bytes, atomic_write_text  # noqa: E402
+from runs import layout  # noqa: E402  (the files of a run folder)
 from trainers.run_loading import (check_run_dir, find_checkpoints, load_state, read_config, trainer_node,  # noqa: E402
                                   uses_prm)
 
-PRM_FILE = "prm.pt"
+PRM_FILE = layout.PRM_FILE
 TEXT_WIDTH = 70  # characters of a description shown in a PNG
 IMAGE_AREA_GREY = 0.25  # where the image goes, in the prompt pictures
 
@@ -308,7 +309,7 @@ def plot_run(run_dir, out=None, classes=None, max_classes=30, top=5, load_epoch=
         log(f"Note: the checkpoint of {cfg.TRAINER.NAME} holds no visual prompt, so no prompt image is drawn.")
         if prm is None:
             return []
-    out = os.path.abspath(out) if out else os.path.join(run_dir, "plots")
+    out = os.path.abspath(out) if out else os.path.join(run_dir, layout.PLOTS_DIR)
     os.makedirs(out, exist_ok=True)
     written = []
     if prm is not None:
