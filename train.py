@@ -90,8 +90,9 @@ def import_plugins():
     for name in filter(None, (m.strip() for m in os.environ.get("VR_PLUGINS", "").split(","))):
         try:
             importlib.import_module(name)
-        except ImportError as err:
-            raise UsageError(f"VR_PLUGINS names the module {name!r}, which cannot be imported: {err}") from err
+        except Exception as err:  # a plugin that fails at import (also a name registered twice): name it
+            raise UsageError(f"VR_PLUGINS names the module {name!r}, which cannot be imported: "
+                             f"{err if isinstance(err, ImportError) else f'{type(err).__name__}: {err.args[0] if err.args else err}'}") from err
 
 
 def setup_cfg(args):

@@ -158,6 +158,9 @@ def write(path=None, scripts_dir=None):
 
 
 if __name__ == "__main__":
-    written = write()
+    try:
+        written = write()
+    except RuntimeError as err:  # a VR_PLUGINS module that fails to import
+        sys.exit(f"ERROR: {err}")
     print(f"wrote {catalogue_path()} for: {', '.join(m.script for m in written)}")
     print(f"wrote {datasets_path()} for: {', '.join(load_datasets())}")
