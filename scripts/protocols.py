@@ -47,9 +47,9 @@ DG_TARGETS = tuple(row.config_name for row in catalogue.load_datasets().values()
 # Folders under $OUTPUT of each protocol's runs (see run_folder).
 BASE2NEW_TRAIN, BASE2NEW_TEST = ("base2new", "train_base"), ("base2new", "test_new")
 XD_TRAIN, XD_TEST = ("xd", "train"), ("xd", "test")
-# Script names that are not their trainer's name, and trainers that only evaluate.
-ALIASES = {"zsclip": "ZeroshotCLIP"}
-EVAL_ONLY = frozenset({"ZeroshotCLIP"})
+# Script names of the registered trainers (zsclip -> ZeroshotCLIP), and the trainers that only evaluate.
+ALIASES = {m.script: m.trainer for m in catalogue.load().values()}
+EVAL_ONLY = frozenset(m.trainer for m in catalogue.load().values() if not m.trains)
 
 Step = namedtuple("Step", "label folder trainer classes options model_dir")
 
