@@ -1,4 +1,7 @@
-"""Where each dataset's files come from: URLs, checksums, how archives unpack, and manual steps.
+"""Where a dataset's files come from: URLs, checksums, how archives unpack, and manual steps.
+
+Each loader states its own ``source = Source(config_name, dataset_dir, (Remote(...), ...))``; this
+module holds the types, the shared pieces (Google Drive split files, base URLs) and the URL resolver.
 
 Every download URL is resolved by :func:`resolve_url`, the one place that knows the base URLs. Setting
 a mirror (``--mirror URL`` or the environment variable ``DATASETS_MIRROR``) replaces all of them,
