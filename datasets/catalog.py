@@ -11,7 +11,7 @@ the rest of the toolkit needs to know about its dataset; :data:`FACTS` lists the
     aliases            other spellings of it in results or papers (matched case- and "_"-insensitively)
     source             datasets.sources.Source: what ``python -m datasets.download`` fetches (None: nothing)
     test_only          True: evaluation only (train.py refuses to train on it)
-    dvp_cls_v          DVP-CLS's number of prompts v (None: TRAINER.DVP_CLS.V_DEFAULT)
+    dvp_cls_v          DVP-CLS's number of prompts v, as in its reference configuration (None: V_DEFAULT)
 
 The public datasets are the registered loaders with a download source. Stdlib-only scripts read the
 same facts from runs/datasets.json (``python -m runs.catalogue`` writes it; a test checks it is current).

@@ -41,7 +41,7 @@ class ImageNet(CoOpDataset):
     config_name = "imagenet"
     zeroshot_template = "a photo of a {}."
     table_order = 120
-    dvp_cls_v = 3
+    dvp_cls_v = 3  # not in the DVP paper
     source = Source(config_name, dataset_dir, (
         IMAGENET_CLASSNAMES,
     ), manual="""\
