@@ -2,7 +2,8 @@
 
 One table per (shots, backbone): rows are trainers (results.json `method`), columns datasets as
 configured (:func:`dataset_key`: DATASET.NAME plus the keys that tell apart datasets sharing it, such
-as the Digits shift or the ImageFolder folder; a base or new class subset is its own column), cells
+as the Digits shift or the ImageFolder folder; a base or new class subset is its own column; names and
+order are the loaders' display_name and table_order, read from runs/datasets.json), cells
 `mean +- std (n seeds)`; `Avg` is the mean over the columns for rows that have every column. Broken
 results.json files are reported on stderr and skipped, so a table can be made while a sweep is still
 running; two results for one cell are reported (the first path is used) and noted under the table.
