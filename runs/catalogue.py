@@ -69,6 +69,9 @@ def load_datasets(path=None):
 
 @functools.cache
 def _read_datasets(path):
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"no dataset catalogue {path} (VR_DATASET_CATALOGUE): write it with "
+                                f"VR_PLUGINS=<your modules> VR_DATASET_CATALOGUE={path} python -m runs.catalogue")
     with open(path, encoding="utf-8") as f:
         rows = json.load(f)
     return tuple((row["name"], Dataset(**{**row, "aliases": tuple(row["aliases"])})) for row in rows)

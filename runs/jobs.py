@@ -92,7 +92,10 @@ def dataset_of(config_name):
 def trainable_datasets():
     """The dataset configs that ``--datasets all`` means: every configs/datasets/*.yaml whose dataset
     can be trained on (test-only ones, the ImageNet variants, are evaluated by scripts/xd.sh)."""
-    test_only = {row.name for row in catalogue.load_datasets().values() if row.test_only}
+    try:
+        test_only = {row.name for row in catalogue.load_datasets().values() if row.test_only}
+    except FileNotFoundError as err:
+        raise UsageError(str(err)) from None
     return [name for name in available_datasets() or [] if dataset_of(name) not in test_only]
 
 

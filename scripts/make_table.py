@@ -420,6 +420,11 @@ def main(argv=None):
     if args.decimals < 0:
         print("error: --decimals must be >= 0", file=sys.stderr)
         return 2
+    try:
+        catalogue.load_datasets()
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     duplicates = []
     records = collect(args.root, args.metric, duplicates=duplicates)
     if not records:

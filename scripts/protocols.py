@@ -43,7 +43,19 @@ XD_SOURCE = "imagenet"
 # CoOp's cross-dataset targets and its domain-generalisation targets (config names).
 XD_TARGETS = ("caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
               "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101")
-DG_TARGETS = tuple(row.config_name for row in catalogue.load_datasets().values() if row.test_only)
+# DG_TARGETS: the config names of the test-only datasets (dg_targets(); read from the catalogue when asked).
+
+
+def dg_targets():
+    return tuple(row.config_name for row in catalogue.load_datasets().values() if row.test_only)
+
+
+def __getattr__(name):
+    if name == "DG_TARGETS":
+        return dg_targets()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # Folders under $OUTPUT of each protocol's runs (see run_folder).
 BASE2NEW_TRAIN, BASE2NEW_TEST = ("base2new", "train_base"), ("base2new", "test_new")
 XD_TRAIN, XD_TEST = ("xd", "train"), ("xd", "test")
@@ -311,11 +323,11 @@ def main(argv=None):
             datasets = [args[1]]
             steps = base2new_steps(trainer, args[1], cfg, seeds, output)
         else:
-            targets = (os.environ.get("XD_TARGETS") or " ".join(XD_TARGETS + DG_TARGETS)).split()
+            targets = (os.environ.get("XD_TARGETS") or " ".join(XD_TARGETS + dg_targets())).split()
             datasets = [XD_SOURCE] + targets
             steps = xd_steps(trainer, cfg, seeds, output, targets)
         check_configs(trainer, cfg, datasets)
-    except UsageError as exc:
+    except (UsageError, FileNotFoundError) as exc:  # FileNotFoundError: no dataset catalogue
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
     return run_steps(steps, python, data)

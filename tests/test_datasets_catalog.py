@@ -61,3 +61,16 @@ def test_sweep_all_leaves_out_test_only_datasets(monkeypatch):
     assert {"imagenet", "dtd", "digits", "digits_tinted", "imagefolder"} <= set(names)
     rows = catalogue.load_datasets(os.path.join(REPO, "runs", "datasets.json"))
     assert {n for n, r in rows.items() if r.test_only} == {"ImageNetV2", "ImageNetSketch", "ImageNetA", "ImageNetR"}
+
+
+def test_a_missing_dataset_catalogue_is_one_error_naming_the_fix(tmp_path, monkeypatch, capsys):
+    from tests.test_scripts_results import load_script
+
+    monkeypatch.setenv("VR_DATASET_CATALOGUE", str(tmp_path / "mine.json"))
+    (tmp_path / "out").mkdir()
+    assert load_script("make_table").main([str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"error: no dataset catalogue {tmp_path / 'mine.json'}" in err and "python -m runs.catalogue" in err
+    monkeypatch.chdir(REPO)
+    with pytest.raises(jobs.UsageError, match="no dataset catalogue"):
+        jobs.trainable_datasets()

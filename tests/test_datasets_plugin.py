@@ -14,7 +14,6 @@ from datasets.base import CoOpDataset
 from datasets.splits import read_and_split_data
 from engine import DATASET_REGISTRY
 from runs import catalogue
-from tests.test_scripts_results import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = __name__  # VR_PLUGINS=tests.test_datasets_plugin
@@ -116,6 +115,8 @@ def test_plugin_dataset_loads_trains_sweeps_and_tabulates(workspace, tmp_path, m
     other = ws / "out" / "dtd" / "AR" / "tiny_2shots" / "seed1"
     other.mkdir(parents=True)
     (other / "results.json").write_text(json.dumps(dict(results, dataset="DescribableTextures", config={})))
+    from tests.test_scripts_results import load_script  # not at import: this module is a plugin too
+
     make_table = load_script("make_table")
     capsys.readouterr()
     assert make_table.main([str(ws / "out")]) == 0
