@@ -99,7 +99,8 @@ def datasets_from_registry():
     import_registries()
     from datasets.catalog import record, registered_loaders
 
-    return [Dataset(**{**record(cls), "aliases": tuple(record(cls)["aliases"])}) for cls in registered_loaders()]
+    rows = [record(cls) for cls in registered_loaders()]
+    return [Dataset(**{**row, "aliases": tuple(row["aliases"])}) for row in rows]
 
 
 def render_datasets(rows):
@@ -141,6 +142,12 @@ def write_datasets(path=None):
     return rows
 
 
+def writes_datasets(trainer_path):
+    """Does write() also write the dataset catalogue? For the repository's trainer catalogue, or when
+    VR_DATASET_CATALOGUE names one (a plugin's trainer catalogue leaves runs/datasets.json alone)."""
+    return osp.abspath(trainer_path) == DEFAULT_PATH or bool(os.environ.get("VR_DATASET_CATALOGUE"))
+
+
 def write(path=None, scripts_dir=None):
     """Write the catalogue of the registered trainers (and VR_PLUGINS') to ``path``; the repository's
     own catalogue also gets its scripts/<name>.sh one-liners (a plugin's trainers run through
@@ -151,7 +158,7 @@ def write(path=None, scripts_dir=None):
     path = path or catalogue_path()
     methods = from_registry()
     atomic_write_text(path, render(methods))
-    if osp.abspath(path) == DEFAULT_PATH or os.environ.get("VR_DATASET_CATALOGUE"):
+    if writes_datasets(path):
         write_datasets()
     if osp.abspath(path) == DEFAULT_PATH or scripts_dir:
         for method in methods:
@@ -166,4 +173,5 @@ if __name__ == "__main__":
     except RuntimeError as err:  # a VR_PLUGINS module that fails to import
         sys.exit(f"ERROR: {err}")
     print(f"wrote {catalogue_path()} for: {', '.join(m.script for m in written)}")
-    print(f"wrote {datasets_path()} for: {', '.join(load_datasets())}")
+    if writes_datasets(catalogue_path()):
+        print(f"wrote {datasets_path()} for: {', '.join(load_datasets())}")
