@@ -64,6 +64,10 @@ def resolve_name(name: str, weights: str = "") -> Tuple[str, str]:
     )
 
 
+class MissingWeightsError(RuntimeError):
+    """The backbone's pretrained weights cannot be found or fetched (train.py prints one ERROR line)."""
+
+
 def _missing_weights_message(model_name: str, weights: str, cache_dir: Optional[str], err: Exception) -> str:
     cfg = open_clip.get_pretrained_cfg(model_name, weights) or {}
     where = []
@@ -110,7 +114,7 @@ def load_clip(name: str, device="cpu", weights: str = "", pretrained: bool = Tru
                                            force_quick_gelu=quick_gelu, cache_dir=cache_dir,
                                            weights_only=False)
         except (RuntimeError, OSError, ValueError, ConnectionError) as err:
-            raise RuntimeError(_missing_weights_message(model_name, tag, cache_dir, err)) from err
+            raise MissingWeightsError(_missing_weights_message(model_name, tag, cache_dir, err)) from err
         tokenizer = open_clip.get_tokenizer(model_name)
         pcfg = getattr(model.visual, "preprocess_cfg", {}) or {}
         mean = tuple(pcfg.get("mean", OPENAI_DATASET_MEAN))
@@ -124,4 +128,4 @@ def load_clip(name: str, device="cpu", weights: str = "", pretrained: bool = Tru
                         mean=tuple(mean), std=tuple(std))
 
 
-__all__ = ["ClipBackbone", "load_clip", "register_backbone", "available_backbones", "COOP_NAMES"]
+__all__ = ["ClipBackbone", "MissingWeightsError", "load_clip", "register_backbone", "available_backbones", "COOP_NAMES"]

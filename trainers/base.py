@@ -427,7 +427,8 @@ def _load_class_rows(module, saved, rows):
         if key not in own:
             raise CheckpointError(f"The checkpoint's aggregation has {key}, this model's has not.")
         target = own[key]
-        if value.dim() >= 1 and target.dim() >= 1 and target.shape[0] == len(rows) and value.shape[1:] == target.shape[1:]:
+        per_class = value.dim() >= 1 and target.dim() >= 1 and target.shape[0] == len(rows)
+        if per_class and value.shape[1:] == target.shape[1:]:
             for e, t in enumerate(rows):
                 if t is not None:
                     target[e] = value[t]

@@ -338,12 +338,21 @@ class RunCheckpoints(SafeLoadModel):
         self.load_warnings = getattr(self, "load_warnings", []) + [msg]
 
     def check_identity(self, record, path):
+        """Trainer, backbone (and weights) and prompt (kind and geometry) must be those of the checkpoint."""
         mine = self.run_identity()
         for key in IDENTITY_KEYS:
-            if record.get(key) != mine[key]:
-                raise CheckpointError(
-                    f"{path} was trained with {key} {record.get(key)!r}, this run uses {mine[key]!r}. Evaluate it "
-                    f"with the {key} it was trained with (its run.json / config.yaml) or train this one.")
+            saved, now = record.get(key), mine[key]
+            if saved == now:
+                continue
+            if isinstance(saved, dict) and isinstance(now, dict):
+                parts = [f"{k} {saved.get(k)!r} here {now.get(k)!r}" for k in sorted(set(saved) | set(now))
+                         if saved.get(k) != now.get(k)]
+                what = f"another {key} ({'; '.join(parts)})"
+            else:
+                what = f"{key} {saved!r}, this run uses {now!r}"
+            raise CheckpointError(
+                f"{path} was made with {what}. Evaluate it with the settings it was trained with (its run.json "
+                f"and config.yaml record them), or train a run with these settings.")
 
     def load_model(self, directory, epoch=None):
         """Load each model's checkpoint after checking what made it; record the class policy applied."""
