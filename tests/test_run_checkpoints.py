@@ -86,6 +86,11 @@ def test_another_trainer_never_reuses_or_overwrites_a_run(ar_run, toy_root, toy_
     err = error_of(capsys, train.main(toy_argv("VP", toy_root, tmp_path / "ev", toy_descriptions, extra=[
         "--eval-only", "--model-dir", str(ar_run), "--load-epoch", "2"])))
     assert "was made with trainer 'AR', this run uses 'VP'" in err
+    # a test-tiny prompt evaluated on another backbone
+    err = error_of(capsys, train.main(toy_argv("AR", toy_root, tmp_path / "ev2", toy_descriptions,
+                                               "MODEL.BACKBONE.NAME", "digits-tiny", extra=[
+                                                   "--eval-only", "--model-dir", str(ar_run), "--load-epoch", "2"])))
+    assert "was made with another backbone (name 'test-tiny' here 'digits-tiny')" in err
 
 
 def test_texts_are_checked_never_adopted_silently(tiny_clip):
