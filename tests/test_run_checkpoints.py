@@ -201,6 +201,19 @@ def test_coop_base_to_new_uses_the_learned_context_with_the_new_names(toy_root, 
         coop(tmp_path / "ev2", "DATASET.SUBSAMPLE_CLASSES", "new", "TRAINER.COOP.CSC", "True").load_model(str(csc), 2)
 
 
+def test_a_method_without_a_class_policy_refuses_other_classes():
+    from types import SimpleNamespace
+
+    from trainers.checkpoints import RunCheckpoints
+
+    class NoPolicy(RunCheckpoints):  # a method added later that declares no CLASS_TRANSFER
+        cfg = SimpleNamespace(TRAINER=SimpleNamespace(NAME="NewMethod"))
+
+    with pytest.raises(CheckpointError, match="NewMethod cannot score classes other than those it was trained on"):
+        NoPolicy().check_other_classes(BASE, NEW)
+    NoPolicy().check_other_classes(BASE, list(BASE))  # its own classes are fine
+
+
 def test_nearest_centroid_hand_example():
     centroids = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
     points = torch.tensor([[0.9, 0.2], [0.1, 0.8], [-0.4, -0.7], [0.6, 0.5]])
