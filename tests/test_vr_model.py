@@ -98,9 +98,13 @@ def test_state_is_what_was_learned_and_clip_stays_frozen(encoder):
     assert model.prompts.delta.grad is not None and model.prompts.delta.grad.abs().sum() > 0
     assert all(p.grad is None for p in encoder.model.parameters())
 
-    # a checkpoint holding other sentences re-encodes them on load
+    # a checkpoint holding other sentences is refused, unless the trainer verified it is of these classes
+    # (its run record); then the sentences are adopted and re-encoded on load
     other = description_table(CLASSES, [{c: [f"another text {j} for {c}." for j in range(3)] for c in CLASSES}])
     other_model = ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), other, TopKMean(2))
+    with pytest.raises(ValueError, match="texts differ"):
+        model.load_state_dict(other_model.state_dict())
+    model.text_table.adopt_checkpoint_texts = True
     model.load_state_dict(other_model.state_dict())
     assert model.text_table.texts == other.texts
     assert torch.equal(model.text_table.embeddings, other.embeddings)

@@ -24,6 +24,8 @@ def _attrvr_keys(cfg):
 @TRAINER_REGISTRY.register()
 class AttrVR(VRTrainer):
     NODE = "ATTRVR"
+    CLASS_TRANSFER = ("learned prompt kept; unseen classes are scored by their own DesAttr/DistAttr descriptions, "
+                      "sampled as in training (seeded); seen classes keep their trained descriptions")
 
     def check_method_cfg(self, cfg):
         node = cfg.TRAINER.ATTRVR

@@ -23,7 +23,7 @@ from engine import DataManager, TrainerX, build_lr_scheduler, build_optimizer, b
 from engine.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from vr import FrozenCLIP, PROMPT_KINDS, ReprogrammedCLIP, build_prompt, loader_size_for
 
-from .loading import SafeLoadModel
+from .checkpoints import CheckpointError, RunCheckpoints
 from .pipeline import VRDatasetWrapper, augment_seed, check_pipeline_cfg, set_loader_epoch
 
 MODEL_NAME = "vr_model"  # checkpoints: OUTPUT_DIR/vr_model/model.pth.tar-<epoch>
@@ -87,8 +87,14 @@ def _eval_wrapper(cfg, data_source, transform=None, is_train=False):
                             what="evaluation images")
 
 
-class VRTrainer(SafeLoadModel, TrainerX):
-    """Base of the VR trainers. Subclasses set NODE and implement build_text / build_aggregation."""
+class VRTrainer(RunCheckpoints, TrainerX):
+    """Base of the VR trainers. Subclasses set NODE and implement build_text / build_aggregation.
+
+    Evaluating on another class set (trainers/checkpoints.py): the learned prompts are kept; a class seen
+    in training keeps the texts, prompt assignment and aggregation rows (PRM) it was trained with; an
+    unseen class gets the texts this method builds for it (``CLASS_TRANSFER`` says which), the prompt
+    assignment of ``assign_unseen_prompts`` and the aggregation's initial row (PRM: uniform).
+    """
 
     NODE = ""  # config node under TRAINER
     TRAINS = True  # ZeroshotCLIP: False (the scripts run it with --eval-only)
@@ -111,6 +117,9 @@ class VRTrainer(SafeLoadModel, TrainerX):
 
     def write_method_files(self, output_dir):
         """Extra files written into OUTPUT_DIR at the end of training (DVP: the PRM)."""
+
+    def assign_unseen_prompts(self, table, grid, unseen, saved_text_state):
+        """Prompt of each slot of the ``unseen`` class rows of ``grid`` (default: as build_text assigned)."""
 
     # ---- config ------------------------------------------------------------------------------
     @property
@@ -217,6 +226,54 @@ class VRTrainer(SafeLoadModel, TrainerX):
         self.register_model(MODEL_NAME, self.model, optim, sched)
         self._precision_note_done = False
         self.per_epoch_test = []
+
+    # ---- checkpoints: identity and other class sets (trainers/checkpoints.py) --------------------
+    def prompt_identity(self):
+        node, kind = self.vcfg, str(self.vcfg.PROMPT).lower()
+        geometry = {"kind": kind, "num_prompts": int(self.num_prompts()), "image_size": int(self.clip.image_size)}
+        if kind == "padding":
+            geometry["input_size"] = int(node.INPUT_SIZE)
+        elif kind == "watermark":
+            geometry["pad"] = int(node.PAD)
+        return geometry
+
+    def load_same_classes(self, name, checkpoint, verified):
+        table = self.model.text_table
+        table.adopt_checkpoint_texts = verified  # the record says: same classes, so the trained texts
+        try:
+            self._models[name].load_state_dict(checkpoint["state_dict"])
+        finally:
+            table.adopt_checkpoint_texts = False
+
+    def load_other_classes(self, name, checkpoint, trained):
+        state = checkpoint["state_dict"]
+        model, table = self.model, self.model.text_table
+        model.prompts.load_state_dict(_part(state, "prompts"))
+        saved = state["text_table._extra_state"]
+        if (saved["num_slots"], saved["num_prompts"]) != (table.num_slots, table.num_prompts):
+            raise CheckpointError(
+                f"The checkpoint scores {saved['num_slots']} texts per class with {saved['num_prompts']} prompts, "
+                f"this model {table.num_slots} with {table.num_prompts}: evaluate with the method settings of "
+                f"the training run (M, V, CAUSES).")
+        m, seen = table.num_slots, {c: i for i, c in enumerate(trained)}
+        evaluated = self.classnames_in_label_order()
+        old_grid = state["text_table.prompts"].view(len(trained), m)
+        grid = table.prompt_grid().clone()
+        unseen = [e for e, c in enumerate(evaluated) if c not in seen]
+        if unseen:
+            self.assign_unseen_prompts(table, grid, unseen, saved)
+        texts = list(table.texts)
+        for e, c in enumerate(evaluated):
+            if c in seen:
+                t = seen[c]
+                texts[e * m:(e + 1) * m] = [list(x) for x in saved["texts"][t * m:(t + 1) * m]]
+                grid[e] = old_grid[t]
+        table.texts, table.stale = texts, True
+        table.set_prompts(grid.reshape(-1))
+        if saved.get("centroids") is not None:
+            table.centroids = torch.as_tensor(saved["centroids"]).float()
+        _load_class_rows(model.aggregation, _part(state, "aggregation"), [seen.get(c) for c in evaluated])
+        model.refresh_text()
 
     def build_scheduler(self, optim):
         """OPTIM.LR_SCHEDULER 'cosine': the reference's cosine stepped per ITERATION,
@@ -354,7 +411,33 @@ class VRTrainer(SafeLoadModel, TrainerX):
             info["description_sampling"] = self.vcfg.SAMPLING
             info["description_files"] = [f"{s.group}/{os.path.basename(s.path)}" for s in sets]
         info.update(self.run_record())
-        return {"vr": info}
+        return {"vr": info, **self.loaded_results()}
+
+
+def _part(state, prefix):
+    """The entries of a state_dict under ``prefix.``, with the prefix removed."""
+    return {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
+
+
+@torch.no_grad()
+def _load_class_rows(module, saved, rows):
+    """Load a module's saved buffers for another class set: buffer row e takes saved row ``rows[e]``
+    (a class seen in training), or keeps its initial value (``None``: unseen); others load as saved."""
+    own = module.state_dict()
+    for key, value in saved.items():
+        if key not in own:
+            raise CheckpointError(f"The checkpoint's aggregation has {key}, this model's has not.")
+        target = own[key]
+        per_class = value.dim() >= 1 and target.dim() >= 1 and target.shape[0] == len(rows)
+        if per_class and value.shape[1:] == target.shape[1:]:
+            for e, t in enumerate(rows):
+                if t is not None:
+                    target[e] = value[t]
+        elif value.shape == target.shape:
+            target.copy_(value)
+        else:
+            raise CheckpointError(f"The checkpoint's aggregation {key} has shape {tuple(value.shape)}, this "
+                                  f"model's {tuple(target.shape)}.")
 
 
 def write_csv(path, header, rows):
@@ -386,6 +469,8 @@ def check_description_cfg(node, name):
 
 class TemplateTrainer(VRTrainer):
     """One template text per class, one prompt, identity aggregation (ZeroshotCLIP, VP, AR)."""
+
+    CLASS_TRANSFER = "learned prompt kept; every evaluated class is scored by its own template text"
 
     def check_method_cfg(self, cfg):
         from vr import templates_for

@@ -10,7 +10,7 @@ model        ReprogrammedCLIP = prompts + text table + aggregation
 """
 from .aggregation import Aggregation, Identity, LambdaMix, Mean, TopKMean
 from .clip import FrozenCLIP
-from .grouping import cause_groups, group_sizes, kmeans_groups, random_groups
+from .grouping import cause_groups, group_sizes, kmeans_groups, nearest_centroid, random_groups
 from .model import ReprogrammedCLIP
 from .prm import PRM
 from .prompts import (PROMPT_KINDS, NoPrompt, PaddingPrompt, VisualPrompt, WatermarkPrompt, build_prompt,
@@ -20,7 +20,7 @@ from .text import (COOP_TEMPLATES, PROJECT_TEMPLATES, VR_TEMPLATE, TextTable, cl
 
 __all__ = [
     "Aggregation", "Identity", "LambdaMix", "Mean", "TopKMean", "PRM", "FrozenCLIP", "ReprogrammedCLIP",
-    "cause_groups", "group_sizes", "kmeans_groups", "random_groups", "PROMPT_KINDS", "NoPrompt",
+    "cause_groups", "group_sizes", "kmeans_groups", "nearest_centroid", "random_groups", "PROMPT_KINDS", "NoPrompt",
     "PaddingPrompt", "VisualPrompt", "WatermarkPrompt", "build_prompt", "loader_size_for", "COOP_TEMPLATES",
     "PROJECT_TEMPLATES", "VR_TEMPLATE", "TextTable", "class_text", "description_table", "template_table",
     "templates_for",

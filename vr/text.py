@@ -5,8 +5,11 @@ and the index of the visual prompt that scores it. Entry n sits at ``class * num
 description logits reshape to (B, C, M') without scatter. An entry holds one or more strings whose
 normalised embeddings are averaged and re-normalised (templates); a description entry holds one string.
 
-The strings travel with checkpoints (as module "extra state": lists of strings), the embeddings do not:
-they are re-encoded with the frozen CLIP when a checkpoint holding other strings is loaded.
+The strings travel with checkpoints (as module "extra state": lists of strings), the embeddings do not.
+Loading never replaces the strings silently: a checkpoint whose strings differ is an error unless the
+caller has verified that it was trained on the same classes (``adopt_checkpoint_texts``, set by the
+trainer's load_model from the checkpoint's run record); the adopted strings are then re-encoded.
+DVP-cls also keeps its k-means ``centroids`` here (to place other classes' descriptions).
 """
 from typing import Dict, List, Optional, Sequence
 
@@ -88,6 +91,8 @@ class TextTable(nn.Module):
         self.register_buffer("embeddings", torch.empty(0), persistent=False)
         self.set_prompts(prompts)
         self.stale = True  # embeddings do not match ``texts`` yet
+        self.centroids: Optional[torch.Tensor] = None  # DVP-cls: (v, D) k-means centroids of the training texts
+        self.adopt_checkpoint_texts = False  # True only while loading a checkpoint verified to be of these classes
 
     def __len__(self):
         return len(self.texts)
@@ -126,8 +131,11 @@ class TextTable(nn.Module):
         return self.embeddings
 
     def get_extra_state(self):
-        return {"texts": self.texts, "num_classes": self.num_classes, "num_slots": self.num_slots,
-                "num_prompts": self.num_prompts}
+        state = {"texts": self.texts, "num_classes": self.num_classes, "num_slots": self.num_slots,
+                 "num_prompts": self.num_prompts}
+        if self.centroids is not None:
+            state["centroids"] = self.centroids.detach().cpu()
+        return state
 
     def set_extra_state(self, state):
         shape = (state["num_classes"], state["num_slots"], state["num_prompts"])
@@ -138,8 +146,19 @@ class TextTable(nn.Module):
                 f"was trained with (same dataset, m, v, cause files).")
         texts = [list(t) for t in state["texts"]]
         if texts != self.texts:
+            if not self.adopt_checkpoint_texts:
+                n = next(i for i, (a, b) in enumerate(zip(texts, self.texts)) if a != b)
+                raise ValueError(
+                    f"The checkpoint's texts differ from the ones built for this model (first at class "
+                    f"{n // self.num_slots}, slot {n % self.num_slots}: checkpoint {' | '.join(texts[n])!r}, here "
+                    f"{' | '.join(self.texts[n])!r}): it was trained on other classes, another class order or "
+                    f"other descriptions, and its record cannot tell which. Evaluate with the training run's "
+                    f"dataset, seed and description settings, or retrain with this code (its checkpoints record "
+                    f"their classes).")
             self.texts = texts
             self.stale = True
+        if state.get("centroids") is not None:
+            self.centroids = torch.as_tensor(state["centroids"]).float()
 
 
 def template_table(classnames: Sequence[str], templates: Sequence[str]) -> TextTable:
