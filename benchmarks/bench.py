@@ -366,6 +366,10 @@ FIRST_LAYER = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::
                "aten::convolution_backward_input")
 
 
+def _share(events, names, total):
+    return sum(e.self_cpu_time_total for e in events if e.key in names) / total
+
+
 def part_profile(args, device, p):
     """Where one DVP_CLS step (test-tiny, the CPU batch) spends its time, plain and split."""
     from torch.profiler import ProfilerActivity, profile
@@ -391,12 +395,9 @@ def part_profile(args, device, p):
         total, events = best
         ops = sorted(events, key=lambda e: -e.self_cpu_time_total)
 
-        def share(names):
-            return sum(e.self_cpu_time_total for e in events if e.key in names) / total
-
         row = {"first_layer_split": trainer.model.first_layer_split_status, "batch": batch,
-               "aten_self_cpu_ms": total / 1000, "first_layer_share": share(FIRST_LAYER),
-               "elementwise_share": share(ELEMENTWISE),
+               "aten_self_cpu_ms": total / 1000, "first_layer_share": _share(events, FIRST_LAYER, total),
+               "elementwise_share": _share(events, ELEMENTWISE, total),
                "top_ops": [{"op": e.key, "self_cpu_ms": e.self_cpu_time_total / 1000, "calls": e.count,
                             "share": e.self_cpu_time_total / total} for e in ops[:12]]}
         rows.append(row)

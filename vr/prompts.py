@@ -252,8 +252,8 @@ class WatermarkPrompt(VisualPrompt):
         panels = []
         for i, added in enumerate((self.delta * self.mask).detach().float()):
             picture, scale = stretched(added)
-            panels.append([(picture, f"prompt {i} (watermark): delta on the\nframe, grey = 0, "
-                                     f"max |delta| {scale:.3g}")])
+            caption = f"prompt {i} (watermark): delta on the\nframe, grey = 0, max |delta| {scale:.3g}"
+            panels.append([(picture, caption)])
         return panels
 
 
