@@ -17,7 +17,7 @@ import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from .registry import BACKBONE_BUILDERS, register_backbone
-from . import tiny  # noqa: F401  (registers test-tiny)
+from . import tiny  # noqa: F401  (registers test-tiny, test-tiny-rn)
 from . import digits_tiny  # noqa: F401  (registers digits-tiny)
 
 # CoOp spelling -> open_clip model name (all with OpenAI weights and QuickGELU)

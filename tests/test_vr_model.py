@@ -135,3 +135,91 @@ def test_mixed_precision_forward_backward_with_prm(encoder):
     assert z.dtype == torch.bfloat16 and logits.dtype == torch.float32
     assert torch.isfinite(model.prompts.delta.grad).all() and model.prompts.delta.grad.abs().sum() > 0
     assert int(model.aggregation.statistics().sum()) == 2 * 2
+
+
+# ---- first-layer split (vr/clip.py) against the plain path ------------------------------------------------
+@pytest.fixture(scope="module")
+def encoders(encoder):
+    from backbones import load_clip
+
+    return {"test-tiny": encoder, "test-tiny-rn": FrozenCLIP(load_clip("test-tiny-rn"))}
+
+
+def _assert_close(got, want, rel=1e-5):
+    """Agreement to ``rel`` of the largest entry (float rounding of a different summation order)."""
+    assert got.shape == want.shape
+    assert float((got - want).abs().max()) <= rel * float(want.abs().max()), float((got - want).abs().max())
+
+
+def _logits_and_gradient(encoder, prompts, table, split, chunk=0):
+    model = ReprogrammedCLIP(encoder, prompts, table, Mean(), encoder_chunk=chunk, first_layer_split=split)
+    assert model.first_layer_split == split
+    x = torch.rand(4, 3, prompts.loader_size, prompts.loader_size, generator=torch.Generator().manual_seed(5))
+    prompts.zero_grad()
+    logits = model(x)
+    weights = torch.randn(logits.shape, generator=torch.Generator().manual_seed(6))
+    if not hasattr(prompts, "delta"):
+        return logits.detach(), None
+    (logits * weights).sum().backward()
+    grad = prompts.delta.grad.clone()
+    return logits.detach(), grad
+
+
+@pytest.mark.parametrize("backbone", ["test-tiny", "test-tiny-rn"])
+@pytest.mark.parametrize("kind", ["padding", "watermark", "none"])
+def test_first_layer_split_gives_the_plain_logits_and_gradients(encoders, backbone, kind):
+    from vr import build_prompt
+
+    encoder = encoders[backbone]
+    v = 3
+    prompts = build_prompt(kind, 224, encoder.mean, encoder.std, num_prompts=v, input_size=192, pad=30)
+    if hasattr(prompts, "delta"):
+        with torch.no_grad():
+            prompts.delta.copy_(torch.randn(prompts.delta.shape, generator=torch.Generator().manual_seed(7)))
+    table = description_table(CLASSES, _sets(v, 2), [0, 1, 2])
+    plain, plain_grad = _logits_and_gradient(encoder, prompts, table, split=False)
+    split, split_grad = _logits_and_gradient(encoder, prompts, table, split=True)
+    chunked, chunked_grad = _logits_and_gradient(encoder, prompts, table, split=True, chunk=5)
+    _assert_close(split, plain)
+    _assert_close(chunked, plain)
+    if kind != "none":
+        assert plain_grad.abs().max() > 0
+        _assert_close(split_grad, plain_grad)
+        _assert_close(chunked_grad, plain_grad)
+    assert isinstance(encoder.model.visual.conv1, torch.nn.Conv2d)  # the tower got its first layer back
+
+
+def test_first_layer_split_is_refused_where_it_would_not_be_exact(encoder):
+    from vr import VisualPrompt
+
+    class Clamped(PaddingPrompt):
+        """A padding prompt whose sum is clamped to [0, 1]: not additive."""
+
+        kind = "clamped"
+        ADDITIVE = False
+
+        def forward(self, x01):
+            b, a = self.pad_before, self.pad_after
+            out = (F.pad(x01, (b, a, b, a)).unsqueeze(0) + self.pattern().unsqueeze(1)).clamp(0, 1)
+            return self.normalise(out.reshape(-1, 3, self.image_size, self.image_size))
+
+    table = description_table(CLASSES, _sets(1, 2))
+    model = ReprogrammedCLIP(encoder, Clamped(224, 192), table, Mean())
+    assert not model.first_layer_split
+    assert model.first_layer_split_status == "off: the clamped prompt is not additive"
+    with pytest.raises(NotImplementedError, match="not additive"):
+        VisualPrompt.additive_parts(model.prompts, torch.rand(1, 3, 192, 192))
+    assert ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), table, Mean()).first_layer_split_status == "on"
+    off = ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), table, Mean(), first_layer_split=False)
+    assert off.first_layer_split_status == "off (option)"
+
+    class Tower(torch.nn.Module):  # an image tower that is neither a ViT nor a ModifiedResNet
+        conv1 = torch.nn.Conv2d(3, 4, 16, 16, bias=False)
+
+    fake = FrozenCLIP.__new__(FrozenCLIP)
+    fake.model, fake.name = torch.nn.Module(), "fake"
+    fake.model.visual = Tower()
+    assert "Tower is not one whose forward starts with its first convolution" in fake.first_layer_split_refusal()
+    with pytest.raises(ValueError, match="cannot run on fake.*FIRST_LAYER_SPLIT False"):
+        fake.encode_image_split(torch.rand(1, 3, 224, 224), None, torch.zeros(1, 3, 1, 1),
+                                torch.ones(1, 3, 1, 1), 1)

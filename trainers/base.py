@@ -21,7 +21,7 @@ from torchvision import transforms as T
 
 from engine import DataManager, TrainerX, build_lr_scheduler, build_optimizer, build_sampler, distributed
 from engine.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from vr import FrozenCLIP, PROMPT_KINDS, ReprogrammedCLIP, build_prompt, loader_size_for
+from vr import FrozenCLIP, ReprogrammedCLIP, loader_size_for, prompt_class, prompt_from_node
 
 from .checkpoints import CheckpointError, RunCheckpoints
 from .pipeline import VRDatasetWrapper, augment_seed, check_pipeline_cfg, set_loader_epoch
@@ -35,11 +35,12 @@ DATA_MANAGER_ATTRIBUTES = ("train_loader_x", "train_loader_u", "val_loader", "te
 
 def add_common_keys(node, prompt="padding", input_size=192, pad=30, templates=None):
     """Keys every VR trainer node has (each trainer registers its own node with its defaults)."""
-    node.PROMPT = prompt  # padding | watermark | none
+    node.PROMPT = prompt  # a registered prompt kind (vr/prompts.py): padding | watermark | none
     node.INPUT_SIZE = input_size  # padding: side of the image inside the frame
     node.PAD = pad  # watermark: frame width in pixels
     node.PRECISION = "fp16"  # training steps: fp16 | bf16 autocast (CUDA; fp16 -> fp32 on CPU) | fp32
     node.ENCODER_CHUNK = 0  # > 0: run the image encoder on at most this many images at once
+    node.FIRST_LAYER_SPLIT = True  # CLIP's first layer on image and prompt parts apart (exact; vr/clip.py)
     if templates is not None:
         node.TEMPLATES = templates  # vr: 'This is a photo of {}.' | coop: CoOp's per-dataset template
 
@@ -130,9 +131,7 @@ class VRTrainer(RunCheckpoints, TrainerX):
         node = cfg.TRAINER.get(self.NODE)
         if node is None:
             raise KeyError(f"Config node TRAINER.{self.NODE} is missing: build the config with engine.extend_cfg.")
-        if str(node.PROMPT).lower() not in PROMPT_KINDS:
-            raise ValueError(f'Unknown visual prompt kind "{node.PROMPT}" (TRAINER.{self.NODE}.PROMPT). '
-                             f"Use one of: {', '.join(PROMPT_KINDS)}.")
+        prompt_class(node.PROMPT, key=f"TRAINER.{self.NODE}.PROMPT")  # unknown kind -> error with the list
         if node.PRECISION not in PRECISIONS:
             raise ValueError(f'Unknown precision "{node.PRECISION}" (TRAINER.{self.NODE}.PRECISION). '
                              f"Use one of: {', '.join(PRECISIONS)}.")
@@ -192,7 +191,7 @@ class VRTrainer(RunCheckpoints, TrainerX):
                                          pretrained=cfg.MODEL.BACKBONE.PRETRAINED))
         node = self.vcfg
         self.make_prompts(1)  # checks the prompt geometry against the backbone before loading data
-        size = loader_size_for(node.PROMPT, self.clip.image_size, node.INPUT_SIZE)
+        size = loader_size_for(node, self.clip.image_size)
         tfm_train, tfm_test = vr_transforms(size)
         dm = DataManager(cfg, custom_tfm_train=tfm_train, custom_tfm_test=tfm_test, dataset_wrapper=_eval_wrapper)
         dm.train_loader_x = full_pass_loader(cfg, dm.dataset.train_x, tfm_train,
@@ -203,9 +202,7 @@ class VRTrainer(RunCheckpoints, TrainerX):
 
     # ---- model -------------------------------------------------------------------------------
     def make_prompts(self, num_prompts):
-        n = self.vcfg
-        return build_prompt(n.PROMPT, self.clip.image_size, self.clip.mean, self.clip.std, num_prompts,
-                            input_size=n.INPUT_SIZE, pad=n.PAD)
+        return prompt_from_node(self.vcfg, self.clip.image_size, self.clip.mean, self.clip.std, num_prompts)
 
     def build_model(self):
         cfg = self.cfg
@@ -214,10 +211,12 @@ class VRTrainer(RunCheckpoints, TrainerX):
         prompts = self.make_prompts(self.num_prompts())
         aggregation = self.build_aggregation(table)
         self.model = ReprogrammedCLIP(self.clip, prompts, table, aggregation,
-                                      encoder_chunk=self.vcfg.ENCODER_CHUNK).to(self.device)
+                                      encoder_chunk=self.vcfg.ENCODER_CHUNK,
+                                      first_layer_split=self.vcfg.FIRST_LAYER_SPLIT).to(self.device)
         print(f"{self.NODE}: {prompts.num_prompts} {prompts.kind} prompt(s), "
               f"{prompts.num_trainable_entries():,} trainable entries; {len(table):,} texts "
-              f"({table.num_classes} classes x {table.num_slots}); aggregation {type(aggregation).__name__}")
+              f"({table.num_classes} classes x {table.num_slots}); aggregation {type(aggregation).__name__}; "
+              f"first-layer split {self.model.first_layer_split_status}")
         optim = sched = None
         if self.TRAINS:
             optim = build_optimizer(self.model, cfg.OPTIM)
@@ -231,10 +230,7 @@ class VRTrainer(RunCheckpoints, TrainerX):
     def prompt_identity(self):
         node, kind = self.vcfg, str(self.vcfg.PROMPT).lower()
         geometry = {"kind": kind, "num_prompts": int(self.num_prompts()), "image_size": int(self.clip.image_size)}
-        if kind == "padding":
-            geometry["input_size"] = int(node.INPUT_SIZE)
-        elif kind == "watermark":
-            geometry["pad"] = int(node.PAD)
+        geometry.update({key.lower(): node[key] for key in prompt_class(kind).CONFIG_KEYS})  # the kind's own keys
         return geometry
 
     def load_same_classes(self, name, checkpoint, verified):
@@ -405,7 +401,8 @@ class VRTrainer(RunCheckpoints, TrainerX):
         prompts = self.model.prompts
         info = {"prompt": prompts.kind, "num_prompts": prompts.num_prompts,
                 "trainable_entries": prompts.num_trainable_entries(),
-                "precision": self.vcfg.PRECISION, "precision_used": self.effective_precision()}
+                "precision": self.vcfg.PRECISION, "precision_used": self.effective_precision(),
+                "first_layer_split": self.model.first_layer_split_status}
         sets = getattr(self, "description_sets", None)
         if sets:
             info["description_sampling"] = self.vcfg.SAMPLING
