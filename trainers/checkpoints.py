@@ -33,7 +33,7 @@ RUN_FILE = "run.json"
 PROTOCOL_EXCLUDED = ("OUTPUT_DIR", "RESUME", "USE_CUDA", "VERBOSE", "DATASET.ROOT", "DATALOADER.NUM_WORKERS",
                      "DATALOADER.CACHE_TRAIN", "DATALOADER.CACHE_TEST", "DATALOADER.CACHE_MAX_MB",
                      "DATALOADER.TEST.BATCH_SIZE", "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ",
-                     "TRAIN.RESUME_EVERY_EPOCH", "TRAINER.*.ENCODER_CHUNK")
+                     "TRAIN.RESUME_EVERY_EPOCH", "TRAINER.*.ENCODER_CHUNK", "TRAINER.*.FIRST_LAYER_SPLIT")
 # What must match between a checkpoint and the model it is evaluated with (the class set has its policy).
 IDENTITY_KEYS = ("trainer", "backbone", "prompt")
 
