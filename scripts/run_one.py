@@ -44,8 +44,6 @@ except ImportError:  # not POSIX: run without the per-run lock
 METHODS = {"zsclip": "ZeroshotCLIP", "vp": "VP", "ar": "AR", "attrvr": "AttrVR",
            "dvp_cse": "DVP_CSE", "dvp_cls": "DVP_CLS", "coop": "CoOp"}
 EVAL_ONLY = frozenset({"ZeroshotCLIP"})
-# The VR reference protocol trains with batch 64, but with batch 16 when shots = 1 (methods.md).
-ONE_SHOT_BATCH = {"VP": 16, "AR": 16, "AttrVR": 16, "DVP_CSE": 16, "DVP_CLS": 16}
 DEFAULT_CFG = "vit_b16"
 DEFAULT_SEEDS = "1 2 3"
 RESULTS = "results.json"
@@ -196,9 +194,7 @@ def command(job, settings):
         "--output-dir", run_dir(job, settings)]
     if trainer in EVAL_ONLY:
         cmd.append("--eval-only")
-    cmd += ["DATASET.NUM_SHOTS", str(job.shots)]
-    if str(job.shots) == "1" and trainer in ONE_SHOT_BATCH:
-        cmd += ["DATALOADER.TRAIN_X.BATCH_SIZE", str(ONE_SHOT_BATCH[trainer])]
+    cmd += ["DATASET.NUM_SHOTS", str(job.shots)]  # the 1-shot batch: TRAINER.<NAME>.BATCH_SIZE_1SHOT
     return cmd
 
 

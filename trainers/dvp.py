@@ -26,7 +26,7 @@ GROUPINGS = ("kmeans", "random")
 
 
 def _add_dvp_keys(node):
-    add_common_keys(node, prompt="padding", input_size=192)
+    add_common_keys(node, prompt="padding", input_size=192, batch_size_1shot=0)  # the reference: 64 at 1 shot too
     add_description_keys(node, m=20)
     node.PRM_TOPK = 3  # top-k descriptions of the true class counted per sample
     node.AGGREGATION = "prm"  # prm | mean (ablation: uniform weights, never re-estimated)
