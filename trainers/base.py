@@ -28,6 +28,7 @@ from .pipeline import VRDatasetWrapper, augment_seed, check_pipeline_cfg, set_lo
 
 MODEL_NAME = "vr_model"  # checkpoints: OUTPUT_DIR/vr_model/model.pth.tar-<epoch>
 PRECISIONS = ("fp16", "bf16", "fp32")
+LOGIT_MATHS = ("reference", "precise")
 PER_EPOCH_FILE = "per_epoch_test.json"
 DATA_MANAGER_ATTRIBUTES = ("train_loader_x", "train_loader_u", "val_loader", "test_loader", "num_classes",
                            "num_source_domains", "lab2cname")
@@ -42,6 +43,9 @@ def add_common_keys(node, prompt="padding", input_size=192, pad=30, templates=No
     node.INPUT_SIZE = input_size  # padding: side of the image inside the frame
     node.PAD = pad  # watermark: frame width in pixels
     node.PRECISION = "fp16"  # training steps: fp16 | bf16 autocast (CUDA; fp16 -> fp32 on CPU) | fp32
+    # reference: the references' order and precision (features times the logit scale before the text matmul;
+    # under autocast the PRM product in fp16); precise: scale after the matmul, PRM product in fp32
+    node.LOGIT_MATH = "reference"
     node.ENCODER_CHUNK = 0  # > 0: run the image encoder on at most this many images at once
     if templates is not None:
         node.TEMPLATES = templates  # vr: 'This is a photo of {}.' | coop: CoOp's per-dataset template
@@ -131,6 +135,9 @@ class VRTrainer(SafeLoadModel, TrainerX):
         if node.PRECISION not in PRECISIONS:
             raise ValueError(f'Unknown precision "{node.PRECISION}" (TRAINER.{self.NODE}.PRECISION). '
                              f"Use one of: {', '.join(PRECISIONS)}.")
+        if node.LOGIT_MATH not in LOGIT_MATHS:
+            raise ValueError(f'Unknown logit math "{node.LOGIT_MATH}" (TRAINER.{self.NODE}.LOGIT_MATH). '
+                             f"Use one of: {', '.join(LOGIT_MATHS)}.")
         if int(node.ENCODER_CHUNK) < 0:
             raise ValueError(f"TRAINER.{self.NODE}.ENCODER_CHUNK must be >= 0 (0: no chunking).")
         if int(node.BATCH_SIZE_1SHOT) < 0:
@@ -224,8 +231,8 @@ class VRTrainer(SafeLoadModel, TrainerX):
         table = self.build_text(classnames)
         prompts = self.make_prompts(self.num_prompts())
         aggregation = self.build_aggregation(table)
-        self.model = ReprogrammedCLIP(self.clip, prompts, table, aggregation,
-                                      encoder_chunk=self.vcfg.ENCODER_CHUNK).to(self.device)
+        self.model = ReprogrammedCLIP(self.clip, prompts, table, aggregation, encoder_chunk=self.vcfg.ENCODER_CHUNK,
+                                      scale_first=self.vcfg.LOGIT_MATH == "reference").to(self.device)
         print(f"{self.NODE}: {prompts.num_prompts} {prompts.kind} prompt(s), "
               f"{prompts.num_trainable_entries():,} trainable entries; {len(table):,} texts "
               f"({table.num_classes} classes x {table.num_slots}); aggregation {type(aggregation).__name__}")
@@ -369,7 +376,7 @@ class VRTrainer(SafeLoadModel, TrainerX):
         info = {"prompt": prompts.kind, "num_prompts": prompts.num_prompts,
                 "trainable_entries": prompts.num_trainable_entries(),
                 "precision": self.vcfg.PRECISION, "precision_used": self.effective_precision(),
-                "train_batch_size": self.train_batch_size()}
+                "logit_math": self.vcfg.LOGIT_MATH, "train_batch_size": self.train_batch_size()}
         sets = getattr(self, "description_sets", None)
         if sets:
             info["description_sampling"] = self.vcfg.SAMPLING

@@ -70,7 +70,8 @@ class DVPBase(VRTrainer):
     def build_aggregation(self, table):
         if self.vcfg.AGGREGATION == "mean":
             return Mean()
-        return PRM(table.num_classes, table.num_slots, topk=self.vcfg.PRM_TOPK)
+        return PRM(table.num_classes, table.num_slots, topk=self.vcfg.PRM_TOPK,
+                   precise=self.vcfg.LOGIT_MATH == "precise")
 
     def write_method_files(self, output_dir):
         prm = self.model.aggregation

@@ -8,6 +8,10 @@ Swapping the prompt module, the text table or the aggregation gives each method.
 The frozen CLIP is held outside the module tree (see vr/clip.py), so ``state_dict`` holds exactly what
 was learned or chosen: prompt parameters, the text table (strings, class/slot/prompt indices) and the
 aggregation's state (PRM weights and counts); a load that brings other strings re-encodes them.
+
+The logits use the VR references' capped logit scale (vr/clip.py) and, with ``scale_first`` (default),
+their order: the features are multiplied by the scale before the text matmul, so under fp16 autocast the
+scaled features are what is rounded to fp16, as in ``exp * x_emb @ t_emb``.
 """
 import torch
 import torch.nn as nn
@@ -20,7 +24,7 @@ from .text import TextTable
 
 class ReprogrammedCLIP(nn.Module):
     def __init__(self, encoder: FrozenCLIP, prompts: VisualPrompt, text_table: TextTable,
-                 aggregation: Aggregation, encoder_chunk: int = 0):
+                 aggregation: Aggregation, encoder_chunk: int = 0, scale_first: bool = True):
         super().__init__()
         if text_table.num_prompts != prompts.num_prompts:
             raise ValueError(f"The text table assigns texts to {text_table.num_prompts} prompts but "
@@ -34,6 +38,7 @@ class ReprogrammedCLIP(nn.Module):
         self.text_table = text_table
         self.aggregation = aggregation
         self.encoder_chunk = int(encoder_chunk)
+        self.scale_first = bool(scale_first)  # False: scale after the matmul (the toolkit's earlier order)
         self.register_load_state_dict_post_hook(ReprogrammedCLIP._refresh_after_load)
         self.refresh_text()
 
@@ -63,7 +68,8 @@ class ReprogrammedCLIP(nn.Module):
         v, b, d = feats.shape
         table = self.text_table
         emb = table.embeddings.to(feats.dtype)
-        scores = self.encoder.logit_scale * (feats.reshape(v * b, d) @ emb.t())  # (v*B, N)
+        scale, flat = self.encoder.capped_logit_scale, feats.reshape(v * b, d)
+        scores = (scale * flat) @ emb.t() if self.scale_first else scale * (flat @ emb.t())  # (v*B, N)
         scores = scores.view(v, b, -1)
         if v == 1:
             picked = scores[0]
