@@ -26,6 +26,8 @@ from .aggregation import Aggregation
 
 
 class PRM(Aggregation):
+    WEIGHT_KIND = "PRM weight"
+
     def __init__(self, num_classes: int, num_slots: int, topk: int = 3, precise: bool = False):
         super().__init__()
         self.num_classes, self.num_slots, self.topk = int(num_classes), int(num_slots), int(topk)
@@ -51,6 +53,22 @@ class PRM(Aggregation):
             return (z * self.weight).sum(dim=-1)  # fp32 weights promote the product to fp32
         weight = self.weight.to(z.dtype)
         return (z.unsqueeze(-2) @ weight.unsqueeze(-1))[..., 0, 0]
+
+    def text_weights(self, num_classes, num_slots):
+        self.check(num_classes, num_slots)
+        return self.weight
+
+    def text_counts(self):
+        return self.last_counts
+
+    @classmethod
+    def from_state(cls, state, prefix="aggregation."):
+        """The PRM a model state_dict (e.g. a checkpoint's) holds, rebuilt without the model."""
+        if prefix + "weight" not in state:
+            raise ValueError(f"The checkpoint holds no PRM ({prefix}weight).")
+        prm = cls(*state[prefix + "weight"].shape, topk=1)  # top-k is not part of the state
+        prm.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        return prm
 
     def omega(self) -> torch.Tensor:
         """The full (C*M') x C matrix of the paper (zeros off the own-class blocks)."""

@@ -125,6 +125,16 @@ class TextTable(nn.Module):
         self.stale = False
         return self.embeddings
 
+    @classmethod
+    def from_state(cls, state, prefix="text_table."):
+        """The table a model state_dict (e.g. a checkpoint's) holds, rebuilt without CLIP (not encoded)."""
+        extra = state.get(prefix + "_extra_state")
+        if extra is None:
+            raise ValueError(f"The checkpoint holds no text table ({prefix}_extra_state).")
+        return cls(extra["texts"], state[prefix + "classes"].tolist(), state[prefix + "slots"].tolist(),
+                   state[prefix + "prompts"].tolist(), extra["num_classes"], extra["num_slots"],
+                   extra["num_prompts"])
+
     def get_extra_state(self):
         return {"texts": self.texts, "num_classes": self.num_classes, "num_slots": self.num_slots,
                 "num_prompts": self.num_prompts}
