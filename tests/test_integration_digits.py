@@ -161,8 +161,8 @@ def prm_runs(digits_runs, tmp_path_factory):
     return run
 
 
-# measured before KMEANS_N_INIT became 1 (with 10; seed 1 / seed 2): counted PRM 54.7% / 68.5%, mean 41.1% / 53.4%, wrong class 5.5% / 18.1%,
-# random counts 26.7% (seed 1)
+# measured with KMEANS_N_INIT 10, the earlier default (seed 1 / seed 2): counted PRM 54.7% / 68.5%, mean 41.1% /
+# 53.4%, wrong class 5.5% / 18.1%, random counts 26.7% (seed 1)
 def test_the_counted_prm_beats_the_mean_it_starts_from(prm_runs):
     trainer, counted = prm_runs()
     _, mean = prm_runs("mean")
