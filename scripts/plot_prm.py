@@ -61,7 +61,7 @@ def read_prm(run_dir, cfg, state=None):
 
     Returns a dict: weight, counts, prompt_of_slot (C, M'), contributions (C, v), classnames, texts, v.
     """
-    from vr import PRM
+    from vr import PRM, TextTable
 
     path = os.path.join(run_dir, PRM_FILE)
     if not os.path.isfile(path):
@@ -73,19 +73,19 @@ def read_prm(run_dir, cfg, state=None):
            "prompt_of_slot": saved["prompt_of_slot"],
            "classnames": list(saved["classnames"]), "texts": [list(t) for t in saved["texts"]],
            "v": int(saved["contributions"].shape[1])}
+    agg = PRM(*prm["weight"].shape, topk=1)
+    agg.weight.copy_(prm["weight"])
     if state is not None:
-        extra = state.get("text_table._extra_state")
-        if "aggregation.weight" not in state or extra is None:
-            raise ValueError("The checkpoint holds no PRM (aggregation.weight): plot without --load-epoch.")
-        c, m = int(extra["num_classes"]), int(extra["num_slots"])
+        try:
+            agg, table = PRM.from_state(state), TextTable.from_state(state)
+        except ValueError as err:
+            raise ValueError(f"{err} Plot without --load-epoch.") from None
+        c = table.num_classes
         if c != len(prm["classnames"]):
             raise ValueError(f"The checkpoint has {c} classes, {PRM_FILE} has {len(prm['classnames'])}.")
-        prm.update(weight=state["aggregation.weight"].float(), counts=state["aggregation.last_counts"],
-                   prompt_of_slot=state["text_table.prompts"].view(c, m), v=int(extra["num_prompts"]),
-                   texts=[[" | ".join(t) for t in extra["texts"][i * m:(i + 1) * m]] for i in range(c)])
-    c, m = prm["weight"].shape
-    agg = PRM(c, m, topk=1)
-    agg.weight.copy_(prm["weight"])
+        prm.update(weight=agg.text_weights(c, table.num_slots).float(), counts=agg.text_counts(),
+                   prompt_of_slot=table.prompt_grid(), v=table.num_prompts,
+                   texts=[table.texts_of_class(i) for i in range(c)])
     prm["contributions"] = agg.contributions(prm["prompt_of_slot"], prm["v"])
     return prm
 

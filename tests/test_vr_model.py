@@ -132,9 +132,12 @@ def test_mixed_precision_forward_backward_with_prm(encoder):
         loss = F.cross_entropy(logits, y)
     model.aggregation.observe(z.detach(), y)
     loss.backward()
-    assert z.dtype == torch.bfloat16 and logits.dtype == torch.float32
+    assert z.dtype == torch.bfloat16 and logits.dtype == torch.bfloat16  # the PRM product too, as the reference
     assert torch.isfinite(model.prompts.delta.grad).all() and model.prompts.delta.grad.abs().sum() > 0
     assert int(model.aggregation.statistics().sum()) == 2 * 2
+    model.aggregation = PRM(3, 4, topk=2, precise=True)  # LOGIT_MATH precise: promoted to fp32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model(x).dtype == torch.float32
 
 
 # ---- first-layer split (vr/clip.py) against the plain path ------------------------------------------------
@@ -223,3 +226,46 @@ def test_first_layer_split_is_refused_where_it_would_not_be_exact(encoder):
     with pytest.raises(ValueError, match="cannot run on fake.*FIRST_LAYER_SPLIT False"):
         fake.encode_image_split(torch.rand(1, 3, 224, 224), None, torch.zeros(1, 3, 1, 1),
                                 torch.ones(1, 3, 1, 1), 1)
+
+
+def test_logits_use_the_references_order_on_half_features(encoder):
+    """The references compute ``exp * x_emb @ t_emb``: the features are scaled first, so under fp16 autocast
+    the scaled features are rounded to fp16 before the matmul. With explicit half tensors on a CPU."""
+    table = description_table(CLASSES, _sets(1, 4))
+    reference = ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), table, Mean())
+    precise = ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), table, Mean(), scale_first=False)
+    gen = torch.Generator().manual_seed(5)
+    feats = F.normalize(torch.randn(1, 16, table.embeddings.shape[1], generator=gen), dim=-1).half()
+    emb, scale = table.embeddings.half(), encoder.capped_logit_scale
+    x = torch.rand(16, 3, 192, 192)
+    for model in (reference, precise):
+        model.image_features = lambda _: feats  # the (v, B, D) half features autocast would produce
+    got, later = reference.description_logits(x), precise.description_logits(x)
+    assert got.dtype == torch.float16
+    assert torch.equal(got.reshape(16, -1), (scale * feats[0]) @ emb.t())
+    assert torch.equal(later.reshape(16, -1), scale * (feats[0] @ emb.t()))
+    assert not torch.equal(got, later)  # the order changes the fp16 logits
+
+
+def test_logit_scale_is_capped_like_the_references_without_touching_clip(tiny_clip):
+    """The references clamp logit_scale to 4.6052 after every step; OpenAI's fp16 checkpoints store
+    4.60546875 (scale 100.030). The VR logits use the capped scale; CLIP's parameter and CoOp's scale stay."""
+    import copy
+
+    backbone = copy.deepcopy(tiny_clip)
+    with torch.no_grad():
+        backbone.model.logit_scale.fill_(4.60546875)
+    encoder = FrozenCLIP(backbone)
+    capped = torch.tensor(4.6052).exp()
+    assert encoder.capped_logit_scale == capped and float(capped) == pytest.approx(100.003, abs=1e-3)
+    assert float(encoder.logit_scale) == pytest.approx(100.030, abs=1e-3)  # CoOp: the stored value
+    table = description_table(CLASSES, _sets(1, 2))
+    model = ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), table, Mean())
+    x = torch.rand(2, 3, 192, 192, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        z = model.description_logits(x)
+        feats = model.image_features(x)[0]
+    assert torch.allclose(z.reshape(2, -1), (capped * feats) @ table.embeddings.t(), atol=1e-5, rtol=0)
+    assert not torch.allclose(z.reshape(2, -1), (encoder.logit_scale * feats) @ table.embeddings.t(),
+                              atol=1e-3, rtol=0)
+    assert float(backbone.model.logit_scale) == 4.60546875  # the frozen model is never modified

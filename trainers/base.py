@@ -28,17 +28,24 @@ from .pipeline import VRDatasetWrapper, augment_seed, check_pipeline_cfg, set_lo
 
 MODEL_NAME = "vr_model"  # checkpoints: OUTPUT_DIR/vr_model/model.pth.tar-<epoch>
 PRECISIONS = ("fp16", "bf16", "fp32")
+LOGIT_MATHS = ("reference", "precise")
 PER_EPOCH_FILE = "per_epoch_test.json"
 DATA_MANAGER_ATTRIBUTES = ("train_loader_x", "train_loader_u", "val_loader", "test_loader", "num_classes",
                            "num_source_domains", "lab2cname")
 
 
-def add_common_keys(node, prompt="padding", input_size=192, pad=30, templates=None):
+def add_common_keys(node, prompt="padding", input_size=192, pad=30, templates=None, batch_size_1shot=0):
     """Keys every VR trainer node has (each trainer registers its own node with its defaults)."""
     node.PROMPT = prompt  # a registered prompt kind (vr/prompts.py): padding | watermark | none
+    # > 0: the training batch when DATASET.NUM_SHOTS is 1 (the AttrVR reference: 16 for VP, AR, AttrVR);
+    # 0: DATALOADER.TRAIN_X.BATCH_SIZE at every shot count (the DVP reference)
+    node.BATCH_SIZE_1SHOT = batch_size_1shot
     node.INPUT_SIZE = input_size  # padding: side of the image inside the frame
     node.PAD = pad  # watermark: frame width in pixels
     node.PRECISION = "fp16"  # training steps: fp16 | bf16 autocast (CUDA; fp16 -> fp32 on CPU) | fp32
+    # reference: the references' order and precision (features times the logit scale before the text matmul;
+    # under autocast the PRM product in fp16); precise: scale after the matmul, PRM product in fp32
+    node.LOGIT_MATH = "reference"
     node.ENCODER_CHUNK = 0  # > 0: run the image encoder on at most this many images at once
     node.FIRST_LAYER_SPLIT = True  # CLIP's first layer on image and prompt parts apart (exact; vr/clip.py)
     if templates is not None:
@@ -59,24 +66,26 @@ def vr_transforms(size):
     return train, test
 
 
-def full_pass_loader(cfg, data_source, tfm, seed=None):
+def full_pass_loader(cfg, data_source, tfm, seed=None, batch_size=None):
     """Training loader WITHOUT drop_last: every sample is seen (and counted by the PRM) every epoch.
 
     The images go through trainers/pipeline.py (cache, per-sample augmentation seeds: ``seed``); in a
     multi-process run this process gets its part of every global batch (engine/distributed.py).
+    ``batch_size``: the (global) training batch, DATALOADER.TRAIN_X.BATCH_SIZE when None.
     """
     x = cfg.DATALOADER.TRAIN_X
-    sampler = build_sampler(x.SAMPLER, cfg=cfg, data_source=data_source, batch_size=x.BATCH_SIZE,
+    batch_size = int(x.BATCH_SIZE if batch_size is None else batch_size)
+    sampler = build_sampler(x.SAMPLER, cfg=cfg, data_source=data_source, batch_size=batch_size,
                             n_domain=x.N_DOMAIN, n_ins=x.N_INS)
     dataset = VRDatasetWrapper(cfg, data_source, transform=tfm, is_train=True,
                                cache=cfg.DATALOADER.get("CACHE_TRAIN", False), seed=seed, what="training images")
     if seed is not None and not distributed.is_distributed():  # the order a multi-process run uses too
         sampler = distributed.SeededOrderSampler(sampler, seed)
     if distributed.is_distributed():
-        return distributed.sharded_loader(cfg, dataset, sampler, x.BATCH_SIZE, is_train=True, drop_last=False,
+        return distributed.sharded_loader(cfg, dataset, sampler, batch_size, is_train=True, drop_last=False,
                                           persistent_workers=True)
     workers = cfg.DATALOADER.NUM_WORKERS
-    return DataLoader(dataset, batch_size=x.BATCH_SIZE, sampler=sampler, num_workers=workers, drop_last=False,
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=False,
                       pin_memory=torch.cuda.is_available() and cfg.USE_CUDA,
                       persistent_workers=workers > 0)  # no new worker processes every epoch
 
@@ -135,8 +144,14 @@ class VRTrainer(RunCheckpoints, TrainerX):
         if node.PRECISION not in PRECISIONS:
             raise ValueError(f'Unknown precision "{node.PRECISION}" (TRAINER.{self.NODE}.PRECISION). '
                              f"Use one of: {', '.join(PRECISIONS)}.")
+        if node.LOGIT_MATH not in LOGIT_MATHS:
+            raise ValueError(f'Unknown logit math "{node.LOGIT_MATH}" (TRAINER.{self.NODE}.LOGIT_MATH). '
+                             f"Use one of: {', '.join(LOGIT_MATHS)}.")
         if int(node.ENCODER_CHUNK) < 0:
             raise ValueError(f"TRAINER.{self.NODE}.ENCODER_CHUNK must be >= 0 (0: no chunking).")
+        if int(node.BATCH_SIZE_1SHOT) < 0:
+            raise ValueError(f"TRAINER.{self.NODE}.BATCH_SIZE_1SHOT must be >= 0 (0: DATALOADER.TRAIN_X.BATCH_SIZE "
+                             f"at every shot count), got {node.BATCH_SIZE_1SHOT}.")
         check_pipeline_cfg(cfg)
         if self.TRAINS and cfg.OPTIM.MAX_EPOCH <= self.STATS_EPOCHS:
             print(f"Note: OPTIM.MAX_EPOCH = {cfg.OPTIM.MAX_EPOCH} leaves no epoch that updates the prompts "
@@ -182,6 +197,14 @@ class VRTrainer(RunCheckpoints, TrainerX):
         return descriptions_key(cfg)
 
     # ---- data ----------------------------------------------------------------------------------
+    def train_batch_size(self):
+        """The training batch: BATCH_SIZE_1SHOT when it is set and DATASET.NUM_SHOTS is 1 (the AttrVR
+        reference's rule), else DATALOADER.TRAIN_X.BATCH_SIZE."""
+        one_shot = int(self.vcfg.BATCH_SIZE_1SHOT)
+        if one_shot > 0 and int(self.cfg.DATASET.NUM_SHOTS) == 1:
+            return one_shot
+        return int(self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
+
     def build_data_loader(self):
         cfg = self.cfg
         from backbones import load_clip
@@ -194,8 +217,13 @@ class VRTrainer(RunCheckpoints, TrainerX):
         size = loader_size_for(node, self.clip.image_size)
         tfm_train, tfm_test = vr_transforms(size)
         dm = DataManager(cfg, custom_tfm_train=tfm_train, custom_tfm_test=tfm_test, dataset_wrapper=_eval_wrapper)
+        batch = self.train_batch_size()
+        if self.TRAINS and batch != cfg.DATALOADER.TRAIN_X.BATCH_SIZE:
+            print(f"1 shot: training batch {batch} (TRAINER.{self.NODE}.BATCH_SIZE_1SHOT), not "
+                  f"DATALOADER.TRAIN_X.BATCH_SIZE {cfg.DATALOADER.TRAIN_X.BATCH_SIZE}; set BATCH_SIZE_1SHOT 0 to "
+                  f"use the latter")
         dm.train_loader_x = full_pass_loader(cfg, dm.dataset.train_x, tfm_train,
-                                             seed=augment_seed(cfg, self.sampling_seed()))
+                                             seed=augment_seed(cfg, self.sampling_seed()), batch_size=batch)
         for name in DATA_MANAGER_ATTRIBUTES:  # what Dassl's build_data_loader sets, on either backend
             setattr(self, name, getattr(dm, name))
         self.dm = dm
@@ -212,7 +240,8 @@ class VRTrainer(RunCheckpoints, TrainerX):
         aggregation = self.build_aggregation(table)
         self.model = ReprogrammedCLIP(self.clip, prompts, table, aggregation,
                                       encoder_chunk=self.vcfg.ENCODER_CHUNK,
-                                      first_layer_split=self.vcfg.FIRST_LAYER_SPLIT).to(self.device)
+                                      first_layer_split=self.vcfg.FIRST_LAYER_SPLIT,
+                                      scale_first=self.vcfg.LOGIT_MATH == "reference").to(self.device)
         print(f"{self.NODE}: {prompts.num_prompts} {prompts.kind} prompt(s), "
               f"{prompts.num_trainable_entries():,} trainable entries; {len(table):,} texts "
               f"({table.num_classes} classes x {table.num_slots}); aggregation {type(aggregation).__name__}; "
@@ -402,7 +431,8 @@ class VRTrainer(RunCheckpoints, TrainerX):
         info = {"prompt": prompts.kind, "num_prompts": prompts.num_prompts,
                 "trainable_entries": prompts.num_trainable_entries(),
                 "precision": self.vcfg.PRECISION, "precision_used": self.effective_precision(),
-                "first_layer_split": self.model.first_layer_split_status}
+                "first_layer_split": self.model.first_layer_split_status,
+                "logit_math": self.vcfg.LOGIT_MATH, "train_batch_size": self.train_batch_size()}
         sets = getattr(self, "description_sets", None)
         if sets:
             info["description_sampling"] = self.vcfg.SAMPLING

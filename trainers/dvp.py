@@ -29,7 +29,7 @@ GROUPINGS = ("kmeans", "random")
 
 
 def _add_dvp_keys(node):
-    add_common_keys(node, prompt="padding", input_size=192)
+    add_common_keys(node, prompt="padding", input_size=192, batch_size_1shot=0)  # the reference: 64 at 1 shot too
     add_description_keys(node, m=20)
     node.PRM_TOPK = 3  # top-k descriptions of the true class counted per sample
     node.AGGREGATION = "prm"  # prm | mean (ablation: uniform weights, never re-estimated)
@@ -51,7 +51,9 @@ def _dvp_cls_keys(cfg):
     node.V_PER_DATASET = CN(dict(CLUSTERS_PER_DATASET), new_allowed=True)
     node.V_DEFAULT = 3
     node.GROUPING = "kmeans"  # kmeans | random (ablation: seeded balanced random groups)
-    node.KMEANS_N_INIT = 10  # explicit (scikit-learn >= 1.4 defaults to 'auto' = 1 run); recorded
+    # KMeans initialisations, recorded. The reference's KMeans(n_clusters=v, random_state=0) makes 1 under
+    # scikit-learn >= 1.4 ('auto') and 10 under < 1.4: 10 reproduces the reference on an old scikit-learn.
+    node.KMEANS_N_INIT = 1
     node.GROUPING_SEED = 0  # KMeans random_state (reference: 0) / seed of the random grouping
 
 
@@ -73,7 +75,8 @@ class DVPBase(VRTrainer):
     def build_aggregation(self, table):
         if self.vcfg.AGGREGATION == "mean":
             return Mean()
-        return PRM(table.num_classes, table.num_slots, topk=self.vcfg.PRM_TOPK)
+        return PRM(table.num_classes, table.num_slots, topk=self.vcfg.PRM_TOPK,
+                   precise=self.vcfg.LOGIT_MATH == "precise")
 
     def write_method_files(self, output_dir):
         prm = self.model.aggregation

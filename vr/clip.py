@@ -23,6 +23,9 @@ from open_clip.transformer import VisionTransformer
 
 SPLIT_TOWERS = (VisionTransformer, ModifiedResNet)  # towers whose forward starts with conv1(input)
 
+# The VR references (AttrVR, DVP) clamp logit_scale to [0, 4.6052] (ln 100, rounded) after every optimiser step.
+VR_LOGIT_SCALE_MAX = 4.6052
+
 
 class FrozenCLIP:
     """Wraps a ``backbones.ClipBackbone``: batched text encoding, input-gradient image encoding."""
@@ -47,6 +50,12 @@ class FrozenCLIP:
     def logit_scale(self) -> torch.Tensor:
         """``logit_scale.exp()`` (100 for OpenAI CLIP), as a detached scalar tensor."""
         return self.model.logit_scale.detach().exp()
+
+    @property
+    def capped_logit_scale(self) -> torch.Tensor:
+        """The VR references' scale, ``exp(clamp(logit_scale, 0, 4.6052))``: OpenAI's fp16 checkpoints store
+        4.60546875 (scale 100.030), capped to 100.003; the frozen model itself is never modified."""
+        return self.model.logit_scale.detach().clamp(0.0, VR_LOGIT_SCALE_MAX).exp()
 
     @torch.no_grad()
     def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:

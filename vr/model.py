@@ -12,6 +12,10 @@ aggregation's state (PRM weights and counts); a load that brings other strings r
 ``first_layer_split`` (default on): for an additive prompt on a ViT / ResNet tower the encoder's first
 layer is applied to the image part and the prompt part separately (vr/clip.py); exact up to float
 rounding. Where it cannot be exact it is not used and ``first_layer_split_status`` says why.
+
+The logits use the VR references' capped logit scale (vr/clip.py) and, with ``scale_first`` (default),
+their order: the features are multiplied by the scale before the text matmul, so under fp16 autocast the
+scaled features are what is rounded to fp16, as in ``exp * x_emb @ t_emb``.
 """
 import torch
 import torch.nn as nn
@@ -24,7 +28,8 @@ from .text import TextTable
 
 class ReprogrammedCLIP(nn.Module):
     def __init__(self, encoder: FrozenCLIP, prompts: VisualPrompt, text_table: TextTable,
-                 aggregation: Aggregation, encoder_chunk: int = 0, first_layer_split: bool = True):
+                 aggregation: Aggregation, encoder_chunk: int = 0, first_layer_split: bool = True,
+                 scale_first: bool = True):
         super().__init__()
         if text_table.num_prompts != prompts.num_prompts:
             raise ValueError(f"The text table assigns texts to {text_table.num_prompts} prompts but "
@@ -45,6 +50,7 @@ class ReprogrammedCLIP(nn.Module):
             self.first_layer_split_status = "off (option)"
         else:
             self.first_layer_split_status = f"off: {refusal}" if refusal else "on"
+        self.scale_first = bool(scale_first)  # False: scale after the matmul (the toolkit's earlier order)
         self.register_load_state_dict_post_hook(ReprogrammedCLIP._refresh_after_load)
         self.refresh_text()
 
@@ -78,7 +84,8 @@ class ReprogrammedCLIP(nn.Module):
         v, b, d = feats.shape
         table = self.text_table
         emb = table.embeddings.to(feats.dtype)
-        scores = self.encoder.logit_scale * (feats.reshape(v * b, d) @ emb.t())  # (v*B, N)
+        scale, flat = self.encoder.capped_logit_scale, feats.reshape(v * b, d)
+        scores = (scale * flat) @ emb.t() if self.scale_first else scale * (flat @ emb.t())  # (v*B, N)
         scores = scores.view(v, b, -1)
         if v == 1:
             picked = scores[0]
