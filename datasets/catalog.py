@@ -16,8 +16,9 @@ the rest of the toolkit needs to know about its dataset; :data:`FACTS` lists the
 The public datasets are the registered loaders with a download source. Stdlib-only scripts read the
 same facts from runs/datasets.json (``python -m runs.catalogue`` writes it; a test checks it is current).
 """
-import difflib
 import importlib
+
+from engine.names import close_matches
 
 # The built-in loaders, in the order the commands list them (each module registers its loader).
 BUILTIN_MODULES = ("caltech101", "dtd", "eurosat", "fgvc_aircraft", "food101", "oxford_flowers", "oxford_pets",
@@ -76,7 +77,7 @@ def find_loader(name, loaders=None):
         by_name[cls.__name__.lower()] = cls
     cls = by_name.get(str(name).lower())
     if cls is None:
-        hint = difflib.get_close_matches(str(name).lower(), list(by_name), n=1, cutoff=0.5)
+        hint = close_matches(name, by_name, n=1)
         did_you_mean = f" (do you mean {by_name[hint[0]].config_name}?)" if hint else ""
         raise ValueError(f"Unknown dataset {name!r}{did_you_mean}; choose from: "
                          f"{', '.join(c.config_name for c in loaders)}.")

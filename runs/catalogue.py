@@ -78,20 +78,12 @@ def _read_datasets(path):
 
 
 def import_registries():
-    """Import the built-in trainers and datasets and the VR_PLUGINS modules (hence torch)."""
+    """Import the built-in trainers and datasets and the VR_PLUGINS modules (hence torch): plugins.py."""
     if REPO not in sys.path:
         sys.path.insert(0, REPO)
-    import importlib
+    from plugins import load_plugins
 
-    import datasets  # noqa: F401  (registers the built-in datasets)
-    import trainers  # noqa: F401  (registers the built-in trainers)
-
-    for name in filter(None, (m.strip() for m in os.environ.get("VR_PLUGINS", "").split(","))):
-        try:
-            importlib.import_module(name)
-        except Exception as err:
-            raise RuntimeError(f"VR_PLUGINS names the module {name!r}, which failed to import: "
-                               f"{type(err).__name__}: {err}") from err
+    load_plugins()
 
 
 def datasets_from_registry():
@@ -135,7 +127,7 @@ def script_text(method):
 def write_datasets(path=None):
     """Write the catalogue of the registered datasets (and VR_PLUGINS') to ``path`` (default:
     VR_DATASET_CATALOGUE, else runs/datasets.json); returns its rows."""
-    from .fileio import atomic_write_text
+    from engine.io import atomic_write_text
 
     rows = datasets_from_registry()
     atomic_write_text(path or datasets_path(), render_datasets(rows))
@@ -153,7 +145,7 @@ def write(path=None, scripts_dir=None):
     own catalogue also gets its scripts/<name>.sh one-liners (a plugin's trainers run through
     scripts/method.sh NAME, with VR_TRAINER_CATALOGUE naming its catalogue), and the dataset catalogue
     is written too (runs/datasets.json, or VR_DATASET_CATALOGUE when set)."""
-    from .fileio import atomic_write_text
+    from engine.io import atomic_write_text
 
     path = path or catalogue_path()
     methods = from_registry()

@@ -1,19 +1,16 @@
 """What one run of the runner is (a Job), the user's settings, name checks and train.py's command line."""
-import difflib
 import os
 import os.path as osp
 import re
 import shlex
 from collections import namedtuple
 
+from engine.names import did_you_mean
+
 from . import catalogue, layout, yaml_subset
 
 DEFAULT_CFG = "vit_b16"
 DEFAULT_SEEDS = "1 2 3"
-# The VR reference protocol trains with batch 64, but with batch 16 when shots = 1 (see the
-# header of configs/trainers/AR/vit_b16.yaml).
-# (Issue 12 moves this rule into a config key the trainers apply; until then the runner adds it.)
-ONE_SHOT_BATCH = {"VP": 16, "AR": 16, "AttrVR": 16, "DVP_CSE": 16, "DVP_CLS": 16}
 CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
 
 # method: script name (ar); opts: trailing KEY VALUE pairs for train.py, as a tuple
@@ -39,9 +36,7 @@ class Settings:
 
 def choices_msg(kind, name, available, where):
     msg = f"unknown {kind} '{name}'"
-    close = difflib.get_close_matches(name, available, n=1)
-    if close:
-        msg += f" (did you mean '{close[0]}'?)"
+    msg += did_you_mean(name, available)
     listing = ", ".join(available) if available else "nothing"
     return f"{msg}; {where} has: {listing}"
 
@@ -174,11 +169,8 @@ def run_dir(job, settings):
 
 def train_opts(job):
     """The trailing KEY VALUE pairs train.py gets (the done check expects the same)."""
-    trainer = trainer_of(job.method)
-    opts = ["DATASET.NUM_SHOTS", str(job.shots)]
-    if job.shots == 1 and trainer in ONE_SHOT_BATCH:
-        opts += ["DATALOADER.TRAIN_X.BATCH_SIZE", str(ONE_SHOT_BATCH[trainer])]
-    return opts + list(job.opts)
+    # (the 1-shot batch is TRAINER.<NAME>.BATCH_SIZE_1SHOT, applied by the trainer as for train.py)
+    return ["DATASET.NUM_SHOTS", str(job.shots)] + list(job.opts)
 
 
 def command(job, settings):

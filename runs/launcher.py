@@ -8,12 +8,9 @@ import threading
 import time
 from collections import namedtuple
 
-from .jobs import command, done, run_dir
+from engine.io import file_lock
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: run without the per-run lock
-    fcntl = None
+from .jobs import command, done, run_dir
 
 LOCK = ".run.lock"
 # status: done failed skipped busy interrupted
@@ -28,23 +25,12 @@ def run_lock(folder):
     another process holds it. A train.py started with ``pass_fds=(lock_file.fileno(),)`` keeps the
     run locked while it lives, even if its launcher is killed with SIGKILL."""
     os.makedirs(folder, exist_ok=True)
-    lock_file = open(osp.join(folder, LOCK), "a")  # noqa: SIM115  (closed in finally, after the yield)
-    try:
-        yield lock_file if _try_lock(lock_file) else None
-    finally:
-        lock_file.close()
-
-
-def _try_lock(lock_file):
-    if fcntl is None:
-        return True
-    try:
-        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    except OSError:  # file system without locks: go on unlocked
-        return True
-    return True
+    with contextlib.ExitStack() as stack:
+        try:
+            lock_file = stack.enter_context(file_lock(osp.join(folder, LOCK), blocking=False))
+        except BlockingIOError:
+            lock_file = None
+        yield lock_file
 
 
 class Runner:

@@ -4,7 +4,7 @@ import os.path as osp
 import shlex
 import sys
 
-from .fileio import atomic_write_text
+from engine.io import atomic_write_text
 from .jobs import Job, UsageError, parse_ints, parse_opts, resolve_method
 
 

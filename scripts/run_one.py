@@ -31,7 +31,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from runs.fileio import atomic_write_text  # noqa: E402
+from engine.io import atomic_write_text  # noqa: E402
 from runs.gpus import detect_gpus  # noqa: E402
 from runs.jobs import (CONFIG_KEY, DEFAULT_CFG, DEFAULT_SEEDS, Job, Settings, UsageError,  # noqa: E402
                        command, done, methods, parse_ints, parse_opts,
