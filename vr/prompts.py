@@ -12,12 +12,13 @@ config keys it reads, the loader's image size, how its learned prompt is drawn (
 it is additive, how its output splits into an image part and a prompt part (``additive_parts``; the
 encoder then runs CLIP's affine first layer on each part, see vr/clip.py).
 """
-import difflib
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from engine.names import close_matches
 
 PROMPT_REGISTRY: Dict[str, type] = {}
 
@@ -43,7 +44,7 @@ def prompt_class(kind: str, key: str = "TRAINER.<NAME>.PROMPT") -> type:
     name = str(kind).lower()
     if name in PROMPT_REGISTRY:
         return PROMPT_REGISTRY[name]
-    close = difflib.get_close_matches(name, list(PROMPT_REGISTRY), n=1)
+    close = close_matches(name, PROMPT_REGISTRY, n=1)
     hint = f' Did you mean "{close[0]}"?' if close else ""
     raise ValueError(f'Unknown visual prompt kind "{kind}" ({key}).{hint} '
                      f"Registered kinds: {', '.join(prompt_kinds())}.")
