@@ -29,8 +29,9 @@ def load_plugins(environ=None):
             importlib.import_module(name)
         except Exception as err:  # a missing module, or one that fails while registering
             kind = "" if isinstance(err, ImportError) else f"{type(err).__name__}: "
+            text = err.args[0] if isinstance(err, KeyError) and err.args else err  # KeyError's str() quotes it
             raise PluginImportError(f"{PLUGINS_ENV} names the module {name!r}, which cannot be imported: "
-                                    f"{kind}{err}") from err
+                                    f"{kind}{text}") from err
 
 
 def project_cfg():

@@ -9,13 +9,20 @@ split rules), :mod:`datasets.fewshot_cache` (few-shot step with CoOp's cache), :
 import importlib
 import os
 
-from . import config  # noqa: F401  (registers DATASET.IMAGEFOLDER_DIR, ...)
-from .catalog import LOADERS, NAMES, descriptions_key, find_loader  # noqa: F401  (registers the 16 loaders)
-from .imagefolder import ImageFolder  # noqa: F401
+from . import catalog, config
+from .catalog import descriptions_key, find_loader, registered_loaders
+from .imagefolder import ImageFolder
 
-__all__ = ["LOADERS", "NAMES", "ImageFolder", "descriptions_key", "find_loader"]
+__all__ = ["LOADERS", "NAMES", "ImageFolder", "descriptions_key", "find_loader", "registered_loaders"]
 
 # loaders written elsewhere in this package (e.g. digits.py) register themselves when imported
 for _module in ("digits",):
     if os.path.exists(os.path.join(os.path.dirname(__file__), f"{_module}.py")):
         importlib.import_module(f"{__name__}.{_module}")
+
+
+def __getattr__(name):
+    # LOADERS / NAMES (the public loaders, see datasets.catalog) as registered now, plugins included.
+    if name in ("LOADERS", "NAMES"):
+        return getattr(catalog, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

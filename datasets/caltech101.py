@@ -2,6 +2,7 @@
 from engine import DATASET_REGISTRY
 
 from .base import CoOpDataset
+from .sources import Remote, Source, split
 from .splits import read_and_split_data
 
 IGNORED = ("BACKGROUND_Google", "Faces_easy")
@@ -14,6 +15,15 @@ class Caltech101(CoOpDataset):
     image_folder = "101_ObjectCategories"
     split_file = "split_zhou_Caltech101.json"
     config_name = "caltech101"
+    zeroshot_template = "a photo of a {}."
+    table_order = 20
+    dvp_cls_v = 3
+    source = Source(config_name, dataset_dir, (
+        Remote("caltech-101.zip", "https://data.caltech.edu/records/mzrjq-6wc02/files/caltech-101.zip",
+               md5="3138e1922a9193bfa496528edbbc45d0",
+               unpack={"caltech-101/101_ObjectCategories.tar.gz": "."}, provides="101_ObjectCategories"),
+        split("split_zhou_Caltech101.json", "1hyarUivQE36mY6jSomru6Fjd-JzwcCzN"),
+    ))
     descriptions_key = "caltech101"
     layout = """\
 caltech-101/

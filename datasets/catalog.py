@@ -1,44 +1,120 @@
-"""The public datasets by name: config name (caltech101), class name (Caltech101), description key."""
+"""The datasets by name, read from the engine's dataset registry: each loader class declares its facts.
+
+A loader (a class registered with ``@DATASET_REGISTRY.register()``) states, as class attributes, what
+the rest of the toolkit needs to know about its dataset; :data:`FACTS` lists them with their defaults:
+
+    config_name        configs/datasets/<config_name>.yaml; NAME of datasets.download / datasets.check
+    descriptions_key   <key> of the published description files (<key>_des.json, ...)
+    zeroshot_template  the template of TEMPLATES coop ("{}" = class name; CoOp's per-dataset ones)
+    display_name       its column in the result tables ("" = the class name, i.e. DATASET.NAME)
+    table_order        its place among the table columns (lower first; None: after those, by name)
+    aliases            other spellings of it in results or papers (matched case- and "_"-insensitively)
+    source             datasets.sources.Source: what ``python -m datasets.download`` fetches (None: nothing)
+    test_only          True: evaluation only (train.py refuses to train on it)
+    dvp_cls_v          DVP-CLS's number of prompts v, as in its reference configuration (None: V_DEFAULT)
+
+The public datasets are the registered loaders with a download source. Stdlib-only scripts read the
+same facts from runs/datasets.json (``python -m runs.catalogue`` writes it; a test checks it is current).
+"""
+import importlib
+
 from engine.names import close_matches
 
-from .caltech101 import Caltech101
-from .dtd import DescribableTextures
-from .eurosat import EuroSAT
-from .fgvc_aircraft import FGVCAircraft
-from .food101 import Food101
-from .imagenet import ImageNet
-from .imagenet_variants import ImageNetA, ImageNetR, ImageNetSketch, ImageNetV2
-from .oxford_flowers import OxfordFlowers
-from .oxford_pets import OxfordPets
-from .resisc45 import Resisc45
-from .stanford_cars import StanfordCars
-from .sun397 import SUN397
-from .ucf101 import UCF101
+# The built-in loaders, in the order the commands list them (each module registers its loader).
+BUILTIN_MODULES = ("caltech101", "dtd", "eurosat", "fgvc_aircraft", "food101", "oxford_flowers", "oxford_pets",
+                   "stanford_cars", "sun397", "ucf101", "resisc45", "imagenet", "imagenet_variants")
+for _module in BUILTIN_MODULES:
+    importlib.import_module(f"{__package__}.{_module}")
 
-LOADERS = (Caltech101, DescribableTextures, EuroSAT, FGVCAircraft, Food101, OxfordFlowers, OxfordPets,
-           StanfordCars, SUN397, UCF101, Resisc45, ImageNet, ImageNetV2, ImageNetSketch, ImageNetA, ImageNetR)
-NAMES = tuple(cls.config_name for cls in LOADERS)
+DEFAULT_TEMPLATE = "a photo of a {}."  # any dataset whose loader states none (e.g. ImageFolder)
+FACTS = {"config_name": "", "descriptions_key": "", "zeroshot_template": DEFAULT_TEMPLATE, "display_name": "",
+         "table_order": None, "aliases": (), "source": None, "test_only": False, "dvp_cls_v": None}
 
 
-def find_loader(name):
-    """The loader class for a config name or a class name (case-insensitive)."""
+def fact(cls, name):
+    """A loader's fact ``name`` (see :data:`FACTS`), its default when the class does not state it."""
+    value = getattr(cls, name, None)
+    if value in (None, "", ()):
+        value = FACTS[name]
+    if name == "display_name":
+        return value or cls.__name__
+    return value
+
+
+def registered_loaders():
+    """Every registered dataset loader with a config name (built-in and plugin), in registry order."""
+    from engine import DATASET_REGISTRY
+
+    classes = (DATASET_REGISTRY.get(name) for name in DATASET_REGISTRY.registered_names())
+    return tuple(cls for cls in classes if fact(cls, "config_name"))
+
+
+def public_loaders():
+    """The registered loaders that ``python -m datasets.download`` can fetch (they have a source)."""
+    return tuple(cls for cls in registered_loaders() if fact(cls, "source") is not None)
+
+
+def public_names():
+    return tuple(cls.config_name for cls in public_loaders())
+
+
+def __getattr__(name):
+    # LOADERS / NAMES: the public loaders and their config names, as they are registered now.
+    if name == "LOADERS":
+        return public_loaders()
+    if name == "NAMES":
+        return public_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def find_loader(name, loaders=None):
+    """The loader class for a config name or a class name (case-insensitive); by default among the
+    public loaders."""
+    loaders = public_loaders() if loaders is None else loaders
     by_name = {}
-    for cls in LOADERS:
+    for cls in loaders:
         by_name[cls.config_name.lower()] = cls
         by_name[cls.__name__.lower()] = cls
     cls = by_name.get(str(name).lower())
     if cls is None:
         hint = close_matches(name, by_name, n=1)
         did_you_mean = f" (do you mean {by_name[hint[0]].config_name}?)" if hint else ""
-        raise ValueError(f"Unknown dataset {name!r}{did_you_mean}; choose from: {', '.join(NAMES)}.")
+        raise ValueError(f"Unknown dataset {name!r}{did_you_mean}; choose from: "
+                         f"{', '.join(c.config_name for c in loaders)}.")
     return cls
+
+
+def loader_of(dataset_name):
+    """The registered loader class of a DATASET.NAME, or None."""
+    from engine import DATASET_REGISTRY
+
+    return DATASET_REGISTRY.get(dataset_name) if dataset_name in DATASET_REGISTRY.registered_names() else None
+
+
+def zeroshot_template(dataset_name):
+    """The zero-shot template of a DATASET.NAME (TEMPLATES coop): its loader's, else the default."""
+    cls = loader_of(dataset_name)
+    return fact(cls, "zeroshot_template") if cls is not None else DEFAULT_TEMPLATE
+
+
+def dvp_cls_v(descriptions_key):
+    """DVP-CLS's v of the loader whose description key this is, or None (as before: v is per key)."""
+    for cls in registered_loaders():
+        if fact(cls, "descriptions_key") == descriptions_key and fact(cls, "dvp_cls_v") is not None:
+            return int(cls.dvp_cls_v)
+    return None
+
+
+def record(cls):
+    """The facts of a loader that stdlib-only scripts need (one row of runs/datasets.json)."""
+    return {"name": cls.__name__, "config_name": cls.config_name, "display_name": fact(cls, "display_name"),
+            "table_order": fact(cls, "table_order"), "aliases": list(fact(cls, "aliases")),
+            "descriptions_key": fact(cls, "descriptions_key"), "test_only": bool(fact(cls, "test_only"))}
 
 
 def descriptions_key(cfg):
     """The description-file key of the configured dataset: DATASET.DESCRIPTIONS_KEY, else the loader's
     published key (ImageFolder: its folder's name), else DATASET.NAME lower-cased."""
-    from engine import DATASET_REGISTRY
-
     key = cfg.DATASET.get("DESCRIPTIONS_KEY", "")
     if key:
         return key
@@ -47,5 +123,5 @@ def descriptions_key(cfg):
         from .imagefolder import checked_folder_descriptions_key
 
         return checked_folder_descriptions_key(cfg.DATASET.IMAGEFOLDER_DIR)
-    cls = DATASET_REGISTRY.get(name) if name in DATASET_REGISTRY.registered_names() else None
+    cls = loader_of(name)
     return getattr(cls, "descriptions_key", "") or name.lower()

@@ -16,10 +16,9 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-
 from types import SimpleNamespace
 
-from .catalog import NAMES, find_loader
+from .catalog import find_loader, public_names
 from .digits import Digits
 from .digits_data import SHIFTS, shift_dir
 from .errors import download_command
@@ -177,7 +176,7 @@ def format_report(report):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m datasets.check", description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"dataset(s) to check (default: all public ones): {', '.join(NAMES)}; also digits "
+                        help=f"dataset(s) to check (default: all public ones): {', '.join(public_names())}; also digits "
                              f"(the built shifts, or --shift) and imagefolder (with --folder)")
     parser.add_argument("--root", required=True, help="data root (DATASET.ROOT)")
     parser.add_argument("--shift", action="append", choices=SHIFTS,
@@ -187,7 +186,7 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=8, help="threads decoding images")
     args = parser.parse_args(argv)
     try:
-        names = [n.lower() if n.lower() in LOCAL else find_loader(n).config_name for n in (args.names or NAMES)]
+        names = [n.lower() if n.lower() in LOCAL else find_loader(n).config_name for n in (args.names or public_names())]
         if "imagefolder" in names and not args.folder:
             raise ValueError("imagefolder needs --folder DIR (the DATASET.IMAGEFOLDER_DIR of your config)")
     except ValueError as err:

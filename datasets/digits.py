@@ -11,7 +11,14 @@ from engine import DATASET_REGISTRY
 from engine.extend import register_config
 
 from .base import CoOpDataset
-from .digits_data import IMAGE_DIR, SHIFTS, SPLIT_FILE, build_digits, check_shift, shift_doc
+from .digits_data import (
+    IMAGE_DIR,
+    SHIFTS,
+    SPLIT_FILE,
+    build_digits,
+    check_shift,
+    shift_doc,
+)
 
 
 @register_config
@@ -27,6 +34,7 @@ class Digits(CoOpDataset):
     image_folder = IMAGE_DIR
     split_file = SPLIT_FILE
     config_name = "digits"
+    zeroshot_template = 'a photo of the digit "{}".'  # this project's: CoOp has none
     descriptions_key = "digits"
     shifts = SHIFTS
     shift = "none"  # set from DATASET.DIGITS_SHIFT before the paths are used

@@ -14,8 +14,9 @@ import argparse
 import os
 import sys
 
+from . import sources
 from .fetch import DownloadError, gdown_download, http_download, unpack, verify
-from .sources import SOURCES, gdrive_view_url, get_source, resolve_url
+from .sources import gdrive_view_url, get_source, resolve_url
 
 
 def fetch_remote(source, remote, dataset_dir, mirror=None, keep_archives=False, quiet=False):
@@ -88,7 +89,7 @@ def download_dataset(name, root, mirror=None, keep_archives=False, quiet=False):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m datasets.download", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="+", metavar="NAME", help=f"dataset(s): {', '.join(SOURCES)}, or all")
+    parser.add_argument("names", nargs="+", metavar="NAME", help=f"dataset(s): {', '.join(sources.SOURCES)}, or all")
     parser.add_argument("--root", required=True, help="data root (DATASET.ROOT)")
     parser.add_argument("--mirror", default=None, help="base URL replacing every official one: files are fetched "
                                                        "from <mirror>/<name>/<filename> (default: $DATASETS_MIRROR)")
@@ -99,7 +100,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    names = list(SOURCES) if "all" in [n.lower() for n in args.names] else args.names
+    names = list(sources.SOURCES) if "all" in [n.lower() for n in args.names] else args.names
     try:
         names = [get_source(n).name for n in names]
     except ValueError as err:

@@ -2,6 +2,7 @@
 from engine import DATASET_REGISTRY
 
 from .base import CoOpDataset
+from .sources import Remote, Source, split
 from .splits import read_and_split_data
 
 NEW_CNAMES = {
@@ -24,6 +25,15 @@ class EuroSAT(CoOpDataset):
     image_folder = "2750"
     split_file = "split_zhou_EuroSAT.json"
     config_name = "eurosat"
+    zeroshot_template = "a centered satellite photo of {}."
+    table_order = 50
+    dvp_cls_v = 1
+    source = Source(config_name, dataset_dir, (
+        Remote("EuroSAT.zip", "https://huggingface.co/datasets/torchgeo/eurosat/resolve/"
+               "c877bcd43f099cd0196738f714544e355477f3fd/EuroSAT.zip", md5="c8fa014336c82ac7804f0398fcb19387",
+               unpack={"2750": "."}, provides="2750"),
+        split("split_zhou_EuroSAT.json", "1Ip7yaCWFi0eaOFUGga0lUdVi_DDQth1o"),
+    ))
     descriptions_key = "eurosat"
     layout = """\
 eurosat/

@@ -5,6 +5,7 @@ from engine import DATASET_REGISTRY
 
 from .base import CoOpDataset
 from .errors import SplitFileError
+from .sources import ROBOTS, Remote, Source
 
 
 @DATASET_REGISTRY.register()
@@ -13,6 +14,14 @@ class FGVCAircraft(CoOpDataset):
     image_folder = "images"
     split_file = ""
     config_name = "fgvc_aircraft"
+    zeroshot_template = "a photo of a {}, a type of aircraft."
+    table_order = 10
+    dvp_cls_v = 3
+    aliases = ("fgvc",)
+    source = Source(config_name, dataset_dir, (
+        Remote("fgvc-aircraft-2013b.tar.gz", f"{ROBOTS}/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz",
+               unpack={"fgvc-aircraft-2013b/data/*": "."}, provides="images"),
+    ))
     descriptions_key = "fgvc"
     layout = """\
 fgvc_aircraft/                           (the data/ folder of fgvc-aircraft-2013b.tar.gz, renamed)

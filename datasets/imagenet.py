@@ -15,6 +15,7 @@ from engine import DATASET_REGISTRY
 
 from .base import CoOpDataset
 from .errors import SplitFileError, find_missing, missing_images_error
+from .sources import IMAGENET_CLASSNAMES, Source
 from .splits import class_folders, list_images, to_datums
 
 
@@ -38,6 +39,19 @@ class ImageNet(CoOpDataset):
     image_folder = "images"
     split_file = ""
     config_name = "imagenet"
+    zeroshot_template = "a photo of a {}."
+    table_order = 120
+    dvp_cls_v = 3  # not in the DVP paper
+    source = Source(config_name, dataset_dir, (
+        IMAGENET_CLASSNAMES,
+    ), manual="""\
+ImageNet (ILSVRC2012) needs an account: register at https://image-net.org, download
+ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar, then
+  - extract the train archive and each per-class tar inside it into {dataset_dir}/images/train/<wnid>/
+  - extract the val archive and sort its 50,000 images into {dataset_dir}/images/val/<wnid>/
+    (e.g. with the widely used valprep.sh script)
+If you already have ImageNet elsewhere, symlink its train/ and val/ folders into {dataset_dir}/images/.
+classnames.txt (CoOp's class names) is fetched by this command.""")
     descriptions_key = "I"
     fewshot_val = False
     layout = """\

@@ -19,6 +19,7 @@ from engine import DATASET_REGISTRY, DatasetBase
 from .base import CoOpDataset, data_root
 from .errors import SplitFileError
 from .imagenet import ImageNet, read_classnames
+from .sources import HENDRYCKS, IMAGENET_CLASSNAMES, Remote, Source
 from .splits import class_folders, list_images, to_datums
 from .subsample import subsample_classes
 
@@ -29,6 +30,8 @@ class ImageNetVariant(CoOpDataset):
     """The shared loader: ``image_folder`` holds one folder per class (see the module docstring)."""
 
     descriptions_key = ImageNet.descriptions_key
+    zeroshot_template = ImageNet.zeroshot_template
+    dvp_cls_v = ImageNet.dvp_cls_v  # trained on ImageNet; evaluated here
     test_only = True  # train.py refuses to train on it
     numbered_folders = False  # ImageNet-V2: folders 0..999 instead of wnids
 
@@ -104,6 +107,14 @@ class ImageNetV2(ImageNetVariant):
     dataset_dir = "imagenetv2"
     image_folder = "imagenetv2-matched-frequency-format-val"
     config_name = "imagenetv2"
+    table_order = 130
+    source = Source(config_name, dataset_dir, (
+        Remote("imagenetv2-matched-frequency.tar.gz", "https://huggingface.co/datasets/vaishaal/ImageNetV2/"
+               "resolve/main/imagenetv2-matched-frequency.tar.gz",
+               unpack={"imagenetv2-matched-frequency-format-val": "."},
+               provides="imagenetv2-matched-frequency-format-val"),
+        IMAGENET_CLASSNAMES,
+    ))
     numbered_folders = True
     layout = _layout(dataset_dir, image_folder, "matched-frequency test set; folders 0 ... 999, the "
                      "line of the class in classnames.txt")
@@ -114,6 +125,15 @@ class ImageNetSketch(ImageNetVariant):
     dataset_dir = "imagenet-sketch"
     image_folder = "images"
     config_name = "imagenet_sketch"
+    table_order = 140
+    source = Source(config_name, dataset_dir, (
+        IMAGENET_CLASSNAMES,
+    ), manual="""\
+ImageNet-Sketch has no stable direct link. Get it from the authors' page
+https://github.com/HaohanWang/ImageNet-Sketch (Google Drive, or the Kaggle dataset
+"wanghaohan/imagenetsketch"), unpack it and move its class folders (sketch/<wnid>/*.JPEG) to
+  {dataset_dir}/images/<wnid>/
+classnames.txt (ImageNet's class names, CoOp's file) is fetched by this command.""")
     layout = _layout(dataset_dir, image_folder, "1000 folders named by wnid, n01440764 ...")
 
 
@@ -122,6 +142,12 @@ class ImageNetA(ImageNetVariant):
     dataset_dir = "imagenet-adversarial"
     image_folder = "imagenet-a"
     config_name = "imagenet_a"
+    table_order = 150
+    source = Source(config_name, dataset_dir, (
+        Remote("imagenet-a.tar", f"{HENDRYCKS}/imagenet-a.tar", unpack={"imagenet-a": "."},
+               provides="imagenet-a"),
+        IMAGENET_CLASSNAMES,
+    ))
     layout = _layout(dataset_dir, image_folder, "200 folders named by wnid: a 200-class subset")
 
 
@@ -130,4 +156,10 @@ class ImageNetR(ImageNetVariant):
     dataset_dir = "imagenet-rendition"
     image_folder = "imagenet-r"
     config_name = "imagenet_r"
+    table_order = 160
+    source = Source(config_name, dataset_dir, (
+        Remote("imagenet-r.tar", f"{HENDRYCKS}/imagenet-r.tar", unpack={"imagenet-r": "."},
+               provides="imagenet-r"),
+        IMAGENET_CLASSNAMES,
+    ))
     layout = _layout(dataset_dir, image_folder, "200 folders named by wnid: a 200-class subset")

@@ -5,6 +5,7 @@ import os
 from engine import DATASET_REGISTRY
 
 from .base import CoOpDataset
+from .sources import ROBOTS, Remote, Source, split
 from .splits import split_groups
 
 
@@ -14,6 +15,17 @@ class OxfordFlowers(CoOpDataset):
     image_folder = "jpg"
     split_file = "split_zhou_OxfordFlowers.json"
     config_name = "oxford_flowers"
+    zeroshot_template = "a photo of a {}, a type of flower."
+    table_order = 60
+    dvp_cls_v = 3
+    aliases = ("flowers102", "oxford_flowers102")
+    source = Source(config_name, dataset_dir, (
+        Remote("102flowers.tgz", f"{ROBOTS}/flowers/102/102flowers.tgz", md5="52808999861908f626f3c1f4e79d11fa",
+               unpack={"jpg": "."}, provides="jpg"),
+        Remote("imagelabels.mat", f"{ROBOTS}/flowers/102/imagelabels.mat", md5="e0620be6f572b9609742df49c70aed4d"),
+        split("cat_to_name.json", "1AkcxCXeK_RCGCEC_GvmWxjcjaNhu-at0"),
+        split("split_zhou_OxfordFlowers.json", "1Pp0sRXzZFZq15zVOzKjKBu4A9i01nozT"),
+    ))
     descriptions_key = "oxford_flowers"
     layout = """\
 oxford_flowers/

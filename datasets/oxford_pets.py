@@ -5,6 +5,7 @@ from engine import DATASET_REGISTRY
 
 from .base import CoOpDataset
 from .errors import SplitFileError
+from .sources import ROBOTS, Remote, Source, split
 from .splits import split_trainval
 
 
@@ -14,6 +15,16 @@ class OxfordPets(CoOpDataset):
     image_folder = "images"
     split_file = "split_zhou_OxfordPets.json"
     config_name = "oxford_pets"
+    zeroshot_template = "a photo of a {}, a type of pet."
+    table_order = 80
+    dvp_cls_v = 3
+    source = Source(config_name, dataset_dir, (
+        Remote("images.tar.gz", f"{ROBOTS}/pets/data/images.tar.gz", md5="5c4f3ee8e5d25df40f4fd59a7f44e54c",
+               unpack={"images": "."}, provides="images"),
+        Remote("annotations.tar.gz", f"{ROBOTS}/pets/data/annotations.tar.gz", md5="95a8c909bbe2e81eed6a22bccdf3f68f",
+               unpack={"annotations": "."}, provides="annotations"),
+        split("split_zhou_OxfordPets.json", "1501r8Ber4nNKvmlFVQZ8SeUHTcdTTEqs"),
+    ))
     descriptions_key = "oxford_pets"
     layout = """\
 oxford_pets/

@@ -7,6 +7,7 @@ import os
 from engine import DATASET_REGISTRY
 
 from .base import CoOpDataset
+from .sources import Source, split
 from .splits import split_trainval
 
 
@@ -22,6 +23,20 @@ class StanfordCars(CoOpDataset):
     image_folder = ""
     split_file = "split_zhou_StanfordCars.json"
     config_name = "stanford_cars"
+    zeroshot_template = "a photo of a {}."
+    table_order = 30
+    dvp_cls_v = 3
+    source = Source(config_name, dataset_dir, (
+        split("split_zhou_StanfordCars.json", "1ObCFbaAgVu0I-k_Au-gIUcefirdAuizT"),
+    ), manual="""\
+The official Stanford Cars links (ai.stanford.edu/~jkrause/cars) are offline and no other official copy
+exists. Get the images and annotations from a copy you trust (e.g. the Kaggle dataset
+"jessicali9530/stanford-cars-dataset" plus the devkit and cars_test_annos_withlabels.mat) and arrange:
+  {dataset_dir}/cars_train/00001.jpg ...
+  {dataset_dir}/cars_test/00001.jpg ...
+  {dataset_dir}/devkit/cars_meta.mat, cars_train_annos.mat   (only needed without the split file)
+  {dataset_dir}/cars_test_annos_withlabels.mat                (only needed without the split file)
+The split file split_zhou_StanfordCars.json is fetched by this command.""")
     descriptions_key = "stanford_cars"
     layout = """\
 stanford_cars/

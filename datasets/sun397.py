@@ -4,6 +4,7 @@ import os
 from engine import DATASET_REGISTRY
 
 from .base import CoOpDataset
+from .sources import Remote, Source, split
 from .splits import split_trainval
 
 
@@ -18,6 +19,16 @@ class SUN397(CoOpDataset):
     image_folder = "SUN397"
     split_file = "split_zhou_SUN397.json"
     config_name = "sun397"
+    zeroshot_template = "a photo of a {}."
+    table_order = 90
+    dvp_cls_v = 3
+    source = Source(config_name, dataset_dir, (
+        Remote("SUN397.tar.gz", "http://vision.princeton.edu/projects/2010/SUN/SUN397.tar.gz",
+               md5="8ca2778205c41d23104230ba66911c7a", unpack={"SUN397": "."}, provides="SUN397"),
+        Remote("Partitions.zip", "https://vision.princeton.edu/projects/2010/SUN/download/Partitions.zip",
+               unpack={"**/*.txt": "."}, provides="ClassName.txt"),
+        split("split_zhou_SUN397.json", "1y2RD81BYuiyvebdN-JymPfyWYcd8_MUq"),
+    ))
     descriptions_key = "sun397"
     layout = """\
 sun397/

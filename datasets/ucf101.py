@@ -5,6 +5,7 @@ import re
 from engine import DATASET_REGISTRY
 
 from .base import CoOpDataset
+from .sources import Remote, Source, gdrive, split
 from .splits import split_trainval
 
 
@@ -19,6 +20,14 @@ class UCF101(CoOpDataset):
     image_folder = "UCF-101-midframes"
     split_file = "split_zhou_UCF101.json"
     config_name = "ucf101"
+    zeroshot_template = "a photo of a person doing {}."
+    table_order = 100
+    dvp_cls_v = 2
+    source = Source(config_name, dataset_dir, (
+        Remote("UCF-101-midframes.zip", gdrive("10Jqome3vtUA2keJkNanAiFpgbyC9Hc2O"),
+               unpack={"UCF-101-midframes": "."}, provides="UCF-101-midframes"),
+        split("split_zhou_UCF101.json", "1I0S0q91hJfsV9Gf4xDIjgDq4AqBNJb1y"),
+    ))
     descriptions_key = "ucf101"
     layout = """\
 ucf101/

@@ -1,4 +1,5 @@
-"""The trainers the runner knows, read from the trainer registry once and kept in runs/trainers.json.
+"""The trainers and datasets the runner and the tables know, read from the registries once and kept in
+runs/trainers.json and runs/datasets.json.
 
 Each registered trainer class says what the scripts need as class attributes: ``SCRIPT_NAME``
 (scripts/<name>.sh; default: the trainer name in lower case) and ``TRAINS`` (False: run with
@@ -8,6 +9,10 @@ scripts/<name>.sh one-liners (tests/test_runs_layout.py fails while either is st
 VR_PLUGINS is honoured, and VR_TRAINER_CATALOGUE names another catalogue file to read or write, for
 trainers of a plugin outside the repository (``VR_PLUGINS=my_pkg VR_TRAINER_CATALOGUE=my.json python -m
 runs.catalogue``, then ``VR_TRAINER_CATALOGUE=my.json bash scripts/method.sh MY_TRAINER ...``).
+
+Each registered dataset loader states its facts as class attributes (datasets/catalog.py); the ones the
+stdlib-only scripts need (table name and order, aliases, test-only) are kept in runs/datasets.json, or in
+the file VR_DATASET_CATALOGUE names, for datasets of a plugin (written by the same command).
 """
 import functools
 import json
@@ -19,8 +24,12 @@ from collections import namedtuple
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(HERE)
 DEFAULT_PATH = osp.join(HERE, "trainers.json")
+DATASETS_DEFAULT_PATH = osp.join(HERE, "datasets.json")
 
 Method = namedtuple("Method", "script trainer trains summary")
+# One dataset loader: class name (DATASET.NAME), config name, table column name and order, aliases,
+# description key, test-only (see datasets/catalog.py).
+Dataset = namedtuple("Dataset", "name config_name display_name table_order aliases descriptions_key test_only")
 
 SCRIPT_TEMPLATE = """\
 #!/usr/bin/env bash
@@ -36,6 +45,10 @@ def catalogue_path():
     return os.environ.get("VR_TRAINER_CATALOGUE") or DEFAULT_PATH
 
 
+def datasets_path():
+    return os.environ.get("VR_DATASET_CATALOGUE") or DATASETS_DEFAULT_PATH
+
+
 def load(path=None):
     """{script name: Method} in registry order."""
     return dict(_read(path or catalogue_path()))
@@ -49,17 +62,48 @@ def _read(path):
                  for row in rows)
 
 
-def from_registry():
-    """Methods of every registered trainer (imports the trainers, hence torch)."""
+def load_datasets(path=None):
+    """{DATASET.NAME: Dataset} in registry order."""
+    return dict(_read_datasets(path or datasets_path()))
+
+
+@functools.cache
+def _read_datasets(path):
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"no dataset catalogue {path} (VR_DATASET_CATALOGUE): write it with "
+                                f"VR_PLUGINS=<your modules> VR_DATASET_CATALOGUE={path} python -m runs.catalogue")
+    with open(path, encoding="utf-8") as f:
+        rows = json.load(f)
+    return tuple((row["name"], Dataset(**{**row, "aliases": tuple(row["aliases"])})) for row in rows)
+
+
+def import_registries():
+    """Import the built-in trainers and datasets and the VR_PLUGINS modules (hence torch): plugins.py."""
     if REPO not in sys.path:
         sys.path.insert(0, REPO)
-    import importlib
+    from plugins import load_plugins
 
+    load_plugins()
+
+
+def datasets_from_registry():
+    """The catalogue rows of every registered dataset loader with a config name."""
+    import_registries()
+    from datasets.catalog import record, registered_loaders
+
+    rows = [record(cls) for cls in registered_loaders()]
+    return [Dataset(**{**row, "aliases": tuple(row["aliases"])}) for row in rows]
+
+
+def render_datasets(rows):
+    return json.dumps([{**row._asdict(), "aliases": list(row.aliases)} for row in rows], indent=2) + "\n"
+
+
+def from_registry():
+    """Methods of every registered trainer (imports the trainers, hence torch)."""
+    import_registries()
     import engine
-    import trainers  # noqa: F401  (registers the built-in trainers)
 
-    for name in filter(None, (m.strip() for m in os.environ.get("VR_PLUGINS", "").split(","))):
-        importlib.import_module(name)
     methods = []
     for name in engine.TRAINER_REGISTRY.registered_names():
         cls = engine.TRAINER_REGISTRY.get(name)
@@ -80,15 +124,34 @@ def script_text(method):
     return SCRIPT_TEMPLATE.format(**method._asdict())
 
 
+def write_datasets(path=None):
+    """Write the catalogue of the registered datasets (and VR_PLUGINS') to ``path`` (default:
+    VR_DATASET_CATALOGUE, else runs/datasets.json); returns its rows."""
+    from engine.io import atomic_write_text
+
+    rows = datasets_from_registry()
+    atomic_write_text(path or datasets_path(), render_datasets(rows))
+    return rows
+
+
+def writes_datasets(trainer_path):
+    """Does write() also write the dataset catalogue? For the repository's trainer catalogue, or when
+    VR_DATASET_CATALOGUE names one (a plugin's trainer catalogue leaves runs/datasets.json alone)."""
+    return osp.abspath(trainer_path) == DEFAULT_PATH or bool(os.environ.get("VR_DATASET_CATALOGUE"))
+
+
 def write(path=None, scripts_dir=None):
     """Write the catalogue of the registered trainers (and VR_PLUGINS') to ``path``; the repository's
     own catalogue also gets its scripts/<name>.sh one-liners (a plugin's trainers run through
-    scripts/method.sh NAME, with VR_TRAINER_CATALOGUE naming its catalogue)."""
+    scripts/method.sh NAME, with VR_TRAINER_CATALOGUE naming its catalogue), and the dataset catalogue
+    is written too (runs/datasets.json, or VR_DATASET_CATALOGUE when set)."""
     from engine.io import atomic_write_text
 
     path = path or catalogue_path()
     methods = from_registry()
     atomic_write_text(path, render(methods))
+    if writes_datasets(path):
+        write_datasets()
     if osp.abspath(path) == DEFAULT_PATH or scripts_dir:
         for method in methods:
             target = osp.join(scripts_dir or osp.join(REPO, "scripts"), f"{method.script}.sh")
@@ -97,5 +160,10 @@ def write(path=None, scripts_dir=None):
 
 
 if __name__ == "__main__":
-    written = write()
+    try:
+        written = write()
+    except RuntimeError as err:  # a VR_PLUGINS module that fails to import
+        sys.exit(f"ERROR: {err}")
     print(f"wrote {catalogue_path()} for: {', '.join(m.script for m in written)}")
+    if writes_datasets(catalogue_path()):
+        print(f"wrote {datasets_path()} for: {', '.join(load_datasets())}")

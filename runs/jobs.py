@@ -11,10 +11,6 @@ from . import catalogue, layout, yaml_subset
 
 DEFAULT_CFG = "vit_b16"
 DEFAULT_SEEDS = "1 2 3"
-# The VR reference protocol trains with batch 64, but with batch 16 when shots = 1 (see the
-# header of configs/trainers/AR/vit_b16.yaml).
-# (Issue 12 moves this rule into a config key the trainers apply; until then the runner adds it.)
-ONE_SHOT_BATCH = {"VP": 16, "AR": 16, "AttrVR": 16, "DVP_CSE": 16, "DVP_CLS": 16}
 CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
 
 # method: script name (ar); opts: trailing KEY VALUE pairs for train.py, as a tuple
@@ -80,6 +76,22 @@ def available_datasets():
     if not osp.isdir(folder):
         return None
     return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml"))
+
+
+def dataset_of(config_name):
+    """DATASET.NAME that configs/datasets/<config_name>.yaml sets ("" when it sets none)."""
+    data = yaml_subset.load(layout.dataset_config(config_name)) or {}
+    return str((data.get("DATASET") or {}).get("NAME") or "")
+
+
+def trainable_datasets():
+    """The dataset configs that ``--datasets all`` means: every configs/datasets/*.yaml whose dataset
+    can be trained on (test-only ones, the ImageNet variants, are evaluated by scripts/xd.sh)."""
+    try:
+        test_only = {row.name for row in catalogue.load_datasets().values() if row.test_only}
+    except FileNotFoundError as err:
+        raise UsageError(str(err)) from None
+    return [name for name in available_datasets() or [] if dataset_of(name) not in test_only]
 
 
 def available_cfgs(trainer):
@@ -157,11 +169,8 @@ def run_dir(job, settings):
 
 def train_opts(job):
     """The trailing KEY VALUE pairs train.py gets (the done check expects the same)."""
-    trainer = trainer_of(job.method)
-    opts = ["DATASET.NUM_SHOTS", str(job.shots)]
-    if job.shots == 1 and trainer in ONE_SHOT_BATCH:
-        opts += ["DATALOADER.TRAIN_X.BATCH_SIZE", str(ONE_SHOT_BATCH[trainer])]
-    return opts + list(job.opts)
+    # (the 1-shot batch is TRAINER.<NAME>.BATCH_SIZE_1SHOT, applied by the trainer as for train.py)
+    return ["DATASET.NUM_SHOTS", str(job.shots)] + list(job.opts)
 
 
 def command(job, settings):

@@ -1,4 +1,5 @@
 """Start train.py for one job under a per-run lock, and stop the running ones on an interrupt."""
+import contextlib
 import os
 import os.path as osp
 import signal
@@ -18,6 +19,20 @@ Outcome = namedtuple("Outcome", "status detail")
 STOP_SIGNALS = (-signal.SIGINT, -signal.SIGTERM)
 
 
+@contextlib.contextmanager
+def run_lock(folder):
+    """Hold the per-run lock of ``folder`` (its LOCK file): yields the open lock file, or None when
+    another process holds it. A train.py started with ``pass_fds=(lock_file.fileno(),)`` keeps the
+    run locked while it lives, even if its launcher is killed with SIGKILL."""
+    os.makedirs(folder, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            lock_file = stack.enter_context(file_lock(osp.join(folder, LOCK), blocking=False))
+        except BlockingIOError:
+            lock_file = None
+        yield lock_file
+
+
 class Runner:
     """Starts train.py for jobs; remembers the child processes so an interrupt can stop them."""
 
@@ -35,15 +50,13 @@ class Runner:
         if verdict.done:
             return Outcome("skipped", verdict.reason)
         folder = run_dir(job, self.settings)
-        os.makedirs(folder, exist_ok=True)
-        try:
-            with file_lock(osp.join(folder, LOCK), blocking=False) as lock_file:
-                verdict = done(job, self.settings)
-                if verdict.done:  # finished while we waited for the lock
-                    return Outcome("skipped", verdict.reason)
-                return self._launch(job, folder, gpu, log_path, lock_file)
-        except BlockingIOError:
-            return Outcome("busy", "another process is running it")
+        with run_lock(folder) as lock_file:
+            if lock_file is None:
+                return Outcome("busy", "another process is running it")
+            verdict = done(job, self.settings)
+            if verdict.done:  # finished while we waited for the lock
+                return Outcome("skipped", verdict.reason)
+            return self._launch(job, folder, gpu, log_path, lock_file)
 
     def _launch(self, job, folder, gpu, log_path, lock_file):
         env = dict(os.environ)

@@ -21,6 +21,8 @@ from collections import namedtuple
 from . import yaml_subset
 
 RESULTS = "results.json"
+# Other files of a run folder: train.py's merged config and log; DVP's PRM file; plot_prm's default output.
+CONFIG_FILE, LOG_FILE, PRM_FILE, PLOTS_DIR = "config.yaml", "log.txt", "prm.pt", "plots"
 CONFIGS = "configs"
 # Keys train.py sets from its flags (checked as method/seed) or that may differ between machines.
 FLAG_KEYS = frozenset({"OUTPUT_DIR", "DATASET.ROOT", "SEED", "TRAINER.NAME", "RESUME"})

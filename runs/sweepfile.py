@@ -14,7 +14,8 @@ keys: methods, datasets, shots, seeds, cfg, mode, gpus, name, opts. Command-line
     seeds    = 1 2 3
     cfg      = vit_b16
     opts     = OPTIM.MAX_EPOCH 50      # KEY VALUE pairs passed to every train.py run
-'all' as methods or datasets means every registered method / every configs/datasets/*.yaml.
+'all' as methods or datasets means every registered method / every configs/datasets/*.yaml of a dataset
+that can be trained on (not the test-only ImageNet variants).
 
 modes:
   seq    one run after another, train.py output on the terminal (default)

@@ -2,7 +2,8 @@
 
 One table per (shots, backbone): rows are trainers (results.json `method`), columns datasets as
 configured (:func:`dataset_key`: DATASET.NAME plus the keys that tell apart datasets sharing it, such
-as the Digits shift or the ImageFolder folder; a base or new class subset is its own column), cells
+as the Digits shift or the ImageFolder folder; a base or new class subset is its own column; names and
+order are the loaders' display_name and table_order, read from runs/datasets.json), cells
 `mean +- std (n seeds)`; `Avg` is the mean over the columns for rows that have every column. Broken
 results.json files are reported on stderr and skipped, so a table can be made while a sweep is still
 running; two results for one cell are reported (the first path is used) and noted under the table.
@@ -24,27 +25,16 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import protocols  # noqa: E402  (scripts/protocols.py: the protocols' run folders)
 import reported as reported_numbers  # noqa: E402  (scripts/reported.py)
 from engine.io import atomic_write_text  # noqa: E402  (tables are shared: umask permissions)
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-from engine.io import atomic_write_text  # noqa: E402  (stdlib only)
+from runs import catalogue, layout  # noqa: E402  (the registered datasets; the run-folder layout)
 
 FORMATS = ("text", "markdown", "csv", "latex")
 PROTOCOLS = ("fewshot", "base2new", "xd", "dg")
 METRICS = ("accuracy", "macro_f1")
-RESULTS_NAME = "results.json"
+RESULTS_NAME = layout.RESULTS
 MISSING = "-"
 
 # Display order; names not listed follow, sorted.
 METHOD_ORDER = ("ZeroshotCLIP", "VP", "AR", "AttrVR", "DVP_CSE", "DVP_CLS", "CoOp")
-DATASET_ORDER = ("FGVCAircraft", "Caltech101", "StanfordCars", "DescribableTextures", "EuroSAT",
-                 "OxfordFlowers", "Food101", "OxfordPets", "SUN397", "UCF101", "Resisc45",
-                 "ImageNet", "ImageNetV2", "ImageNetSketch", "ImageNetA", "ImageNetR")
-# Config-file and loose spellings of the dataset names -> DATASET.NAME.
-_DATASET_ALIASES = {"dtd": "DescribableTextures", "fgvc": "FGVCAircraft",
-                    "flowers102": "OxfordFlowers", "oxfordflowers102": "OxfordFlowers",
-                    "nwpuresisc45": "Resisc45"}
 
 # Config keys (results.json config.DATASET) that tell apart datasets sharing one DATASET.NAME, with
 # the value that leaves the name alone: the Digits shift and the ImageFolder folder.
@@ -65,13 +55,33 @@ def _squash(name):
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
+def dataset_order():
+    """DATASET.NAME of the registered datasets in table order (each loader's table_order; the
+    catalogue runs/datasets.json or VR_DATASET_CATALOGUE); the others follow, sorted."""
+    rows = catalogue.load_datasets().values()
+    return tuple(row.name for row in sorted((r for r in rows if r.table_order is not None),
+                                            key=lambda r: r.table_order))
+
+
+def __getattr__(name):
+    if name == "DATASET_ORDER":  # for the other scripts: read when asked (plugins' catalogue included)
+        return dataset_order()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def canonical_dataset(name):
-    """DATASET.NAME for a dataset spelled as in results.json, a config name or loosely."""
+    """DATASET.NAME for a dataset spelled as in results.json, its table name, config name or an alias."""
     key = _squash(name)
-    for known in DATASET_ORDER:
-        if _squash(known) == key:
-            return known
-    return _DATASET_ALIASES.get(key, name)
+    for row in catalogue.load_datasets().values():
+        if key in {_squash(n) for n in (row.name, row.display_name, row.config_name, *row.aliases)}:
+            return row.name
+    return name
+
+
+def display_name(name):
+    """A dataset's column name in the tables (its loader's display_name; else the name itself)."""
+    row = catalogue.load_datasets().get(name)
+    return row.display_name if row else name
 
 
 def dataset_key(data):
@@ -82,6 +92,7 @@ def dataset_key(data):
     dataset_cfg = _dataset_cfg(data)
     key, default = DATASET_IDENTITY_KEYS.get(name, (None, None))
     value = dataset_cfg.get(key, default) if key else default
+    name = display_name(name)
     if value in (None, default):
         return name
     if name == "ImageFolder":
@@ -129,10 +140,9 @@ def find_results(root):
 
 
 def variant_of(path):
-    """Trainer config name from the sweep layout .../<CFG>_<SHOTS>shots/seed<S>/results.json."""
-    parent = osp.basename(osp.dirname(osp.dirname(osp.abspath(path))))
-    match = re.fullmatch(r"(.+)_(\d+)shots", parent)
-    return match.group(1) if match else None
+    """Trainer config name from the run layout .../<CFG>_<SHOTS>shots/seed<S>/results.json."""
+    run = layout.parse_run_dir(osp.abspath(path))
+    return run.cfg if run else None
 
 
 def _as_int(data, key):
@@ -248,7 +258,7 @@ def build_tables(records, metric="accuracy", reported=None):
     tables = []
     for (shots, backbone) in sorted(groups, key=lambda k: (k[0], k[1])):
         recs = groups[(shots, backbone)]
-        columns = _order({column_of(r) for r in recs}, DATASET_ORDER, key=canonical_dataset)
+        columns = _order({column_of(r) for r in recs}, dataset_order(), key=canonical_dataset)
         variants = defaultdict(set)
         values = defaultdict(lambda: defaultdict(list))
         for r in recs:
@@ -311,7 +321,7 @@ def render(tables, fmt="text", metric="accuracy", decimals=1, notes=()):
     from tabulate import tabulate
 
     if fmt == "csv":
-        columns = _order({c for t in tables for c in t.columns}, DATASET_ORDER,
+        columns = _order({c for t in tables for c in t.columns}, dataset_order(),
                          key=canonical_dataset)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -409,6 +419,11 @@ def main(argv=None):
         return 2
     if args.decimals < 0:
         print("error: --decimals must be >= 0", file=sys.stderr)
+        return 2
+    try:
+        catalogue.load_datasets()
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     duplicates = []
     records = collect(args.root, args.metric, duplicates=duplicates)

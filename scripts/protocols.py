@@ -31,6 +31,10 @@ import sys
 import time
 from collections import namedtuple
 
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from runs import catalogue, layout  # noqa: E402  (the registered datasets; the run-folder layout)
+from runs.launcher import run_lock  # noqa: E402  (the sweep's per-run lock)
+
 PROTOCOL_SHOTS = 16  # the protocols' published setting (CoCoOp, CoOp): 16 shots
 DEFAULT_CFG = "vit_b16"
 DEFAULT_SEEDS = "1 2 3"
@@ -39,13 +43,25 @@ XD_SOURCE = "imagenet"
 # CoOp's cross-dataset targets and its domain-generalisation targets (config names).
 XD_TARGETS = ("caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
               "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101")
-DG_TARGETS = ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+# DG_TARGETS: the config names of the test-only datasets (dg_targets(); read from the catalogue when asked).
+
+
+def dg_targets():
+    return tuple(row.config_name for row in catalogue.load_datasets().values() if row.test_only)
+
+
+def __getattr__(name):
+    if name == "DG_TARGETS":
+        return dg_targets()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # Folders under $OUTPUT of each protocol's runs (see run_folder).
 BASE2NEW_TRAIN, BASE2NEW_TEST = ("base2new", "train_base"), ("base2new", "test_new")
 XD_TRAIN, XD_TEST = ("xd", "train"), ("xd", "test")
-# Script names that are not their trainer's name, and trainers that only evaluate.
-ALIASES = {"zsclip": "ZeroshotCLIP"}
-EVAL_ONLY = frozenset({"ZeroshotCLIP"})
+# Script names of the registered trainers (zsclip -> ZeroshotCLIP), and the trainers that only evaluate.
+ALIASES = {m.script: m.trainer for m in catalogue.load().values()}
+EVAL_ONLY = frozenset(m.trainer for m in catalogue.load().values() if not m.trains)
 
 Step = namedtuple("Step", "label folder trainer classes options model_dir")
 
@@ -100,14 +116,12 @@ def parse_seeds(text):
     return list(dict.fromkeys(seeds))
 
 
-def dataset_config(dataset):
-    return osp.join("configs", "datasets", f"{dataset}.yaml")
+dataset_config = layout.dataset_config
 
 
 def run_folder(output, protocol_dir, dataset, trainer, cfg, seed):
     """<output>/<protocol_dir>/<dataset>/<TRAINER>/<cfg>_16shots/seed<S> (see protocol_dir_of)."""
-    return osp.join(output, *protocol_dir, dataset, trainer, f"{cfg}_{PROTOCOL_SHOTS}shots",
-                    f"seed{seed}")
+    return layout.run_dir(osp.join(output, *protocol_dir), dataset, trainer, cfg, PROTOCOL_SHOTS, seed)
 
 
 def protocol_dir_of(results_path):
@@ -196,16 +210,26 @@ class Child:
     proc = None
 
 
-def launch(step, python, data):
-    """Run one step; returns (status, detail) with status done | failed."""
+def launch(step, python, data, again=False):
+    """Run one step under the sweep's per-run lock (runs/launcher.py); returns (status, detail) with
+    status done | failed | busy (another process runs it) | skipped (it finished meanwhile; not
+    checked when ``again``: its result is of an old model)."""
     try:
         cmd = command(step, python, data)
     except FileNotFoundError as exc:
         return "failed", str(exc)
-    os.makedirs(step.folder, exist_ok=True)
+    with run_lock(step.folder) as lock_file:
+        if lock_file is None:
+            return "busy", "another process is running it; run again when it has finished"
+        if not again and finished(step)[0]:
+            return "skipped", "another process finished it meanwhile"
+        return _run_locked(step, cmd, python, lock_file)
+
+
+def _run_locked(step, cmd, python, lock_file):
     start = time.time()
     try:
-        Child.proc = subprocess.Popen(cmd)
+        Child.proc = subprocess.Popen(cmd, pass_fds=(lock_file.fileno(),))
     except OSError as exc:
         return "failed", f"cannot start {shlex.join(python)}: {exc}"
     rc = Child.proc.wait()
@@ -232,7 +256,8 @@ def run_steps(steps, python, data):
         for i, step in enumerate(steps, 1):
             prefix = f"[{i}/{total}] {step.label} ..."
             done, why = finished(step)
-            if done and step.model_dir and status.get(step.model_dir) == "done":
+            again = done and step.model_dir and status.get(step.model_dir) == "done"
+            if again:
                 done, why = False, "its training run was run again, the result is of the old model"
             if done:
                 status[step.folder] = "skipped"
@@ -244,9 +269,10 @@ def run_steps(steps, python, data):
                       flush=True)
                 continue
             print(f"{prefix} running" + (f" again: {why}" if why else ""), flush=True)
-            state, detail = launch(step, python, data)
-            status[step.folder] = state
-            print(f"{prefix} {'done' if state == 'done' else 'FAILED'} ({detail})", flush=True)
+            state, detail = launch(step, python, data, again=again)
+            status[step.folder] = "failed" if state == "busy" else state
+            shown = {"done": "done", "skipped": "skip", "busy": "BUSY"}.get(state, "FAILED")
+            print(f"{prefix} {shown} ({detail})", flush=True)
     except KeyboardInterrupt:
         if Child.proc is not None and Child.proc.poll() is None:
             Child.proc.terminate()
@@ -297,11 +323,11 @@ def main(argv=None):
             datasets = [args[1]]
             steps = base2new_steps(trainer, args[1], cfg, seeds, output)
         else:
-            targets = (os.environ.get("XD_TARGETS") or " ".join(XD_TARGETS + DG_TARGETS)).split()
+            targets = (os.environ.get("XD_TARGETS") or " ".join(XD_TARGETS + dg_targets())).split()
             datasets = [XD_SOURCE] + targets
             steps = xd_steps(trainer, cfg, seeds, output, targets)
         check_configs(trainer, cfg, datasets)
-    except UsageError as exc:
+    except (UsageError, FileNotFoundError) as exc:  # FileNotFoundError: no dataset catalogue
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
     return run_steps(steps, python, data)

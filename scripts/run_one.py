@@ -34,8 +34,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from engine.io import atomic_write_text  # noqa: E402
 from runs.gpus import detect_gpus  # noqa: E402
 from runs.jobs import (CONFIG_KEY, DEFAULT_CFG, DEFAULT_SEEDS, Job, Settings, UsageError,  # noqa: E402
-                       available_datasets, command, done, methods, parse_ints, parse_opts,
-                       resolve_method, run_dir, trainer_of, validate)
+                       command, done, methods, parse_ints, parse_opts,
+                       resolve_method, run_dir, trainable_datasets, trainer_of, validate)
 from runs.progress import Progress  # noqa: E402
 from runs.schedule import run_jobs  # noqa: E402
 from runs.slurm import job_line, parse_job_line, write_slurm  # noqa: E402
@@ -119,7 +119,7 @@ def sweep_jobs(spec):
         [resolve_method(m) for m in words("methods")]
     datasets = words("datasets")
     if datasets == ["all"]:
-        datasets = available_datasets() or []
+        datasets = trainable_datasets()
     shots = parse_ints(spec["shots"], "shots", 0)
     seeds = parse_ints(spec.get("seeds") or DEFAULT_SEEDS, "seeds", 0)
     cfgs = words("cfg") or [DEFAULT_CFG]

@@ -107,12 +107,13 @@ def zip_folder(folder, arcroot, extra=()):
 
 
 def with_checksums(monkeypatch, name, **md5_by_file):
-    """Give the generated archives of ``name`` their checksums in the source table (as for real ones)."""
-    from datasets import sources
+    """Give the generated archives of ``name`` their checksums in its loader's source (as for real ones)."""
+    from datasets.catalog import find_loader
 
-    src = sources.SOURCES[name]
+    loader = find_loader(name)
+    src = loader.source
     remotes = tuple(dataclasses.replace(r, md5=md5_by_file.get(r.filename, r.md5), sha256="") for r in src.remotes)
-    monkeypatch.setitem(sources.SOURCES, name, dataclasses.replace(src, remotes=remotes))
+    monkeypatch.setattr(loader, "source", dataclasses.replace(src, remotes=remotes))
 
 
 def serve_dtd(mirror, tmp_path):

@@ -136,7 +136,8 @@ def torchrun(nproc, argv, **env):
 
 def dvp_argv(root, out, descriptions, extra=()):
     return ["train.py", "--root", root, "--output-dir", str(out), "--trainer", "DVP_CLS", "--backbone", "test-tiny",
-            "--seed", "1", "DATASET.NAME", "ToyColors", "DATASET.DESCRIPTIONS_DIR", descriptions,
+            "--seed", "1", "DATASET.NAME", "ToyColors", "DATASET.NUM_SHOTS", "16",
+            "DATASET.DESCRIPTIONS_DIR", descriptions,
             "DATASET.DESCRIPTIONS_KEY", "toy", "USE_CUDA", "False", "DATALOADER.NUM_WORKERS", "0",
             "DATALOADER.TRAIN_X.SAMPLER", "RandomSampler", "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
             "DATALOADER.TEST.BATCH_SIZE", "16", "OPTIM.NAME", "sgd", "OPTIM.LR", "10.0", "OPTIM.WEIGHT_DECAY", "0.0",

@@ -100,10 +100,10 @@ def test_read_only_data_root_puts_split_and_fewshot_cache_in_the_user_cache(tmp_
     monkeypatch.setenv("VR_CACHE_DIR", str(cache))
     real = engine.io.atomic_write_bytes
 
-    def read_only_root(path, data):  # (chmod alone does not stop root, who may run the tests)
+    def read_only_root(path, data, **kwargs):  # (chmod alone does not stop root, who may run the tests)
         if str(path).startswith(folder):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
-        return real(path, data)
+        return real(path, data, **kwargs)
 
     monkeypatch.setattr(engine.io, "atomic_write_bytes", read_only_root)
     os.chmod(folder, 0o555)

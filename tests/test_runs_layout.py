@@ -64,14 +64,20 @@ def test_check_done_names_what_differs(tmp_path):
 
 
 def test_catalogue_and_method_scripts_are_current():
-    """runs/trainers.json and scripts/<name>.sh come from the registry: rerun `python -m runs.catalogue`."""
+    """runs/trainers.json, runs/datasets.json and scripts/<name>.sh come from the registries: rerun
+    `python -m runs.catalogue`."""
     # a fresh process: this one may hold trainers other tests registered (tests/toy_plugin.py)
-    env = {k: v for k, v in os.environ.items() if k not in ("VR_PLUGINS", "VR_TRAINER_CATALOGUE")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VR_PLUGINS", "VR_TRAINER_CATALOGUE", "VR_DATASET_CATALOGUE")}
     fresh = subprocess.run([sys.executable, "-c", "from runs import catalogue; "
-                            "print(catalogue.render(catalogue.from_registry()), end='')"],
+                            "print(catalogue.render(catalogue.from_registry()), end='\\0'); "
+                            "print(catalogue.render_datasets(catalogue.datasets_from_registry()), end='')"],
                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=True).stdout
-    assert (REPO / "runs" / "trainers.json").read_text() == fresh, \
+    fresh_trainers, fresh_datasets = fresh.split("\0")
+    assert (REPO / "runs" / "trainers.json").read_text() == fresh_trainers, \
         "runs/trainers.json is stale: run python -m runs.catalogue"
+    assert (REPO / "runs" / "datasets.json").read_text() == fresh_datasets, \
+        "runs/datasets.json is stale: run python -m runs.catalogue"
     methods = catalogue.load(str(REPO / "runs" / "trainers.json")).values()
     for method in methods:
         script = REPO / "scripts" / f"{method.script}.sh"

@@ -416,3 +416,20 @@ def test_sigterm_stops_the_running_run_and_a_rerun_resumes(ws):
     assert res.returncode == 0
     assert [out_dir(a) for a in ws.launched()] == ["out/base2new/test_new/dtd/AR/vit_b16_16shots/seed1"]
     assert "train on base classes ... skip" in res.stdout
+
+
+def test_a_step_another_process_runs_is_left_alone(tmp_path):
+    """Two copies of base2new.sh / xd.sh: the second finds the run locked (the sweep's per-run lock) and
+    neither starts train.py for it nor counts it as done; once free, it runs."""
+    from runs.launcher import run_lock
+
+    marker = tmp_path / "started"
+    python = [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]
+    step = protocols.Step("AR dtd seed 1: train on base classes", str(tmp_path / "run"), "AR", "base",
+                          ("dtd", "vit_b16", 1), None)
+    with run_lock(step.folder) as held:
+        assert held is not None
+        state, detail = protocols.launch(step, python, str(tmp_path / "data"))
+    assert (state, marker.exists()) == ("busy", False), detail
+    state, detail = protocols.launch(step, python, str(tmp_path / "data"))
+    assert marker.exists() and state == "failed" and "no results.json" in detail

@@ -111,3 +111,16 @@ def test_cache_gives_the_same_images_and_respects_its_memory_limit(toy_root, cap
     refused = VRDatasetWrapper(cfg, data, transform=train_tfm, is_train=True, cache=True, what="training images")
     assert refused.cache is None
     assert "> DATALOADER.CACHE_MAX_MB = 0; they are read from disk every epoch" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["DVP_CLS", "VP"])  # padding prompts (v = 2), a watermark prompt
+def test_first_layer_split_gives_the_plain_training_losses(name, toy_root, toy_descriptions, tmp_path):
+    runs = {}
+    for split in (False, True):
+        losses, trainer = train_losses(name, toy_root, toy_descriptions, tmp_path / str(split), epochs=2,
+                                       opts=[f"TRAINER.{name}.FIRST_LAYER_SPLIT", split])
+        assert trainer.extra_results()["vr"]["first_layer_split"] == ("on" if split else "off (option)")
+        runs[split] = (losses, trainer.model.prompts.delta.detach().clone())
+    assert len(runs[True][0]) > 0
+    assert runs[True][0] == pytest.approx(runs[False][0], rel=1e-5)
+    assert torch.allclose(runs[True][1], runs[False][1], atol=1e-5)

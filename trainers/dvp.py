@@ -9,24 +9,37 @@ every epoch end; at the end of training the PRM and the class-by-prompt table go
 """
 import os
 
+import torch
 from yacs.config import CfgNode as CN
 
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
-from vr import PRM, Mean, description_table, kmeans_groups, random_groups
 
-from .base import VRTrainer, add_common_keys, add_description_keys, check_description_cfg, save_tensors, write_csv
+from vr import PRM, Mean, description_table, kmeans_groups, nearest_centroid, random_groups
 
-# v of DVP-cls per dataset (description key), as in the reference configuration (ImageNet: not in the
-# paper; 3 is a reasonable default). Add your dataset in a yaml (this node accepts new keys).
-CLUSTERS_PER_DATASET = {"caltech101": 3, "dtd": 3, "eurosat": 1, "fgvc": 3, "food101": 2, "oxford_flowers": 3,
-                        "oxford_pets": 3, "stanford_cars": 3, "sun397": 3, "ucf101": 2, "resisc45": 3, "I": 3}
+from .base import (CheckpointError, VRTrainer, add_common_keys, add_description_keys, check_description_cfg,
+                   save_tensors, write_csv)
+
 AGGREGATIONS = ("prm", "mean")
 GROUPINGS = ("kmeans", "random")
 
 
+def dataset_v(node, key):
+    """DVP-cls's v for description key ``key`` when TRAINER.DVP_CLS.V is 0: the loader's ``dvp_cls_v``
+    (datasets/catalog.py), else V_DEFAULT. A legacy V_PER_DATASET entry must agree with it."""
+    from datasets.catalog import dvp_cls_v
+
+    v = dvp_cls_v(key)
+    v = int(node.V_DEFAULT) if v is None else v
+    legacy = node.V_PER_DATASET.get(key)
+    if legacy is not None and int(legacy) != v:
+        raise ValueError(f"TRAINER.DVP_CLS.V_PER_DATASET.{key} is {legacy}, but v of this dataset is {v} (its "
+                         f"loader's dvp_cls_v, or V_DEFAULT): set TRAINER.DVP_CLS.V {legacy} to override it.")
+    return v
+
+
 def _add_dvp_keys(node):
-    add_common_keys(node, prompt="padding", input_size=192)
+    add_common_keys(node, prompt="padding", input_size=192, batch_size_1shot=0)  # the reference: 64 at 1 shot too
     add_description_keys(node, m=20)
     node.PRM_TOPK = 3  # top-k descriptions of the true class counted per sample
     node.AGGREGATION = "prm"  # prm | mean (ablation: uniform weights, never re-estimated)
@@ -44,11 +57,13 @@ def _dvp_cls_keys(cfg):
     node = ensure_node(cfg, "TRAINER.DVP_CLS")
     _add_dvp_keys(node)
     node.ATTRIBUTES = "des"  # the attribute file that is clustered
-    node.V = 0  # number of prompts / clusters; 0: V_PER_DATASET[description key], else V_DEFAULT
-    node.V_PER_DATASET = CN(dict(CLUSTERS_PER_DATASET), new_allowed=True)
+    node.V = 0  # number of prompts / clusters; 0: the dataset loader's dvp_cls_v, else V_DEFAULT
+    node.V_PER_DATASET = CN(new_allowed=True)  # legacy (older configs set it): must agree with the loader
     node.V_DEFAULT = 3
     node.GROUPING = "kmeans"  # kmeans | random (ablation: seeded balanced random groups)
-    node.KMEANS_N_INIT = 10  # explicit (scikit-learn >= 1.4 defaults to 'auto' = 1 run); recorded
+    # KMeans initialisations, recorded. The reference's KMeans(n_clusters=v, random_state=0) makes 1 under
+    # scikit-learn >= 1.4 ('auto') and 10 under < 1.4: 10 reproduces the reference on an old scikit-learn.
+    node.KMEANS_N_INIT = 1
     node.GROUPING_SEED = 0  # KMeans random_state (reference: 0) / seed of the random grouping
 
 
@@ -70,7 +85,8 @@ class DVPBase(VRTrainer):
     def build_aggregation(self, table):
         if self.vcfg.AGGREGATION == "mean":
             return Mean()
-        return PRM(table.num_classes, table.num_slots, topk=self.vcfg.PRM_TOPK)
+        return PRM(table.num_classes, table.num_slots, topk=self.vcfg.PRM_TOPK,
+                   precise=self.vcfg.LOGIT_MATH == "precise")
 
     def write_method_files(self, output_dir):
         prm = self.model.aggregation
@@ -106,6 +122,9 @@ class DVP_CSE(DVPBase):
     """Decoupled by cause: prompt i <-> cause file i."""
 
     NODE = "DVP_CSE"
+    CLASS_TRANSFER = ("learned prompts kept; prompt i scores each unseen class's cause-i descriptions (sampled as "
+                      "in training, seeded) and unseen classes get the uniform PRM row; seen classes keep their "
+                      "trained descriptions and PRM rows")
 
     def files(self, cfg=None):
         return [("causes", s) for s in (cfg or self.cfg).TRAINER.DVP_CSE.CAUSES]
@@ -136,14 +155,16 @@ class DVP_CLS(DVPBase):
     """Decoupled by cluster: k-means on all C*m description embeddings, prompt i <-> cluster i."""
 
     NODE = "DVP_CLS"
+    CLASS_TRANSFER = ("learned prompts kept; each description of an unseen class (sampled as in training, seeded) "
+                      "goes to the prompt of the nearest stored k-means centroid and unseen classes get the "
+                      "uniform PRM row; seen classes keep their trained descriptions, clusters and PRM rows")
 
     def num_clusters(self, cfg=None):
         cfg = cfg or self.cfg
         node = cfg.TRAINER.DVP_CLS
         if node.V > 0:
             return int(node.V)
-        key = self.description_key_of(cfg) or cfg.DATASET.NAME
-        return int(node.V_PER_DATASET.get(key, node.V_DEFAULT))
+        return dataset_v(node, self.description_key_of(cfg) or cfg.DATASET.NAME)
 
     def check_method_cfg(self, cfg):
         node = cfg.TRAINER.DVP_CLS
@@ -165,14 +186,32 @@ class DVP_CLS(DVPBase):
         sets = self.load_descriptions(classnames, [("attributes", node.ATTRIBUTES)], node.M)
         table = description_table(classnames, sets, num_prompts=v)
         if node.GROUPING == "kmeans":
-            labels, record = kmeans_groups(table.encode(self.clip), v, n_init=node.KMEANS_N_INIT,
-                                           random_state=node.GROUPING_SEED)
+            labels, record, table.centroids = kmeans_groups(table.encode(self.clip), v, n_init=node.KMEANS_N_INIT,
+                                                            random_state=node.GROUPING_SEED, return_centroids=True)
         else:
             labels, record = random_groups(len(table), v, seed=node.GROUPING_SEED)
         table.set_prompts(labels)
         self.grouping_record = record
         print(f"DVP_CLS: {len(table)} descriptions in {v} groups ({record['method']}), sizes {record['sizes']}")
         return table
+
+    def check_other_classes(self, trained, evaluated):
+        super().check_other_classes(trained, evaluated)
+        if self.vcfg.GROUPING != "kmeans" and set(evaluated) - set(trained):
+            raise CheckpointError(f"DVP_CLS with GROUPING {self.vcfg.GROUPING!r} has no cluster centroids to "
+                                  f"place the descriptions of classes unseen in training; evaluate it on its "
+                                  f"training classes, or train with GROUPING kmeans.")
+
+    def assign_unseen_prompts(self, table, grid, unseen, saved_text_state):
+        """Each unseen class's descriptions go to the prompt of the nearest training centroid."""
+        centroids = saved_text_state.get("centroids")
+        if centroids is None:
+            raise CheckpointError("This DVP_CLS checkpoint holds no k-means centroids (written by older code), so "
+                                  "descriptions of classes unseen in training cannot be placed in its clusters. "
+                                  "Retrain it with this code, or evaluate on its training classes.")
+        emb = table.embeddings.view(table.num_classes, table.num_slots, -1)[unseen]
+        grid[unseen] = nearest_centroid(emb.reshape(-1, emb.shape[-1]), torch.as_tensor(centroids)).view(
+            len(unseen), table.num_slots).to(grid.device)
 
     def run_record(self):
         record = dict(getattr(self, "grouping_record", {}))

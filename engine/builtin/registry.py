@@ -25,7 +25,9 @@ class Registry:
 
     def _do_register(self, name, obj, force=False):
         if name in self._obj_map and not force:
-            raise KeyError(f'An object named "{name}" was already registered in "{self._name}" registry')
+            first, again = (getattr(o, "__module__", "?") for o in (self._obj_map[name], obj))
+            raise KeyError(f'An object named "{name}" was already registered in "{self._name}" registry (by module '
+                           f'{first}); module {again} registers it again: rename one of them')
         self._obj_map[name] = obj
 
     def register(self, obj=None, force=False):
