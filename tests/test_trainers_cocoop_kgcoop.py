@@ -11,24 +11,13 @@ import torch
 import torch.nn.functional as F
 
 import train
-from datasets.subsample import subsample_classes
-from engine import DATASET_REGISTRY, DatasetBase, build_trainer, set_random_seed
-from tests.toy_plugin import ToyColors
+from engine import build_trainer, set_random_seed
+import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 from trainers.cocoop import conditioned_context
 from trainers.kgcoop import anchor_template, knowledge_guided_term
 
 ROOT = os.path.dirname(train.__file__)
 NODE_OPTS = {"CoCoOp": [], "KgCoOp": ["TRAINER.KGCOOP.W", "8.0"]}
-
-
-@DATASET_REGISTRY.register(force=True)
-class ToyColorsBaseNew(ToyColors):
-    """ToyColors with CoOp's base/new class split (DATASET.SUBSAMPLE_CLASSES), as the project's loaders do."""
-
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        parts = subsample_classes(self.train_x, self.val, self.test, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
-        DatasetBase.__init__(self, train_x=parts[0], val=parts[1], test=parts[2])
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -44,7 +33,7 @@ def run_args(method, root, out, *opts, extra=()):
     return ["--root", root, "--output-dir", str(out), "--trainer", method, "--seed", "1",
             "--config-file", os.path.join(ROOT, "configs", "trainers", method, "vit_b16.yaml"), *extra,
             "DATASET.NAME", "ToyColors", "MODEL.BACKBONE.NAME", "test-tiny", "DATALOADER.NUM_WORKERS", "0",
-            "DATALOADER.TEST.BATCH_SIZE", "16", *NODE_OPTS[method], *[str(o) for o in opts]]
+            "DATALOADER.TEST.BATCH_SIZE", "16", "DATASET.NUM_SHOTS", "16", *NODE_OPTS[method], *[str(o) for o in opts]]
 
 
 def make_trainer(method, root, out, *opts):
@@ -171,7 +160,7 @@ def test_trains_saves_what_it_learned_and_reevaluates_on_base_and_new(toy_root, 
     # one deterministic full batch of the base classes per epoch (no random crop): the train-set loss;
     # epoch 1 is the constant warm-up at 1e-5
     common = ["INPUT.TRANSFORMS", "('normalize',)", "DATALOADER.TRAIN_X.BATCH_SIZE", "24", *opts,
-              "OPTIM.MAX_EPOCH", epochs, "DATASET.NAME", "ToyColorsBaseNew", "DATASET.SUBSAMPLE_CLASSES", "base"]
+              "OPTIM.MAX_EPOCH", epochs, "DATASET.NAME", "ToyColors", "DATASET.SUBSAMPLE_CLASSES", "base"]
     trainer = make_trainer(method, toy_root, out, *common)
     trainer.train()
     printed = capsys.readouterr().out
