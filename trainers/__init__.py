@@ -8,6 +8,7 @@ import importlib
 import os
 
 from . import ar, attrvr, dvp, vp, zsclip  # noqa: F401
+from . import clip_adapter, linear_probe, lpplusplus, tip_adapter  # noqa: F401  (feature-based baselines)
 
 for _module in ("coop",):
     if os.path.exists(os.path.join(os.path.dirname(__file__), f"{_module}.py")):
