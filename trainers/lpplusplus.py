@@ -95,7 +95,7 @@ class LPPlusPlus(FeatureTrainer):
         init_head(head, feats, labels, node.ALPHA_INIT_SCALE)
         lr_w, lr_alpha = step_sizes(feats, head.text)
         optim = torch.optim.SGD(head.linear.parameters(), lr=lr_w, momentum=0.9)
-        print(f"LP++: lr_W = {lr_w:.4g}, lr_alpha = {lr_alpha:.4g}, initial alpha = {float(head.alpha[0]):.4g}"
+        print(f"LP++: lr_W = {lr_w:.4g}, lr_alpha = {lr_alpha:.4g}, initial alpha = {float(head.alpha.detach()[0]):.4g}"
               + ("" if val is not None else "; no validation images: the last epoch is kept"))
         best_val, best_epoch, best_state, self.loss_curve = -1.0, -1, None, []
         alpha_grad = torch.zeros_like(head.alpha)

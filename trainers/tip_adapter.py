@@ -66,8 +66,9 @@ class TipCache(nn.Module):
         else:
             self.register_buffer("keys", keys)
         self.register_buffer("values", torch.zeros(0, num_classes, device=text.device))
-        self.register_buffer("alpha", torch.tensor(float(alpha), device=text.device))
-        self.register_buffer("beta", torch.tensor(float(beta), device=text.device))
+        # float64 scalars: the chosen values are stored exactly (0-dim tensors do not promote the logits)
+        self.register_buffer("alpha", torch.tensor(float(alpha), dtype=torch.float64, device=text.device))
+        self.register_buffer("beta", torch.tensor(float(beta), dtype=torch.float64, device=text.device))
 
     def set_cache(self, keys, values):
         self.keys.data = keys.to(self.text.device).float().contiguous()
