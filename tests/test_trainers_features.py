@@ -24,7 +24,7 @@ FITTED = {"LinearProbe": "head", "TipAdapter": "head", "LPPlusPlus": "head"}
 LOOPED = {"CLIPAdapter": "clip_adapter", "TipAdapterF": "head"}
 SMALL = {"TipAdapter": ["TRAINER.TIPADAPTER.AUGMENT_EPOCH", "2", "TRAINER.TIPADAPTER.SEARCH_STEP", "[20, 5]"],
          "TipAdapterF": ["TRAINER.TIPADAPTERF.AUGMENT_EPOCH", "2", "TRAINER.TIPADAPTERF.SEARCH_STEP", "[20, 5]",
-                         "OPTIM.LR", "0.01"],
+                         "OPTIM.NAME", "adamw", "OPTIM.LR", "0.01"],
          "LPPlusPlus": ["TRAINER.LPPLUSPLUS.EPOCHS", "30"],
          "CLIPAdapter": ["OPTIM.LR", "0.5", "OPTIM.WEIGHT_DECAY", "0.0"],
          "LinearProbe": ["TRAINER.LINEARPROBE.SEARCH_STEPS", "2"]}
@@ -248,6 +248,34 @@ def test_tip_adapter_without_val_images_keeps_the_defaults(toy_root, tmp_path, c
     assert "no validation images, so beta / alpha are not searched" in capsys.readouterr().out
     rec = res["tipadapter"]
     assert (rec["hp_selection"], rec["beta"], rec["alpha"]) == ("defaults", 2.5, 1.5)
+
+
+CONFIGS = os.path.join(os.path.dirname(train.__file__), "configs", "trainers")
+BACKBONES = {"rn50": "RN50", "rn101": "RN101", "vit_b32": "ViT-B/32", "vit_b16": "ViT-B/16", "demo": "digits-tiny"}
+
+
+@pytest.mark.parametrize("name", sorted({**FITTED, **LOOPED}))
+def test_configs_merge_with_the_papers_protocol(name):
+    for key, backbone in BACKBONES.items():
+        path = os.path.join(CONFIGS, name, f"{key}.yaml")
+        cfg = train.setup_cfg(train.build_parser().parse_args(["--config-file", path, "--trainer", name]))
+        assert cfg.MODEL.BACKBONE.NAME == backbone
+        node = cfg.TRAINER[name.upper()]
+        assert node.get("HP_SELECTION", "val") == "val"
+        if name == "TipAdapterF" and key != "demo":
+            assert (cfg.OPTIM.NAME, cfg.OPTIM.LR, cfg.OPTIM.MAX_EPOCH, cfg.DATALOADER.TRAIN_X.BATCH_SIZE) == \
+                ("adamw", 0.001, 20, 256)
+        if name.startswith("Tip"):
+            assert (node.AUGMENT_EPOCH, node.INIT_BETA, list(node.SEARCH_STEP)) == (10, 1.0, [200, 20])
+        if name == "CLIPAdapter":
+            assert (node.RATIO, node.REDUCTION) == (0.2, 4)
+        if name == "LPPlusPlus":
+            assert node.EPOCHS == 300
+
+
+def test_tip_adapter_f_needs_adamw(toy_root, tmp_path, capsys):
+    assert train.main(run_args("TipAdapterF", toy_root, tmp_path, "OPTIM.NAME", "sgd")) == 1
+    assert 'ERROR: TipAdapterF trains with AdamW' in capsys.readouterr().err
 
 
 def test_bad_hp_selection_is_one_clear_error(toy_root, tmp_path, capsys):

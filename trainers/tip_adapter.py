@@ -14,7 +14,9 @@ beta / alpha are then searched as the paper's ``search_hp``: beta outer, alpha i
 0.1 + i (S - 0.1) / n, only a strictly better accuracy replacing the best; but on the VALIDATION split
 (HP_SELECTION "val"). HP_SELECTION "test" runs the paper's ImageNet-style search on the test set and labels
 the run test-selected in results.json; "defaults" keeps INIT_BETA / INIT_ALPHA. Without validation images
-the run keeps the defaults and says so. Deliberate differences: TipAdapterF tests the last epoch (the paper
+the run keeps the defaults and says so. With DATASET_DEFAULTS (the default) the paper's per-dataset init
+alpha and search scales (PAPER_SETTINGS) replace INIT_ALPHA / SEARCH_SCALE on its 11 datasets, printed and
+recorded in results.json; set it False to use the configured values everywhere. Deliberate differences: TipAdapterF tests the last epoch (the paper
 keeps the best-TEST epoch, Tip-Adapter issue #11) and reports the accuracy after the search only; CLIP runs
 in fp32; the K-shot set and val split are the toolkit's (CoOp's splits), not Tip-Adapter's own draw.
 """
@@ -30,15 +32,25 @@ from .features import FeatureTrainer, accuracy, check_hp_selection, grid_search,
 
 CLIP_SCALE = 100.0  # Tip-Adapter's fixed logit scale of the zero-shot term
 
+# The paper's per-dataset settings (Tip-Adapter configs/*.yaml): init alpha, (S_beta, S_alpha), F epochs.
+# Used when TRAINER.<NODE>.DATASET_DEFAULTS is True (printed and recorded); init beta is 1 everywhere.
+PAPER_SETTINGS = {
+    "ImageNet": (1.17, (7, 3), 20), "Caltech101": (3, (12, 5), 20), "DescribableTextures": (2, (13, 13), 20),
+    "EuroSAT": (2, (12, 10), 100), "StanfordCars": (3, (20, 10), 20), "UCF101": (3, (7, 3), 20),
+    "Food101": (1.17, (10, 10), 20), "FGVCAircraft": (5, (30, 30), 20), "OxfordFlowers": (10, (50, 50), 20),
+    "OxfordPets": (1.17, (7, 3), 20), "SUN397": (1.17, (12, 10), 20),
+}
+
 
 def _tip_keys(node):
     node.AUGMENT_EPOCH = 10  # augmented passes averaged into the cache keys
     node.INIT_BETA = 1.0
-    node.INIT_ALPHA = 3.0  # per dataset in the paper's configs (configs/trainers/TipAdapter/*.yaml)
+    node.INIT_ALPHA = 3.0  # used (with SEARCH_SCALE) off the paper's datasets or with DATASET_DEFAULTS False
     node.SEARCH_SCALE = [12.0, 5.0]  # (S_beta, S_alpha): search end points (excluded)
     node.SEARCH_STEP = [200, 20]  # (n_beta, n_alpha)
     node.HP_SELECTION = "val"  # val | test (the paper's test-set search, labelled) | defaults (INIT_*)
     node.TEMPLATES = "coop"  # text classifier: CoOp's per-dataset zero-shot template
+    node.DATASET_DEFAULTS = True  # the paper's INIT_ALPHA / SEARCH_SCALE for its 11 datasets (PAPER_SETTINGS)
 
 
 @register_config
@@ -126,18 +138,33 @@ class _TipBase(FeatureTrainer):
         if len(node.SEARCH_SCALE) != 2 or len(node.SEARCH_STEP) != 2 or min(node.SEARCH_STEP) < 1:
             raise ValueError(f"TRAINER.{self.NODE}.SEARCH_SCALE and SEARCH_STEP are (beta, alpha) pairs, steps >= 1.")
 
+    def settings(self):
+        """(init alpha, (S_beta, S_alpha)) of this run: the paper's for its datasets when DATASET_DEFAULTS."""
+        node = self.node
+        paper = PAPER_SETTINGS.get(self.cfg.DATASET.NAME) if node.DATASET_DEFAULTS else None
+        if paper is None:
+            return float(node.INIT_ALPHA), tuple(float(v) for v in node.SEARCH_SCALE), "config"
+        return float(paper[0]), tuple(float(v) for v in paper[1]), "paper (DATASET_DEFAULTS)"
+
     def build_data_loader(self):
         super().build_data_loader()
+        self.init_alpha, self.search_scale, source = self.settings()
+        print(f"{self.cfg.TRAINER.NAME}: init alpha {self.init_alpha}, init beta {self.node.INIT_BETA}, search scale "
+              f"(beta, alpha) {self.search_scale}, from the {source} settings")
+        paper = PAPER_SETTINGS.get(self.cfg.DATASET.NAME)
+        if paper is not None and self.TRAINS and not self.FITTED and paper[2] != self.cfg.OPTIM.MAX_EPOCH:
+            print(f"Note: the paper trains {self.cfg.TRAINER.NAME} for {paper[2]} epochs on {self.cfg.DATASET.NAME}; "
+                  f"this run uses OPTIM.MAX_EPOCH = {self.cfg.OPTIM.MAX_EPOCH}.")
         self.selection = str(self.node.HP_SELECTION)
         if self.selection == "val" and not self.dm.dataset.val:
             print(f"Note: no validation images, so beta / alpha are not searched: {self.cfg.TRAINER.NAME} keeps the "
-                  f"configured INIT_BETA = {self.node.INIT_BETA} and INIT_ALPHA = {self.node.INIT_ALPHA} "
+                  f"initial beta = {self.node.INIT_BETA} and alpha = {self.init_alpha} "
                   f"(recorded in results.json as hp_selection 'defaults').")
             self.selection = "defaults"
 
     def build_head(self, classnames):
         self.record = {}
-        return TipCache(self.text_weights(), self.node.INIT_ALPHA, self.node.INIT_BETA, learn_keys=self.LEARN_KEYS)
+        return TipCache(self.text_weights(), self.init_alpha, self.node.INIT_BETA, learn_keys=self.LEARN_KEYS)
 
     def build_cache(self):
         """Keys from AUGMENT_EPOCH augmented passes over the K-shot set; one-hot values."""
@@ -150,13 +177,14 @@ class _TipBase(FeatureTrainer):
     def search(self):
         """Choose beta / alpha on the configured split and set them in the head."""
         head, node = self.model.head, self.node
-        chosen = {"init_beta": float(node.INIT_BETA), "init_alpha": float(node.INIT_ALPHA)}
+        chosen = {"init_beta": float(node.INIT_BETA), "init_alpha": self.init_alpha,
+                  "search_scale": list(self.search_scale), "search_step": [int(v) for v in node.SEARCH_STEP]}
         if self.selection == "defaults":
-            beta, alpha = float(node.INIT_BETA), float(node.INIT_ALPHA)
+            beta, alpha = float(node.INIT_BETA), self.init_alpha
         else:
             feats, labels = self.features(self.selection, normalise=True)
-            betas, alphas = tip_grid(node.SEARCH_SCALE[0], node.SEARCH_STEP[0]), tip_grid(node.SEARCH_SCALE[1],
-                                                                                          node.SEARCH_STEP[1])
+            betas = tip_grid(self.search_scale[0], node.SEARCH_STEP[0])
+            alphas = tip_grid(self.search_scale[1], node.SEARCH_STEP[1])
             beta, alpha, best = search_alpha_beta(head.clip_logits(feats), head.affinity(feats), head.values, labels,
                                                   betas, alphas)
             chosen["search_accuracy"] = best
@@ -192,6 +220,12 @@ class TipAdapterF(_TipBase):
     NODE = "TIPADAPTERF"
     LEARN_KEYS = True
     TRAIN_TRANSFORM = "cache"
+
+    def check_method_cfg(self, cfg):
+        super().check_method_cfg(cfg)
+        if cfg.OPTIM.NAME != "adamw":
+            raise ValueError(f'TipAdapterF trains with AdamW (the paper\'s optimiser, eps TRAINER.TIPADAPTERF.EPS), but '
+                             f'OPTIM.NAME is "{cfg.OPTIM.NAME}". Set OPTIM.NAME adamw (configs/trainers/TipAdapterF/).')
 
     def build_optimizer_and_scheduler(self, head):
         optim = torch.optim.AdamW([head.keys], lr=self.cfg.OPTIM.LR, eps=float(self.node.EPS),
