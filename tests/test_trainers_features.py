@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import train
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
+import train
 from engine import DATASET_REGISTRY, build_trainer, load_checkpoint, set_random_seed
 from tests.toy_plugin import ToyColors
 from trainers.clip_adapter import AdapterHead

@@ -10,8 +10,8 @@ CoOp). Differences from the released clip_adapter.py, by design: d follows the b
 1024, RN50); the text features are computed once at build (CLIP is frozen, so recomputing them each forward
 gives the same values); CLIP runs in fp32.
 """
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from engine import TRAINER_REGISTRY, build_optimizer, compute_accuracy
 from engine.extend import ensure_node, register_config

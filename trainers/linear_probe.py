@@ -10,7 +10,7 @@ weights become an nn.Linear head (the checkpoint), so ``--eval-only`` scores exa
 """
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config

@@ -17,8 +17,8 @@ best so far (the last epoch without val images). The K-shot and val sets are the
 import copy
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config

@@ -21,14 +21,21 @@ keeps the best-TEST epoch, Tip-Adapter issue #11) and reports the accuracy after
 in fp32; the K-shot set and val split are the toolkit's (CoOp's splits), not Tip-Adapter's own draw.
 """
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
 from engine.schedulers import per_iteration_cosine
 
-from .features import FeatureTrainer, accuracy, check_hp_selection, grid_search, hp_record, tip_grid
+from .features import (
+    FeatureTrainer,
+    accuracy,
+    check_hp_selection,
+    grid_search,
+    hp_record,
+    tip_grid,
+)
 
 CLIP_SCALE = 100.0  # Tip-Adapter's fixed logit scale of the zero-shot term
 
