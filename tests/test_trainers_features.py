@@ -283,3 +283,16 @@ def test_bad_hp_selection_is_one_clear_error(toy_root, tmp_path, capsys):
     assert train.main(args) == 1
     err = capsys.readouterr().err
     assert 'ERROR: Unknown hyper-parameter selection "best"' in err and "val, test, defaults" in err
+
+
+def test_reported_rn50_numbers_match_their_averages():
+    from tests.test_scripts_results import make_table, reported
+
+    for method, avg in reported.REPORTED_RN50_AVG.items():
+        values = reported.REPORTED_RN50[method]
+        assert len(values) == 11 and set(values) <= set(make_table.DATASET_ORDER)
+        assert round(sum(values.values()) / 11, 2) == avg
+    assert reported.REPORTED_BY_PROTOCOL[("RN50", 16)] is reported.REPORTED_RN50
+    for name in sorted({**FITTED, **LOOPED}):
+        assert name not in reported.REPORTED  # the ViT-B/16 rows make_table prints: none for these methods
+        assert name in reported.UNAVAILABLE
