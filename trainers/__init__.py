@@ -2,13 +2,14 @@
 registers their config nodes (TRAINER.<NAME>.*).
 
 VR trainers (one model family, see vr/): ZeroshotCLIP, VP, AR, AttrVR, DVP_CSE, DVP_CLS; shared code in
-trainers/base.py. CoOp lives in trainers/coop.py when present.
+trainers/base.py. CoOp lives in trainers/coop.py when present. Feature-based baselines (LinearProbe,
+LPPlusPlus, CLIPAdapter, TipAdapter, TipAdapterF): heads on frozen CLIP features, shared code in
+trainers/features.py.
 """
 import importlib
 import os
 
-from . import ar, attrvr, dvp, vp, zsclip  # noqa: F401
-from . import clip_adapter, linear_probe, lpplusplus, tip_adapter  # noqa: F401  (feature-based baselines)
+from . import ar, attrvr, clip_adapter, dvp, linear_probe, lpplusplus, tip_adapter, vp, zsclip  # noqa: F401
 
 for _module in ("coop",):
     if os.path.exists(os.path.join(os.path.dirname(__file__), f"{_module}.py")):
