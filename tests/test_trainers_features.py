@@ -221,6 +221,22 @@ def test_linear_probe_accuracy_equals_sklearn(toy_root, tmp_path):
     assert trainer.test() == pytest.approx(100.0 * float((clf.predict(tx) == ty).mean()))
 
 
+
+def test_a_rerun_reuses_the_extracted_features(toy_root, tmp_path, capsys):
+    first = run("TipAdapter", toy_root, tmp_path)
+    out = capsys.readouterr().out
+    assert "Extracted features of the train split: (8, 64) (cache transform, 2 pass(es)" in out
+    files = sorted(os.listdir(tmp_path / "features"))
+    assert [f.split("-")[0] for f in files] == ["train", "val"]
+    again = run("TipAdapter", toy_root, tmp_path)
+    out = capsys.readouterr().out
+    assert "Extracted features" not in out and out.count("reused from") == 2
+    assert again["accuracy"] == first["accuracy"] and again["tipadapter"] == first["tipadapter"]
+    # another augmentation setting is another cache file, never a stale one
+    run("TipAdapter", toy_root, tmp_path, "TRAINER.TIPADAPTER.AUGMENT_EPOCH", "3")
+    assert "Extracted features of the train split: (8, 64) (cache transform, 3 pass(es)" in capsys.readouterr().out
+    assert len(os.listdir(tmp_path / "features")) == 3
+
 # ---- Tip-Adapter's hyper-parameters ---------------------------------------------------------------------------
 def chosen_after_fit(root, out, poison, *opts):
     trainer = make_trainer("TipAdapter", root, out, *opts)
