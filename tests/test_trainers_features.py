@@ -155,6 +155,19 @@ def test_c_search_follows_lpclip_bisection():
     assert c == pytest.approx(kept)
 
 
+def test_text_classifier_is_the_normalised_mean_of_normalised_template_embeddings(tiny_clip):
+    from trainers.features import TIP_IMAGENET_TEMPLATES, text_classifier
+    from vr.clip import FrozenCLIP
+
+    encoder = FrozenCLIP(tiny_clip)
+    weights = text_classifier(encoder, ["sea_lion", "red"], TIP_IMAGENET_TEMPLATES)
+    with torch.no_grad():
+        emb = tiny_clip.model.encode_text(tiny_clip.tokenizer([t.format("sea lion") for t in TIP_IMAGENET_TEMPLATES]))
+    expected = F.normalize(F.normalize(emb.float(), dim=-1).mean(dim=0), dim=-1)
+    torch.testing.assert_close(weights[0], expected, rtol=1e-5, atol=1e-6)
+    assert weights.shape == (2, emb.shape[1])
+
+
 # ---- whole runs on ToyColors -------------------------------------------------------------------------------
 def run(name, root, out, *opts, extra=(), dataset="ToyColors"):
     assert train.main([*extra, *run_args(name, root, out, *opts, dataset=dataset)]) == 0
@@ -296,6 +309,12 @@ def test_configs_merge_with_the_papers_protocol(name):
 def test_tip_adapter_f_needs_adamw(toy_root, tmp_path, capsys):
     assert train.main(run_args("TipAdapterF", toy_root, tmp_path, "OPTIM.NAME", "sgd")) == 1
     assert 'ERROR: TipAdapterF trains with AdamW' in capsys.readouterr().err
+
+
+def test_unknown_templates_fail_before_loading(toy_root, tmp_path, capsys):
+    assert train.main(run_args("LPPlusPlus", toy_root, tmp_path, "TRAINER.LPPLUSPLUS.TEMPLATES", "clip80")) == 1
+    err = capsys.readouterr().err
+    assert 'ERROR: Unknown template choice "clip80" (TRAINER.LPPLUSPLUS.TEMPLATES)' in err
 
 
 def test_bad_hp_selection_is_one_clear_error(toy_root, tmp_path, capsys):

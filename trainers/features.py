@@ -32,6 +32,11 @@ from .loading import SafeLoadModel
 
 FEATURE_DIR = "features"  # OUTPUT_DIR/features/<split>-<fingerprint>.pt: extracted features, reused on rerun
 HP_SELECTIONS = ("val", "test", "defaults")
+# TEMPLATES "tip": Tip-Adapter's text (also LP++'s): this 7-template ensemble for ImageNet, CoOp's per-dataset
+# template elsewhere.
+TEMPLATE_CHOICES = ("tip", "coop", "vr")
+TIP_IMAGENET_TEMPLATES = ("itap of a {}.", "a bad photo of the {}.", "a origami {}.", "a photo of the large {}.",
+                          "a {} in a video game.", "art of the {}.", "a photo of the small {}.")
 
 
 # ---- transforms ---------------------------------------------------------------------------------
@@ -212,6 +217,10 @@ class FeatureTrainer(SafeLoadModel, TrainerX):
     def check_cfg(self, cfg):
         if cfg.TRAINER.get(self.NODE) is None:
             raise KeyError(f"Config node TRAINER.{self.NODE} is missing: build the config with engine.extend_cfg.")
+        choice = str(cfg.TRAINER[self.NODE].get("TEMPLATES", "coop")).lower()
+        if choice not in TEMPLATE_CHOICES:
+            raise ValueError(f'Unknown template choice "{choice}" (TRAINER.{self.NODE}.TEMPLATES). Use one of: '
+                             f"{', '.join(TEMPLATE_CHOICES)}.")
         self.check_method_cfg(cfg)
 
     def build_data_loader(self):
@@ -237,7 +246,8 @@ class FeatureTrainer(SafeLoadModel, TrainerX):
                   "hyper-parameters chosen on it are chosen on the test set (recorded in results.json).")
 
     def features(self, split, transform_name="test", epochs=1, normalise=False):
-        """Features and labels of ``split`` (train / val / test) on the device."""
+        """Features and labels of ``split`` (train / val / test) on the device (augmentation passes seeded by
+        SEED; by 0 when SEED < 0)."""
         source = getattr(self.dm.dataset, "train_x" if split == "train" else split)
         seed = max(int(self.cfg.SEED), 0)
         feats, labels = self.store.extract(split, source, transform_name, epochs=epochs, seed=seed)
@@ -249,8 +259,12 @@ class FeatureTrainer(SafeLoadModel, TrainerX):
         return int(self.encoder.encode_text(["a"]).shape[-1])
 
     def text_weights(self):
-        """(C, D) normalised text classifier from CoOp's per-dataset zero-shot template (TEMPLATES)."""
-        templates = templates_for(self.cfg.DATASET.NAME, self.node.get("TEMPLATES", "coop"))
+        """(C, D) normalised text classifier of the TEMPLATES choice (coop, vr, or tip: see TIP_IMAGENET_TEMPLATES)."""
+        choice, dataset = str(self.node.get("TEMPLATES", "coop")).lower(), self.cfg.DATASET.NAME
+        if choice == "tip":
+            templates = list(TIP_IMAGENET_TEMPLATES) if dataset == "ImageNet" else templates_for(dataset, "coop")
+        else:
+            templates = templates_for(dataset, choice)
         print(f"Text classifier templates: {templates}")
         return text_classifier(self.encoder, self.dm.dataset.classnames, templates)
 

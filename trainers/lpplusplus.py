@@ -1,7 +1,8 @@
 """LPPlusPlus (Huang et al., "LP++: A Surprisingly Strong Linear Probe for Few-Shot CLIP", CVPR 2024): a
 linear probe whose class weights are blended with the text weights by learned per-class factors.
 
-With f normalised and t_k the normalised text weight of class k (CoOp's zero-shot template):
+With f normalised and t_k the normalised text weight of class k (TEMPLATES "tip": Tip-Adapter's text,
+the 7-template ensemble on ImageNet, CoOp's zero-shot template elsewhere):
 
     l_k(f) = w_k . f + b_k + alpha_k (t_k . f)       (no logit scale)
 
@@ -34,7 +35,7 @@ def _lpplusplus_keys(cfg):
     node.EPOCHS = 300
     node.ALPHA_INIT_SCALE = 250.0
     node.ALPHA_GRAD_ACCUMULATE = True  # the released code's summed alpha gradient
-    node.TEMPLATES = "coop"
+    node.TEMPLATES = "tip"  # Tip-Adapter's text (LP++ uses it): 7-template ensemble on ImageNet, else CoOp's
 
 
 class BlendHead(nn.Module):

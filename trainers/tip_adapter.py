@@ -6,7 +6,8 @@ CLIP features of each training image; values L = one-hot labels. With f the norm
 
     A = exp(-beta (1 - f F^T)),   logits = 100 f W^T + alpha A L
 
-(100 is the paper code's fixed scale; W = normalised text weights from CoOp's zero-shot template).
+(100 is the paper code's fixed scale; W = the normalised mean of the normalised template embeddings:
+TEMPLATES "tip" = the paper's 7 templates on ImageNet, CoOp's zero-shot template elsewhere).
 TipAdapter trains nothing; TipAdapterF learns the keys (a bias-free linear layer initialised to F, not
 re-normalised) with AdamW and a per-iteration cosine schedule, alpha and beta fixed at INIT_ALPHA / INIT_BETA.
 
@@ -56,7 +57,7 @@ def _tip_keys(node):
     node.SEARCH_SCALE = [12.0, 5.0]  # (S_beta, S_alpha): search end points (excluded)
     node.SEARCH_STEP = [200, 20]  # (n_beta, n_alpha)
     node.HP_SELECTION = "val"  # val | test (the paper's test-set search, labelled) | defaults (INIT_*)
-    node.TEMPLATES = "coop"  # text classifier: CoOp's per-dataset zero-shot template
+    node.TEMPLATES = "tip"  # Tip-Adapter's: the 7-template ensemble on ImageNet, CoOp's template elsewhere
     node.DATASET_DEFAULTS = True  # the paper's INIT_ALPHA / SEARCH_SCALE for its 11 datasets (PAPER_SETTINGS)
 
 
