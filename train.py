@@ -8,6 +8,7 @@ Deliberate difference from CoOp: `--seed 0` sets seed 0 (CoOp's `if args.seed:` 
 import argparse
 import glob
 import os
+import re
 import sys
 import time
 import traceback
@@ -16,9 +17,15 @@ import torch
 
 import engine
 from engine import build_trainer, distributed, collect_env_info, get_cfg_default, set_random_seed
-from engine.builtin.registry import close_matches
+from engine.errors import user_error_message
+from engine.names import close_matches
 from engine.results import build_results, git_revision, write_config, write_results
-from engine.run_logging import append_to_log, setup_run_logger, stop_run_logger
+from engine.run_logging import final_error_log, setup_run_logger, stop_run_logger
+from plugins import load_plugins
+from trainers.checkpoints import check_resume_folder, check_run_folder, read_checkpoint
+
+CONFIG_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")  # OPTIM.MAX_EPOCH, TRAINER.DVP_CLS.V, ...
+LIST_FLAGS = ("source_domains", "target_domains", "transforms")  # nargs="+": they would swallow KEY VALUE
 
 
 class UsageError(Exception):
@@ -45,6 +52,19 @@ def build_parser():
     p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command-line")
     return p
+
+
+def split_trailing_opts(args):
+    """Give back the trailing KEY VALUE pairs that a list flag (``--transforms a b KEY VALUE``) swallowed."""
+    for name in LIST_FLAGS:
+        values = getattr(args, name)
+        if not values:
+            continue
+        cut = next((i for i, v in enumerate(values) if CONFIG_KEY_RE.match(v)), None)
+        if cut is not None:
+            setattr(args, name, values[:cut] or None)
+            args.opts = values[cut:] + list(args.opts or [])
+    return args
 
 
 def reset_cfg(cfg, args):
@@ -82,21 +102,10 @@ def _merge_file(cfg, path, what):
                          f"(README, 'Configuration'), and values must have the type of the default.") from err
 
 
-def import_plugins():
-    """Import the modules named in VR_PLUGINS (comma-separated) so that their trainers and datasets
-    register, without editing this file."""
-    import importlib
-
-    for name in filter(None, (m.strip() for m in os.environ.get("VR_PLUGINS", "").split(","))):
-        try:
-            importlib.import_module(name)
-        except ImportError as err:
-            raise UsageError(f"VR_PLUGINS names the module {name!r}, which cannot be imported: {err}") from err
-
-
 def setup_cfg(args):
     """Build the frozen config in CoOp's merge order, turning yacs errors into one clear message."""
-    import_plugins()
+    load_plugins()
+    split_trailing_opts(args)
     cfg = get_cfg_default()
     engine.extend_cfg(cfg)
     if args.dataset_config_file:
@@ -142,6 +151,13 @@ def check_inputs(cfg, args):
                          f"datasets there (python -m datasets.download NAME --root DIR), or pass the right --root.")
     if args.eval_only and args.model_dir:
         check_model_dir(args.model_dir, args.load_epoch)
+    trainer_class = engine.TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
+    training = not args.eval_only and not args.no_train
+    if training and hasattr(trainer_class, "check_training_cfg"):
+        trainer_class.check_training_cfg(cfg)  # NUM_SHOTS, MAX_EPOCH that would make training meaningless
+    check_run_folder(cfg.OUTPUT_DIR, cfg)  # never reuse a folder of another run
+    if training:
+        check_resume_folder(cfg.RESUME or cfg.OUTPUT_DIR, cfg, required=bool(cfg.RESUME))
 
 
 def check_model_dir(model_dir, load_epoch):
@@ -158,6 +174,9 @@ def check_model_dir(model_dir, load_epoch):
         hint = ("pass --load-epoch N with one of the saved epochs"
                 if load_epoch is None else "pass one of the saved epochs")
         raise UsageError(f"--model-dir {model_dir} has no {wanted} (it has {', '.join(have)}); {hint}.")
+    for path in found:
+        if os.path.basename(path) == wanted:
+            read_checkpoint(path)  # a corrupt or empty file: one clear error before any work
 
 
 def print_args(args, cfg):
@@ -234,8 +253,16 @@ def _run(args, cfg, start):
         print(f"** System info **\n{collect_env_info()}\n")
         print(f"Engine backend: {engine.BACKEND}; code revision: {git_revision()}")
         trainer = build_trainer(cfg)
+        untrained = args.eval_only and not args.model_dir and getattr(trainer, "TRAINS", True)
         if args.eval_only:
+            if untrained:
+                print(f"NOTE: --eval-only without --model-dir: {cfg.TRAINER.NAME} is evaluated UNTRAINED (its "
+                      f"initial parameters); results.json records \"untrained\": true. Pass --model-dir DIR to "
+                      f"evaluate a trained run.")
             trainer.load_model(args.model_dir, epoch=args.load_epoch)
+            if main_process and hasattr(trainer, "write_run_record"):
+                trainer.write_run_record({"eval_only": True, "model_dir": args.model_dir or None,
+                                          "untrained": bool(untrained), **trainer.loaded_results()})
             trainer.test()
         elif not args.no_train:
             try:
@@ -247,6 +274,8 @@ def _run(args, cfg, start):
         if cfg.TEST.NO_TEST and not args.eval_only:
             return None
         results = build_results(cfg, trainer, time.time() - start)
+        if untrained:
+            results["untrained"] = True
         if main_process:
             path = write_results(results, cfg.OUTPUT_DIR)
             print(f"Results written to {path}")
@@ -257,18 +286,23 @@ def _run(args, cfg, start):
 
 
 def main(argv=None):
+    from backbones import MissingWeightsError
+
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except (UsageError, ValueError, FileNotFoundError, KeyError, FloatingPointError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"\nERROR: {msg}", file=sys.stderr)
-        out = args.output_dir
-        if out and os.path.isdir(out):
-            append_to_log(out, f"ERROR: {msg}\n{traceback.format_exc()}")
-        if os.environ.get("VR_DEBUG"):
-            raise
-        return 1
+    with final_error_log(args.output_dir) as record_error:
+        try:
+            run(args)
+        except Exception as err:
+            msg = user_error_message(err, (UsageError, ValueError, FileNotFoundError, KeyError, FloatingPointError,
+                                           MissingWeightsError))
+            if msg is None:  # a bug: its traceback goes into the log, and to the console as usual
+                record_error(traceback.format_exc())
+                raise
+            print(f"\nERROR: {msg}", file=sys.stderr)
+            record_error(f"ERROR: {msg}")
+            if os.environ.get("VR_DEBUG"):
+                raise
+            return 1
     return 0
 
 

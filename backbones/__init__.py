@@ -6,6 +6,8 @@
   or a local checkpoint file given as ``weights``;
 - a registered builder (``test-tiny``, ``digits-tiny``) that never touches the network.
 """
+import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -15,7 +17,7 @@ import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from .registry import BACKBONE_BUILDERS, register_backbone
-from . import tiny  # noqa: F401  (registers test-tiny)
+from . import tiny  # noqa: F401  (registers test-tiny, test-tiny-rn)
 from . import digits_tiny  # noqa: F401  (registers digits-tiny)
 
 # CoOp spelling -> open_clip model name (all with OpenAI weights and QuickGELU)
@@ -64,6 +66,21 @@ def resolve_name(name: str, weights: str = "") -> Tuple[str, str]:
     )
 
 
+@contextlib.contextmanager
+def _quiet_root_logger():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+class MissingWeightsError(RuntimeError):
+    """The backbone's pretrained weights cannot be found or fetched (train.py prints one ERROR line)."""
+
+
 def _missing_weights_message(model_name: str, weights: str, cache_dir: Optional[str], err: Exception) -> str:
     cfg = open_clip.get_pretrained_cfg(model_name, weights) or {}
     where = []
@@ -106,11 +123,12 @@ def load_clip(name: str, device="cpu", weights: str = "", pretrained: bool = Tru
                 f"or pass a local checkpoint file.")
         quick_gelu = name in COOP_NAMES or tag == "openai"
         try:
-            model = open_clip.create_model(model_name, pretrained=tag or None, device=device,
-                                           force_quick_gelu=quick_gelu, cache_dir=cache_dir,
-                                           weights_only=False)
+            with _quiet_root_logger():  # open_clip logs the failure too: the one message is ours
+                model = open_clip.create_model(model_name, pretrained=tag or None, device=device,
+                                               force_quick_gelu=quick_gelu, cache_dir=cache_dir,
+                                               weights_only=False)
         except (RuntimeError, OSError, ValueError, ConnectionError) as err:
-            raise RuntimeError(_missing_weights_message(model_name, tag, cache_dir, err)) from err
+            raise MissingWeightsError(_missing_weights_message(model_name, tag, cache_dir, err)) from err
         tokenizer = open_clip.get_tokenizer(model_name)
         pcfg = getattr(model.visual, "preprocess_cfg", {}) or {}
         mean = tuple(pcfg.get("mean", OPENAI_DATASET_MEAN))
@@ -124,4 +142,4 @@ def load_clip(name: str, device="cpu", weights: str = "", pretrained: bool = Tru
                         mean=tuple(mean), std=tuple(std))
 
 
-__all__ = ["ClipBackbone", "load_clip", "register_backbone", "available_backbones", "COOP_NAMES"]
+__all__ = ["ClipBackbone", "MissingWeightsError", "load_clip", "register_backbone", "available_backbones", "COOP_NAMES"]

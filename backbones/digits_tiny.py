@@ -28,13 +28,12 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 from open_clip.transformer import text_global_pool
 
-from engine.io import atomic_write_bytes
+from engine.io import CACHE_ENV, CACHE_NAME, atomic_write_bytes, file_lock  # noqa: F401  (CACHE_NAME: tests)
+from engine.io import user_cache_dir as default_cache_dir
 
 from .registry import register_backbone
 
 VERSION = "v1"  # bump when the recipe's code changes: the cache file name changes with it
-CACHE_ENV = "VR_CACHE_DIR"
-CACHE_NAME = "vr-toolkit"
 BUILD_THREADS = 2  # results of CPU kernels may depend on the thread count; fix it for the build
 IMAGE_SIZE = 224
 TOKENIZER_MODEL = "ViT-B-16"  # OpenAI's BPE vocabulary, context length 77
@@ -79,14 +78,6 @@ class Recipe:
 
 
 DEFAULT_RECIPE = Recipe()
-
-
-def default_cache_dir() -> str:
-    """``$VR_CACHE_DIR``, else ``$XDG_CACHE_HOME/vr-toolkit``, else ``~/.cache/vr-toolkit``."""
-    if os.environ.get(CACHE_ENV):
-        return os.path.abspath(os.path.expanduser(os.environ[CACHE_ENV]))
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, CACHE_NAME)
 
 
 def cache_path(recipe: Recipe = DEFAULT_RECIPE, cache_dir: Optional[str] = None) -> str:
@@ -343,22 +334,6 @@ def state_dict_hash(model) -> str:
 
 
 # ------------------------------------------------------------------------------------------ cache
-@contextlib.contextmanager
-def _file_lock(path: str):
-    """An exclusive lock on ``path`` (POSIX flock); concurrent first uses build once, others wait."""
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): atomic writes still keep the cache intact
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _load(path: str, recipe: Recipe):
     payload = torch.load(path, map_location="cpu", weights_only=True)
     model = create_model(recipe)
@@ -378,7 +353,7 @@ def load_or_build(recipe: Recipe = DEFAULT_RECIPE, cache_dir: Optional[str] = No
                 print(f"digits-tiny: cache file {path} is unreadable ({type(err).__name__}: {err}); rebuilding",
                       flush=True)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with _file_lock(path + ".lock"):
+    with file_lock(path + ".lock"):
         if os.path.isfile(path):  # another process built it while we waited
             try:
                 return _load(path, recipe)

@@ -1,4 +1,4 @@
-"""`test-tiny`: a small randomly initialised CLIP for tests and the demo.
+"""`test-tiny` (ViT) and `test-tiny-rn` (ResNet): small randomly initialised CLIPs for tests and the demo.
 
 Its weights come from a fixed seed in a forked RNG, so they are identical in every process and do not
 depend on the run's seed: a checkpoint of prompts re-evaluates to the same accuracy anywhere.
@@ -27,3 +27,20 @@ def build_tiny_clip(width=64, layers=2, heads=2, embed_dim=64, pool_type="tok", 
 def _test_tiny(device):
     model = build_tiny_clip().to(device)
     return model, open_clip.get_tokenizer("ViT-B-16")
+
+
+def build_tiny_resnet_clip(width=8, layers=(1, 1, 1, 1), embed_dim=64, seed=TINY_SEED):
+    """A 224x224 ModifiedResNet CLIP (open_clip's RN50 design, one block per stage) with test-tiny's text
+    tower size: the ResNet code paths (stem convolution, attention pooling) in tests."""
+    vision = CLIPVisionCfg(layers=tuple(layers), width=width, head_width=16, image_size=224)
+    text = CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=2, layers=2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.CLIP(embed_dim=embed_dim, vision_cfg=vision, text_cfg=text, quick_gelu=True)
+    return model
+
+
+@register_backbone("test-tiny-rn")
+def _test_tiny_resnet(device):
+    model = build_tiny_resnet_clip().to(device)
+    return model, open_clip.get_tokenizer("RN50")

@@ -15,6 +15,10 @@ runs every trainer on ViT-B/16 and larger batches.
   cache       the training loader with DATALOADER.CACHE_TRAIN off / on, with 0 and 2 loader workers
   e2e         wall time of a whole DVP_CLS run (train.py, from process start) against
               benchmarks/reference_loop.py on the same generated dataset
+  split       the training step of AR and DVP_CLS with FIRST_LAYER_SPLIT off (the plain path, as before
+              the option) / on, interleaved ``--repeats`` times, the minimum wall and CPU time kept
+  profile     torch.profiler of one DVP_CLS step (test-tiny), plain path and first-layer split: the
+              operators by self CPU time and the share of the first layer and of element-wise work
   memory      peak host memory (max RSS) of a 16-shot DVP_CLS process with SUN397's 397 classes
               (6,352 training images; build, 3 training steps of batch 64, 2 test batches), cache on / off
 
@@ -129,8 +133,10 @@ def prepare_data(work, num_classes=10, folder=IMAGES, key=KEY):
 
 def bench_cfg(work, trainer, backbone, device, opts=(), out="out", folder=IMAGES, key=KEY):
     """The trainer's paper protocol (configs/trainers/<T>/vit_b16.yaml) on the generated data."""
-    cfg = get_cfg_default()
-    engine.extend_cfg(cfg)
+    from plugins import load_plugins
+
+    load_plugins()
+    cfg = engine.extend_cfg(get_cfg_default())
     cfg.merge_from_file(os.path.join(REPO, "configs", "trainers", trainer, "vit_b16.yaml"))
     cfg.TRAINER.NAME = trainer
     cfg.DATASET.NAME = "ImageFolder"
@@ -160,26 +166,32 @@ def quiet_build(cfg):
     return trainer, time.time() - t0
 
 
-def time_steps(trainer, batch_size, steps, warmup, device):
-    """Training and evaluation images/s of the trainer's own step on random [0,1] images, and peak memory."""
+def training_batch(trainer, batch_size, device):
+    """A batch of random [0,1] images and labels, with the trainer set to an epoch that updates the prompts."""
     size = trainer.model.prompts.loader_size
     gen = torch.Generator().manual_seed(0)
     img = torch.rand(batch_size, 3, size, size, generator=gen).to(device)
     label = torch.randint(0, trainer.num_classes, (batch_size,), generator=gen).to(device)
-    batch = {"img": img, "label": label, "domain": torch.zeros_like(label)}
     trainer.epoch = trainer.STATS_EPOCHS  # an epoch that updates the prompts
     trainer.batch_idx, trainer.num_batches = 0, 1
     trainer.set_model_mode("train")
+    return {"img": img, "label": label, "domain": torch.zeros_like(label)}
+
+
+def time_steps(trainer, batch_size, steps, warmup, device):
+    """Training and evaluation images/s of the trainer's own step on random [0,1] images, and peak memory."""
+    batch = training_batch(trainer, batch_size, device)
+    img = batch["img"]
     with contextlib.redirect_stdout(io.StringIO()):
         for _ in range(warmup):
             trainer.forward_backward(batch)
         sync(device)
         with PeakMemory(device) as mem:
-            t0 = time.time()
+            t0, c0 = time.time(), time.process_time()
             for _ in range(steps):
                 trainer.forward_backward(batch)
             sync(device)
-            train_s = time.time() - t0
+            train_s, train_cpu_s = time.time() - t0, time.process_time() - c0
     trainer.set_model_mode("eval")
     with torch.no_grad():
         for _ in range(warmup):
@@ -191,7 +203,7 @@ def time_steps(trainer, batch_size, steps, warmup, device):
         sync(device)
         eval_s = time.time() - t0
     return {"train_img_s": batch_size * steps / train_s, "eval_img_s": batch_size * steps / eval_s,
-            "peak_mb": mem.peak, "base_mb": mem.base, "step_s": train_s / steps}
+            "peak_mb": mem.peak, "base_mb": mem.base, "step_s": train_s / steps, "step_cpu_s": train_cpu_s / steps}
 
 
 def measure(args, device, p, name, backbone, batch, steps, opts, **fields):
@@ -309,6 +321,91 @@ def part_cache(args, device, p):
             print(f"  workers {workers} cache {str(cache):5s} {r['img_s']:8.1f} img/s (epoch {r['epoch_s']:.2f} s, "
                   f"build {build_s:.1f} s, cache {r['cache_mb']:.1f} MB)", flush=True)
             release(trainer)
+    return rows
+
+
+def part_split(args, device, p):
+    """Plain path against the first-layer split, each trainer built once, timed ``--repeats`` times
+    interleaved (a busy spell of a shared machine hits both modes); the minimum of each is kept."""
+    rows = []
+    for backbone in args.backbones:
+        vit = backbone != "test-tiny"
+        batch, steps = (p["vit_batch"], p["vit_steps"]) if vit else (p["tiny_batch"], p["tiny_steps"])
+        for name in ("AR", "DVP_CLS"):
+            node = NODES[name]
+            built = {}
+            for split in (False, True):
+                opts = [f"TRAINER.{node}.FIRST_LAYER_SPLIT", split] + method_opts(name, p["vit_m"] if vit else [])
+                built[split] = quiet_build(bench_cfg(args.workdir, name, backbone, device, opts))[0]
+            runs = {split: [] for split in built}
+            for _ in range(args.repeats):
+                for split, trainer in built.items():
+                    runs[split].append(time_steps(trainer, batch, steps, p["warmup"], device))
+            for split, trainer in built.items():
+                r = {"trainer": name, "backbone": backbone, "batch": batch, "prompts": trainer.model.prompts.num_prompts,
+                     "first_layer_split": trainer.model.first_layer_split_status, "repeats": args.repeats,
+                     "threads": torch.get_num_threads(),
+                     "step_s": min(x["step_s"] for x in runs[split]),
+                     "step_cpu_s": min(x["step_cpu_s"] for x in runs[split]),
+                     "all_step_s": [x["step_s"] for x in runs[split]], "peak_mb": min(x["peak_mb"] for x in runs[split])}
+                r["train_img_s"] = batch / r["step_s"]
+                rows.append(r)
+            plain, split = rows[-2], rows[-1]
+            for r in (plain, split):
+                r["speedup"] = plain["step_s"] / r["step_s"]
+                r["cpu_speedup"] = plain["step_cpu_s"] / r["step_cpu_s"]
+            print(f"  {backbone:9s} {name:8s} B={batch:3d} plain {plain['step_s'] * 1000:8.1f} ms  split "
+                  f"{split['step_s'] * 1000:8.1f} ms  speed-up {split['speedup']:.2f}x wall, "
+                  f"{split['cpu_speedup']:.2f}x CPU", flush=True)
+            for trainer in built.values():
+                release(trainer)
+    return rows
+
+
+ELEMENTWISE = ("aten::mul", "aten::add", "aten::add_", "aten::sub", "aten::div", "aten::sigmoid",
+               "aten::sigmoid_backward", "aten::copy_", "aten::fill_", "aten::constant_pad_nd", "aten::sum")
+FIRST_LAYER = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution",
+               "aten::convolution_backward_input")
+
+
+def _share(events, names, total):
+    return sum(e.self_cpu_time_total for e in events if e.key in names) / total
+
+
+def part_profile(args, device, p):
+    """Where one DVP_CLS step (test-tiny, the CPU batch) spends its time, plain and split."""
+    from torch.profiler import ProfilerActivity, profile
+
+    rows = []
+    batch = p["tiny_batch"]
+    for split in (False, True):
+        cfg = bench_cfg(args.workdir, "DVP_CLS", "test-tiny", device, ["TRAINER.DVP_CLS.FIRST_LAYER_SPLIT", split])
+        trainer = quiet_build(cfg)[0]
+        data = training_batch(trainer, batch, device)
+        best = None
+        with contextlib.redirect_stdout(io.StringIO()):
+            trainer.forward_backward(data)  # warm-up
+            for _ in range(args.repeats):  # the least disturbed of the repeats
+                activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+                with profile(activities=activities) as prof:
+                    trainer.forward_backward(data)
+                    sync(device)
+                events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+                total = sum(e.self_cpu_time_total for e in events)
+                if best is None or total < best[0]:
+                    best = (total, events)
+        total, events = best
+        ops = sorted(events, key=lambda e: -e.self_cpu_time_total)
+
+        row = {"first_layer_split": trainer.model.first_layer_split_status, "batch": batch,
+               "aten_self_cpu_ms": total / 1000, "first_layer_share": _share(events, FIRST_LAYER, total),
+               "elementwise_share": _share(events, ELEMENTWISE, total),
+               "top_ops": [{"op": e.key, "self_cpu_ms": e.self_cpu_time_total / 1000, "calls": e.count,
+                            "share": e.self_cpu_time_total / total} for e in ops[:12]]}
+        rows.append(row)
+        print(f"  split {row['first_layer_split']:14s} aten self CPU {row['aten_self_cpu_ms']:8.1f} ms; first layer {row['first_layer_share']:.0%}, element-wise {row['elementwise_share']:.0%}; top: "
+              + ", ".join(f"{o['op'][6:]} {o['share']:.0%}" for o in row["top_ops"][:6]), flush=True)
+        release(trainer)
     return rows
 
 
@@ -448,7 +545,7 @@ def part_memory(args, device, p):
 
 
 PARTS = {"throughput": part_throughput, "dvp": part_dvp, "precision": part_precision, "cache": part_cache,
-         "e2e": part_e2e, "memory": part_memory}
+         "e2e": part_e2e, "memory": part_memory, "split": part_split, "profile": part_profile}
 
 
 def main(argv=None):
@@ -461,12 +558,16 @@ def main(argv=None):
     ap.add_argument("--e2e-backbone", default="test-tiny", help="backbone of the e2e runs (random weights)")
     ap.add_argument("--e2e-workers", type=int, default=max(1, min(8, (os.cpu_count() or 1) // 2)),
                     help="DATALOADER.NUM_WORKERS of the toolkit's e2e runs (default: half the cores, 1 to 8)")
+    ap.add_argument("--repeats", type=int, default=3, help="split, profile: interleaved repeats (the minimum is kept)")
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     ap.add_argument("--full", action="store_true", help="CPU: every trainer on ViT-B/16, larger batches")
     ap.add_argument("--workdir", default=os.path.join(REPO, "output", "bench"))
     ap.add_argument("--json", default="", help="write the results here (default: <workdir>/bench_<device>.json)")
     args = ap.parse_args(argv)
-    if args.e2e_repeats < 1:
-        ap.error("--e2e-repeats must be at least 1")
+    if args.e2e_repeats < 1 or args.repeats < 1:
+        ap.error("--e2e-repeats and --repeats must be at least 1")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda but torch.cuda.is_available() is False")
     parts = [s.strip() for s in args.parts.split(",") if s.strip()]

@@ -88,7 +88,7 @@ def main(argv=None):
         emb = torch.cat([model.encode_text(tokenizer(texts[i:i + 256]).to(device)).float()
                          for i in range(0, len(texts), 256)])
         emb = emb / emb.norm(dim=-1, keepdim=True)
-    groups = KMeans(n_clusters=args.v, n_init=10, random_state=0).fit_predict(emb.cpu().numpy())
+    groups = KMeans(n_clusters=args.v, n_init=1, random_state=0).fit_predict(emb.cpu().numpy())
     members = [torch.tensor(np.where(groups == i)[0], device=device) for i in range(args.v)]
 
     n_cls, m = len(classnames), args.m

@@ -66,8 +66,31 @@ def memory(rows):
                          ("training images", lambda r: r["train_images"]), ("texts", lambda r: r["texts"])])
 
 
+def split(rows):
+    return _table(rows, [("backbone", lambda r: r["backbone"]), ("trainer", lambda r: r["trainer"]),
+                         ("prompts", lambda r: r["prompts"]), ("batch", lambda r: r["batch"]),
+                         ("first-layer split", lambda r: r["first_layer_split"]),
+                         ("step ms (min wall)", lambda r: f"{r['step_s'] * 1000:.0f}"),
+                         ("step CPU ms (min)", lambda r: f"{r['step_cpu_s'] * 1000:.0f}"),
+                         ("speed-up (wall)", lambda r: f"{r['speedup']:.2f}x"),
+                         ("speed-up (CPU)", lambda r: f"{r['cpu_speedup']:.2f}x"),
+                         ("train img/s", lambda r: f"{r['train_img_s']:.1f}"), ("peak MB", _mem)])
+
+
+def profile(rows):
+    out = []
+    for r in rows:
+        out.append(f"first-layer split {r['first_layer_split']}: {r['aten_self_cpu_ms']:.0f} ms of operator self "
+                   f"CPU time; first layer (convolution forward + backward) {r['first_layer_share']:.0%}, "
+                   f"element-wise operators {r['elementwise_share']:.0%}\n")
+        out.append(_table(r["top_ops"], [("operator", lambda o: o["op"]), ("calls", lambda o: o["calls"]),
+                                         ("self CPU ms", lambda o: f"{o['self_cpu_ms']:.1f}"),
+                                         ("share", lambda o: f"{o['share']:.1%}")]) + "\n")
+    return "\n".join(out)
+
+
 PARTS = {"throughput": throughput, "dvp": dvp, "precision": precision, "cache": cache, "e2e": e2e,
-         "memory": memory}
+         "memory": memory, "split": split, "profile": profile}
 
 
 def render(results):

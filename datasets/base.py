@@ -29,6 +29,7 @@ from .errors import missing_layout_error
 from .fewshot_cache import fewshot_train_val
 from .splits import SPLITS, read_split, save_split, split_rng, to_datums
 from .subsample import subsample_classes
+from .writable import existing_path, write_beside_data
 
 
 def data_root(cfg):
@@ -112,10 +113,15 @@ class CoOpDataset(DatasetBase):
 
     def load_splits(self):
         """Read the split file, or create and save it; return (train, val, test) lists of Datum."""
+        if self.split_path:
+            self.split_path = existing_path(self.dataset_dir, os.path.relpath(self.split_path, self.dataset_dir),
+                                            "split file")
         splits = self.read_splits()
         if splits is None:
             train, val, test = self.create_splits(split_rng())
-            save_split(train, val, test, self.split_path, self.image_dir)
+            self.split_path = write_beside_data(
+                self.dataset_dir, os.path.relpath(self.split_path, self.dataset_dir),
+                lambda path: save_split(train, val, test, path, self.image_dir), "split file")
             splits = {"train": train, "val": val, "test": test}
         source = self.split_source()
         return tuple(to_datums(splits[name], source) for name in SPLITS)

@@ -1,5 +1,5 @@
 """The public datasets by name: config name (caltech101), class name (Caltech101), description key."""
-import difflib
+from engine.names import close_matches
 
 from .caltech101 import Caltech101
 from .dtd import DescribableTextures
@@ -28,7 +28,7 @@ def find_loader(name):
         by_name[cls.__name__.lower()] = cls
     cls = by_name.get(str(name).lower())
     if cls is None:
-        hint = difflib.get_close_matches(str(name).lower(), list(by_name), n=1, cutoff=0.5)
+        hint = close_matches(name, by_name, n=1)
         did_you_mean = f" (do you mean {by_name[hint[0]].config_name}?)" if hint else ""
         raise ValueError(f"Unknown dataset {name!r}{did_you_mean}; choose from: {', '.join(NAMES)}.")
     return cls
@@ -37,8 +37,6 @@ def find_loader(name):
 def descriptions_key(cfg):
     """The description-file key of the configured dataset: DATASET.DESCRIPTIONS_KEY, else the loader's
     published key (ImageFolder: its folder's name), else DATASET.NAME lower-cased."""
-    import os
-
     from engine import DATASET_REGISTRY
 
     key = cfg.DATASET.get("DESCRIPTIONS_KEY", "")
@@ -46,6 +44,8 @@ def descriptions_key(cfg):
         return key
     name = cfg.DATASET.NAME
     if name == "ImageFolder":
-        return os.path.basename(os.path.normpath(cfg.DATASET.IMAGEFOLDER_DIR))
+        from .imagefolder import checked_folder_descriptions_key
+
+        return checked_folder_descriptions_key(cfg.DATASET.IMAGEFOLDER_DIR)
     cls = DATASET_REGISTRY.get(name) if name in DATASET_REGISTRY.registered_names() else None
     return getattr(cls, "descriptions_key", "") or name.lower()

@@ -1,6 +1,8 @@
 """Check a data root: which datasets are found, missing or incomplete, and why.
 
     python -m datasets.check --root DATA [NAME ...] [--quick]
+    python -m datasets.check --root DATA digits [--shift SHIFT]          (default: every built shift)
+    python -m datasets.check --root DATA imagefolder --folder MY_IMAGES  (DATASET.IMAGEFOLDER_DIR)
 
 Per dataset: the status (found / missing / incomplete), for each split the number of images on disk
 against the number its split file lists (CoOp's published size beside it), the first missing and
@@ -15,9 +17,17 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from types import SimpleNamespace
+
 from .catalog import NAMES, find_loader
+from .digits import Digits
+from .digits_data import SHIFTS, shift_dir
 from .errors import download_command
+from .imagefolder import NOT_CLASSES, ImageFolder
 from .imageio import read_image
+from .splits import class_folders, list_images
+
+LOCAL = {"digits": Digits, "imagefolder": ImageFolder}  # built here / the user's own folder
 
 # train / val / test sizes of CoOp's split files (CoOp paper, Table 1; ImageNet tests on its val set)
 COOP_SIZES = {
@@ -58,13 +68,52 @@ def _readable(path):
 
 
 def check_dataset(name, root, quick=False, workers=8):
-    """Inspect dataset ``name`` under ``root`` without loading it; returns a Report."""
+    """Inspect public dataset ``name`` under ``root`` without loading it; returns a Report."""
     cls = find_loader(name)
-    loader = cls.locate(root)
-    report = Report(cls.config_name, loader.dataset_dir)
+    return check_located(cls.locate(root), root, quick, workers, fix=download_command(cls.config_name, root))
+
+
+def check_digits(root, shifts=(), quick=False, workers=8):
+    """Reports for the Digits shift folders under ``root`` (default: every one that is built)."""
+    built = [s for s in SHIFTS if os.path.isdir(shift_dir(root, s))]
+    reports = []
+    for shift in shifts or built or ["none"]:
+        loader = Digits.locate(root)
+        loader.shift = shift
+        loader.set_paths(loader.root)
+        reports.append(check_located(loader, root, quick, workers, name=f"digits ({shift})",
+                                     fix="train.py builds it on first use from scikit-learn (no download)"))
+    return reports
+
+
+def check_imagefolder(root, folder, quick=False, workers=8):
+    """Report for an ImageFolder (``folder`` as DATASET.IMAGEFOLDER_DIR: absolute or under ``root``)."""
+    loader = ImageFolder.locate(root)
+    loader.configure(SimpleNamespace(DATASET=SimpleNamespace(IMAGEFOLDER_DIR=folder, DESCRIPTIONS_KEY="",
+                                                             CLASSNAMES_FILE="")))
+    return check_located(loader, root, quick, workers, fix="create it: one sub-folder of images per class (datasets/imagefolder.py)",
+                         unsplit_ok=True)
+
+
+def _images_by_class(loader):
+    """{"all": [(path, class)]} of an image folder without a split file yet."""
+    entries = []
+    for folder in class_folders(loader.dataset_dir, ignored=NOT_CLASSES):
+        entries += [(os.path.join(loader.dataset_dir, folder, f), folder)
+                    for f in list_images(os.path.join(loader.dataset_dir, folder))]
+    return {"all": entries}
+
+
+def _get(fix):
+    return f"get it with: {fix}" if fix.startswith("python -m datasets.download") else fix
+
+
+def check_located(loader, root, quick, workers, fix, name=None, unsplit_ok=False):
+    """The Report of a loader whose paths are set; ``fix`` is what a missing dataset needs."""
+    report = Report(name or loader.config_name, loader.dataset_dir)
     if not os.path.isdir(loader.dataset_dir):
         report.status = "missing"
-        report.problems.append(f"no folder {loader.dataset_dir}; get it with: {download_command(cls.config_name, root)}")
+        report.problems.append(f"no folder {loader.dataset_dir}; {_get(fix)}")
         return report
     try:
         loader.check_layout()
@@ -72,12 +121,15 @@ def check_dataset(name, root, quick=False, workers=8):
             splits = loader.read_splits()
     except (FileNotFoundError, ValueError) as err:
         report.status = "incomplete"
-        report.problems.append(str(err).split("\n")[0] + f"  (fix: {download_command(cls.config_name, root)})")
+        report.problems.append(str(err).split("\n")[0] + f"  (fix: {fix})")
         return report
-    if splits is None:
+    if splits is None and unsplit_ok:
+        report.notes.append(f"no split file yet: {loader.split_path} is written on first use (50/20/30 per class)")
+        splits = _images_by_class(loader)
+    elif splits is None:
         report.status = "incomplete"
         report.problems.append(f"split file {loader.split_path} is missing: the loader would create a new split, "
-                               f"not CoOp's; get it with: {download_command(cls.config_name, root)}")
+                               f"not CoOp's; {_get(fix)}")
         return report
     for split_name, entries in splits.items():
         paths = [e[0] for e in entries]
@@ -93,7 +145,7 @@ def check_dataset(name, root, quick=False, workers=8):
         report.splits[split_name] = sr
         if sr.missing or sr.unreadable:
             report.status = "incomplete"
-    expected = COOP_SIZES.get(cls.config_name)
+    expected = COOP_SIZES.get(loader.config_name)
     if expected:
         listed = {"train": expected[0], "val": expected[1], "test": expected[2]}
         differ = [f"{k} {report.splits[k].listed} vs {v}" for k, v in listed.items()
@@ -124,17 +176,31 @@ def format_report(report):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m datasets.check", description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"dataset(s) to check (default: all): {', '.join(NAMES)}")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"dataset(s) to check (default: all public ones): {', '.join(NAMES)}; also digits "
+                             f"(the built shifts, or --shift) and imagefolder (with --folder)")
     parser.add_argument("--root", required=True, help="data root (DATASET.ROOT)")
+    parser.add_argument("--shift", action="append", choices=SHIFTS,
+                        help="digits: the shift folder to check (DATASET.DIGITS_SHIFT; repeatable)")
+    parser.add_argument("--folder", help="imagefolder: DATASET.IMAGEFOLDER_DIR (absolute, or relative to --root)")
     parser.add_argument("--quick", action="store_true", help="only check that images exist (do not decode them)")
     parser.add_argument("--workers", type=int, default=8, help="threads decoding images")
     args = parser.parse_args(argv)
     try:
-        names = [find_loader(n).config_name for n in (args.names or NAMES)]
+        names = [n.lower() if n.lower() in LOCAL else find_loader(n).config_name for n in (args.names or NAMES)]
+        if "imagefolder" in names and not args.folder:
+            raise ValueError("imagefolder needs --folder DIR (the DATASET.IMAGEFOLDER_DIR of your config)")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    reports = [check_dataset(n, args.root, args.quick, args.workers) for n in names]
+    reports = []
+    for name in names:
+        if name == "digits":
+            reports += check_digits(args.root, args.shift or (), args.quick, args.workers)
+        elif name == "imagefolder":
+            reports.append(check_imagefolder(args.root, args.folder, args.quick, args.workers))
+        else:
+            reports.append(check_dataset(name, args.root, args.quick, args.workers))
     for report in reports:
         print(format_report(report))
     print("\nSummary: " + ", ".join(f"{r.name} {r.status}" for r in reports))

@@ -14,6 +14,8 @@ Use from any loader (CoOp-style or not)::
 - Reading and writing go through ``engine.load_fewshot_cache`` / ``engine.save_fewshot_cache``: the
   file is written atomically (two runs creating the same cache at once both sample the same images and
   the last rename wins; no run ever reads half a file) and Dassl's pickles load here and back.
+- A data root that cannot be written still works: the cache goes to the user cache instead, and is read
+  from there later (:mod:`datasets.writable`, said in the log).
 - A class with fewer than K training images keeps all of them (Dassl's rule); this is said once.
 - A cache that lists images that are no longer on disk (data root moved: CoOp stores absolute paths)
   is an error that says which file to delete.
@@ -21,13 +23,15 @@ Use from any loader (CoOp-style or not)::
 import os
 
 from .errors import find_missing, missing_images_error
+from .writable import existing_path, write_beside_data
 
 _REPORTED_SHORTFALLS = set()
 
 
-def fewshot_cache_path(dataset_dir, num_shots, seed):
-    """CoOp's cache file name for K shots and a seed."""
-    return os.path.join(dataset_dir, "split_fewshot", f"shot_{num_shots}-seed_{seed}.pkl")
+def fewshot_cache_relpath(num_shots, seed):
+    """CoOp's cache file name for K shots and a seed, inside the dataset folder."""
+    return os.path.join("split_fewshot", f"shot_{num_shots}-seed_{seed}.pkl")
+
 
 
 def load_cache(path, with_val=True):
@@ -78,7 +82,8 @@ def fewshot_train_val(dataset_dir, train, val, cfg, generate_fn, with_val=True):
     num_shots = cfg.DATASET.NUM_SHOTS
     if num_shots < 1:
         return train, val
-    path = fewshot_cache_path(dataset_dir, num_shots, cfg.SEED)
+    relpath = fewshot_cache_relpath(num_shots, cfg.SEED)
+    path = existing_path(dataset_dir, relpath, "few-shot cache")
     if os.path.exists(path):
         print(f"Loading preprocessed few-shot data from {path}")
         data = load_cache(path, with_val)
@@ -92,6 +97,6 @@ def fewshot_train_val(dataset_dir, train, val, cfg, generate_fn, with_val=True):
             val = generate_fn(val, num_shots=min(num_shots, 4))
             data["val"] = val
         print(f"Saving preprocessed few-shot data to {path}")
-        save_fewshot_cache(path, data)
+        write_beside_data(dataset_dir, relpath, lambda p: save_fewshot_cache(p, data), "few-shot cache")
     report_shortfall(train, num_shots, (os.path.abspath(dataset_dir), num_shots))
     return train, val

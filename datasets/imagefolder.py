@@ -6,12 +6,14 @@
       split_ImageFolder.json      written on first use, then reused
       split_fewshot/              few-shot caches, as for every dataset
 
-Labels follow the sorted folder names and the split is CoOp's 50/20/30 per class, created once from a
-fixed seed and saved beside the images in the split-json format (delete it to re-split, e.g. after
-adding images). Class names are the folder names, or come from ``DATASET.CLASSNAMES_FILE`` (a json
-``{folder: name}`` or lines ``<folder> <name>``); names are applied when loading, so editing that file
-needs no re-split. The description key (``python -m descriptions.generate``, description-based trainers)
-is ``DATASET.DESCRIPTIONS_KEY`` or the folder's name.
+Only files with an image extension (.jpg, .png, ...; engine/imageio.py) are listed, and the others are
+named in the log; every listed image's header is checked on each load, so an unreadable file stops the run
+before training, with its name. Labels follow the sorted folder names and the split is CoOp's 50/20/30
+per class, created once from a fixed seed and saved beside the images in the split-json format (delete it
+to re-split, e.g. after adding images). Class names are the folder names, or come from
+``DATASET.CLASSNAMES_FILE`` (a json ``{folder: name}`` or lines ``<folder> <name>``); names are applied
+when loading, so editing that file needs no re-split. The description key (``python -m
+descriptions.generate``, description-based trainers) is ``DATASET.DESCRIPTIONS_KEY`` or the folder's name.
 """
 import json
 import os
@@ -20,10 +22,33 @@ from engine import DATASET_REGISTRY
 
 from .base import CoOpDataset
 from .errors import DatasetNotFoundError, SplitFileError
+from .imageio import ImageReadError, is_image_name, unreadable_images
 from .splits import SPLITS, class_folders, read_and_split_data, read_split
 
 SPLIT_FILE = "split_ImageFolder.json"
 NOT_CLASSES = ("split_fewshot",)
+
+
+def folder_descriptions_key(folder):
+    """The description key an ImageFolder takes from its folder's name (DATASET.DESCRIPTIONS_KEY overrides it)."""
+    return os.path.basename(os.path.normpath(folder))
+
+
+def checked_folder_descriptions_key(folder):
+    """folder_descriptions_key, refused with where it came from when it cannot name description files."""
+    import re
+
+    from descriptions.files import check_key
+
+    key = folder_descriptions_key(folder)
+    try:
+        return check_key(key)
+    except ValueError:
+        suggestion = re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("_.-") or "my_dataset"
+        raise ValueError(f"The description key {key!r} comes from the name of the image folder "
+                         f"(DATASET.IMAGEFOLDER_DIR {folder}) and cannot name description files (letters, "
+                         f"digits, '_', '-' or '.'). Set DATASET.DESCRIPTIONS_KEY to override it, e.g. "
+                         f"DATASET.DESCRIPTIONS_KEY {suggestion}.") from None
 
 
 def read_renames(path):
@@ -72,7 +97,7 @@ class ImageFolder(CoOpDataset):
         self.dataset_dir = self.image_dir = os.path.join(self.root, folder)
         self.split_path = os.path.join(self.dataset_dir, SPLIT_FILE)
         self.split_fewshot_dir = os.path.join(self.dataset_dir, "split_fewshot")
-        self.descriptions_key = cfg.DATASET.DESCRIPTIONS_KEY or os.path.basename(os.path.normpath(self.dataset_dir))
+        self.descriptions_key = cfg.DATASET.DESCRIPTIONS_KEY or folder_descriptions_key(self.dataset_dir)
         self.renames = {}
         if cfg.DATASET.CLASSNAMES_FILE:
             self.renames = read_renames(os.path.join(self.dataset_dir, os.path.expanduser(cfg.DATASET.CLASSNAMES_FILE)))
@@ -110,5 +135,33 @@ class ImageFolder(CoOpDataset):
 
     def create_splits(self, rng):
         folders = class_folders(self.dataset_dir, ignored=NOT_CLASSES)
-        return read_and_split_data(self.image_dir, rng, folders=folders,
+        report_non_images(self.image_dir, folders)
+        return read_and_split_data(self.image_dir, rng, folders=folders, keep=is_image_name,
                                    new_cnames={f: self.classname(f) for f in folders})
+
+    def load_splits(self):
+        splits = super().load_splits()
+        check_images([d.impath for items in splits for d in items], self.split_path)
+        return splits
+
+
+def report_non_images(image_dir, folders):
+    """Say which files of the class folders are left out for not having an image extension."""
+    skipped = sorted(os.path.join(f, name) for f in folders for name in os.listdir(os.path.join(image_dir, f))
+                     if not name.startswith(".") and os.path.isfile(os.path.join(image_dir, f, name))
+                     and not is_image_name(name))
+    if skipped:
+        more = f", ... ({len(skipped) - 5} more)" if len(skipped) > 5 else ""
+        print(f"Note: {len(skipped)} file(s) without an image extension are not images of a class and are left "
+              f"out: {', '.join(skipped[:5])}{more}")
+
+
+def check_images(paths, split_path):
+    """Fail before training when a listed file is not a readable image (a header check: no decoding)."""
+    bad = unreadable_images(paths)
+    if bad:
+        listed = "; ".join(f"{path} ({why})" for path, why in bad[:5])
+        more = f"; ... ({len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise ImageReadError(f"{len(bad)} of the {len(paths)} images listed in {split_path} cannot be read: "
+                             f"{listed}{more}. Remove or replace those files, then delete {split_path} so that "
+                             f"the folder is split again.")

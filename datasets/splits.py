@@ -129,9 +129,11 @@ def split_groups(groups, rng, p_trn=0.5, p_val=0.2, what="class"):
     return train, val, test
 
 
-def list_images(folder):
-    """Non-hidden files of ``folder``, sorted (CoOp lists in file-system order; sorting makes it stable)."""
-    return sorted(f for f in os.listdir(folder) if not f.startswith(".") and os.path.isfile(os.path.join(folder, f)))
+def list_images(folder, keep=None):
+    """Non-hidden files of ``folder`` (those whose name ``keep`` accepts, if given), sorted (CoOp lists in
+    file-system order; sorting makes it stable)."""
+    return sorted(f for f in os.listdir(folder) if not f.startswith(".") and os.path.isfile(os.path.join(folder, f))
+                  and (keep is None or keep(f)))
 
 
 def class_folders(image_dir, ignored=(), exclude_files=True):
@@ -142,9 +144,11 @@ def class_folders(image_dir, ignored=(), exclude_files=True):
     return sorted(names)
 
 
-def read_and_split_data(image_dir, rng, p_trn=0.5, p_val=0.2, ignored=(), new_cnames=None, folders=None):
+def read_and_split_data(image_dir, rng, p_trn=0.5, p_val=0.2, ignored=(), new_cnames=None, folders=None,
+                        keep=None):
     """CoOp's fallback for a folder per class: label = rank of the sorted folder name, class name =
-    folder name (or ``new_cnames[folder]``), then :func:`split_groups`. Returns three entry lists."""
+    folder name (or ``new_cnames[folder]``), then :func:`split_groups`. Returns three entry lists.
+    ``keep(file name)``, if given, chooses the files that are images (ImageFolder: by extension)."""
     new_cnames = new_cnames or {}
     if folders is None:
         folders = class_folders(image_dir, ignored)
@@ -152,7 +156,7 @@ def read_and_split_data(image_dir, rng, p_trn=0.5, p_val=0.2, ignored=(), new_cn
     groups = {}
     for label, folder in enumerate(folders):
         category_dir = os.path.join(image_dir, folder)
-        impaths = [os.path.join(category_dir, im) for im in list_images(category_dir)]
+        impaths = [os.path.join(category_dir, im) for im in list_images(category_dir, keep)]
         groups[label] = (new_cnames.get(folder, folder), impaths)
     return split_groups(groups, rng, p_trn, p_val)
 

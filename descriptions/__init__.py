@@ -34,6 +34,7 @@ from .sampling import (
     format_report,
     load_and_sample,
     sample_descriptions,
+    sample_per_label,
 )
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "load_descriptions", "read_description_file", "resolve_file", "search_dirs",
     "write_description_file", "published_files", "published_suffixes", "MODES", "DescriptionSet",
     "SamplingReport", "format_report", "load_and_sample", "sample_descriptions",
+    "sample_per_label",
 ]

@@ -12,7 +12,9 @@ import time
 import urllib.error
 import urllib.request
 
-from .files import DEFAULT_DIR, atomic_write_bytes, parse_description_bytes, read_description_file
+from engine.io import atomic_write_bytes
+
+from .files import DEFAULT_DIR, parse_description_bytes, read_description_file
 from .published import BASE_URL_ENV, base_url, published_files, published_keys
 
 TIMEOUT_S = 60

@@ -7,11 +7,12 @@ key. Folders are searched in order: ``DATASET.DESCRIPTIONS_DIR`` if set (else
 ``descriptions/files``, filled by ``python -m descriptions.download``), then ``descriptions/builtin``
 (files shipped with the toolkit).
 """
-import difflib
 import json
 import os
 import re
-import tempfile
+
+from engine.io import atomic_write_bytes
+from engine.names import close_matches
 
 from .published import published_suffixes
 
@@ -204,26 +205,6 @@ def write_description_file(path, obj):
     atomic_write_bytes(path, data)
 
 
-def atomic_write_bytes(path, data):
-    """Temp file beside ``path`` then os.replace: readers never see a half-written file.
-
-    (Local copy so that the description commands need nothing beyond the standard library.)
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 class Descriptions(dict):
     """{class name: [valid sentences]} in class order, plus where it came from.
 
@@ -254,7 +235,7 @@ def _suggestions(missing, available):
         if n in norm:
             out[name] = norm[n]
             continue
-        close = difflib.get_close_matches(n, normed_keys, n=3, cutoff=0.85)
+        close = close_matches(n, normed_keys, n=3, cutoff=0.85)
         if close:
             out[name] = [a for c in close for a in norm[c]]
     return out

@@ -293,7 +293,7 @@ def main(argv=None):
                                      timeout=args.timeout, retries=args.retries,
                                      retry_delay=args.retry_delay)
         print(f"generating {', '.join(kinds)} for {len(classnames)} classes with model "
-              f"{client.model!r} at {client.url}")
+              f"{client.model!r} at {client.display_url}")
         paths = generate(classnames, args.key, args.dest, kinds=kinds, causes=causes, n=args.n,
                          domain=args.domain, client=client, attempts=args.attempts)
     except (ValueError, ChatError, GenerateError) as e:

@@ -58,15 +58,28 @@ def sample_descriptions(descs, m, seed, mode="reference"):
     ``seed``: an int (a fresh ``random.Random(seed)``) or a ``random.Random`` to continue.
     Returns ``(sampled, report)``: {class: [m sentences]} in the same order, and a SamplingReport.
     """
+    names = list(descs)
+    picks, report = sample_per_label(descs, names, m, seed, mode=mode)
+    return dict(zip(names, picks)), report
+
+
+def sample_per_label(descs, labels, m, seed, mode="reference"):
+    """Draw m sentences for every label, in label order: ``labels`` are the class names by label index.
+
+    A name that two labels share (ImageNet's two 'missile' and two 'sunglasses' classes) is drawn once
+    per label, from the same generator, as the reference's loop over the class names does, so every
+    later class gets the reference's sentences for the same seed. Returns ``(picks, report)``: one list
+    of m sentences per label, and a SamplingReport.
+    """
     if mode not in MODES:
         raise ValueError(f"unknown sampling mode {mode!r}: use one of {', '.join(MODES)}")
     if isinstance(m, bool) or not isinstance(m, int) or m < 1:
         raise ValueError(f"m (sentences per class) must be a positive integer, got {m!r}")
     rng = _rng(seed)
-    sampled = {}
+    picks = []
     short = []
-    for name, sents in descs.items():
-        sents = list(sents) if mode == "reference" else list(dict.fromkeys(sents))
+    for name in labels:
+        sents = list(descs[name]) if mode == "reference" else list(dict.fromkeys(descs[name]))
         if not sents:
             raise ValueError(f"class {name!r} has no valid sentence to sample from")
         n = len(sents)
@@ -76,19 +89,19 @@ def sample_descriptions(descs, m, seed, mode="reference"):
             pick = rng.sample(sents, m) if n > m else rng.choices(sents, k=m)
         else:
             pick = rng.sample(sents, m) if n >= m else sents + rng.choices(sents, k=m - n)
-        sampled[name] = pick
-    distinct = [len(set(v)) for v in sampled.values()]
+        picks.append(pick)
+    distinct = [len(set(v)) for v in picks]
     report = SamplingReport(
         mode=mode,
         m=m,
         seed=seed if not isinstance(seed, random.Random) else "continued",
-        num_classes=len(sampled),
+        num_classes=len(picks),
         repeat_classes=sum(1 for d in distinct if d < m),
         mean_distinct=(sum(distinct) / len(distinct)) if distinct else 0.0,
         min_distinct=min(distinct) if distinct else 0,
         short_classes=short,
     )
-    return sampled, report
+    return picks, report
 
 
 def format_report(path, report, dropped=None, min_chars=None):
@@ -136,17 +149,20 @@ class DescriptionSet:
     group: str
     suffix: str
     path: str
-    sentences: dict  # {class: [m sampled sentences]} in class order
+    classnames: list  # the class name of every label, in label order (names may repeat)
+    sentences: list  # [m sampled sentences] per label, in label order
     report: SamplingReport
     line: str  # the report line to print / log
     dropped: int = 0
 
     def texts(self, classnames):
-        """The sampled sentences as a list per class index (duplicate names share one entry)."""
-        return [self.sentences[c] for c in classnames]
+        """The sampled sentences as a list per class index (each label has its own draw)."""
+        if list(classnames) != self.classnames:
+            raise ValueError("DescriptionSet.texts: the class names differ from those it was sampled for.")
+        return self.sentences
 
     def to_dict(self):
-        return {"group": self.group, "suffix": self.suffix, "path": self.path,
+        return {"group": self.group, "suffix": self.suffix, "path": self.path, "classnames": self.classnames,
                 "sentences": self.sentences, "report": self.report.to_dict()}
 
 
@@ -157,10 +173,12 @@ def load_and_sample(dataset_name, classnames, files, m, seed, mode="reference",
     ``files``: a list of (group, suffix), e.g. ``[("attributes", "des"), ("attributes", "dist")]``
     or ``[("causes", "cse_1"), ("causes", "cse_2"), ("causes", "cse_3")]``. Every file is
     resolved and validated before anything is sampled, so a bad file fails before long work.
-    All files draw from one ``random.Random(seed)`` in the given order, as the reference does.
+    All files draw from one ``random.Random(seed)`` in the given order, and within a file once per
+    label in label order (duplicated names included), as the reference does.
     Returns a list of :class:`DescriptionSet`.
     """
     files = [tuple(f) for f in files]
+    classnames = list(classnames)
     if not files:
         raise ValueError("load_and_sample: no description files requested")
     loaded = []
@@ -170,9 +188,9 @@ def load_and_sample(dataset_name, classnames, files, m, seed, mode="reference",
     rng = _rng(seed)
     out = []
     for i, (group, suffix, descs) in enumerate(loaded):
-        sampled, report = sample_descriptions(descs, m, rng, mode=mode)
+        picks, report = sample_per_label(descs, classnames, m, rng, mode=mode)
         report.seed = seed if not isinstance(seed, random.Random) else "continued"
         report.stream_index = i
-        out.append(DescriptionSet(group, suffix, descs.path, sampled, report,
+        out.append(DescriptionSet(group, suffix, descs.path, classnames, picks, report,
                                   format_report(descs, report), descs.dropped))
     return out

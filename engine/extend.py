@@ -1,8 +1,9 @@
 """The project's config keys on top of Dassl's default tree.
 
 Every module that needs keys (a dataset, a trainer, the backbone loader) registers a small function
-``add_keys(cfg)`` with ``@register_config``; ``extend_cfg(cfg)`` applies them all. This works the same on
-the builtin engine and on real Dassl, because it only adds nodes to a yacs tree.
+``add_keys(cfg)`` with ``@register_config``; ``extend_cfg(cfg)`` applies the ones registered so far. The
+entry layer imports the plugin packages first (plugins.load_plugins); the engine never imports them. This
+works the same on the builtin engine and on real Dassl, because it only adds nodes to a yacs tree.
 """
 from yacs.config import CfgNode as CN
 
@@ -35,10 +36,7 @@ def _project_keys(cfg):
 
 
 def extend_cfg(cfg):
-    """Add every registered group of project keys to ``cfg`` (importing the plugins registers them)."""
-    import datasets  # noqa: F401  (registers dataset keys)
-    import trainers  # noqa: F401  (registers trainer keys)
-
+    """Add every registered group of project keys to ``cfg`` (call plugins.load_plugins() first)."""
     for hook in _CONFIG_HOOKS:
         hook(cfg)
     return cfg

@@ -3,14 +3,14 @@
 # with the small digits-tiny CLIP that the project pre-trains here (no download, a few minutes on a CPU).
 # usage: bash scripts/demo.sh
 # env:   DATA (default ./data)  OUTPUT (default output/demo)  DEMO_DATASET (default digits_lowcontrast;
-#        also digits, digits_inverted, digits_tinted, digits_noisy)  SHOTS (default 16)  SEEDS (default 1)
+#        also digits, digits_inverted, digits_tinted, digits_noisy)  SHOTS (default 16)  SEEDS (default "1 2 3")
 #        DEMO_METHODS (default "zsclip vp ar attrvr dvp_cse dvp_cls")
 # Finished runs are skipped, so running it again only prints the table.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DATA=${DATA:-./data}
 export OUTPUT=${OUTPUT:-output/demo}
-export SEEDS=${SEEDS:-1}
+export SEEDS=${SEEDS:-"1 2 3"}
 DATASET=${DEMO_DATASET:-digits_lowcontrast}
 SHOTS=${SHOTS:-16}
 METHODS=${DEMO_METHODS:-"zsclip vp ar attrvr dvp_cse dvp_cls"}

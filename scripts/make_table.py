@@ -17,12 +17,18 @@ import os
 import os.path as osp
 import re
 import sys
-import tempfile
 from collections import defaultdict, namedtuple
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import protocols  # scripts/protocols.py: the protocols' run folders
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import protocols  # noqa: E402  (scripts/protocols.py: the protocols' run folders)
 import reported as reported_numbers  # noqa: E402  (scripts/reported.py)
+from engine.io import atomic_write_text  # noqa: E402  (tables are shared: umask permissions)
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+from engine.io import atomic_write_text  # noqa: E402  (stdlib only)
 
 FORMATS = ("text", "markdown", "csv", "latex")
 PROTOCOLS = ("fewshot", "base2new", "xd", "dg")
@@ -343,21 +349,6 @@ def render(tables, fmt="text", metric="accuracy", decimals=1, notes=()):
     return out
 
 
-def atomic_write_text(path, text):
-    """Write via a temporary file in the same folder, then rename: readers never see half a file."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=osp.basename(path))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 # ---------------------------------------------------------------- CLI
 
 def build_parser():
@@ -372,7 +363,7 @@ def build_parser():
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("--metric", choices=METRICS, default="accuracy")
     parser.add_argument("--reported", action="store_true",
-                        help="add the published 16-shot ViT-B/16 accuracies (docs/methods.md) as "
+                        help="add the published 16-shot ViT-B/16 accuracies (scripts/reported.py) as "
                              "'<method> (reported)' rows under the measured methods")
     parser.add_argument("--reported-all", action="store_true",
                         help="like --reported, for every published method, measured or not")

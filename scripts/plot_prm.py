@@ -42,7 +42,6 @@ from trainers.run_loading import (check_run_dir, find_checkpoints, load_state, r
 
 PRM_FILE = "prm.pt"
 TEXT_WIDTH = 70  # characters of a description shown in a PNG
-IMAGE_AREA_GREY = 0.25  # where the image goes, in the prompt pictures
 
 
 def build_parser():
@@ -62,7 +61,7 @@ def read_prm(run_dir, cfg, state=None):
 
     Returns a dict: weight, counts, prompt_of_slot (C, M'), contributions (C, v), classnames, texts, v.
     """
-    from vr import PRM
+    from vr import PRM, TextTable
 
     path = os.path.join(run_dir, PRM_FILE)
     if not os.path.isfile(path):
@@ -74,19 +73,19 @@ def read_prm(run_dir, cfg, state=None):
            "prompt_of_slot": saved["prompt_of_slot"],
            "classnames": list(saved["classnames"]), "texts": [list(t) for t in saved["texts"]],
            "v": int(saved["contributions"].shape[1])}
+    agg = PRM(*prm["weight"].shape, topk=1)
+    agg.weight.copy_(prm["weight"])
     if state is not None:
-        extra = state.get("text_table._extra_state")
-        if "aggregation.weight" not in state or extra is None:
-            raise ValueError("The checkpoint holds no PRM (aggregation.weight): plot without --load-epoch.")
-        c, m = int(extra["num_classes"]), int(extra["num_slots"])
+        try:
+            agg, table = PRM.from_state(state), TextTable.from_state(state)
+        except ValueError as err:
+            raise ValueError(f"{err} Plot without --load-epoch.") from None
+        c = table.num_classes
         if c != len(prm["classnames"]):
             raise ValueError(f"The checkpoint has {c} classes, {PRM_FILE} has {len(prm['classnames'])}.")
-        prm.update(weight=state["aggregation.weight"].float(), counts=state["aggregation.last_counts"],
-                   prompt_of_slot=state["text_table.prompts"].view(c, m), v=int(extra["num_prompts"]),
-                   texts=[[" | ".join(t) for t in extra["texts"][i * m:(i + 1) * m]] for i in range(c)])
-    c, m = prm["weight"].shape
-    agg = PRM(c, m, topk=1)
-    agg.weight.copy_(prm["weight"])
+        prm.update(weight=agg.text_weights(c, table.num_slots).float(), counts=agg.text_counts(),
+                   prompt_of_slot=table.prompt_grid(), v=table.num_prompts,
+                   texts=[table.texts_of_class(i) for i in range(c)])
     prm["contributions"] = agg.contributions(prm["prompt_of_slot"], prm["v"])
     return prm
 
@@ -94,43 +93,20 @@ def read_prm(run_dir, cfg, state=None):
 def prompt_images(state, cfg):
     """Per visual prompt held by the checkpoint, its panels [(H, W, 3) array in [0, 1], caption] ([] if none).
 
-    Padding: what is added (sigmoid(delta) on the frame; the image area dark grey), and the change from
-    the untrained start sigmoid(0) = 0.5, stretched to be visible. Watermark: delta on the frame, rescaled
-    so that grey is 0.
+    The prompt kind draws itself (``pictures`` of its class in vr/prompts.py): padding shows what is added
+    on the frame and the change from the start, watermark its delta with grey = 0.
     """
-    from vr import build_prompt
+    from vr import prompt_from_node
 
     delta = state.get("prompts.delta")
     node = trainer_node(cfg)
     if delta is None or not node:
         return []
-    n = cfg.TRAINER[node]
-    kind = str(n.PROMPT).lower()
     v, _, size, _ = delta.shape
-    prompt = build_prompt(kind, size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), v, input_size=n.INPUT_SIZE, pad=n.PAD)
-    mask = prompt.mask[0]  # (1, S, S), 1 on the frame
-    delta = delta.float()
-
-    def rgb(x):
-        return x.clamp(0, 1).permute(1, 2, 0).numpy()
-
-    def stretched(change):
-        scale = float(change.abs().max())
-        return (0.5 + 0.5 * change / scale if scale > 0 else torch.full_like(change, 0.5)), scale
-
-    panels = []
-    for i in range(v):
-        if kind == "padding":
-            added = torch.sigmoid(delta[i]) * mask
-            change, scale = stretched((added - 0.5) * mask)
-            panels.append([(rgb(added + IMAGE_AREA_GREY * (1 - mask)),
-                            f"prompt {i} (padding): sigmoid(delta)\non the frame; dark: image area"),
-                           (rgb(change), f"change from the start (0.5),\nstretched: grey = 0, max {scale:.3g}")])
-        else:
-            img, scale = stretched(delta[i] * mask)
-            caption = f"prompt {i} (watermark): delta on the\nframe, grey = 0, max |delta| {scale:.3g}"
-            panels.append([(rgb(img), caption)])
-    return panels
+    prompt = prompt_from_node(cfg.TRAINER[node], size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), v)
+    prompt.load_state_dict({k[len("prompts."):]: t for k, t in state.items() if k.startswith("prompts.")})
+    return [[(picture.clamp(0, 1).permute(1, 2, 0).numpy(), caption) for picture, caption in panels]
+            for panels in prompt.pictures()]
 
 
 # ---- selection ---------------------------------------------------------------------------------------
@@ -140,9 +116,9 @@ def select_classes(classnames, wanted=None, max_classes=30):
         index = {c: i for i, c in enumerate(classnames)}
         missing = [c for c in wanted if c not in index]
         if missing:
-            import difflib
+            from engine.names import close_matches
 
-            hints = {c: difflib.get_close_matches(c, classnames, n=1) for c in missing}
+            hints = {c: close_matches(c, classnames, n=1) for c in missing}
             hint = "; ".join(f'"{c}" (did you mean "{h[0]}"?)' if h else f'"{c}"' for c, h in hints.items())
             raise ValueError(f"--classes names classes the run does not have: {hint}. The run's classes are in "
                              f"prm_contributions.csv.")

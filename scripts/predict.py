@@ -45,18 +45,12 @@ def build_parser():
 
 
 def slot_weights(model):
-    """(C, M') weight of every description in its class logit, and its name; None if not a weighted sum."""
-    from vr import PRM, Mean, ReprogrammedCLIP
-
-    if not isinstance(model, ReprogrammedCLIP) or model.text_table.num_slots < 2:
+    """(C, M') weight of every description in its class logit, and its name; None if not a fixed weighted sum."""
+    table, agg = getattr(model, "text_table", None), getattr(model, "aggregation", None)
+    if table is None or agg is None or table.num_slots < 2:  # CoOp; one text per class: nothing to explain
         return None, ""
-    agg = model.aggregation
-    if isinstance(agg, PRM):
-        return agg.weight.detach().float(), "PRM weight"
-    if isinstance(agg, Mean):
-        table = model.text_table
-        return torch.full((table.num_classes, table.num_slots), 1.0 / table.num_slots), "uniform weight (mean)"
-    return None, ""
+    weights = agg.text_weights(table.num_classes, table.num_slots)
+    return (None, "") if weights is None else (weights.detach().float(), agg.WEIGHT_KIND)
 
 
 def explain(model, weights, kind, z, label, n_descriptions):

@@ -1,6 +1,6 @@
 """Published accuracies (%) that make_table.py --reported prints beside measured ones.
 
-Source: the reported-numbers table of docs/methods.md (DVP, ICML 2025; AttrVR, ICLR 2025), 16-shot,
+Source: the reported-numbers tables of the DVP (ICML 2025) and AttrVR (ICLR 2025) papers, 16-shot,
 ViT-B/16 with OpenAI weights, top-1 test accuracy. Keys are registered trainer names and
 DATASET.NAME values, the same spellings results.json uses.
 """
@@ -41,7 +41,7 @@ REPORTED_AVG = {"VP": 74.4, "AR": 76.5, "AttrVR": 78.5, "DVP_CLS": 79.7}
 
 NOTES = (
     "reported: 16-shot ViT-B/16 (OpenAI weights) accuracies from the DVP and AttrVR papers "
-    "(docs/methods.md; ZeroshotCLIP: zero-shot, CoOp's templates); their Avg is over this "
+    "(scripts/reported.py; ZeroshotCLIP: zero-shot, CoOp's templates); their Avg is over this "
     "table's columns",
 )
 

@@ -33,6 +33,17 @@ def run_cmd(args, cwd=REPO, timeout=300, **env):
                           timeout=timeout)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Markers from the fixtures a test uses: ``digits_tiny`` -> ``slow`` (its first use pre-trains it, minutes);
+    ``dassl_ok`` (tests/test_backend_dassl.py) -> ``dassl`` (needs the real Dassl; skipped without it)."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "digits_tiny" in fixtures:
+            item.add_marker(pytest.mark.slow)
+        if "dassl_ok" in fixtures:
+            item.add_marker(pytest.mark.dassl)
+
+
 @pytest.fixture(scope="session")
 def tiny_clip():
     """The `test-tiny` backbone, built once per session (it is the same in every process)."""

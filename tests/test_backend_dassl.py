@@ -108,7 +108,7 @@ def test_exported_names_are_the_same_on_both_backends():
     assert not missing
     import engine.builtin as builtin
 
-    helpers = {"BACKEND", "extend_cfg", "register_config", "load_fewshot_cache", "save_fewshot_cache"}
+    helpers = {"BACKEND", "extend_cfg", "register_config", "load_fewshot_cache", "save_fewshot_cache", "read_image"}
     assert all(hasattr(builtin, name) for name in set(engine.__all__) - helpers)
 
 
@@ -161,7 +161,7 @@ def test_engine_exports_dassls_objects_and_the_toy_trainer_registers_there(dassl
         def params(obj):
             return list(inspect.signature(obj.__init__ if inspect.isclass(obj) else obj).parameters)
 
-        helpers = {"BACKEND", "extend_cfg", "register_config", "load_fewshot_cache", "save_fewshot_cache"}
+        helpers = {"BACKEND", "extend_cfg", "register_config", "load_fewshot_cache", "save_fewshot_cache", "read_image"}
         not_dassl = sorted(n for n in set(engine.__all__) - helpers
                            if not getattr(getattr(engine, n), "__module__", "dassl").startswith("dassl"))
         # the builtin twin of each Dassl callable accepts Dassl's parameters, in Dassl's order

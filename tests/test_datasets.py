@@ -12,10 +12,9 @@ FALLBACK = [n for n in NAMES if n not in ("fgvc_aircraft", "imagenet")]
 
 
 def make_cfg(root, name, **dataset):
-    from engine import extend_cfg, get_cfg_default
+    from plugins import project_cfg
 
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
+    cfg = project_cfg()
     cfg.SEED = 1
     cfg.DATASET.ROOT = str(root)
     cfg.DATASET.NAME = name

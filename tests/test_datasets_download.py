@@ -134,6 +134,7 @@ def run_download(*args):
     return rc, out.getvalue()
 
 
+@pytest.mark.slow
 def test_download_unpacks_verifies_and_skips_on_rerun(tmp_path, mirror, monkeypatch):
     mini, md5 = serve_dtd(mirror, tmp_path)
     with_checksums(monkeypatch, "dtd", **{"dtd-r1.0.1.tar.gz": md5})
@@ -242,6 +243,7 @@ def test_unknown_name_is_a_clear_error(tmp_path, capsys):
     assert "Unknown dataset 'caltech' (do you mean caltech101?)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_commands_end_to_end(tmp_path, mirror):
     """The download command as users run it (a child process, mirror from the environment), then the check."""
     mini = build("fgvc_aircraft", tmp_path / "src")

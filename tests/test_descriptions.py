@@ -251,12 +251,12 @@ def test_missing_file(tmp_path):
 
 def reference_sampling(data, classnames, m, seed_or_rng):
     """The reference algorithm, stated independently: filter len >= 20, then sample if more than m
-    else choices, one generator over the classes in order."""
+    else choices, one generator over the class names in label order (a list per label)."""
     rng = random.Random(seed_or_rng) if isinstance(seed_or_rng, int) else seed_or_rng
-    out = {}
+    out = []
     for c in classnames:
         valid = [s for s in data[c] if len(s) >= 20]
-        out[c] = rng.sample(valid, m) if m < len(valid) else rng.choices(valid, k=m)
+        out.append(rng.sample(valid, m) if m < len(valid) else rng.choices(valid, k=m))
     return out
 
 
@@ -276,7 +276,26 @@ def test_reference_mode_reproduces_reference_stream(seed):
     assert sets[0].sentences == exp_des
     assert sets[1].sentences == exp_dist
     assert sets[1].report.stream_index == 1 and sets[1].report.seed == seed
-    assert sets[0].texts(classnames)[3] == exp_des[classnames[3]]
+    assert sets[0].texts(classnames)[3] == exp_des[3]
+
+
+def test_duplicated_class_names_draw_once_per_label_in_label_order(tmp_path):
+    """ImageNet has two 'missile' and two 'sunglasses' classes: each label gets its own draw from the one
+    generator, so the classes after a duplicate get the reference's sentences for the same seed."""
+    from vr import description_table
+
+    data = {c: sentences(c, n) for c, n in [("a", 25), ("missile", 30), ("b", 22), ("sunglasses", 26), ("c", 9)]}
+    write_json(tmp_path / "attributes" / "mine_des.json", data)
+    labels = ["a", "missile", "b", "missile", "sunglasses", "sunglasses", "c"]
+    (got,) = load_and_sample("Mine", labels, [("attributes", "des")], m=20, seed=3,
+                             descriptions_dir=str(tmp_path), key="mine")
+    expected = reference_sampling(data, labels, 20, 3)
+    assert got.sentences == expected and got.classnames == labels
+    assert got.sentences[1] != got.sentences[3] and got.sentences[4] != got.sentences[5]  # own draws
+    assert got.report.num_classes == 7 and got.report.short_classes == ["c"]
+    table = description_table(labels, [got.sentences])
+    assert [table.texts[3 * 20 + j][0] for j in range(20)] == expected[3]
+    assert [table.texts[6 * 20 + j][0] for j in range(20)] == expected[6]
 
 
 def test_reference_mode_equals_global_random_after_seeding(tmp_path):

@@ -19,6 +19,7 @@ class FakeOpenAI:
 
     def __init__(self):
         self.requests = []  # (headers, body)
+        self.queries = []  # the query string of each request
         self.behaviour = None
         fake = self
 
@@ -26,7 +27,9 @@ class FakeOpenAI:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append((dict(self.headers), body))
-                if self.path != "/v1/chat/completions":
+                route, _, query = self.path.partition("?")
+                fake.queries.append(query)
+                if route != "/v1/chat/completions":
                     return self._send(404, "no such route")
                 user = body["messages"][-1]["content"]
                 label = re.search(r'called "([^"]+)"', user).group(1)
@@ -188,6 +191,42 @@ def test_http_error_message(fake, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "HTTP 401" in err and "Incorrect API key" in err and "OPENAI_API_KEY" in err
     assert len(fake.requests) == 1
+
+
+def test_credentials_in_the_base_url_are_used_but_never_shown(fake, tmp_path, capsys, monkeypatch):
+    """Issue 10 defect 9: user:password@ goes into a Basic header and query tokens to the server,
+    but neither appears in any message (progress lines or errors)."""
+    secret_url = fake.url.replace("http://", "http://bob:s3cret@") + "?api-key=TOKEN42"
+    monkeypatch.setenv("OPENAI_BASE_URL", secret_url)
+    monkeypatch.delenv("OPENAI_API_KEY")
+    assert gen.main(["--classnames", "a_b,c_d", "--key", "k", "--dest", str(tmp_path), "--kind", "des",
+                     *FAST]) == 0
+    headers, _ = fake.requests[0]
+    assert headers["Authorization"] == "Basic Ym9iOnMzY3JldA=="  # base64 of bob:s3cret
+    assert fake.queries[0] == "api-key=TOKEN42"
+    fake.behaviour = lambda label, body: (500, "server down")
+    assert gen.main(["--classnames", "e_f", "--key", "k2", "--dest", str(tmp_path), "--kind", "des",
+                     *FAST]) == 1
+    monkeypatch.setenv("OPENAI_BASE_URL", "ftp://bob:s3cret@host/v1?api-key=TOKEN42")
+    assert gen.main(["--classnames", "e_f", "--key", "k3", "--dest", str(tmp_path), *FAST]) == 1
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "HTTP 500" in text and "is not an http(s) URL" in text
+    assert "api-key=***" in text
+    assert "s3cret" not in text and "TOKEN42" not in text and "bob" not in text
+
+
+def test_generated_files_get_the_usual_permissions(fake, tmp_path):
+    """Issue 10 defect 9: description files are meant to be shared: umask permissions, not 0600."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        assert gen.main(["--classnames", "a_b", "--key", "k", "--dest", str(tmp_path), "--kind", "des",
+                         *FAST]) == 0
+    finally:
+        os.umask(old)
+    assert ((tmp_path / "attributes" / "k_des.json").stat().st_mode & 0o777) == 0o644
 
 
 def test_no_endpoint_configured(monkeypatch, tmp_path, capsys):

@@ -28,10 +28,9 @@ def read_split(root, shift):
 
 
 def _cfg(root, shift="none", shots=-1, seed=1):
-    from engine import extend_cfg, get_cfg_default
+    from plugins import project_cfg
 
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
+    cfg = project_cfg()
     cfg.merge_from_file(os.path.join(REPO, "configs", "datasets", "digits.yaml"))
     cfg.DATASET.ROOT = root
     cfg.DATASET.NUM_SHOTS = shots
@@ -111,6 +110,7 @@ def _build(root):
     return dd.build_digits(root, "none", verbose=False)
 
 
+@pytest.mark.slow
 def test_concurrent_first_builds_are_safe(tmp_path):
     paths = run_at_once(_build, (str(tmp_path),))
     folder = os.path.join(str(tmp_path), "digits", "none")
@@ -157,6 +157,7 @@ def test_loader_reads_the_split_and_keeps_fewshot_caches_per_shift(digits_root):
     assert picked == first  # same seed, same split -> the same images in every shift
 
 
+@pytest.mark.slow
 def test_loader_builds_on_first_use_and_rejects_a_bad_shift(tmp_path, capsys):
     from engine import build_dataset
 
@@ -169,14 +170,13 @@ def test_loader_builds_on_first_use_and_rejects_a_bad_shift(tmp_path, capsys):
 
 
 def test_dataset_configs_name_digits_and_a_valid_shift():
-    from engine import extend_cfg, get_cfg_default
+    from plugins import project_cfg
 
     folder = os.path.join(REPO, "configs", "datasets")
     names = sorted(f for f in os.listdir(folder) if f.startswith("digits"))
     assert "digits.yaml" in names and len(names) == len(dd.SHIFTS)
     for name in names:
-        cfg = get_cfg_default()
-        extend_cfg(cfg)
+        cfg = project_cfg()
         cfg.merge_from_file(os.path.join(folder, name))
         assert cfg.DATASET.NAME == "Digits"
         shift = dd.check_shift(cfg.DATASET.DIGITS_SHIFT)

@@ -18,6 +18,7 @@ from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
 TINY = dt.Recipe(max_steps=2, batch_size=16)
 
 
+@pytest.mark.slow
 def test_pretraining_is_deterministic_and_leaves_global_state_alone():
     torch.manual_seed(5)
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
@@ -33,6 +34,7 @@ def test_pretraining_is_deterministic_and_leaves_global_state_alone():
     assert dt.state_dict_hash(untrained) != first
 
 
+@pytest.mark.slow
 def test_cache_is_written_once_and_reused(tmp_path, capsys):
     path = dt.cache_path(TINY, str(tmp_path))
     assert os.path.dirname(path) == os.path.join(str(tmp_path), "digits-tiny")
@@ -55,6 +57,7 @@ def test_cache_is_written_once_and_reused(tmp_path, capsys):
     assert capsys.readouterr().out == ""
 
 
+@pytest.mark.slow
 def test_an_unreadable_cache_file_is_rebuilt(tmp_path, capsys):
     path = dt.cache_path(TINY, str(tmp_path))
     os.makedirs(os.path.dirname(path))
@@ -72,6 +75,7 @@ def _load_or_build(cache_dir):
     return dt.PRETRAIN_RUNS - runs, dt.state_dict_hash(model)
 
 
+@pytest.mark.slow
 def test_concurrent_first_uses_train_once(tmp_path):
     # spawn, not fork: forking after torch's threads have started can deadlock
     got = sorted(run_at_once(_load_or_build, (str(tmp_path),), method="spawn", timeout=300), key=str)

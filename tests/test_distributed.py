@@ -136,7 +136,8 @@ def torchrun(nproc, argv, **env):
 
 def dvp_argv(root, out, descriptions, extra=()):
     return ["train.py", "--root", root, "--output-dir", str(out), "--trainer", "DVP_CLS", "--backbone", "test-tiny",
-            "--seed", "1", "DATASET.NAME", "ToyColors", "DATASET.DESCRIPTIONS_DIR", descriptions,
+            "--seed", "1", "DATASET.NAME", "ToyColors", "DATASET.NUM_SHOTS", "16",
+            "DATASET.DESCRIPTIONS_DIR", descriptions,
             "DATASET.DESCRIPTIONS_KEY", "toy", "USE_CUDA", "False", "DATALOADER.NUM_WORKERS", "0",
             "DATALOADER.TRAIN_X.SAMPLER", "RandomSampler", "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
             "DATALOADER.TEST.BATCH_SIZE", "16", "OPTIM.NAME", "sgd", "OPTIM.LR", "10.0", "OPTIM.WEIGHT_DECAY", "0.0",
@@ -145,6 +146,7 @@ def dvp_argv(root, out, descriptions, extra=()):
             "TRAINER.DVP_CLS.KMEANS_N_INIT", "2", "TEST.PER_EPOCH", "True"] + list(extra)
 
 
+@pytest.mark.slow
 def test_dvp_two_processes_match_one(tmp_path):
     """DVP_CLS with the reference augmentation and a random sample order (both seeded per epoch and sample:
     DATALOADER.AUGMENT_SEED per_sample), 9 training images in global batches of 4: the last global batch

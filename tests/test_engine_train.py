@@ -21,6 +21,7 @@ def _accuracy_lines(text):
     return re.findall(r"\* accuracy: ([\d.]+)%", text)
 
 
+@pytest.mark.slow
 def test_train_kill_resume_then_eval_only_reproduces(toy_root, tmp_path):
     out = tmp_path / "run"
     base = [sys.executable, "train.py", "--root", toy_root, "--output-dir", str(out)] + TOY
@@ -112,6 +113,7 @@ def test_missing_root_and_empty_model_dir(toy_root, tmp_path, capsys):
     assert code == 1 and "holds no checkpoint" in err
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_epoch_and_batch_and_keeps_checkpoints(toy_root, tmp_path):
     out = tmp_path / "nan"
     proc = run_cmd([sys.executable, "train.py", "--root", toy_root, "--output-dir", str(out)] + TOY,

@@ -17,6 +17,7 @@ from PIL import Image
 
 from tests.conftest import run_cmd
 from tests.trainer_fixtures import make_trainer, toy_cfg, toy_descriptions  # noqa: F401  (session fixture)
+from vr import PaddingPrompt
 
 REPO = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -155,7 +156,7 @@ def test_plot_prm_on_a_run_without_prm_draws_only_the_prompt(toy_root, toy_descr
     frame = panels[0][0][:8, :8]  # top-left corner lies on the frame
     assert torch.allclose(torch.from_numpy(frame), torch.sigmoid(delta).permute(1, 2, 0)[:8, :8], atol=1e-6)
     inner = panels[0][0][112, 112]
-    assert inner.tolist() == pytest.approx([plot_prm.IMAGE_AREA_GREY] * 3)
+    assert inner.tolist() == pytest.approx([PaddingPrompt.IMAGE_AREA_GREY] * 3)
 
 
 # ---- predict -----------------------------------------------------------------------------------------
@@ -228,6 +229,7 @@ def test_plugins_are_imported_from_vr_plugins(dvp_run, test_images, monkeypatch,
     assert "VR_PLUGINS names the module 'tests.no_such_plugin', which cannot be imported" in err
 
 
+@pytest.mark.slow
 def test_predict_runs_from_the_command_line(dvp_run, tmp_path):
     """As users run it, from the repository root (a quick failure: the sys.path bootstrap and the error path;
     plot_prm.py bootstraps the same way)."""

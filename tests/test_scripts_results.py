@@ -256,3 +256,16 @@ def test_table_duplicate_variants_and_bad_root(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     rc, _, err = run_table(capsys, tmp_path / "empty")
     assert rc == 1 and "no usable results.json" in err
+
+
+def test_table_file_gets_the_usual_permissions(tree, capsys, tmp_path):
+    """Issue 10 defect 9: a table written with --out is meant to be shared (umask 022: 0644, not 0600)."""
+    import os
+
+    out_file = tmp_path / "shared" / "table.md"
+    old = os.umask(0o022)
+    try:
+        rc, _, _ = run_table(capsys, tree, "--format", "markdown", "--out", out_file)
+    finally:
+        os.umask(old)
+    assert rc == 0 and (out_file.stat().st_mode & 0o777) == 0o644

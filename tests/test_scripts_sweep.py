@@ -15,18 +15,27 @@ import time
 
 import pytest
 
+from runs import catalogue
+from runs.jobs import Job, Settings, command, resolve_method
+from runs.layout import parse_run_dir
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
-TRAINERS = ["ZeroshotCLIP", "VP", "AR", "AttrVR", "DVP_CSE", "DVP_CLS", "CoOp"]
+METHODS = list(catalogue.load().values())  # every registered trainer (runs/trainers.json)
+TRAINERS = [m.trainer for m in METHODS]
 
 FAKE_TRAIN = """\
 #!{python}
-import json, os, sys
+import ast, json, os, sys
+import yaml
 args = sys.argv[1:]
-with open(os.environ["FAKE_RECORD"], "a") as f:
-    f.write(json.dumps({{"argv": args, "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"),
-                        "pid": os.getpid()}}) + "\\n")
-out = args[args.index("--output-dir") + 1]
+if os.environ.get("FAKE_RECORD"):
+    with open(os.environ["FAKE_RECORD"], "a") as f:
+        f.write(json.dumps({{"argv": args, "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                            "pid": os.getpid()}}) + "\\n")
+def flag(name):
+    return args[args.index(name) + 1]
+out = flag("--output-dir")
 os.makedirs(out, exist_ok=True)
 if os.environ.get("FAKE_SLEEP"):
     import time
@@ -36,8 +45,32 @@ if fail and fail in out:
     sys.exit(3)
 if os.environ.get("FAKE_NO_RESULTS"):
     sys.exit(0)
+# The merged config as train.py records it: yaml files, then the trailing KEY VALUE pairs.
+config = {{}}
+def merge(dst, src):
+    for key, value in src.items():
+        if isinstance(value, dict):
+            merge(dst.setdefault(key, {{}}), value)
+        else:
+            dst[key] = value
+for name in ("--dataset-config-file", "--config-file"):
+    with open(flag(name)) as f:
+        merge(config, yaml.safe_load(f) or {{}})
+opts = [a for a in args[args.index("--output-dir") + 2:] if a != "--eval-only"]
+for key, value in zip(opts[::2], opts[1::2]):
+    try:
+        value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        pass
+    node = config
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {{}})
+    node[leaf] = value
+results = {{"method": flag("--trainer"), "shots": config["DATASET"]["NUM_SHOTS"],
+           "seed": int(flag("--seed")), "accuracy": 50.0, "config": config}}
 with open(os.path.join(out, "results.json"), "w") as f:
-    json.dump({{"method": args[args.index("--trainer") + 1], "accuracy": 50.0}}, f)
+    json.dump(results, f)
 """
 
 
@@ -80,8 +113,13 @@ class Workspace:
     def launched_dirs(self):
         return [r["argv"][r["argv"].index("--output-dir") + 1] for r in self.launched()]
 
-    def finish(self, rel):
-        self.write(f"out/{rel}/results.json", "{}")
+    def finish(self, rel, *opts):
+        """A finished run at out/<rel>: the runner's command for it, run by the fake (not recorded)."""
+        run = parse_run_dir(rel)
+        job = Job(resolve_method(run.trainer), run.dataset, run.shots, run.cfg, run.seed, opts)
+        env = {k: v for k, v in self.env.items() if k != "FAKE_RECORD"}
+        subprocess.run(command(job, Settings(env)), cwd=self.root, env=env, check=True, timeout=60)
+        return self.root / "out" / rel / "results.json"
 
 
 @pytest.fixture
@@ -103,27 +141,25 @@ def test_method_script_runs_coop_command_per_seed(ws):
     assert "done 3 / failed 0 / skipped 0" in res.stdout
 
 
-@pytest.mark.parametrize("script,trainer", [("zsclip.sh", "ZeroshotCLIP"), ("vp.sh", "VP"),
-                                            ("attrvr.sh", "AttrVR"), ("dvp_cse.sh", "DVP_CSE"),
-                                            ("dvp_cls.sh", "DVP_CLS"), ("coop.sh", "CoOp")])
-def test_each_method_script_names_its_trainer(ws, script, trainer):
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: m.script)
+def test_each_method_script_names_its_trainer(ws, method):
+    script, trainer = f"{method.script}.sh", method.trainer
     res = ws.run(script, "dtd", "4", "vit_b16", SEEDS="7")
     assert res.returncode == 0, res.stderr
     (argv,) = [r["argv"] for r in ws.launched()]
     assert argv[argv.index("--trainer") + 1] == trainer
     assert argv[argv.index("--config-file") + 1] == f"configs/trainers/{trainer}/vit_b16.yaml"
     assert argv[argv.index("--output-dir") + 1] == f"out/dtd/{trainer}/vit_b16_4shots/seed7"
-    assert ("--eval-only" in argv) == (trainer == "ZeroshotCLIP")
+    assert ("--eval-only" in argv) == (not method.trains)
     assert argv[-2:] == ["DATASET.NUM_SHOTS", "4"]
 
 
-def test_one_shot_vr_runs_use_batch_16(ws):
-    """The reference protocol trains with batch 16 when shots = 1 (batch 64 otherwise)."""
+def test_one_shot_runs_leave_the_batch_to_the_trainer(ws):
+    """The 1-shot batch is TRAINER.<NAME>.BATCH_SIZE_1SHOT, applied by the trainer (as for train.py)."""
+    assert ws.run("ar.sh", "dtd", "1", "vit_b16", SEEDS="1").returncode == 0
     assert ws.run("dvp_cls.sh", "dtd", "1", "vit_b16", SEEDS="1").returncode == 0
-    assert ws.run("coop.sh", "dtd", "1", "vit_b16", SEEDS="1").returncode == 0
-    dvp, coop = [r["argv"] for r in ws.launched()]
-    assert dvp[-4:] == ["DATASET.NUM_SHOTS", "1", "DATALOADER.TRAIN_X.BATCH_SIZE", "16"]
-    assert coop[-2:] == ["DATASET.NUM_SHOTS", "1"]
+    for argv in [r["argv"] for r in ws.launched()]:
+        assert argv[-2:] == ["DATASET.NUM_SHOTS", "1"] and "DATALOADER.TRAIN_X.BATCH_SIZE" not in argv
 
 
 def test_finished_runs_skipped_crashed_runs_rerun(ws):
@@ -152,7 +188,7 @@ def test_exit_zero_without_results_json_is_a_failure(ws):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (("caltech", "16"), "unknown dataset 'caltech' (did you mean 'caltech101'?); "
+    (("caltech", "16"), "unknown dataset 'caltech' (do you mean \"caltech101\"?); "
                         "configs/datasets has: caltech101, dtd"),
     (("dtd", "16", "vit_l14"), "configs/trainers/AR has: rn50, vit_b16"),
     (("dtd", "x"), "SHOTS must be integers"),
@@ -224,7 +260,7 @@ def test_sweep_dry_run_launches_nothing(ws):
     res = ws.run("sweep.sh", "--methods", "ar", "--datasets", "dtd", "--shots", "2",
                  "--seeds", "1", "--dry-run")
     assert res.returncode == 0
-    assert ("would run: " + str(ws.fake) + " train.py --root /datasets --seed 1") in res.stdout
+    assert ("would run (no results.json): " + str(ws.fake) + " train.py --root /datasets --seed 1") in res.stdout
     assert "dry run: 1 would run, 0 skipped" in res.stdout
     assert ws.launched() == []
 
@@ -320,3 +356,149 @@ def test_run_locked_by_another_process_is_left_alone(ws):
     assert "[1/2] ar dtd 16 shots seed 1 ... skip (busy)" in res.stdout
     assert "running in another process (not touched): 1" in res.stdout
     assert ws.launched_dirs() == ["out/dtd/AR/vit_b16_16shots/seed2"]
+
+
+def test_corrupt_empty_or_foreign_results_are_rerun_and_said_why(ws):
+    """Issue 10 defect 5: only a results.json that parses and matches the run counts as done."""
+    base = "out/dtd/AR/vit_b16_16shots"
+    ws.write("configs/trainers/AR/vit_b16.yaml", "OPTIM:\n  MAX_EPOCH: 10\n")
+    ws.write(f"{base}/seed1/results.json", "")
+    ws.write(f"{base}/seed2/results.json", '{"method": "AR", "accu')
+    foreign = json.loads(ws.finish("dtd/VP/vit_b16_16shots/seed3").read_text())
+    ws.write(f"{base}/seed3/results.json", json.dumps(foreign))  # another method's file
+    ws.finish("dtd/AR/vit_b16_16shots/seed4", "OPTIM.MAX_EPOCH", "5")  # other options
+    ws.finish("dtd/AR/vit_b16_16shots/seed5")  # the real thing
+    res = ws.run("ar.sh", "dtd", "16", SEEDS="1 2 3 4 5")
+    assert res.returncode == 0, res.stderr
+    assert ws.launched_dirs() == [f"{base}/seed{s}" for s in (1, 2, 3, 4)]
+    out = res.stdout
+    assert "[1/5] ar dtd 16 shots seed 1 ... running (results.json is empty)" in out
+    assert "[2/5] ar dtd 16 shots seed 2 ... running (results.json is corrupt (" in out
+    assert ('[3/5] ar dtd 16 shots seed 3 ... running (results.json does not match this run: '
+            'method "VP", expected "AR"; ') in out
+    assert ("[4/5] ar dtd 16 shots seed 4 ... running (results.json does not match this run: "
+            "OPTIM.MAX_EPOCH 5, config sets 10)") in out
+    assert "[5/5] ar dtd 16 shots seed 5 ... skip (results.json matches)" in out
+    assert "done 4 / failed 0 / skipped 1" in out
+    # Now every run matches: nothing is launched again.
+    ws.record.unlink()
+    res = ws.run("ar.sh", "dtd", "16", SEEDS="1 2 3 4 5")
+    assert ws.launched() == [] and "skipped 5" in res.stdout
+
+
+def test_config_file_edited_after_a_run_makes_it_unfinished(ws):
+    ws.finish("dtd/AR/vit_b16_16shots/seed1")
+    ws.write("configs/trainers/AR/vit_b16.yaml", "OPTIM:\n  LR: 10.0\n")
+    res = ws.run("sweep.sh", "--methods", "ar", "--datasets", "dtd", "--shots", "16", "--seeds", "1",
+                 "--dry-run")
+    assert res.returncode == 0
+    assert ("[1/1] ar dtd 16 shots seed 1 ... would run (results.json does not match this run: "
+            "OPTIM.LR not recorded (config sets 10.0))") in res.stdout
+
+
+def test_exit_zero_with_a_mismatching_results_json_is_a_failure(ws):
+    fake = ws.fake.read_text().replace('"seed": int(flag("--seed"))', '"seed": 99')
+    ws.fake.write_text(fake)
+    res = ws.run("vp.sh", "dtd", "16", SEEDS="1")
+    assert res.returncode == 1
+    assert "exit 0 but results.json does not match this run: seed 99, expected 1" in res.stdout
+
+
+def test_method_scripts_pass_trailing_config_options(ws):
+    """Issue 10 defect 10: KEY VALUE pairs after the arguments reach train.py (with or without CFG)."""
+    assert ws.run("ar.sh", "dtd", "4", "DATASET.ROOT_FOLDER", "my images", SEEDS="1").returncode == 0
+    assert ws.run("ar.sh", "dtd", "4", "rn50", "OPTIM.MAX_EPOCH", "5", SEEDS="1").returncode == 0
+    first, second = [r["argv"] for r in ws.launched()]
+    assert first[-4:] == ["DATASET.NUM_SHOTS", "4", "DATASET.ROOT_FOLDER", "my images"]
+    assert "configs/trainers/AR/vit_b16.yaml" in first
+    assert second[-4:] == ["DATASET.NUM_SHOTS", "4", "OPTIM.MAX_EPOCH", "5"]
+    assert "configs/trainers/AR/rn50.yaml" in second
+
+    res = ws.run("ar.sh", "dtd", "4", "OPTIM.MAX_EPOCH")
+    assert res.returncode == 2 and "KEY VALUE pairs, got an odd number" in res.stderr
+    res = ws.run("ar.sh", "dtd", "4", "rn50", "epochs", "5")
+    assert res.returncode == 2 and "'epochs' is not a config key" in res.stderr
+
+
+def test_sweep_opts_reach_every_run_and_the_slurm_job_file(ws):
+    res = ws.run("sweep.sh", "--methods", "vp", "--datasets", "dtd", "--shots", "2", "--seeds", "1",
+                 "--opts", "OPTIM.MAX_EPOCH 3")
+    assert res.returncode == 0, res.stderr
+    (argv,) = [r["argv"] for r in ws.launched()]
+    assert argv[-2:] == ["OPTIM.MAX_EPOCH", "3"]
+    res = ws.run("sweep.sh", "--methods", "vp", "--datasets", "dtd", "--shots", "2", "--seeds", "1 2",
+                 "--opts", "OPTIM.MAX_EPOCH 3", "--mode", "slurm", "--name", "o")
+    assert res.returncode == 2  # no sbatch; only seed 2 is unfinished
+    assert (ws.root / "out/sweeps/o/slurm_jobs.txt").read_text() == "vp\tdtd\t2\tvit_b16\t2\tOPTIM.MAX_EPOCH\t3\n"
+
+
+def test_generic_method_runner_takes_any_registered_trainer(ws):
+    res = ws.run("method.sh", "DVP_CSE", "dtd", "4", SEEDS="1")
+    assert res.returncode == 0, res.stderr
+    assert ws.launched_dirs() == ["out/dtd/DVP_CSE/vit_b16_4shots/seed1"]
+    res = ws.run("method.sh", "dvp", "dtd", "4")
+    assert res.returncode == 2 and "unknown method 'dvp'" in res.stderr
+
+
+@pytest.mark.parametrize("name", ["../../..", "a/b", "..", "a\\b", "/tmp/x"])
+def test_sweep_name_with_path_parts_is_rejected(ws, name):
+    """Issue 10 defect 9: --name cannot put the sweep folder outside $OUTPUT/sweeps."""
+    res = ws.run("sweep.sh", "--methods", "ar", "--datasets", "dtd", "--shots", "1", "--seeds", "1",
+                 "--name", name, OUTPUT="a/b/out")  # ../../.. would be the workspace itself
+    assert res.returncode == 2
+    assert f"sweep name {name!r} must be a plain folder name" in res.stderr
+    assert ws.launched() == [] and not list(ws.root.rglob("jobs.txt"))
+
+
+def test_sweep_files_get_the_usual_permissions(ws):
+    """Issue 10 defect 9: job files and summaries are readable by others (umask 022), not 0600."""
+    args = ["--methods", "ar", "--datasets", "dtd", "--shots", "2", "--seeds", "1", "--name", "p"]
+    env = dict(ws.env)
+    run = subprocess.run(["/bin/bash", "-c", 'umask 022; exec /bin/bash "$@"', "-", str(SCRIPTS / "sweep.sh"),
+                          *args], cwd=ws.root, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    run = subprocess.run(["/bin/bash", "-c", 'umask 022; exec /bin/bash "$@"', "-", str(SCRIPTS / "sweep.sh"),
+                          *args[:-2], "--seeds", "2", "--name", "q", "--mode", "slurm"],
+                         cwd=ws.root, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2  # no sbatch: the script is written all the same
+    modes = {p.relative_to(ws.root / "out/sweeps").as_posix(): p.stat().st_mode & 0o777
+             for p in (ws.root / "out/sweeps").rglob("*") if p.is_file()}
+    assert modes == {"p/jobs.txt": 0o644, "p/summary.txt": 0o644, "q/jobs.txt": 0o644,
+                     "q/slurm_jobs.txt": 0o644, "q/sweep.slurm": 0o755}
+
+
+def test_ctrl_c_in_gpus_mode_reports_interrupted_runs_not_failed(ws):
+    """Issue 10 defect 10: Ctrl-C reaches the sweep and its train.py children (one process group)."""
+    args = ["--methods", "ar", "--datasets", "dtd", "--shots", "8", "--seeds", "1 2 3",
+            "--mode", "gpus", "--gpus", "0,1"]
+    proc = subprocess.Popen(["/bin/bash", str(SCRIPTS / "sweep.sh"), *args], cwd=ws.root,
+                            env=dict(ws.env, FAKE_SLEEP="60"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 30
+    while len(ws.launched()) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the children are in their sleep
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "FAILED" not in out and "failed 0" in out, out
+    assert out.count("... interrupted (") == 2, out
+    assert "not finished (interrupted): 3" in out
+
+
+def test_plugin_trainer_runs_through_its_own_catalogue(ws, monkeypatch):
+    """A trainer registered outside trainers/ (VR_PLUGINS) reaches the scripts and sweeps through a
+    catalogue written for it, without editing the repository."""
+    monkeypatch.setenv("VR_PLUGINS", "tests.toy_plugin")
+    path = ws.root / "plugin_trainers.json"
+    written = catalogue.write(str(path))
+    assert "toylinear" in {m.script for m in written}
+    assert not (SCRIPTS / "toylinear.sh").exists()  # one-liners only for the repository's catalogue
+    ws.write("configs/trainers/ToyLinear/vit_b16.yaml", "OPTIM:\n  MAX_EPOCH: 2\n")
+    env = {"VR_TRAINER_CATALOGUE": str(path)}
+    res = ws.run("method.sh", "ToyLinear", "dtd", "4", SEEDS="1", **env)
+    assert res.returncode == 0, res.stderr
+    res = ws.run("sweep.sh", "--methods", "toylinear ar", "--datasets", "dtd", "--shots", "4", "--seeds", "1", **env)
+    assert res.returncode == 0, res.stderr
+    assert "[1/2] toylinear dtd 4 shots seed 1 ... skip (results.json matches)" in res.stdout
+    assert ws.launched_dirs() == ["out/dtd/ToyLinear/vit_b16_4shots/seed1", "out/dtd/AR/vit_b16_4shots/seed1"]

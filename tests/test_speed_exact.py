@@ -32,6 +32,7 @@ def train_losses(name, root, descriptions, out, opts=(), epochs=2):
     return losses, trainer
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["per_sample", "global"])
 def test_training_image_cache_is_exact(mode, toy_root, toy_descriptions, tmp_path):
     runs = {}
@@ -44,6 +45,7 @@ def test_training_image_cache_is_exact(mode, toy_root, toy_descriptions, tmp_pat
     assert torch.equal(runs[True][1], runs[False][1])
 
 
+@pytest.mark.slow
 def test_loader_workers_are_exact_with_per_sample_seeds(toy_root, toy_descriptions, tmp_path):
     base = ["DATALOADER.AUGMENT_SEED", "per_sample", "DATALOADER.CACHE_TRAIN", True]
     serial, _ = train_losses("AR", toy_root, toy_descriptions, tmp_path / "w0", base + ["DATALOADER.NUM_WORKERS", 0])
@@ -51,6 +53,7 @@ def test_loader_workers_are_exact_with_per_sample_seeds(toy_root, toy_descriptio
     assert workers == serial
 
 
+@pytest.mark.slow
 def test_testing_every_epoch_changes_no_training_step_and_test_cache_is_exact(toy_root, toy_descriptions, tmp_path):
     quiet, t1 = train_losses("DVP_CLS", toy_root, toy_descriptions, tmp_path / "end", epochs=3)
     curve, t2 = train_losses("DVP_CLS", toy_root, toy_descriptions, tmp_path / "each", epochs=3,
@@ -62,6 +65,7 @@ def test_testing_every_epoch_changes_no_training_step_and_test_cache_is_exact(to
     assert t2.evaluator._y_pred == t1.evaluator._y_pred
 
 
+@pytest.mark.slow
 def test_batched_prompts_match_one_encoder_call_per_prompt(toy_root, toy_descriptions, tmp_path):
     # batch 3: ENCODER_CHUNK 3 runs the v = 2 prompts as separate encoder calls (the reference's loop)
     batched, t1 = train_losses("DVP_CLS", toy_root, toy_descriptions, tmp_path / "b", epochs=3)
@@ -85,12 +89,12 @@ def test_transform_split_and_bad_option(toy_root, toy_descriptions, tmp_path):
 
 
 def test_cache_gives_the_same_images_and_respects_its_memory_limit(toy_root, capsys):
-    from engine import build_dataset, extend_cfg, get_cfg_default
+    from engine import build_dataset
+    from plugins import project_cfg
     from trainers.base import vr_transforms
     from trainers.pipeline import VRDatasetWrapper
 
-    cfg = get_cfg_default()
-    extend_cfg(cfg)
+    cfg = project_cfg()
     cfg.DATASET.NAME, cfg.DATASET.ROOT = "ToyColors", toy_root
     data = build_dataset(cfg).train_x
     train_tfm, test_tfm = vr_transforms(192)
@@ -107,3 +111,16 @@ def test_cache_gives_the_same_images_and_respects_its_memory_limit(toy_root, cap
     refused = VRDatasetWrapper(cfg, data, transform=train_tfm, is_train=True, cache=True, what="training images")
     assert refused.cache is None
     assert "> DATALOADER.CACHE_MAX_MB = 0; they are read from disk every epoch" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["DVP_CLS", "VP"])  # padding prompts (v = 2), a watermark prompt
+def test_first_layer_split_gives_the_plain_training_losses(name, toy_root, toy_descriptions, tmp_path):
+    runs = {}
+    for split in (False, True):
+        losses, trainer = train_losses(name, toy_root, toy_descriptions, tmp_path / str(split), epochs=2,
+                                       opts=[f"TRAINER.{name}.FIRST_LAYER_SPLIT", split])
+        assert trainer.extra_results()["vr"]["first_layer_split"] == ("on" if split else "off (option)")
+        runs[split] = (losses, trainer.model.prompts.delta.detach().clone())
+    assert len(runs[True][0]) > 0
+    assert runs[True][0] == pytest.approx(runs[False][0], rel=1e-5)
+    assert torch.allclose(runs[True][1], runs[False][1], atol=1e-5)

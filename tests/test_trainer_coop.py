@@ -31,7 +31,8 @@ def coop_args(root, out, *opts, extra=()):
     return ["--root", root, "--output-dir", str(out), "--trainer", "CoOp", "--seed", "1",
             "--config-file", os.path.join(CONFIGS, "vit_b16.yaml"), *extra,
             "DATASET.NAME", "ToyColors", "MODEL.BACKBONE.NAME", "test-tiny", "DATALOADER.NUM_WORKERS", "0",
-            "DATALOADER.TEST.BATCH_SIZE", "16", "TRAINER.COOP.N_CTX", "4", *[str(o) for o in opts]]
+            "DATALOADER.TEST.BATCH_SIZE", "16", "DATASET.NUM_SHOTS", "16", "TRAINER.COOP.N_CTX", "4",
+            *[str(o) for o in opts]]
 
 
 def make_trainer(root, out, *opts):
@@ -89,6 +90,7 @@ def _test_logits(trainer):
     return torch.cat([trainer.model_inference(trainer.parse_batch_test(b)[0]) for b in trainer.test_loader])
 
 
+@pytest.mark.slow
 def test_training_lowers_loss_and_checkpoint_reevaluates_exactly(toy_root, tmp_path, capsys):
     epochs, lr = 6, 0.02
     out = tmp_path / "run"
@@ -132,10 +134,17 @@ def test_training_lowers_loss_and_checkpoint_reevaluates_exactly(toy_root, tmp_p
     fresh.load_model(str(coop_dir.parent), epoch=99)
     assert torch.equal(_test_logits(fresh), logits)
 
-    # a context of another shape: one clear message naming the settings to match
+    # a context of another kind: one clear message naming the setting to match (the checkpoint's record)
     capsys.readouterr()
     assert train.main(coop_args(toy_root, tmp_path / "eval3", *common, "TRAINER.COOP.CSC", "False",
                                 extra=["--eval-only", "--model-dir", str(out), "--load-epoch", str(epochs)])) == 1
+    err = capsys.readouterr().err
+    assert "was made with another prompt (csc True here False)" in err and "Traceback" not in err
+    # a checkpoint without a record (older code): the shape check still names the settings to match
+    del saved["run"]
+    torch.save(saved, coop_dir / "model.pth.tar-98")
+    assert train.main(coop_args(toy_root, tmp_path / "eval4", *common, "TRAINER.COOP.CSC", "False",
+                                extra=["--eval-only", "--model-dir", str(coop_dir.parent), "--load-epoch", "98"])) == 1
     err = capsys.readouterr().err
     assert "context vectors have shape (4, 4, 64)" in err and "N_CTX / CSC / CTX_INIT" in err
 

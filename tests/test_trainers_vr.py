@@ -12,7 +12,7 @@ from tests.trainer_fixtures import (make_trainer, eval_logits, toy_cfg, toy_desc
 TRAINED = ["VP", "AR", "AttrVR", "DVP_CSE", "DVP_CLS"]
 
 
-@pytest.mark.parametrize("name", TRAINED)
+@pytest.mark.parametrize("name", [n if n == "AR" else pytest.param(n, marks=pytest.mark.slow) for n in TRAINED])
 def test_training_lowers_loss_and_checkpoint_reevaluates_exactly(name, toy_root, toy_descriptions, tmp_path,
                                                                    capsys):
     epochs = 3 if name.startswith("DVP") else 2  # DVP: epoch 0 collects PRM statistics only
@@ -50,6 +50,7 @@ def test_training_lowers_loss_and_checkpoint_reevaluates_exactly(name, toy_root,
         assert [r["epoch"] for r in records] == [2, 3]
 
 
+@pytest.mark.slow
 def test_dvp_epoch0_updates_nothing_and_reestimates_the_prm(toy_root, toy_descriptions, tmp_path):
     cfg = toy_cfg("DVP_CLS", toy_root, tmp_path, toy_descriptions, epochs=1)
     trainer = make_trainer(cfg)
@@ -121,3 +122,34 @@ def test_bad_inputs_fail_clearly_before_training(case, toy_root, toy_description
     with pytest.raises(error, match=message):
         make_trainer(cfg)
     assert not os.path.exists(tmp_path / "run" / "vr_model")
+
+
+# the reference protocols: the AttrVR code (VP, AR, AttrVR) trains 1 shot with batch 16, the DVP code with 64
+ONE_SHOT_BATCH = {"VP": 16, "AR": 16, "AttrVR": 16, "DVP_CSE": 64, "DVP_CLS": 64}
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_one_shot_batch_follows_each_reference_as_train_py_builds_it(name, toy_root, toy_descriptions, tmp_path,
+                                                                    capsys):
+    import train
+    from tests.trainer_fixtures import METHOD_OPTS, NODES
+
+    node = NODES[name]
+    small = [x for k, v in METHOD_OPTS.get(node, {}).items() for x in (f"TRAINER.{node}.{k}", str(v))]
+
+    def build(shots):
+        args = train.build_parser().parse_args([
+            "--root", toy_root, "--seed", "1", "--trainer", name, "--backbone", "test-tiny",
+            "--config-file", f"configs/trainers/{name}/vit_b16.yaml", "--output-dir", str(tmp_path / str(shots)),
+            "DATASET.NAME", "ToyColors", "DATASET.NUM_SHOTS", str(shots), "DATASET.DESCRIPTIONS_DIR",
+            toy_descriptions, "DATASET.DESCRIPTIONS_KEY", "toy", "DATALOADER.NUM_WORKERS", "0", "USE_CUDA", "False",
+            *small])
+        return make_trainer(train.setup_cfg(args))
+
+    trainer = build(1)
+    assert trainer.cfg.DATALOADER.TRAIN_X.BATCH_SIZE == 64  # the yaml's batch
+    assert trainer.train_loader_x.batch_size == ONE_SHOT_BATCH[name]
+    assert trainer.extra_results()["vr"]["train_batch_size"] == ONE_SHOT_BATCH[name]
+    assert ("1 shot: training batch 16" in capsys.readouterr().out) == (ONE_SHOT_BATCH[name] == 16)
+    if name == "AR":  # 2 shots: the yaml's batch
+        assert build(2).train_loader_x.batch_size == 64

@@ -36,3 +36,35 @@ def test_clear_errors():
         LambdaMix(TopKMean(1), TopKMean(1), split=1, lam=1.5)
     with pytest.raises(ValueError, match="one text per class"):
         Identity().check(3, 2)
+
+
+def test_text_weights_are_what_a_class_logit_sums_and_a_checkpoint_rebuilds_them():
+    """Explanations and plots read the weight of each text through text_weights (None where the weights
+    depend on the image) and a checkpoint's PRM and text table through from_state, not raw keys."""
+    from vr import PRM, TextTable, description_table
+
+    z = torch.randn(5, 3, 4, generator=torch.Generator().manual_seed(0))
+    prm = PRM(3, 4, topk=2)
+    prm.observe(z, torch.tensor([0, 1, 2, 0, 1]))
+    prm.end_epoch()
+    for agg in (prm, Mean()):
+        weights = agg.text_weights(3, 4)
+        assert weights.shape == (3, 4) and torch.allclose((z * weights).sum(-1), agg(z), atol=1e-6)
+    assert torch.equal(Identity().text_weights(3, 1), torch.ones(3, 1))
+    assert TopKMean(2).text_weights(3, 4) is None
+    assert LambdaMix(TopKMean(1), TopKMean(1), split=2).text_weights(3, 4) is None
+    assert PRM.WEIGHT_KIND == "PRM weight" and Mean.WEIGHT_KIND == "uniform weight (mean)"
+    with pytest.raises(ValueError, match="PRM built for"):
+        prm.text_weights(3, 5)
+
+    table = description_table(["a", "b", "c"], [[[f"text {c} {j}" for j in range(4)] for c in range(3)]],
+                              num_prompts=2)
+    table.set_prompts(torch.arange(12) % 2)
+    state = {**{f"aggregation.{k}": v for k, v in prm.state_dict().items()},
+             **{f"text_table.{k}": v for k, v in table.state_dict().items()}}
+    again = PRM.from_state(state)
+    assert torch.equal(again.text_weights(3, 4), prm.weight) and torch.equal(again.text_counts(), prm.last_counts)
+    rebuilt = TextTable.from_state(state)
+    assert torch.equal(rebuilt.prompt_grid(), table.prompt_grid()) and rebuilt.texts == table.texts
+    with pytest.raises(ValueError, match="holds no PRM"):
+        PRM.from_state({k: v for k, v in state.items() if not k.startswith("aggregation.")})

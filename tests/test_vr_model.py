@@ -98,9 +98,13 @@ def test_state_is_what_was_learned_and_clip_stays_frozen(encoder):
     assert model.prompts.delta.grad is not None and model.prompts.delta.grad.abs().sum() > 0
     assert all(p.grad is None for p in encoder.model.parameters())
 
-    # a checkpoint holding other sentences re-encodes them on load
+    # a checkpoint holding other sentences is refused, unless the trainer verified it is of these classes
+    # (its run record); then the sentences are adopted and re-encoded on load
     other = description_table(CLASSES, [{c: [f"another text {j} for {c}." for j in range(3)] for c in CLASSES}])
     other_model = ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), other, TopKMean(2))
+    with pytest.raises(ValueError, match="texts differ"):
+        model.load_state_dict(other_model.state_dict())
+    model.text_table.adopt_checkpoint_texts = True
     model.load_state_dict(other_model.state_dict())
     assert model.text_table.texts == other.texts
     assert torch.equal(model.text_table.embeddings, other.embeddings)
@@ -128,6 +132,140 @@ def test_mixed_precision_forward_backward_with_prm(encoder):
         loss = F.cross_entropy(logits, y)
     model.aggregation.observe(z.detach(), y)
     loss.backward()
-    assert z.dtype == torch.bfloat16 and logits.dtype == torch.float32
+    assert z.dtype == torch.bfloat16 and logits.dtype == torch.bfloat16  # the PRM product too, as the reference
     assert torch.isfinite(model.prompts.delta.grad).all() and model.prompts.delta.grad.abs().sum() > 0
     assert int(model.aggregation.statistics().sum()) == 2 * 2
+    model.aggregation = PRM(3, 4, topk=2, precise=True)  # LOGIT_MATH precise: promoted to fp32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model(x).dtype == torch.float32
+
+
+# ---- first-layer split (vr/clip.py) against the plain path ------------------------------------------------
+@pytest.fixture(scope="module")
+def encoders(encoder):
+    from backbones import load_clip
+
+    return {"test-tiny": encoder, "test-tiny-rn": FrozenCLIP(load_clip("test-tiny-rn"))}
+
+
+def _assert_close(got, want, rel=1e-5):
+    """Agreement to ``rel`` of the largest entry (float rounding of a different summation order)."""
+    assert got.shape == want.shape
+    assert float((got - want).abs().max()) <= rel * float(want.abs().max()), float((got - want).abs().max())
+
+
+def _logits_and_gradient(encoder, prompts, table, split, chunk=0):
+    model = ReprogrammedCLIP(encoder, prompts, table, Mean(), encoder_chunk=chunk, first_layer_split=split)
+    assert model.first_layer_split == split
+    x = torch.rand(4, 3, prompts.loader_size, prompts.loader_size, generator=torch.Generator().manual_seed(5))
+    prompts.zero_grad()
+    logits = model(x)
+    weights = torch.randn(logits.shape, generator=torch.Generator().manual_seed(6))
+    if not hasattr(prompts, "delta"):
+        return logits.detach(), None
+    (logits * weights).sum().backward()
+    grad = prompts.delta.grad.clone()
+    return logits.detach(), grad
+
+
+@pytest.mark.parametrize("backbone", ["test-tiny", "test-tiny-rn"])
+@pytest.mark.parametrize("kind", ["padding", "watermark", "none"])
+def test_first_layer_split_gives_the_plain_logits_and_gradients(encoders, backbone, kind):
+    from vr import build_prompt
+
+    encoder = encoders[backbone]
+    v = 3
+    prompts = build_prompt(kind, 224, encoder.mean, encoder.std, num_prompts=v, input_size=192, pad=30)
+    if hasattr(prompts, "delta"):
+        with torch.no_grad():
+            prompts.delta.copy_(torch.randn(prompts.delta.shape, generator=torch.Generator().manual_seed(7)))
+    table = description_table(CLASSES, _sets(v, 2), [0, 1, 2])
+    plain, plain_grad = _logits_and_gradient(encoder, prompts, table, split=False)
+    split, split_grad = _logits_and_gradient(encoder, prompts, table, split=True)
+    chunked, chunked_grad = _logits_and_gradient(encoder, prompts, table, split=True, chunk=5)
+    _assert_close(split, plain)
+    _assert_close(chunked, plain)
+    if kind != "none":
+        assert plain_grad.abs().max() > 0
+        _assert_close(split_grad, plain_grad)
+        _assert_close(chunked_grad, plain_grad)
+    assert isinstance(encoder.model.visual.conv1, torch.nn.Conv2d)  # the tower got its first layer back
+
+
+def test_first_layer_split_is_refused_where_it_would_not_be_exact(encoder):
+    from vr import VisualPrompt
+
+    class Clamped(PaddingPrompt):
+        """A padding prompt whose sum is clamped to [0, 1]: not additive."""
+
+        kind = "clamped"
+        ADDITIVE = False
+
+        def forward(self, x01):
+            b, a = self.pad_before, self.pad_after
+            out = (F.pad(x01, (b, a, b, a)).unsqueeze(0) + self.pattern().unsqueeze(1)).clamp(0, 1)
+            return self.normalise(out.reshape(-1, 3, self.image_size, self.image_size))
+
+    table = description_table(CLASSES, _sets(1, 2))
+    model = ReprogrammedCLIP(encoder, Clamped(224, 192), table, Mean())
+    assert not model.first_layer_split
+    assert model.first_layer_split_status == "off: the clamped prompt is not additive"
+    with pytest.raises(NotImplementedError, match="not additive"):
+        VisualPrompt.additive_parts(model.prompts, torch.rand(1, 3, 192, 192))
+    assert ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), table, Mean()).first_layer_split_status == "on"
+    off = ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), table, Mean(), first_layer_split=False)
+    assert off.first_layer_split_status == "off (option)"
+
+    class Tower(torch.nn.Module):  # an image tower that is neither a ViT nor a ModifiedResNet
+        conv1 = torch.nn.Conv2d(3, 4, 16, 16, bias=False)
+
+    fake = FrozenCLIP.__new__(FrozenCLIP)
+    fake.model, fake.name = torch.nn.Module(), "fake"
+    fake.model.visual = Tower()
+    assert "Tower is not one whose forward starts with its first convolution" in fake.first_layer_split_refusal()
+    with pytest.raises(ValueError, match="cannot run on fake.*FIRST_LAYER_SPLIT False"):
+        fake.encode_image_split(torch.rand(1, 3, 224, 224), None, torch.zeros(1, 3, 1, 1),
+                                torch.ones(1, 3, 1, 1), 1)
+
+
+def test_logits_use_the_references_order_on_half_features(encoder):
+    """The references compute ``exp * x_emb @ t_emb``: the features are scaled first, so under fp16 autocast
+    the scaled features are rounded to fp16 before the matmul. With explicit half tensors on a CPU."""
+    table = description_table(CLASSES, _sets(1, 4))
+    reference = ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), table, Mean())
+    precise = ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), table, Mean(), scale_first=False)
+    gen = torch.Generator().manual_seed(5)
+    feats = F.normalize(torch.randn(1, 16, table.embeddings.shape[1], generator=gen), dim=-1).half()
+    emb, scale = table.embeddings.half(), encoder.capped_logit_scale
+    x = torch.rand(16, 3, 192, 192)
+    for model in (reference, precise):
+        model.image_features = lambda _: feats  # the (v, B, D) half features autocast would produce
+    got, later = reference.description_logits(x), precise.description_logits(x)
+    assert got.dtype == torch.float16
+    assert torch.equal(got.reshape(16, -1), (scale * feats[0]) @ emb.t())
+    assert torch.equal(later.reshape(16, -1), scale * (feats[0] @ emb.t()))
+    assert not torch.equal(got, later)  # the order changes the fp16 logits
+
+
+def test_logit_scale_is_capped_like_the_references_without_touching_clip(tiny_clip):
+    """The references clamp logit_scale to 4.6052 after every step; OpenAI's fp16 checkpoints store
+    4.60546875 (scale 100.030). The VR logits use the capped scale; CLIP's parameter and CoOp's scale stay."""
+    import copy
+
+    backbone = copy.deepcopy(tiny_clip)
+    with torch.no_grad():
+        backbone.model.logit_scale.fill_(4.60546875)
+    encoder = FrozenCLIP(backbone)
+    capped = torch.tensor(4.6052).exp()
+    assert encoder.capped_logit_scale == capped and float(capped) == pytest.approx(100.003, abs=1e-3)
+    assert float(encoder.logit_scale) == pytest.approx(100.030, abs=1e-3)  # CoOp: the stored value
+    table = description_table(CLASSES, _sets(1, 2))
+    model = ReprogrammedCLIP(encoder, PaddingPrompt(224, 192), table, Mean())
+    x = torch.rand(2, 3, 192, 192, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        z = model.description_logits(x)
+        feats = model.image_features(x)[0]
+    assert torch.allclose(z.reshape(2, -1), (capped * feats) @ table.embeddings.t(), atol=1e-5, rtol=0)
+    assert not torch.allclose(z.reshape(2, -1), (encoder.logit_scale * feats) @ table.embeddings.t(),
+                              atol=1e-3, rtol=0)
+    assert float(backbone.model.logit_scale) == 4.60546875  # the frozen model is never modified

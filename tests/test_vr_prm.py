@@ -73,3 +73,21 @@ def test_contribution_table_sums_weights_per_prompt():
 def test_topk_larger_than_descriptions_is_an_error():
     with pytest.raises(ValueError, match="PRM top-k must lie in \\[1, M'\\].*k = 5.*PRM_TOPK"):
         PRM(2, 4, topk=5)
+
+
+def test_half_precision_product_is_the_references_fp16_matmul_unless_precise():
+    """Under fp16 autocast the reference computes ``fx @ prob_y_s`` in fp16 (omega rounded to fp16, fp16
+    result); PRECISE promotes to fp32. On a CPU with explicit half tensors (autocast hands the PRM fp16 z)."""
+    gen = torch.Generator().manual_seed(0)
+    z = (torch.randn(64, 5, 6, generator=gen) * 8 + 20).half()  # description logits of CLIP's size
+    counts = torch.randint(0, 7, (5, 6), generator=gen)
+    reference, precise = PRM(5, 6, topk=3), PRM(5, 6, topk=3, precise=True)
+    for prm in (reference, precise):
+        prm.add_statistics(counts)
+        prm.end_epoch()  # weights like 2/13: not exact in fp16
+    want = z.flatten(1) @ reference.omega().half()  # the reference's product, in half precision
+    got = reference(z)
+    assert got.dtype == torch.float16 and torch.equal(got, want)
+    exact = z.float().flatten(1) @ precise.omega().double().float()
+    assert precise(z).dtype == torch.float32 and torch.allclose(precise(z), exact, atol=1e-5)
+    assert (got.float() - precise(z)).abs().max() > 1e-3  # fp16 rounding of omega and of the result shows

@@ -1,8 +1,12 @@
-"""Visual prompts: frame geometry, entry counts, normalisation, v prompts in one op, errors."""
+"""Visual prompts: frame geometry, entry counts, normalisation, v prompts in one op, errors, the registry of
+kinds and their additive parts (the first-layer split's decomposition)."""
 import pytest
 import torch
+from yacs.config import CfgNode
 
-from vr.prompts import NoPrompt, PaddingPrompt, WatermarkPrompt, build_prompt
+from vr import prompts as prompts_module
+from vr.prompts import (NoPrompt, PaddingPrompt, VisualPrompt, WatermarkPrompt, build_prompt, loader_size_for,
+                        prompt_from_node, prompt_kinds, register_prompt)
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
@@ -91,11 +95,67 @@ def test_no_prompt_only_normalises():
 def test_build_prompt_and_clear_errors():
     assert isinstance(build_prompt("padding", 224, MEAN, STD), PaddingPrompt)
     assert isinstance(build_prompt("Watermark", 224, MEAN, STD), WatermarkPrompt)
-    with pytest.raises(ValueError, match='Unknown visual prompt kind "frame".*padding, watermark, none'):
+    with pytest.raises(ValueError, match='Unknown visual prompt kind "frame".*Registered kinds: none, padding, watermark'):
         build_prompt("frame", 224, MEAN, STD)
+    with pytest.raises(ValueError, match='Unknown visual prompt kind "paddin".*Did you mean "padding"\\?'):
+        build_prompt("paddin", 224, MEAN, STD)
     with pytest.raises(ValueError, match="input size \\(224\\) must be smaller.*INPUT_SIZE"):
         build_prompt("padding", 224, MEAN, STD, input_size=224)
     with pytest.raises(ValueError, match="frame of width 120 does not fit.*PAD"):
         build_prompt("watermark", 224, MEAN, STD, pad=120)
     with pytest.raises(ValueError, match=r"expects a batch of \[0,1\] images of shape \(B, 3, 192, 192\)"):
         PaddingPrompt(224, 192)(torch.rand(1, 3, 224, 224))
+
+
+def _random(prompt, seed=0):
+    if hasattr(prompt, "delta"):
+        with torch.no_grad():
+            prompt.delta.copy_(torch.randn(prompt.delta.shape, generator=torch.Generator().manual_seed(seed)))
+    return prompt
+
+
+@pytest.mark.parametrize("kind", ["padding", "watermark", "none"])
+def test_additive_parts_sum_to_the_forward_output(kind):
+    p = _random(build_prompt(kind, 224, MEAN, STD, num_prompts=3, input_size=192, pad=30))
+    x = torch.rand(2, 3, p.loader_size, p.loader_size, generator=torch.Generator().manual_seed(1))
+    pixels, pattern = p.additive_parts(x)
+    assert pixels.shape == (2, 3, 224, 224) and not pixels.requires_grad
+    summed = _norm(pixels).unsqueeze(0) + (0 if pattern is None else pattern.unsqueeze(1))
+    summed = summed.expand(3, -1, -1, -1, -1) if pattern is None else summed
+    assert p.ADDITIVE
+    assert torch.allclose(summed.reshape(6, 3, 224, 224), p(x), atol=1e-5)
+    if pattern is not None:
+        assert pattern.shape == (3, 3, 224, 224) and pattern.requires_grad
+
+
+def test_trainer_node_builds_the_registered_kind_with_its_own_keys():
+    node = CfgNode({"PROMPT": "padding", "INPUT_SIZE": 160, "PAD": 999})  # PAD belongs to watermark
+    p = prompt_from_node(node, 224, MEAN, STD, num_prompts=2)
+    assert isinstance(p, PaddingPrompt) and p.input_size == 160 and p.num_prompts == 2
+    assert loader_size_for(node, 224) == 160
+    node.PROMPT = "watermark"
+    node.PAD = 20
+    assert loader_size_for(node, 224) == 224 and prompt_from_node(node, 224, MEAN, STD).pad == 20
+
+
+def test_a_prompt_kind_defined_elsewhere_registers_itself(monkeypatch):
+    monkeypatch.setattr(prompts_module, "PROMPT_REGISTRY", dict(prompts_module.PROMPT_REGISTRY))
+
+    @register_prompt
+    class Corner(VisualPrompt):
+        """A learned 8x8 corner, written over the image (not additive)."""
+
+        kind = "corner"
+        CONFIG_KEYS = ("PAD",)
+
+        def __init__(self, image_size, pad=8, num_prompts=1, mean=MEAN, std=STD):
+            super().__init__(image_size, mean, std, num_prompts)
+            self.pad = pad
+
+    assert prompt_kinds() == ("none", "padding", "watermark", "corner")
+    assert build_prompt("Corner", 224, MEAN, STD, pad=4).pad == 4
+    assert not Corner.ADDITIVE and Corner(224).pictures() == []
+    with pytest.raises(KeyError, match='"corner" is already registered by .*Corner'):
+        register_prompt(Corner)
+    with pytest.raises(ValueError, match='"corne".*Did you mean "corner"\\?.*none, padding, watermark, corner'):
+        build_prompt("corne", 224, MEAN, STD)

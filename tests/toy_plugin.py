@@ -3,14 +3,15 @@
 ToyColors: coloured 16x16 squares, a few classes whose labels first appear out of order, written on disk
 in the CoOp split-json layout. ToyLinear: a linear classifier on 8x8 thumbnails, trained with the engine's
 optimiser and warm-up-safe scheduler; it runs on both backends (builtin and real Dassl). Environment
-switches make it misbehave on purpose: TOY_KILL_AT_EPOCH=N kills the process (SIGKILL) after epoch N is
-checkpointed; TOY_NAN_AT_EPOCH=N returns a NaN loss in epoch N.
+switches make it misbehave on purpose: TOY_KILL_AT_EPOCH=N kills the process (SIGKILL, or the signal named by
+TOY_KILL_SIGNAL, e.g. SIGTERM) after epoch N is checkpointed (ToyLinear, and the project's trainers: VR
+trainers, CoOp); TOY_NAN_AT_EPOCH=N returns a NaN
+loss in epoch N. ToyColors honours DATASET.SUBSAMPLE_CLASSES (base: red, green; new: blue, yellow).
 """
 import os
 import signal
 
 import numpy as np
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
@@ -65,6 +66,9 @@ class ToyColors(DatasetBase):
         train, val, test = items("train"), items("val"), items("test")
         if cfg.DATASET.NUM_SHOTS >= 1:
             train = self.generate_fewshot_dataset(train, num_shots=cfg.DATASET.NUM_SHOTS)
+        from datasets.subsample import subsample_classes
+
+        train, val, test = subsample_classes(train, val, test, subsample=cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"))
         super().__init__(train_x=train, val=val, test=test)
 
 
@@ -97,7 +101,29 @@ class ToyLinear(SafeLoadModel, TrainerX):  # Dassl-safe load_model, as the proje
 
     def after_epoch(self):
         super().after_epoch()
-        if os.environ.get("TOY_KILL_AT_EPOCH") == str(self.epoch + 1):
-            import sys
-            sys.stdout.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
+        kill_if_asked(self.epoch)
+
+
+def kill_if_asked(epoch):
+    """Kill this process after (0-based) ``epoch`` when TOY_KILL_AT_EPOCH names it (1-based).
+
+    No flush first: the run's own log must survive the kill by itself."""
+    if os.environ.get("TOY_KILL_AT_EPOCH") == str(epoch + 1):
+        os.kill(os.getpid(), getattr(signal, os.environ.get("TOY_KILL_SIGNAL", "SIGKILL")))
+
+
+def _kill_project_trainers():
+    """The project's trainers get the same switch (their checkpoint is saved in after_epoch)."""
+    from trainers.checkpoints import RunCheckpoints
+
+    save_then_maybe_die = RunCheckpoints.after_epoch
+
+    def after_epoch(self):
+        save_then_maybe_die(self)
+        kill_if_asked(self.epoch)
+
+    RunCheckpoints.after_epoch = after_epoch
+
+
+if os.environ.get("TOY_KILL_AT_EPOCH"):
+    _kill_project_trainers()

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-import engine
-from engine import DatasetWrapper, build_trainer, get_cfg_default, set_random_seed
+from engine import DatasetWrapper, build_trainer, set_random_seed
+from plugins import project_cfg
 from tests.toy_plugin import TOY_CLASSES  # noqa: F401  (also registers ToyColors)
 
 KEY = "toy"
@@ -66,8 +66,7 @@ NODES = {"ZeroshotCLIP": "ZEROSHOTCLIP", "VP": "VP", "AR": "AR", "AttrVR": "ATTR
 
 def toy_cfg(trainer, root, output_dir, descriptions_dir, epochs=3, seed=1, opts=()):
     """A frozen config for ``trainer`` on ToyColors (2 shots, batch 3) with test-tiny, on ``TEST_DEVICE``."""
-    cfg = get_cfg_default()
-    engine.extend_cfg(cfg)
+    cfg = project_cfg()
     cfg.DATASET.NAME = "ToyColors"
     cfg.DATASET.ROOT = root
     cfg.DATASET.NUM_SHOTS = 2

@@ -7,7 +7,8 @@ from .base import TemplateTrainer, add_common_keys
 
 @register_config
 def _ar_keys(cfg):
-    add_common_keys(ensure_node(cfg, "TRAINER.AR"), prompt="padding", input_size=192, templates="vr")
+    add_common_keys(ensure_node(cfg, "TRAINER.AR"), prompt="padding", input_size=192, templates="vr",
+                    batch_size_1shot=16)
 
 
 @TRAINER_REGISTRY.register()

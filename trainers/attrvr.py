@@ -15,7 +15,7 @@ FILES = [("attributes", "des"), ("attributes", "dist")]
 @register_config
 def _attrvr_keys(cfg):
     node = ensure_node(cfg, "TRAINER.ATTRVR")
-    add_common_keys(node, prompt="padding", input_size=192)
+    add_common_keys(node, prompt="padding", input_size=192, batch_size_1shot=16)  # the reference: 16 for 1 shot
     add_description_keys(node, m=20)
     node.K = 3  # top-k descriptions averaged per class and set
     node.LAMBDA = 0.5  # weight of DesAttr; DistAttr gets 1 - lambda
@@ -24,6 +24,8 @@ def _attrvr_keys(cfg):
 @TRAINER_REGISTRY.register()
 class AttrVR(VRTrainer):
     NODE = "ATTRVR"
+    CLASS_TRANSFER = ("learned prompt kept; unseen classes are scored by their own DesAttr/DistAttr descriptions, "
+                      "sampled as in training (seeded); seen classes keep their trained descriptions")
 
     def check_method_cfg(self, cfg):
         node = cfg.TRAINER.ATTRVR

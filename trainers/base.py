@@ -21,25 +21,33 @@ from torchvision import transforms as T
 
 from engine import DataManager, TrainerX, build_lr_scheduler, build_optimizer, build_sampler, distributed
 from engine.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from vr import FrozenCLIP, PROMPT_KINDS, ReprogrammedCLIP, build_prompt, loader_size_for
+from vr import FrozenCLIP, ReprogrammedCLIP, loader_size_for, prompt_class, prompt_from_node
 
-from .loading import SafeLoadModel
+from .checkpoints import CheckpointError, RunCheckpoints
 from .pipeline import VRDatasetWrapper, augment_seed, check_pipeline_cfg, set_loader_epoch
 
 MODEL_NAME = "vr_model"  # checkpoints: OUTPUT_DIR/vr_model/model.pth.tar-<epoch>
 PRECISIONS = ("fp16", "bf16", "fp32")
+LOGIT_MATHS = ("reference", "precise")
 PER_EPOCH_FILE = "per_epoch_test.json"
 DATA_MANAGER_ATTRIBUTES = ("train_loader_x", "train_loader_u", "val_loader", "test_loader", "num_classes",
                            "num_source_domains", "lab2cname")
 
 
-def add_common_keys(node, prompt="padding", input_size=192, pad=30, templates=None):
+def add_common_keys(node, prompt="padding", input_size=192, pad=30, templates=None, batch_size_1shot=0):
     """Keys every VR trainer node has (each trainer registers its own node with its defaults)."""
-    node.PROMPT = prompt  # padding | watermark | none
+    node.PROMPT = prompt  # a registered prompt kind (vr/prompts.py): padding | watermark | none
+    # > 0: the training batch when DATASET.NUM_SHOTS is 1 (the AttrVR reference: 16 for VP, AR, AttrVR);
+    # 0: DATALOADER.TRAIN_X.BATCH_SIZE at every shot count (the DVP reference)
+    node.BATCH_SIZE_1SHOT = batch_size_1shot
     node.INPUT_SIZE = input_size  # padding: side of the image inside the frame
     node.PAD = pad  # watermark: frame width in pixels
     node.PRECISION = "fp16"  # training steps: fp16 | bf16 autocast (CUDA; fp16 -> fp32 on CPU) | fp32
+    # reference: the references' order and precision (features times the logit scale before the text matmul;
+    # under autocast the PRM product in fp16); precise: scale after the matmul, PRM product in fp32
+    node.LOGIT_MATH = "reference"
     node.ENCODER_CHUNK = 0  # > 0: run the image encoder on at most this many images at once
+    node.FIRST_LAYER_SPLIT = True  # CLIP's first layer on image and prompt parts apart (exact; vr/clip.py)
     if templates is not None:
         node.TEMPLATES = templates  # vr: 'This is a photo of {}.' | coop: CoOp's per-dataset template
 
@@ -58,24 +66,26 @@ def vr_transforms(size):
     return train, test
 
 
-def full_pass_loader(cfg, data_source, tfm, seed=None):
+def full_pass_loader(cfg, data_source, tfm, seed=None, batch_size=None):
     """Training loader WITHOUT drop_last: every sample is seen (and counted by the PRM) every epoch.
 
     The images go through trainers/pipeline.py (cache, per-sample augmentation seeds: ``seed``); in a
     multi-process run this process gets its part of every global batch (engine/distributed.py).
+    ``batch_size``: the (global) training batch, DATALOADER.TRAIN_X.BATCH_SIZE when None.
     """
     x = cfg.DATALOADER.TRAIN_X
-    sampler = build_sampler(x.SAMPLER, cfg=cfg, data_source=data_source, batch_size=x.BATCH_SIZE,
+    batch_size = int(x.BATCH_SIZE if batch_size is None else batch_size)
+    sampler = build_sampler(x.SAMPLER, cfg=cfg, data_source=data_source, batch_size=batch_size,
                             n_domain=x.N_DOMAIN, n_ins=x.N_INS)
     dataset = VRDatasetWrapper(cfg, data_source, transform=tfm, is_train=True,
                                cache=cfg.DATALOADER.get("CACHE_TRAIN", False), seed=seed, what="training images")
     if seed is not None and not distributed.is_distributed():  # the order a multi-process run uses too
         sampler = distributed.SeededOrderSampler(sampler, seed)
     if distributed.is_distributed():
-        return distributed.sharded_loader(cfg, dataset, sampler, x.BATCH_SIZE, is_train=True, drop_last=False,
+        return distributed.sharded_loader(cfg, dataset, sampler, batch_size, is_train=True, drop_last=False,
                                           persistent_workers=True)
     workers = cfg.DATALOADER.NUM_WORKERS
-    return DataLoader(dataset, batch_size=x.BATCH_SIZE, sampler=sampler, num_workers=workers, drop_last=False,
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=False,
                       pin_memory=torch.cuda.is_available() and cfg.USE_CUDA,
                       persistent_workers=workers > 0)  # no new worker processes every epoch
 
@@ -87,11 +97,18 @@ def _eval_wrapper(cfg, data_source, transform=None, is_train=False):
                             what="evaluation images")
 
 
-class VRTrainer(SafeLoadModel, TrainerX):
-    """Base of the VR trainers. Subclasses set NODE and implement build_text / build_aggregation."""
+class VRTrainer(RunCheckpoints, TrainerX):
+    """Base of the VR trainers. Subclasses set NODE and implement build_text / build_aggregation.
+
+    Evaluating on another class set (trainers/checkpoints.py): the learned prompts are kept; a class seen
+    in training keeps the texts, prompt assignment and aggregation rows (PRM) it was trained with; an
+    unseen class gets the texts this method builds for it (``CLASS_TRANSFER`` says which), the prompt
+    assignment of ``assign_unseen_prompts`` and the aggregation's initial row (PRM: uniform).
+    """
 
     NODE = ""  # config node under TRAINER
-    TRAINS = True  # ZeroshotCLIP: False
+    TRAINS = True  # ZeroshotCLIP: False (the scripts run it with --eval-only)
+    SCRIPT_NAME = ""  # scripts/<name>.sh; "" means the trainer name in lower case (runs/catalogue.py)
     STATS_EPOCHS = 0  # DVP: 1 (epoch 0 collects PRM statistics, updates nothing)
 
     # ---- what a method defines -------------------------------------------------------------
@@ -111,6 +128,9 @@ class VRTrainer(SafeLoadModel, TrainerX):
     def write_method_files(self, output_dir):
         """Extra files written into OUTPUT_DIR at the end of training (DVP: the PRM)."""
 
+    def assign_unseen_prompts(self, table, grid, unseen, saved_text_state):
+        """Prompt of each slot of the ``unseen`` class rows of ``grid`` (default: as build_text assigned)."""
+
     # ---- config ------------------------------------------------------------------------------
     @property
     def vcfg(self):
@@ -120,14 +140,18 @@ class VRTrainer(SafeLoadModel, TrainerX):
         node = cfg.TRAINER.get(self.NODE)
         if node is None:
             raise KeyError(f"Config node TRAINER.{self.NODE} is missing: build the config with engine.extend_cfg.")
-        if str(node.PROMPT).lower() not in PROMPT_KINDS:
-            raise ValueError(f'Unknown visual prompt kind "{node.PROMPT}" (TRAINER.{self.NODE}.PROMPT). '
-                             f"Use one of: {', '.join(PROMPT_KINDS)}.")
+        prompt_class(node.PROMPT, key=f"TRAINER.{self.NODE}.PROMPT")  # unknown kind -> error with the list
         if node.PRECISION not in PRECISIONS:
             raise ValueError(f'Unknown precision "{node.PRECISION}" (TRAINER.{self.NODE}.PRECISION). '
                              f"Use one of: {', '.join(PRECISIONS)}.")
+        if node.LOGIT_MATH not in LOGIT_MATHS:
+            raise ValueError(f'Unknown logit math "{node.LOGIT_MATH}" (TRAINER.{self.NODE}.LOGIT_MATH). '
+                             f"Use one of: {', '.join(LOGIT_MATHS)}.")
         if int(node.ENCODER_CHUNK) < 0:
             raise ValueError(f"TRAINER.{self.NODE}.ENCODER_CHUNK must be >= 0 (0: no chunking).")
+        if int(node.BATCH_SIZE_1SHOT) < 0:
+            raise ValueError(f"TRAINER.{self.NODE}.BATCH_SIZE_1SHOT must be >= 0 (0: DATALOADER.TRAIN_X.BATCH_SIZE "
+                             f"at every shot count), got {node.BATCH_SIZE_1SHOT}.")
         check_pipeline_cfg(cfg)
         if self.TRAINS and cfg.OPTIM.MAX_EPOCH <= self.STATS_EPOCHS:
             print(f"Note: OPTIM.MAX_EPOCH = {cfg.OPTIM.MAX_EPOCH} leaves no epoch that updates the prompts "
@@ -173,6 +197,14 @@ class VRTrainer(SafeLoadModel, TrainerX):
         return descriptions_key(cfg)
 
     # ---- data ----------------------------------------------------------------------------------
+    def train_batch_size(self):
+        """The training batch: BATCH_SIZE_1SHOT when it is set and DATASET.NUM_SHOTS is 1 (the AttrVR
+        reference's rule), else DATALOADER.TRAIN_X.BATCH_SIZE."""
+        one_shot = int(self.vcfg.BATCH_SIZE_1SHOT)
+        if one_shot > 0 and int(self.cfg.DATASET.NUM_SHOTS) == 1:
+            return one_shot
+        return int(self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
+
     def build_data_loader(self):
         cfg = self.cfg
         from backbones import load_clip
@@ -182,20 +214,23 @@ class VRTrainer(SafeLoadModel, TrainerX):
                                          pretrained=cfg.MODEL.BACKBONE.PRETRAINED))
         node = self.vcfg
         self.make_prompts(1)  # checks the prompt geometry against the backbone before loading data
-        size = loader_size_for(node.PROMPT, self.clip.image_size, node.INPUT_SIZE)
+        size = loader_size_for(node, self.clip.image_size)
         tfm_train, tfm_test = vr_transforms(size)
         dm = DataManager(cfg, custom_tfm_train=tfm_train, custom_tfm_test=tfm_test, dataset_wrapper=_eval_wrapper)
+        batch = self.train_batch_size()
+        if self.TRAINS and batch != cfg.DATALOADER.TRAIN_X.BATCH_SIZE:
+            print(f"1 shot: training batch {batch} (TRAINER.{self.NODE}.BATCH_SIZE_1SHOT), not "
+                  f"DATALOADER.TRAIN_X.BATCH_SIZE {cfg.DATALOADER.TRAIN_X.BATCH_SIZE}; set BATCH_SIZE_1SHOT 0 to "
+                  f"use the latter")
         dm.train_loader_x = full_pass_loader(cfg, dm.dataset.train_x, tfm_train,
-                                             seed=augment_seed(cfg, self.sampling_seed()))
+                                             seed=augment_seed(cfg, self.sampling_seed()), batch_size=batch)
         for name in DATA_MANAGER_ATTRIBUTES:  # what Dassl's build_data_loader sets, on either backend
             setattr(self, name, getattr(dm, name))
         self.dm = dm
 
     # ---- model -------------------------------------------------------------------------------
     def make_prompts(self, num_prompts):
-        n = self.vcfg
-        return build_prompt(n.PROMPT, self.clip.image_size, self.clip.mean, self.clip.std, num_prompts,
-                            input_size=n.INPUT_SIZE, pad=n.PAD)
+        return prompt_from_node(self.vcfg, self.clip.image_size, self.clip.mean, self.clip.std, num_prompts)
 
     def build_model(self):
         cfg = self.cfg
@@ -204,10 +239,13 @@ class VRTrainer(SafeLoadModel, TrainerX):
         prompts = self.make_prompts(self.num_prompts())
         aggregation = self.build_aggregation(table)
         self.model = ReprogrammedCLIP(self.clip, prompts, table, aggregation,
-                                      encoder_chunk=self.vcfg.ENCODER_CHUNK).to(self.device)
+                                      encoder_chunk=self.vcfg.ENCODER_CHUNK,
+                                      first_layer_split=self.vcfg.FIRST_LAYER_SPLIT,
+                                      scale_first=self.vcfg.LOGIT_MATH == "reference").to(self.device)
         print(f"{self.NODE}: {prompts.num_prompts} {prompts.kind} prompt(s), "
               f"{prompts.num_trainable_entries():,} trainable entries; {len(table):,} texts "
-              f"({table.num_classes} classes x {table.num_slots}); aggregation {type(aggregation).__name__}")
+              f"({table.num_classes} classes x {table.num_slots}); aggregation {type(aggregation).__name__}; "
+              f"first-layer split {self.model.first_layer_split_status}")
         optim = sched = None
         if self.TRAINS:
             optim = build_optimizer(self.model, cfg.OPTIM)
@@ -216,6 +254,51 @@ class VRTrainer(SafeLoadModel, TrainerX):
         self.register_model(MODEL_NAME, self.model, optim, sched)
         self._precision_note_done = False
         self.per_epoch_test = []
+
+    # ---- checkpoints: identity and other class sets (trainers/checkpoints.py) --------------------
+    def prompt_identity(self):
+        node, kind = self.vcfg, str(self.vcfg.PROMPT).lower()
+        geometry = {"kind": kind, "num_prompts": int(self.num_prompts()), "image_size": int(self.clip.image_size)}
+        geometry.update({key.lower(): node[key] for key in prompt_class(kind).CONFIG_KEYS})  # the kind's own keys
+        return geometry
+
+    def load_same_classes(self, name, checkpoint, verified):
+        table = self.model.text_table
+        table.adopt_checkpoint_texts = verified  # the record says: same classes, so the trained texts
+        try:
+            self._models[name].load_state_dict(checkpoint["state_dict"])
+        finally:
+            table.adopt_checkpoint_texts = False
+
+    def load_other_classes(self, name, checkpoint, trained):
+        state = checkpoint["state_dict"]
+        model, table = self.model, self.model.text_table
+        model.prompts.load_state_dict(_part(state, "prompts"))
+        saved = state["text_table._extra_state"]
+        if (saved["num_slots"], saved["num_prompts"]) != (table.num_slots, table.num_prompts):
+            raise CheckpointError(
+                f"The checkpoint scores {saved['num_slots']} texts per class with {saved['num_prompts']} prompts, "
+                f"this model {table.num_slots} with {table.num_prompts}: evaluate with the method settings of "
+                f"the training run (M, V, CAUSES).")
+        m, seen = table.num_slots, {c: i for i, c in enumerate(trained)}
+        evaluated = self.classnames_in_label_order()
+        old_grid = state["text_table.prompts"].view(len(trained), m)
+        grid = table.prompt_grid().clone()
+        unseen = [e for e, c in enumerate(evaluated) if c not in seen]
+        if unseen:
+            self.assign_unseen_prompts(table, grid, unseen, saved)
+        texts = list(table.texts)
+        for e, c in enumerate(evaluated):
+            if c in seen:
+                t = seen[c]
+                texts[e * m:(e + 1) * m] = [list(x) for x in saved["texts"][t * m:(t + 1) * m]]
+                grid[e] = old_grid[t]
+        table.texts, table.stale = texts, True
+        table.set_prompts(grid.reshape(-1))
+        if saved.get("centroids") is not None:
+            table.centroids = torch.as_tensor(saved["centroids"]).float()
+        _load_class_rows(model.aggregation, _part(state, "aggregation"), [seen.get(c) for c in evaluated])
+        model.refresh_text()
 
     def build_scheduler(self, optim):
         """OPTIM.LR_SCHEDULER 'cosine': the reference's cosine stepped per ITERATION,
@@ -347,13 +430,41 @@ class VRTrainer(SafeLoadModel, TrainerX):
         prompts = self.model.prompts
         info = {"prompt": prompts.kind, "num_prompts": prompts.num_prompts,
                 "trainable_entries": prompts.num_trainable_entries(),
-                "precision": self.vcfg.PRECISION, "precision_used": self.effective_precision()}
+                "precision": self.vcfg.PRECISION, "precision_used": self.effective_precision(),
+                "first_layer_split": self.model.first_layer_split_status,
+                "logit_math": self.vcfg.LOGIT_MATH, "train_batch_size": self.train_batch_size()}
         sets = getattr(self, "description_sets", None)
         if sets:
             info["description_sampling"] = self.vcfg.SAMPLING
             info["description_files"] = [f"{s.group}/{os.path.basename(s.path)}" for s in sets]
         info.update(self.run_record())
-        return {"vr": info}
+        return {"vr": info, **self.loaded_results()}
+
+
+def _part(state, prefix):
+    """The entries of a state_dict under ``prefix.``, with the prefix removed."""
+    return {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
+
+
+@torch.no_grad()
+def _load_class_rows(module, saved, rows):
+    """Load a module's saved buffers for another class set: buffer row e takes saved row ``rows[e]``
+    (a class seen in training), or keeps its initial value (``None``: unseen); others load as saved."""
+    own = module.state_dict()
+    for key, value in saved.items():
+        if key not in own:
+            raise CheckpointError(f"The checkpoint's aggregation has {key}, this model's has not.")
+        target = own[key]
+        per_class = value.dim() >= 1 and target.dim() >= 1 and target.shape[0] == len(rows)
+        if per_class and value.shape[1:] == target.shape[1:]:
+            for e, t in enumerate(rows):
+                if t is not None:
+                    target[e] = value[t]
+        elif value.shape == target.shape:
+            target.copy_(value)
+        else:
+            raise CheckpointError(f"The checkpoint's aggregation {key} has shape {tuple(value.shape)}, this "
+                                  f"model's {tuple(target.shape)}.")
 
 
 def write_csv(path, header, rows):
@@ -385,6 +496,8 @@ def check_description_cfg(node, name):
 
 class TemplateTrainer(VRTrainer):
     """One template text per class, one prompt, identity aggregation (ZeroshotCLIP, VP, AR)."""
+
+    CLASS_TRANSFER = "learned prompt kept; every evaluated class is scored by its own template text"
 
     def check_method_cfg(self, cfg):
         from vr import templates_for

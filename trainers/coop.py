@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from engine import TRAINER_REGISTRY, TrainerX, build_optimizer, compute_accuracy, load_pretrained_weights
 from engine.extend import ensure_node, register_config
 
-from .loading import SafeLoadModel
+from .checkpoints import CheckpointError, RunCheckpoints
 from engine.io import atomic_write_json
 from engine.schedulers import build_lr_scheduler
 from vr.clip import FrozenCLIP
@@ -262,8 +262,10 @@ class CoOpCLIP(nn.Module):
 
 # ---- the trainer --------------------------------------------------------------------------------
 @TRAINER_REGISTRY.register()
-class CoOp(SafeLoadModel, TrainerX):
+class CoOp(RunCheckpoints, TrainerX):
     """Context Optimization (CoOp), https://arxiv.org/abs/2109.01134."""
+
+    CLASS_TRANSFER = "learned context kept, with the evaluated class names (CoOp's own behaviour)"
 
     def check_cfg(self, cfg):
         node = cfg.TRAINER.get("COOP")
@@ -276,14 +278,20 @@ class CoOp(SafeLoadModel, TrainerX):
         if not str(node.CTX_INIT).strip() and int(node.N_CTX) < 1:
             raise ValueError(f"TRAINER.COOP.N_CTX must be at least 1 (got {node.N_CTX}), or give CTX_INIT words.")
 
-    def build_model(self):
+    def build_data_loader(self):
+        """CLIP first: missing weights fail before the dataset is read."""
         from backbones import load_clip
 
+        cfg = self.cfg
+        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
+        self.backbone = load_clip(cfg.MODEL.BACKBONE.NAME, self.device, weights=cfg.MODEL.BACKBONE.WEIGHTS,
+                                  pretrained=cfg.MODEL.BACKBONE.PRETRAINED)
+        super().build_data_loader()
+
+    def build_model(self):
         cfg, node = self.cfg, self.cfg.TRAINER.COOP
         classnames = self.dm.dataset.classnames
-        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        backbone = load_clip(cfg.MODEL.BACKBONE.NAME, self.device, weights=cfg.MODEL.BACKBONE.WEIGHTS,
-                             pretrained=cfg.MODEL.BACKBONE.PRETRAINED)
+        backbone = self.backbone
         encoder = FrozenCLIP(backbone)
         if int(cfg.INPUT.SIZE[0]) != encoder.image_size or int(cfg.INPUT.SIZE[1]) != encoder.image_size:
             raise ValueError(f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not match the {encoder.image_size}px input "
@@ -362,4 +370,21 @@ class CoOp(SafeLoadModel, TrainerX):
         node, learner = self.cfg.TRAINER.COOP, self.model.prompt_learner
         return {"coop": {"n_ctx": learner.n_ctx, "csc": learner.csc, "ctx_init": node.CTX_INIT,
                          "class_token_position": learner.position, "precision": node.PREC,
-                         "autocast": bool(self.autocast_on), "trainable_params": learner.ctx.numel()}}
+                         "autocast": bool(self.autocast_on), "trainable_params": learner.ctx.numel()},
+                **self.loaded_results()}
+
+    # ---- checkpoints: identity and other class sets (trainers/checkpoints.py) --------------------
+    def prompt_identity(self):
+        node, learner = self.cfg.TRAINER.COOP, self.model.prompt_learner
+        return {"kind": "coop_context", "n_ctx": int(learner.n_ctx), "csc": bool(learner.csc),
+                "ctx_init": str(node.CTX_INIT), "class_token_position": learner.position}
+
+    def check_other_classes(self, trained, evaluated):
+        super().check_other_classes(trained, evaluated)
+        if self.model.prompt_learner.csc:
+            raise CheckpointError("CoOp with class-specific contexts (TRAINER.COOP.CSC True) learned one context "
+                                  "per training class, so it cannot score another class set. Evaluate it on its "
+                                  "training classes, or train with CSC False.")
+
+    def load_other_classes(self, name, checkpoint, trained):
+        self._models[name].load_state_dict(checkpoint["state_dict"])  # the context only; names are this run's

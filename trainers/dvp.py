@@ -9,13 +9,16 @@ every epoch end; at the end of training the PRM and the class-by-prompt table go
 """
 import os
 
+import torch
 from yacs.config import CfgNode as CN
 
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
-from vr import PRM, Mean, description_table, kmeans_groups, random_groups
 
-from .base import VRTrainer, add_common_keys, add_description_keys, check_description_cfg, save_tensors, write_csv
+from vr import PRM, Mean, description_table, kmeans_groups, nearest_centroid, random_groups
+
+from .base import (CheckpointError, VRTrainer, add_common_keys, add_description_keys, check_description_cfg,
+                   save_tensors, write_csv)
 
 # v of DVP-cls per dataset (description key), as in the reference configuration (ImageNet: not in the
 # paper; 3 is a reasonable default). Add your dataset in a yaml (this node accepts new keys).
@@ -26,7 +29,7 @@ GROUPINGS = ("kmeans", "random")
 
 
 def _add_dvp_keys(node):
-    add_common_keys(node, prompt="padding", input_size=192)
+    add_common_keys(node, prompt="padding", input_size=192, batch_size_1shot=0)  # the reference: 64 at 1 shot too
     add_description_keys(node, m=20)
     node.PRM_TOPK = 3  # top-k descriptions of the true class counted per sample
     node.AGGREGATION = "prm"  # prm | mean (ablation: uniform weights, never re-estimated)
@@ -48,7 +51,9 @@ def _dvp_cls_keys(cfg):
     node.V_PER_DATASET = CN(dict(CLUSTERS_PER_DATASET), new_allowed=True)
     node.V_DEFAULT = 3
     node.GROUPING = "kmeans"  # kmeans | random (ablation: seeded balanced random groups)
-    node.KMEANS_N_INIT = 10  # explicit (scikit-learn >= 1.4 defaults to 'auto' = 1 run); recorded
+    # KMeans initialisations, recorded. The reference's KMeans(n_clusters=v, random_state=0) makes 1 under
+    # scikit-learn >= 1.4 ('auto') and 10 under < 1.4: 10 reproduces the reference on an old scikit-learn.
+    node.KMEANS_N_INIT = 1
     node.GROUPING_SEED = 0  # KMeans random_state (reference: 0) / seed of the random grouping
 
 
@@ -70,7 +75,8 @@ class DVPBase(VRTrainer):
     def build_aggregation(self, table):
         if self.vcfg.AGGREGATION == "mean":
             return Mean()
-        return PRM(table.num_classes, table.num_slots, topk=self.vcfg.PRM_TOPK)
+        return PRM(table.num_classes, table.num_slots, topk=self.vcfg.PRM_TOPK,
+                   precise=self.vcfg.LOGIT_MATH == "precise")
 
     def write_method_files(self, output_dir):
         prm = self.model.aggregation
@@ -106,6 +112,9 @@ class DVP_CSE(DVPBase):
     """Decoupled by cause: prompt i <-> cause file i."""
 
     NODE = "DVP_CSE"
+    CLASS_TRANSFER = ("learned prompts kept; prompt i scores each unseen class's cause-i descriptions (sampled as "
+                      "in training, seeded) and unseen classes get the uniform PRM row; seen classes keep their "
+                      "trained descriptions and PRM rows")
 
     def files(self, cfg=None):
         return [("causes", s) for s in (cfg or self.cfg).TRAINER.DVP_CSE.CAUSES]
@@ -136,6 +145,9 @@ class DVP_CLS(DVPBase):
     """Decoupled by cluster: k-means on all C*m description embeddings, prompt i <-> cluster i."""
 
     NODE = "DVP_CLS"
+    CLASS_TRANSFER = ("learned prompts kept; each description of an unseen class (sampled as in training, seeded) "
+                      "goes to the prompt of the nearest stored k-means centroid and unseen classes get the "
+                      "uniform PRM row; seen classes keep their trained descriptions, clusters and PRM rows")
 
     def num_clusters(self, cfg=None):
         cfg = cfg or self.cfg
@@ -165,14 +177,32 @@ class DVP_CLS(DVPBase):
         sets = self.load_descriptions(classnames, [("attributes", node.ATTRIBUTES)], node.M)
         table = description_table(classnames, sets, num_prompts=v)
         if node.GROUPING == "kmeans":
-            labels, record = kmeans_groups(table.encode(self.clip), v, n_init=node.KMEANS_N_INIT,
-                                           random_state=node.GROUPING_SEED)
+            labels, record, table.centroids = kmeans_groups(table.encode(self.clip), v, n_init=node.KMEANS_N_INIT,
+                                                            random_state=node.GROUPING_SEED, return_centroids=True)
         else:
             labels, record = random_groups(len(table), v, seed=node.GROUPING_SEED)
         table.set_prompts(labels)
         self.grouping_record = record
         print(f"DVP_CLS: {len(table)} descriptions in {v} groups ({record['method']}), sizes {record['sizes']}")
         return table
+
+    def check_other_classes(self, trained, evaluated):
+        super().check_other_classes(trained, evaluated)
+        if self.vcfg.GROUPING != "kmeans" and set(evaluated) - set(trained):
+            raise CheckpointError(f"DVP_CLS with GROUPING {self.vcfg.GROUPING!r} has no cluster centroids to "
+                                  f"place the descriptions of classes unseen in training; evaluate it on its "
+                                  f"training classes, or train with GROUPING kmeans.")
+
+    def assign_unseen_prompts(self, table, grid, unseen, saved_text_state):
+        """Each unseen class's descriptions go to the prompt of the nearest training centroid."""
+        centroids = saved_text_state.get("centroids")
+        if centroids is None:
+            raise CheckpointError("This DVP_CLS checkpoint holds no k-means centroids (written by older code), so "
+                                  "descriptions of classes unseen in training cannot be placed in its clusters. "
+                                  "Retrain it with this code, or evaluate on its training classes.")
+        emb = table.embeddings.view(table.num_classes, table.num_slots, -1)[unseen]
+        grid[unseen] = nearest_centroid(emb.reshape(-1, emb.shape[-1]), torch.as_tensor(centroids)).view(
+            len(unseen), table.num_slots).to(grid.device)
 
     def run_record(self):
         record = dict(getattr(self, "grouping_record", {}))

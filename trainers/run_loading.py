@@ -10,7 +10,6 @@ plugins are found through VR_PLUGINS, as for train.py.
 """
 import contextlib
 import glob
-import importlib
 import io
 import os
 import re
@@ -37,12 +36,10 @@ def check_run_dir(run_dir) -> str:
 
 
 def import_plugins():
-    """Import the modules named in VR_PLUGINS (comma-separated), as train.py does."""
-    for name in filter(None, (m.strip() for m in os.environ.get("VR_PLUGINS", "").split(","))):
-        try:
-            importlib.import_module(name)
-        except ImportError as err:
-            raise ValueError(f"VR_PLUGINS names the module {name!r}, which cannot be imported: {err}") from err
+    """Import the plugin packages and the modules named in VR_PLUGINS, as train.py does (plugins.py)."""
+    from plugins import load_plugins
+
+    load_plugins()
 
 
 def read_config(run_dir, root: Optional[str] = None, freeze: bool = True):
@@ -174,9 +171,10 @@ def check_images(paths) -> List[str]:
 
 
 def read_rgb(path) -> Image.Image:
-    """The image as RGB, as Dassl's read_image returns it."""
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    """The image as RGB, as the data loaders read it (engine.imageio: the project's one reader)."""
+    from engine.imageio import read_image
+
+    return read_image(path)
 
 
 # ---- the trained model -------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from .base import TemplateTrainer, add_common_keys
 
 @register_config
 def _vp_keys(cfg):
-    add_common_keys(ensure_node(cfg, "TRAINER.VP"), prompt="watermark", input_size=224, pad=30, templates="vr")
+    add_common_keys(ensure_node(cfg, "TRAINER.VP"), prompt="watermark", input_size=224, pad=30, templates="vr",
+                    batch_size_1shot=16)
 
 
 @TRAINER_REGISTRY.register()

@@ -18,3 +18,4 @@ def _zsclip_keys(cfg):
 class ZeroshotCLIP(TemplateTrainer):
     NODE = "ZEROSHOTCLIP"
     TRAINS = False
+    SCRIPT_NAME = "zsclip"

@@ -1,7 +1,7 @@
 """Visual-reprogramming building blocks shared by all VR trainers.
 
-prompts      padding / watermark / no prompt; v prompts as one parameter, applied in one op
-clip         FrozenCLIP: batched text encoding, input-gradient image encoding
+prompts      registered prompt kinds (padding / watermark / none); v prompts as one parameter, applied in one op
+clip         FrozenCLIP: batched text encoding, input-gradient image encoding (plain or first-layer split)
 text         templates (VR, CoOp), TextTable of (class, slot, prompt) entries
 grouping     which prompt scores which description: causes, k-means, random
 aggregation  description logits -> class logits: identity, mean, top-k mean, lambda mixing
@@ -10,18 +10,19 @@ model        ReprogrammedCLIP = prompts + text table + aggregation
 """
 from .aggregation import Aggregation, Identity, LambdaMix, Mean, TopKMean
 from .clip import FrozenCLIP
-from .grouping import cause_groups, group_sizes, kmeans_groups, random_groups
+from .grouping import cause_groups, group_sizes, kmeans_groups, nearest_centroid, random_groups
 from .model import ReprogrammedCLIP
 from .prm import PRM
-from .prompts import (PROMPT_KINDS, NoPrompt, PaddingPrompt, VisualPrompt, WatermarkPrompt, build_prompt,
-                      loader_size_for)
+from .prompts import (AdditiveParts, NoPrompt, PaddingPrompt, VisualPrompt, WatermarkPrompt, build_prompt,
+                      loader_size_for, prompt_class, prompt_from_node, prompt_kinds, register_prompt)
 from .text import (COOP_TEMPLATES, PROJECT_TEMPLATES, VR_TEMPLATE, TextTable, class_text, description_table,
                    template_table, templates_for)
 
 __all__ = [
     "Aggregation", "Identity", "LambdaMix", "Mean", "TopKMean", "PRM", "FrozenCLIP", "ReprogrammedCLIP",
-    "cause_groups", "group_sizes", "kmeans_groups", "random_groups", "PROMPT_KINDS", "NoPrompt",
-    "PaddingPrompt", "VisualPrompt", "WatermarkPrompt", "build_prompt", "loader_size_for", "COOP_TEMPLATES",
+    "cause_groups", "group_sizes", "kmeans_groups", "nearest_centroid", "random_groups", "AdditiveParts", "NoPrompt",
+    "PaddingPrompt", "VisualPrompt", "WatermarkPrompt", "build_prompt", "loader_size_for", "prompt_class",
+    "prompt_from_node", "prompt_kinds", "register_prompt", "COOP_TEMPLATES",
     "PROJECT_TEMPLATES", "VR_TEMPLATE", "TextTable", "class_text", "description_table", "template_table",
     "templates_for",
 ]

@@ -2,7 +2,9 @@
 
 Every aggregation is an ``nn.Module`` with two optional hooks the trainers call generically:
 ``observe(z, labels)`` after each training forward (statistics), ``end_epoch()`` at epoch ends.
-Only the PRM (vr/prm.py) uses them.
+Only the PRM (vr/prm.py) uses them. Explanations and plots ask any aggregation for ``text_weights``
+(the weight of each text in its class logit, where that is a fixed weighted sum) and ``text_counts``;
+which prompt scores each text is the text table's ``prompt_grid()``.
 """
 import torch
 import torch.nn as nn
@@ -10,6 +12,17 @@ import torch.nn as nn
 
 class Aggregation(nn.Module):
     """Base: no state, no statistics."""
+
+    WEIGHT_KIND = ""  # what ``text_weights`` are, in words (explanations print it)
+
+    def text_weights(self, num_classes: int, num_slots: int):
+        """(C, M') weight of each text in its class logit when the class logit is a fixed weighted sum of the
+        class's text logits (what explanations and plots show); None when the weights depend on the image."""
+        return None
+
+    def text_counts(self):
+        """(C, M') statistics behind ``text_weights`` (the PRM's counts), or None."""
+        return None
 
     def check(self, num_classes: int, num_slots: int):
         """Raise a clear error if this aggregation cannot handle (C, M') description logits."""
@@ -24,6 +37,12 @@ class Aggregation(nn.Module):
 class Identity(Aggregation):
     """One text per class (templates): the class logit is that text's logit."""
 
+    WEIGHT_KIND = "identity"
+
+    def text_weights(self, num_classes, num_slots):
+        self.check(num_classes, num_slots)
+        return torch.ones(num_classes, 1)
+
     def check(self, num_classes, num_slots):
         if num_slots != 1:
             raise ValueError(f"Identity aggregation needs one text per class, got {num_slots}.")
@@ -34,6 +53,11 @@ class Identity(Aggregation):
 
 class Mean(Aggregation):
     """Uniform mean over a class's descriptions (the PRM's starting point; DVP ablation "mean")."""
+
+    WEIGHT_KIND = "uniform weight (mean)"
+
+    def text_weights(self, num_classes, num_slots):
+        return torch.full((num_classes, num_slots), 1.0 / num_slots)
 
     def forward(self, z):
         return z.mean(dim=-1)

@@ -24,11 +24,15 @@ def _check(n: int, v: int, what: str):
             f"(TRAINER.DVP_CLS.V) or raise m (TRAINER.DVP_CLS.M).")
 
 
-def kmeans_groups(embeddings: torch.Tensor, v: int, n_init: int = 10, random_state: int = 0) -> Tuple[torch.Tensor, Dict]:
+def kmeans_groups(embeddings: torch.Tensor, v: int, n_init: int = 1, random_state: int = 0,
+                  return_centroids: bool = False):
     """DVP-cls: scikit-learn KMeans(n_clusters=v, random_state, n_init) on all C*m description embeddings.
 
-    ``n_init`` is explicit because scikit-learn changed its default in 1.4 (10 -> "auto", i.e. 1 run
-    for k-means++); the returned record holds it, the sklearn version, inertia and cluster sizes.
+    ``n_init`` is explicit because scikit-learn changed its default in 1.4: the reference's
+    ``KMeans(n_clusters=v, random_state=0)`` runs 10 initialisations under scikit-learn < 1.4 and 1
+    ('auto' with k-means++) under >= 1.4, so 1 is the reference as it runs today; pass 10 for the older
+    behaviour. The returned record holds it, the sklearn version, inertia and cluster sizes.
+    ``return_centroids``: also return the (v, D) centroids (kept to place other classes' descriptions).
     """
     import sklearn
     from sklearn.cluster import KMeans
@@ -45,7 +49,15 @@ def kmeans_groups(embeddings: torch.Tensor, v: int, n_init: int = 10, random_sta
     record = {"method": "kmeans", "n_clusters": int(v), "random_state": int(random_state),
               "n_init": int(n_init), "sklearn_version": sklearn.__version__, "inertia": float(km.inertia_),
               "sizes": group_sizes(labels, v)}
+    if return_centroids:
+        return labels, record, torch.as_tensor(km.cluster_centers_, dtype=torch.float32)
     return labels, record
+
+
+def nearest_centroid(embeddings: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """The index of the nearest centroid (Euclidean, k-means' own assignment rule) of each embedding."""
+    feats = embeddings.detach().float().cpu()
+    return torch.cdist(feats, centroids.float().cpu()).argmin(dim=1)
 
 
 def random_groups(n: int, v: int, seed: int = 0) -> Tuple[torch.Tensor, Dict]:

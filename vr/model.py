@@ -8,6 +8,14 @@ Swapping the prompt module, the text table or the aggregation gives each method.
 The frozen CLIP is held outside the module tree (see vr/clip.py), so ``state_dict`` holds exactly what
 was learned or chosen: prompt parameters, the text table (strings, class/slot/prompt indices) and the
 aggregation's state (PRM weights and counts); a load that brings other strings re-encodes them.
+
+``first_layer_split`` (default on): for an additive prompt on a ViT / ResNet tower the encoder's first
+layer is applied to the image part and the prompt part separately (vr/clip.py); exact up to float
+rounding. Where it cannot be exact it is not used and ``first_layer_split_status`` says why.
+
+The logits use the VR references' capped logit scale (vr/clip.py) and, with ``scale_first`` (default),
+their order: the features are multiplied by the scale before the text matmul, so under fp16 autocast the
+scaled features are what is rounded to fp16, as in ``exp * x_emb @ t_emb``.
 """
 import torch
 import torch.nn as nn
@@ -20,7 +28,8 @@ from .text import TextTable
 
 class ReprogrammedCLIP(nn.Module):
     def __init__(self, encoder: FrozenCLIP, prompts: VisualPrompt, text_table: TextTable,
-                 aggregation: Aggregation, encoder_chunk: int = 0):
+                 aggregation: Aggregation, encoder_chunk: int = 0, first_layer_split: bool = True,
+                 scale_first: bool = True):
         super().__init__()
         if text_table.num_prompts != prompts.num_prompts:
             raise ValueError(f"The text table assigns texts to {text_table.num_prompts} prompts but "
@@ -34,6 +43,14 @@ class ReprogrammedCLIP(nn.Module):
         self.text_table = text_table
         self.aggregation = aggregation
         self.encoder_chunk = int(encoder_chunk)
+        refusal = (encoder.first_layer_split_refusal() if prompts.ADDITIVE
+                   else f"the {prompts.kind} prompt is not additive")
+        self.first_layer_split = bool(first_layer_split) and refusal is None
+        if not first_layer_split:
+            self.first_layer_split_status = "off (option)"
+        else:
+            self.first_layer_split_status = f"off: {refusal}" if refusal else "on"
+        self.scale_first = bool(scale_first)  # False: scale after the matmul (the toolkit's earlier order)
         self.register_load_state_dict_post_hook(ReprogrammedCLIP._refresh_after_load)
         self.refresh_text()
 
@@ -52,8 +69,12 @@ class ReprogrammedCLIP(nn.Module):
 
     def image_features(self, x01: torch.Tensor) -> torch.Tensor:
         """(v, B, D) normalised features of the batch under each of the v prompts (one encoder call)."""
-        images = self.prompts(x01)
-        feats = self.encoder.encode_image(images, chunk=self.encoder_chunk)
+        if self.first_layer_split:
+            pixels, pattern = self.prompts.additive_parts(x01)
+            feats = self.encoder.encode_image_split(pixels, pattern, self.prompts.mean, self.prompts.std,
+                                                    self.prompts.num_prompts, chunk=self.encoder_chunk)
+        else:
+            feats = self.encoder.encode_image(self.prompts(x01), chunk=self.encoder_chunk)
         return feats.view(self.prompts.num_prompts, x01.shape[0], -1)
 
     def description_logits(self, x01: torch.Tensor) -> torch.Tensor:
@@ -63,7 +84,8 @@ class ReprogrammedCLIP(nn.Module):
         v, b, d = feats.shape
         table = self.text_table
         emb = table.embeddings.to(feats.dtype)
-        scores = self.encoder.logit_scale * (feats.reshape(v * b, d) @ emb.t())  # (v*B, N)
+        scale, flat = self.encoder.capped_logit_scale, feats.reshape(v * b, d)
+        scores = (scale * flat) @ emb.t() if self.scale_first else scale * (flat @ emb.t())  # (v*B, N)
         scores = scores.view(v, b, -1)
         if v == 1:
             picked = scores[0]

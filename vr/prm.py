@@ -14,6 +14,9 @@ Lifecycle (methods.md, "PRM"):
    uniform), counts reset (``end_epoch``);
 4. test uses the weights of the last re-estimation.
 
+Precision: by default the product runs in the dtype of z, as the reference's ``fx @ prob_y_s`` under fp16
+autocast (omega rounded to fp16, fp16 result); ``precise=True`` promotes it to fp32 instead.
+
 The counts are a plain tensor (``statistics``), so a distributed trainer can all-reduce them before
 ``end_epoch``; weights and counts are buffers, so they are saved with the model's state_dict.
 """
@@ -23,9 +26,12 @@ from .aggregation import Aggregation
 
 
 class PRM(Aggregation):
-    def __init__(self, num_classes: int, num_slots: int, topk: int = 3):
+    WEIGHT_KIND = "PRM weight"
+
+    def __init__(self, num_classes: int, num_slots: int, topk: int = 3, precise: bool = False):
         super().__init__()
         self.num_classes, self.num_slots, self.topk = int(num_classes), int(num_slots), int(topk)
+        self.precise = bool(precise)
         if self.topk < 1 or self.topk > self.num_slots:
             raise ValueError(
                 f"PRM top-k must lie in [1, M'] where M' = {self.num_slots} descriptions per class, got "
@@ -42,8 +48,27 @@ class PRM(Aggregation):
                              f"logits of shape {(num_classes, num_slots)}.")
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Class logits (B, C) = z.flatten(1) @ omega, computed block-wise."""
-        return (z * self.weight).sum(dim=-1)
+        """Class logits (B, C) = z.flatten(1) @ omega, computed block-wise (a matmul per class block)."""
+        if self.precise:
+            return (z * self.weight).sum(dim=-1)  # fp32 weights promote the product to fp32
+        weight = self.weight.to(z.dtype)
+        return (z.unsqueeze(-2) @ weight.unsqueeze(-1))[..., 0, 0]
+
+    def text_weights(self, num_classes, num_slots):
+        self.check(num_classes, num_slots)
+        return self.weight
+
+    def text_counts(self):
+        return self.last_counts
+
+    @classmethod
+    def from_state(cls, state, prefix="aggregation."):
+        """The PRM a model state_dict (e.g. a checkpoint's) holds, rebuilt without the model."""
+        if prefix + "weight" not in state:
+            raise ValueError(f"The checkpoint holds no PRM ({prefix}weight).")
+        prm = cls(*state[prefix + "weight"].shape, topk=1)  # top-k is not part of the state
+        prm.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        return prm
 
     def omega(self) -> torch.Tensor:
         """The full (C*M') x C matrix of the paper (zeros off the own-class blocks)."""

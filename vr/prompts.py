@@ -6,14 +6,47 @@ prompt is ``forward(x01) -> normalised (v*B, 3, S, S)`` where S is the backbone'
 
 v prompts are stored as ONE parameter ``delta`` of shape (v, 3, S, S) and applied to a batch in one
 tensor operation; the output is prompt-major: rows ``i*B .. (i+1)*B-1`` are the batch under prompt i.
+
+Prompt kinds register themselves (``@register_prompt``): a kind is one class that says its name, the
+config keys it reads, the loader's image size, how its learned prompt is drawn (``pictures``) and, when
+it is additive, how its output splits into an image part and a prompt part (``additive_parts``; the
+encoder then runs CLIP's affine first layer on each part, see vr/clip.py).
 """
-from typing import Sequence
+import difflib
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-PROMPT_KINDS = ("padding", "watermark", "none")
+PROMPT_REGISTRY: Dict[str, type] = {}
+
+
+def register_prompt(cls):
+    """Class decorator: ``TRAINER.<NAME>.PROMPT <cls.kind>`` builds ``cls``."""
+    name = str(cls.kind).lower()
+    if name in PROMPT_REGISTRY:
+        old = PROMPT_REGISTRY[name]
+        raise KeyError(f'A visual prompt kind named "{name}" is already registered by '
+                       f"{old.__module__}.{old.__name__}; {cls.__module__}.{cls.__name__} needs another name.")
+    PROMPT_REGISTRY[name] = cls
+    return cls
+
+
+def prompt_kinds() -> Tuple[str, ...]:
+    """The registered prompt kind names."""
+    return tuple(PROMPT_REGISTRY)
+
+
+def prompt_class(kind: str, key: str = "TRAINER.<NAME>.PROMPT") -> type:
+    """The class registered as ``kind`` (case-insensitive); an unknown name gets the close match and the list."""
+    name = str(kind).lower()
+    if name in PROMPT_REGISTRY:
+        return PROMPT_REGISTRY[name]
+    close = difflib.get_close_matches(name, list(PROMPT_REGISTRY), n=1)
+    hint = f' Did you mean "{close[0]}"?' if close else ""
+    raise ValueError(f'Unknown visual prompt kind "{kind}" ({key}).{hint} '
+                     f"Registered kinds: {', '.join(prompt_kinds())}.")
 
 
 def frame_mask(image_size: int, inner: int, top_left: int) -> torch.Tensor:
@@ -23,10 +56,29 @@ def frame_mask(image_size: int, inner: int, top_left: int) -> torch.Tensor:
     return mask
 
 
+def stretched(change: torch.Tensor) -> Tuple[torch.Tensor, float]:
+    """(picture in [0, 1] with grey = 0 and the largest |change| at 0 or 1, that largest |change|)."""
+    scale = float(change.abs().max())
+    return (0.5 + 0.5 * change / scale if scale > 0 else torch.full_like(change, 0.5)), scale
+
+
+class AdditiveParts(NamedTuple):
+    """``forward(x01) == normalise(pixels)[None] + pattern[:, None]`` (prompt-major), up to float rounding.
+
+    ``pixels`` (B, 3, S, S): the image part before normalisation (needs no gradient, shared by the v
+    prompts); ``pattern`` (v, 3, S, S) in normalised space, or None: the prompt part (shared by the batch).
+    """
+
+    pixels: torch.Tensor
+    pattern: Optional[torch.Tensor]
+
+
 class VisualPrompt(nn.Module):
-    """Base class: normalisation, input checks, the count of output-changing entries."""
+    """Base class: normalisation, input checks, the count of output-changing entries, the registry hooks."""
 
     kind = "none"
+    CONFIG_KEYS: Tuple[str, ...] = ()  # keys of TRAINER.<NAME> the kind reads, passed lower-cased to __init__
+    ADDITIVE = False  # True: additive_parts() is exact, so the encoder may split its first layer
 
     def __init__(self, image_size: int, mean: Sequence[float], std: Sequence[float], num_prompts: int = 1):
         super().__init__()
@@ -36,6 +88,11 @@ class VisualPrompt(nn.Module):
         self.num_prompts = int(num_prompts)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+
+    @classmethod
+    def loader_size_of(cls, image_size: int, **settings) -> int:
+        """Side of the [0, 1] images the loader yields for this kind (without building the prompt)."""
+        return int(image_size)
 
     @property
     def loader_size(self) -> int:
@@ -57,26 +114,44 @@ class VisualPrompt(nn.Module):
         """Number of entries of ``delta`` that can change the output (all prompts together)."""
         return 0
 
+    def additive_parts(self, x01: torch.Tensor) -> AdditiveParts:
+        """The image part and the prompt part of ``forward(x01)`` (only for ADDITIVE kinds)."""
+        raise NotImplementedError(f"The {self.kind} prompt is not additive (ADDITIVE = False).")
+
+    def pictures(self) -> List[List[Tuple[torch.Tensor, str]]]:
+        """Per prompt, its panels [((3, S, S) picture in [0, 1], caption)] for scripts/plot_prm.py."""
+        return []
+
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
         self.check_input(x01)
         out = self.normalise(x01)
         return out.repeat(self.num_prompts, 1, 1, 1) if self.num_prompts > 1 else out
 
 
+@register_prompt
 class NoPrompt(VisualPrompt):
     """Identity + normalisation (zero-shot CLIP)."""
 
     kind = "none"
+    ADDITIVE = True
+
+    def additive_parts(self, x01: torch.Tensor) -> AdditiveParts:
+        self.check_input(x01)
+        return AdditiveParts(x01, None)
 
 
+@register_prompt
 class PaddingPrompt(VisualPrompt):
     """AR / AttrVR / DVP: the image (input_size) is zero-padded to S; ``sigmoid(delta)`` fills the frame.
 
     Left/top pad = (S - input_size + 1) // 2, right/bottom pad = (S - input_size) // 2. The pattern is
-    added in [0,1] pixel space, before normalisation.
+    added in [0,1] pixel space, before normalisation (no clamp, so the sum is affine in the pattern).
     """
 
     kind = "padding"
+    CONFIG_KEYS = ("INPUT_SIZE",)
+    ADDITIVE = True
+    IMAGE_AREA_GREY = 0.25  # where the image goes, in the prompt pictures
 
     def __init__(self, image_size: int = 224, input_size: int = 192, num_prompts: int = 1,
                  mean=(0.48145466, 0.4578275, 0.40821073), std=(0.26862954, 0.26130258, 0.27577711)):
@@ -93,6 +168,10 @@ class PaddingPrompt(VisualPrompt):
         self.delta = nn.Parameter(torch.zeros(self.num_prompts, 3, self.image_size, self.image_size))
         self.register_buffer("mask", frame_mask(self.image_size, input_size, self.pad_before), persistent=False)
 
+    @classmethod
+    def loader_size_of(cls, image_size: int, input_size: int = 192, **settings) -> int:
+        return int(input_size)
+
     @property
     def loader_size(self) -> int:
         return self.input_size
@@ -100,23 +179,48 @@ class PaddingPrompt(VisualPrompt):
     def num_trainable_entries(self) -> int:
         return int(self.mask.sum().item()) * 3 * self.num_prompts
 
-    def forward(self, x01: torch.Tensor) -> torch.Tensor:
+    def padded(self, x01: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S): the images in the centre, zeros on the frame."""
         self.check_input(x01)
         b, a = self.pad_before, self.pad_after
-        x = F.pad(x01, (b, a, b, a))  # (B, 3, S, S), zeros on the frame
-        pattern = torch.sigmoid(self.delta) * self.mask  # (v, 3, S, S)
-        out = x.unsqueeze(0) + pattern.unsqueeze(1).to(x.dtype)  # (v, B, 3, S, S)
+        return F.pad(x01, (b, a, b, a))
+
+    def pattern(self) -> torch.Tensor:
+        """(v, 3, S, S): what each prompt adds in [0, 1] pixel space."""
+        return torch.sigmoid(self.delta) * self.mask
+
+    def additive_parts(self, x01: torch.Tensor) -> AdditiveParts:
+        return AdditiveParts(self.padded(x01), self.pattern() / self.std)
+
+    def forward(self, x01: torch.Tensor) -> torch.Tensor:
+        x = self.padded(x01)
+        out = x.unsqueeze(0) + self.pattern().unsqueeze(1).to(x.dtype)  # (v, B, 3, S, S)
         out = out.reshape(-1, 3, self.image_size, self.image_size)
         return self.normalise(out)
 
+    def pictures(self):
+        """What is added (sigmoid(delta) on the frame, the image area dark grey) and the change from the
+        untrained start sigmoid(0) = 0.5, stretched to be visible."""
+        mask = self.mask[0]
+        panels = []
+        for i, added in enumerate(self.pattern().detach().float()):
+            change, scale = stretched((added - 0.5) * mask)
+            panels.append([(added + self.IMAGE_AREA_GREY * (1 - mask),
+                            f"prompt {i} (padding): sigmoid(delta)\non the frame; dark: image area"),
+                           (change, f"change from the start (0.5),\nstretched: grey = 0, max {scale:.3g}")])
+        return panels
 
+
+@register_prompt
 class WatermarkPrompt(VisualPrompt):
     """VP: the image at S is normalised, then ``delta * mask`` (frame of width ``pad``) is added.
 
-    No sigmoid, no clamp, as in the reference implementation.
+    No sigmoid, no clamp, as in the reference implementation (so the sum is exactly additive).
     """
 
     kind = "watermark"
+    CONFIG_KEYS = ("PAD",)
+    ADDITIVE = True
 
     def __init__(self, image_size: int = 224, pad: int = 30, num_prompts: int = 1,
                  mean=(0.48145466, 0.4578275, 0.40821073), std=(0.26862954, 0.26130258, 0.27577711)):
@@ -133,27 +237,50 @@ class WatermarkPrompt(VisualPrompt):
     def num_trainable_entries(self) -> int:
         return int(self.mask.sum().item()) * 3 * self.num_prompts
 
+    def additive_parts(self, x01: torch.Tensor) -> AdditiveParts:
+        self.check_input(x01)
+        return AdditiveParts(x01, self.delta * self.mask)
+
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
         self.check_input(x01)
         x = self.normalise(x01)
         out = x.unsqueeze(0) + (self.delta * self.mask).unsqueeze(1).to(x.dtype)
         return out.reshape(-1, 3, self.image_size, self.image_size)
 
-
-def build_prompt(kind: str, image_size: int, mean, std, num_prompts: int = 1, input_size: int = 192,
-                 pad: int = 30) -> VisualPrompt:
-    """Make the prompt named ``kind`` ("padding", "watermark" or "none") for a backbone of ``image_size``."""
-    kind = str(kind).lower()
-    if kind == "padding":
-        return PaddingPrompt(image_size, input_size, num_prompts, mean, std)
-    if kind == "watermark":
-        return WatermarkPrompt(image_size, pad, num_prompts, mean, std)
-    if kind == "none":
-        return NoPrompt(image_size, mean, std, num_prompts)
-    raise ValueError(f'Unknown visual prompt kind "{kind}" (TRAINER.<NAME>.PROMPT). '
-                     f"Use one of: {', '.join(PROMPT_KINDS)}.")
+    def pictures(self):
+        """delta on the frame, rescaled so that grey is 0."""
+        panels = []
+        for i, added in enumerate((self.delta * self.mask).detach().float()):
+            picture, scale = stretched(added)
+            caption = f"prompt {i} (watermark): delta on the\nframe, grey = 0, max |delta| {scale:.3g}"
+            panels.append([(picture, caption)])
+        return panels
 
 
-def loader_size_for(kind: str, image_size: int, input_size: int) -> int:
-    """Size of the [0,1] images the loader yields for a prompt kind (without building the prompt)."""
-    return int(input_size) if str(kind).lower() == "padding" else int(image_size)
+def _settings(cls, node) -> dict:
+    """The kind's own keys of a trainer node, lower-cased (the keyword arguments of its __init__)."""
+    return {key.lower(): node[key] for key in cls.CONFIG_KEYS}
+
+
+def build_prompt(kind: str, image_size: int, mean, std, num_prompts: int = 1, **settings) -> VisualPrompt:
+    """Make the prompt registered as ``kind`` for a backbone of ``image_size``.
+
+    ``settings`` are config keys lower-cased (``input_size=192``); the kind takes those it declares in
+    CONFIG_KEYS, so a caller may pass a trainer node's keys of every kind.
+    """
+    cls = prompt_class(kind)
+    own = {key.lower() for key in cls.CONFIG_KEYS}
+    return cls(image_size, num_prompts=num_prompts, mean=mean, std=std,
+               **{k: v for k, v in settings.items() if k in own})
+
+
+def prompt_from_node(node, image_size: int, mean, std, num_prompts: int = 1) -> VisualPrompt:
+    """The prompt a trainer node (``TRAINER.<NAME>``: PROMPT and the kind's keys) describes."""
+    cls = prompt_class(node.PROMPT)
+    return build_prompt(node.PROMPT, image_size, mean, std, num_prompts, **_settings(cls, node))
+
+
+def loader_size_for(node, image_size: int) -> int:
+    """Side of the [0,1] images the loader yields for a trainer node's prompt (without building it)."""
+    cls = prompt_class(node.PROMPT)
+    return cls.loader_size_of(image_size, **_settings(cls, node))

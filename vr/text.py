@@ -5,10 +5,13 @@ and the index of the visual prompt that scores it. Entry n sits at ``class * num
 description logits reshape to (B, C, M') without scatter. An entry holds one or more strings whose
 normalised embeddings are averaged and re-normalised (templates); a description entry holds one string.
 
-The strings travel with checkpoints (as module "extra state": lists of strings), the embeddings do not:
-they are re-encoded with the frozen CLIP when a checkpoint holding other strings is loaded.
+The strings travel with checkpoints (as module "extra state": lists of strings), the embeddings do not.
+Loading never replaces the strings silently: a checkpoint whose strings differ is an error unless the
+caller has verified that it was trained on the same classes (``adopt_checkpoint_texts``, set by the
+trainer's load_model from the checkpoint's run record); the adopted strings are then re-encoded.
+DVP-cls also keeps its k-means ``centroids`` here (to place other classes' descriptions).
 """
-from typing import Dict, List, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -88,6 +91,8 @@ class TextTable(nn.Module):
         self.register_buffer("embeddings", torch.empty(0), persistent=False)
         self.set_prompts(prompts)
         self.stale = True  # embeddings do not match ``texts`` yet
+        self.centroids: Optional[torch.Tensor] = None  # DVP-cls: (v, D) k-means centroids of the training texts
+        self.adopt_checkpoint_texts = False  # True only while loading a checkpoint verified to be of these classes
 
     def __len__(self):
         return len(self.texts)
@@ -125,9 +130,22 @@ class TextTable(nn.Module):
         self.stale = False
         return self.embeddings
 
+    @classmethod
+    def from_state(cls, state, prefix="text_table."):
+        """The table a model state_dict (e.g. a checkpoint's) holds, rebuilt without CLIP (not encoded)."""
+        extra = state.get(prefix + "_extra_state")
+        if extra is None:
+            raise ValueError(f"The checkpoint holds no text table ({prefix}_extra_state).")
+        return cls(extra["texts"], state[prefix + "classes"].tolist(), state[prefix + "slots"].tolist(),
+                   state[prefix + "prompts"].tolist(), extra["num_classes"], extra["num_slots"],
+                   extra["num_prompts"])
+
     def get_extra_state(self):
-        return {"texts": self.texts, "num_classes": self.num_classes, "num_slots": self.num_slots,
-                "num_prompts": self.num_prompts}
+        state = {"texts": self.texts, "num_classes": self.num_classes, "num_slots": self.num_slots,
+                 "num_prompts": self.num_prompts}
+        if self.centroids is not None:
+            state["centroids"] = self.centroids.detach().cpu()
+        return state
 
     def set_extra_state(self, state):
         shape = (state["num_classes"], state["num_slots"], state["num_prompts"])
@@ -138,8 +156,19 @@ class TextTable(nn.Module):
                 f"was trained with (same dataset, m, v, cause files).")
         texts = [list(t) for t in state["texts"]]
         if texts != self.texts:
+            if not self.adopt_checkpoint_texts:
+                n = next(i for i, (a, b) in enumerate(zip(texts, self.texts)) if a != b)
+                raise ValueError(
+                    f"The checkpoint's texts differ from the ones built for this model (first at class "
+                    f"{n // self.num_slots}, slot {n % self.num_slots}: checkpoint {' | '.join(texts[n])!r}, here "
+                    f"{' | '.join(self.texts[n])!r}): it was trained on other classes, another class order or "
+                    f"other descriptions, and its record cannot tell which. Evaluate with the training run's "
+                    f"dataset, seed and description settings, or retrain with this code (its checkpoints record "
+                    f"their classes).")
             self.texts = texts
             self.stale = True
+        if state.get("centroids") is not None:
+            self.centroids = torch.as_tensor(state["centroids"]).float()
 
 
 def template_table(classnames: Sequence[str], templates: Sequence[str]) -> TextTable:
@@ -151,35 +180,45 @@ def template_table(classnames: Sequence[str], templates: Sequence[str]) -> TextT
     return TextTable(texts, range(c), [0] * c, [0] * c, c, 1, 1)
 
 
-def description_table(classnames: Sequence[str], sets: Sequence[Dict[str, List[str]]],
-                      prompt_of_set: Optional[Sequence[int]] = None, num_prompts: Optional[int] = None) -> TextTable:
-    """Entries from description sets ({class: [m sentences]}), concatenated per class.
+def description_table(classnames: Sequence[str], sets: Sequence, prompt_of_set: Optional[Sequence[int]] = None,
+                      num_prompts: Optional[int] = None) -> TextTable:
+    """Entries from description sets, concatenated per class.
 
-    Class c's slots are set 0's sentences, then set 1's, ...; set s is scored by ``prompt_of_set[s]``
-    (default: all by prompt 0). DVP-cse: one set per cause, prompt i per cause. AttrVR: DesAttr and
-    DistAttr with one prompt. DVP-cls: one set, prompts assigned later by clustering (``set_prompts``).
+    A set is a list of [m sentences] per label (in label order, so that two classes sharing a name keep
+    their own draws) or a mapping {class name: [m sentences]}. Class c's slots are set 0's sentences,
+    then set 1's, ...; set s is scored by ``prompt_of_set[s]`` (default: all by prompt 0). DVP-cse: one
+    set per cause, prompt i per cause. AttrVR: DesAttr and DistAttr with one prompt. DVP-cls: one set,
+    prompts assigned later by clustering (``set_prompts``).
     """
     if not sets:
         raise ValueError("At least one description set is needed.")
     prompt_of_set = list(prompt_of_set) if prompt_of_set is not None else [0] * len(sets)
     if len(prompt_of_set) != len(sets):
         raise ValueError(f"{len(sets)} description sets but {len(prompt_of_set)} prompt indices.")
-    sizes = []
+    rows_of_set, sizes = [], []
     for s, group in enumerate(sets):
-        missing = [c for c in classnames if c not in group]
-        if missing:
-            raise ValueError(f"Description set {s} has no sentences for the classes {missing[:5]}.")
-        counts = {len(group[c]) for c in classnames}
+        if isinstance(group, Mapping):
+            missing = [c for c in classnames if c not in group]
+            if missing:
+                raise ValueError(f"Description set {s} has no sentences for the classes {missing[:5]}.")
+            rows = [group[c] for c in classnames]
+        else:
+            rows = list(group)
+            if len(rows) != len(classnames):
+                raise ValueError(f"Description set {s} has sentences for {len(rows)} labels, the dataset has "
+                                 f"{len(classnames)} classes.")
+        counts = {len(r) for r in rows}
         if len(counts) != 1 or 0 in counts:
             raise ValueError(f"Description set {s} must hold the same (non-zero) number of sentences per "
                              f"class, got {sorted(counts)}; sample them with descriptions.sample_descriptions.")
+        rows_of_set.append(rows)
         sizes.append(counts.pop())
     num_slots = sum(sizes)
     texts, classes, slots, prompts = [], [], [], []
-    for ci, c in enumerate(classnames):
+    for ci in range(len(classnames)):
         slot = 0
-        for s, group in enumerate(sets):
-            for sentence in group[c]:
+        for s, rows in enumerate(rows_of_set):
+            for sentence in rows[ci]:
                 texts.append([sentence])
                 classes.append(ci)
                 slots.append(slot)

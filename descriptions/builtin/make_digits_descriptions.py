@@ -20,6 +20,11 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+from engine.io import atomic_write_text  # noqa: E402  (stdlib only)
+
 NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 # ------------------------------------------------------------------------------ descriptive (des)
@@ -224,14 +229,6 @@ def render(frames, facts) -> str:
     return json.dumps(sentences(frames, facts), indent=2, ensure_ascii=False) + "\n"
 
 
-def _write_atomic(path, text):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only check the files are up to date")
@@ -250,7 +247,7 @@ def main(argv=None):
             if not same:
                 stale.append(path)
         else:
-            _write_atomic(path, text)
+            atomic_write_text(path, text)
             counts = sorted({len(v) for v in sentences(frames, facts).values()})
             print(f"wrote {path} ({len(NAMES)} classes x {counts[0]} sentences)")
     if stale:

@@ -16,11 +16,13 @@ def build_optimizer(model, optim_cfg, param_groups=None):
         raise ValueError(f"OPTIM.NAME must be one of {AVAI_OPTIMS}, but got {name}")
     lr, wd = optim_cfg.LR, optim_cfg.WEIGHT_DECAY
     if param_groups is not None and optim_cfg.STAGED_LR:
-        warnings.warn("staged_lr will be ignored, if you need to use staged_lr, please bind it with param_groups yourself.")
+        warnings.warn("staged_lr will be ignored, if you need to use staged_lr, please bind it with param_groups "
+                      "yourself.")
     if param_groups is None:
         if optim_cfg.STAGED_LR:
             if not isinstance(model, nn.Module):
-                raise TypeError("When staged_lr is True, model given to build_optimizer() must be an instance of nn.Module")
+                raise TypeError("When staged_lr is True, model given to build_optimizer() must be an instance of "
+                                "nn.Module")
             if isinstance(model, nn.DataParallel):
                 model = model.module
             new_layers = optim_cfg.NEW_LAYERS
@@ -34,10 +36,11 @@ def build_optimizer(model, optim_cfg, param_groups=None):
             param_groups = model.parameters()
         else:
             param_groups = model
+    betas = (optim_cfg.ADAM_BETA1, optim_cfg.ADAM_BETA2)
     if name == "adam":
-        return torch.optim.Adam(param_groups, lr=lr, weight_decay=wd, betas=(optim_cfg.ADAM_BETA1, optim_cfg.ADAM_BETA2))
+        return torch.optim.Adam(param_groups, lr=lr, weight_decay=wd, betas=betas)
     if name == "amsgrad":
-        return torch.optim.Adam(param_groups, lr=lr, weight_decay=wd, betas=(optim_cfg.ADAM_BETA1, optim_cfg.ADAM_BETA2), amsgrad=True)
+        return torch.optim.Adam(param_groups, lr=lr, weight_decay=wd, betas=betas, amsgrad=True)
     if name == "sgd":
         return torch.optim.SGD(param_groups, lr=lr, momentum=optim_cfg.MOMENTUM, weight_decay=wd,
                                dampening=optim_cfg.SGD_DAMPNING, nesterov=optim_cfg.SGD_NESTEROV)
@@ -45,8 +48,8 @@ def build_optimizer(model, optim_cfg, param_groups=None):
         return torch.optim.RMSprop(param_groups, lr=lr, momentum=optim_cfg.MOMENTUM, weight_decay=wd,
                                    alpha=optim_cfg.RMSPROP_ALPHA)
     if name == "radam":
-        return torch.optim.RAdam(param_groups, lr=lr, weight_decay=wd, betas=(optim_cfg.ADAM_BETA1, optim_cfg.ADAM_BETA2))
-    return torch.optim.AdamW(param_groups, lr=lr, weight_decay=wd, betas=(optim_cfg.ADAM_BETA1, optim_cfg.ADAM_BETA2))
+        return torch.optim.RAdam(param_groups, lr=lr, weight_decay=wd, betas=betas)
+    return torch.optim.AdamW(param_groups, lr=lr, weight_decay=wd, betas=betas)
 
 
 class _BaseWarmupScheduler(LRScheduler):

@@ -1,12 +1,5 @@
 """Name -> class registries, keyed by class name as in Dassl and detectron2."""
-import difflib
-
-
-def close_matches(name, choices, n=3):
-    """The registered names closest to ``name`` (case-insensitive), for "did you mean" hints."""
-    lowered = {c.lower(): c for c in choices}
-    hits = difflib.get_close_matches(str(name).lower(), list(lowered), n=n, cutoff=0.5)
-    return [lowered[h] for h in hits]
+from engine.names import close_matches
 
 
 def check_availability(requested, available):

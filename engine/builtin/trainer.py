@@ -6,7 +6,6 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from engine import distributed
 

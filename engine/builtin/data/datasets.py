@@ -48,7 +48,8 @@ class Datum:
         return self._classname
 
     def __repr__(self):
-        return f"Datum(impath={self._impath!r}, label={self._label}, domain={self._domain}, classname={self._classname!r})"
+        return (f"Datum(impath={self._impath!r}, label={self._label}, domain={self._domain}, "
+                f"classname={self._classname!r})")
 
 
 class DatasetBase:

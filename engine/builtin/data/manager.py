@@ -1,25 +1,15 @@
 """DataManager, DatasetWrapper and build_data_loader, as in Dassl."""
 import torch
-from PIL import Image
 from tabulate import tabulate
 from torch.utils.data import Dataset as TorchDataset
 from torchvision.transforms import Compose, ToTensor
 
 from engine import distributed
+from engine.imageio import read_image  # noqa: F401  (Dassl's name; the project's one reader)
 
 from .datasets import build_dataset
 from .samplers import build_sampler
 from .transforms import INTERPOLATION_MODES, build_transform
-
-
-def read_image(path):
-    """Open an image as RGB; a corrupt or missing file fails with its path (also in loader workers)."""
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except Exception as err:  # PIL raises several unrelated types
-        raise OSError(f"Cannot read image {path}: {type(err).__name__}: {err}. "
-                      f"Replace or remove the file (python -m datasets.check lists unreadable images).") from err
 
 
 def build_data_loader(cfg, sampler_type="SequentialSampler", data_source=None, batch_size=64, n_domain=0,

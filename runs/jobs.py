@@ -1,0 +1,180 @@
+"""What one run of the runner is (a Job), the user's settings, name checks and train.py's command line."""
+import os
+import os.path as osp
+import re
+import shlex
+from collections import namedtuple
+
+from engine.names import did_you_mean
+
+from . import catalogue, layout, yaml_subset
+
+DEFAULT_CFG = "vit_b16"
+DEFAULT_SEEDS = "1 2 3"
+CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
+
+# method: script name (ar); opts: trailing KEY VALUE pairs for train.py, as a tuple
+Job = namedtuple("Job", "method dataset shots cfg seed opts", defaults=((),))
+
+
+class UsageError(ValueError):
+    """Bad names or values given by the user; raised before anything is launched."""
+
+
+class Settings:
+    """Environment of a runner process (what tests override through PYTHON, DATA, OUTPUT)."""
+
+    def __init__(self, env=None):
+        env = os.environ if env is None else env
+        self.python_raw = env.get("PYTHON") or "python"
+        self.python = shlex.split(self.python_raw)
+        if not self.python:
+            raise UsageError("PYTHON is set but empty; unset it or name an interpreter")
+        self.data = env.get("DATA") or "./data"
+        self.output = env.get("OUTPUT") or "output"
+
+
+def choices_msg(kind, name, available, where):
+    msg = f"unknown {kind} '{name}'"
+    msg += did_you_mean(name, available)
+    listing = ", ".join(available) if available else "nothing"
+    return f"{msg}; {where} has: {listing}"
+
+
+def methods():
+    """{script name: catalogue.Method} of the registered trainers."""
+    try:
+        return catalogue.load()
+    except (OSError, ValueError, KeyError) as err:
+        raise UsageError(f"cannot read the trainer catalogue {catalogue.catalogue_path()} ({err}); "
+                         f"rewrite it with: python -m runs.catalogue") from None
+
+
+def method_info(method):
+    return methods()[method]
+
+
+def trainer_of(method):
+    return method_info(method).trainer
+
+
+def resolve_method(name):
+    """Script name for a method given as script name (ar) or trainer name (AR), any case."""
+    known = methods()
+    key = name.strip().lower()
+    if key in known:
+        return key
+    for script, method in known.items():
+        if method.trainer.lower() == key:
+            return script
+    raise UsageError(choices_msg("method", name, list(known), "the trainer registry (runs/trainers.json)")
+                     + "; after adding a trainer run: python -m runs.catalogue")
+
+
+def available_datasets():
+    folder = osp.join(layout.CONFIGS, "datasets")
+    if not osp.isdir(folder):
+        return None
+    return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml"))
+
+
+def available_cfgs(trainer):
+    folder = osp.join(layout.CONFIGS, "trainers", trainer)
+    if not osp.isdir(folder):
+        return []
+    return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml"))
+
+
+def parse_ints(text, what, minimum):
+    values = []
+    for token in str(text).replace(",", " ").split():
+        try:
+            value = int(token)
+        except ValueError:
+            raise UsageError(f"{what} must be integers, got '{token}'") from None
+        if value < minimum:
+            raise UsageError(f"{what} must be >= {minimum}, got {value}")
+        values.append(value)
+    if not values:
+        raise UsageError(f"no {what} given")
+    return values
+
+
+def parse_opts(words, where="config options"):
+    """Trailing KEY VALUE pairs -> tuple; keys are upper-case dotted config keys."""
+    words = list(words)
+    if len(words) % 2:
+        raise UsageError(f"{where} must be KEY VALUE pairs, got an odd number: {' '.join(words)}")
+    for key in words[::2]:
+        if not CONFIG_KEY.match(key):
+            raise UsageError(f"{where}: '{key}' is not a config key (upper-case dotted, e.g. OPTIM.MAX_EPOCH)")
+    return tuple(words)
+
+
+def config_files(job):
+    return [layout.dataset_config(job.dataset), layout.trainer_config(trainer_of(job.method), job.cfg)]
+
+
+def validate(jobs):
+    """Check every name and config file the jobs need; one error listing all problems."""
+    datasets = available_datasets()
+    if datasets is None:
+        raise UsageError(f"no configs/datasets folder in {os.getcwd()}; run the scripts from the "
+                         "repository root")
+    if not jobs:
+        raise UsageError("nothing to run: the sweep is empty")
+    problems = []
+    for dataset in sorted({j.dataset for j in jobs}):
+        if not osp.isfile(layout.dataset_config(dataset)):
+            problems.append(choices_msg("dataset", dataset, datasets, "configs/datasets"))
+    for method, cfg in sorted({(j.method, j.cfg) for j in jobs}):
+        trainer = trainer_of(method)
+        if not osp.isfile(layout.trainer_config(trainer, cfg)):
+            problems.append(choices_msg(f"config for {trainer}", cfg, available_cfgs(trainer),
+                                        f"configs/trainers/{trainer}"))
+    for job in jobs:
+        if job.shots < 1 and method_info(job.method).trains:
+            problems.append(f"{job.method}: shots must be >= 1, got {job.shots}")
+            break
+    if not problems:  # the done check reads them: a file it cannot read fails here, not mid-sweep
+        for path in sorted({p for j in jobs for p in config_files(j)}):
+            try:
+                yaml_subset.load(path)
+            except (yaml_subset.YamlSubsetError, OSError, UnicodeDecodeError) as err:
+                problems.append(f"cannot read {path}: {err}")
+    if problems:
+        raise UsageError("; ".join(problems) if len(problems) == 1
+                         else "\n  " + "\n  ".join(problems))
+
+
+def run_dir(job, settings):
+    return layout.run_dir(settings.output, job.dataset, trainer_of(job.method), job.cfg, job.shots, job.seed)
+
+
+def train_opts(job):
+    """The trailing KEY VALUE pairs train.py gets (the done check expects the same)."""
+    # (the 1-shot batch is TRAINER.<NAME>.BATCH_SIZE_1SHOT, applied by the trainer as for train.py)
+    return ["DATASET.NUM_SHOTS", str(job.shots)] + list(job.opts)
+
+
+def command(job, settings):
+    trainer = trainer_of(job.method)
+    cmd = settings.python + [
+        "train.py", "--root", settings.data, "--seed", str(job.seed), "--trainer", trainer,
+        "--dataset-config-file", layout.dataset_config(job.dataset),
+        "--config-file", layout.trainer_config(trainer, job.cfg),
+        "--output-dir", run_dir(job, settings)]
+    if not method_info(job.method).trains:
+        cmd.append("--eval-only")
+    return cmd + train_opts(job)
+
+
+def done(job, settings):
+    """layout.Verdict for the job's folder."""
+    return layout.check_done(run_dir(job, settings), trainer_of(job.method), job.shots, job.seed,
+                             config_files(job), train_opts(job))
+
+
+def label(job, show_cfg=False):
+    text = f"{job.method} {job.dataset} {job.shots} shots seed {job.seed}"
+    return f"{text} ({job.cfg})" if show_cfg else text

@@ -1,0 +1,149 @@
+"""Where a run lives and when it counts as done: the one source for train.py's callers, the sweep,
+the tables and predict/plot.
+
+Layout (relative to the repository root, as CoOp's scripts have it)::
+
+    configs/datasets/<dataset>.yaml                 dataset config (its name is the dataset's key)
+    configs/trainers/<TRAINER>/<cfg>.yaml           trainer config
+    <output>/<dataset>/<TRAINER>/<cfg>_<K>shots/seed<S>/   one run: log.txt, config.yaml, results.json
+
+A run is done when its results.json parses, records the run's trainer, shots and seed, and its
+recorded config holds every value that the run's two config files and its trailing KEY VALUE options
+set. Anything else (missing, empty, corrupt, another run's file, a config file edited since) is not
+done, and ``check_done`` says why.
+"""
+import ast
+import json
+import os.path as osp
+import re
+from collections import namedtuple
+
+from . import yaml_subset
+
+RESULTS = "results.json"
+CONFIGS = "configs"
+# Keys train.py sets from its flags (checked as method/seed) or that may differ between machines.
+FLAG_KEYS = frozenset({"OUTPUT_DIR", "DATASET.ROOT", "SEED", "TRAINER.NAME", "RESUME"})
+
+_RUN_DIR = re.compile(r"(?P<cfg>.+)_(?P<shots>-?\d+)shots$")
+
+
+def dataset_config(dataset):
+    return osp.join(CONFIGS, "datasets", f"{dataset}.yaml")
+
+
+def trainer_config(trainer, cfg):
+    return osp.join(CONFIGS, "trainers", trainer, f"{cfg}.yaml")
+
+
+def run_dir(output, dataset, trainer, cfg, shots, seed):
+    return osp.join(output, dataset, trainer, f"{cfg}_{shots}shots", f"seed{seed}")
+
+
+RunPath = namedtuple("RunPath", "dataset trainer cfg shots seed")
+
+
+def parse_run_dir(path):
+    """RunPath of a folder in the layout (a results.json path works too), or None."""
+    parts = osp.normpath(path).split(osp.sep)
+    if parts and parts[-1] == RESULTS:
+        parts = parts[:-1]
+    if len(parts) < 4 or not parts[-1].startswith("seed") or not parts[-1][4:].isdigit():
+        return None
+    match = _RUN_DIR.match(parts[-2])
+    if not match:
+        return None
+    return RunPath(parts[-4], parts[-3], match["cfg"], int(match["shots"]), int(parts[-1][4:]))
+
+
+def decode_value(value):
+    """A config value as yacs decodes it when merging a yaml file or an option: a string holding a
+    Python literal becomes that literal (``"(224, 224)"``, ``"1e-5"``), any other string stays."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
+def _flatten(mapping, prefix=""):
+    flat = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def expected_config(config_files, opts=()):
+    """{dotted key: value} that the config files and the trailing KEY VALUE pairs set, in merge order."""
+    expected = {}
+    for path in config_files:
+        expected.update(_flatten(yaml_subset.load(path) or {}))
+    expected.update(zip(opts[::2], opts[1::2]))
+    return {k: _plain(decode_value(v)) for k, v in expected.items() if k not in FLAG_KEYS}
+
+
+Verdict = namedtuple("Verdict", "done reason")
+
+
+def read_results(folder):
+    """(results mapping, None) or (None, why it cannot be used)."""
+    path = osp.join(folder, RESULTS)
+    if not osp.isfile(path):
+        return None, f"no {RESULTS}"
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as err:
+        return None, f"{RESULTS} cannot be read ({err})"
+    if not text.strip():
+        return None, f"{RESULTS} is empty"
+    try:
+        results = json.loads(text)
+    except ValueError as err:
+        return None, f"{RESULTS} is corrupt ({err})"
+    if not isinstance(results, dict):
+        return None, f"{RESULTS} is not a JSON object"
+    return results, None
+
+
+def _show(value, limit=60):
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_done(folder, trainer, shots, seed, config_files, opts=()):
+    """Verdict(done, reason): is ``folder`` a finished run of exactly this trainer, shots, seed and
+    config? ``reason`` names the first problems found (or says what matched)."""
+    results, why = read_results(folder)
+    if results is None:
+        return Verdict(False, why)
+    problems = []
+    for key, want in (("method", trainer), ("shots", shots), ("seed", seed)):
+        if results.get(key) != want:
+            problems.append(f"{key} {_show(results.get(key))}, expected {_show(want)}")
+    if not isinstance(results.get("accuracy"), (int, float)) or isinstance(results.get("accuracy"), bool):
+        problems.append(f"accuracy {_show(results.get('accuracy'))} is not a number")
+    recorded = results.get("config")
+    if not isinstance(recorded, dict):
+        problems.append("no recorded config")
+    else:
+        flat = _flatten(recorded)
+        for key, want in expected_config(config_files, opts).items():
+            if key not in flat:
+                problems.append(f"{key} not recorded (config sets {_show(want)})")
+            elif _plain(flat[key]) != want:
+                problems.append(f"{key} {_show(flat[key])}, config sets {_show(want)}")
+    if problems:
+        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        return Verdict(False, f"{RESULTS} does not match this run: " + "; ".join(problems[:3]) + more)
+    return Verdict(True, f"{RESULTS} matches")

@@ -1,0 +1,318 @@
+"""Checkpoints know what made them; resume never changes the protocol; evaluating a trained run on another
+class set scores the evaluated classes (base-to-new), never the checkpoint's texts; meaningless settings
+and broken checkpoint files fail with one ERROR line before any work."""
+import json
+import os
+import sys
+
+import pytest
+import torch
+import yaml
+
+import train
+from tests.conftest import run_cmd
+from tests.trainer_fixtures import KEY, NODES, eval_logits, make_trainer, toy_cfg, toy_descriptions  # noqa: F401
+from trainers.checkpoints import CheckpointError, PROTOCOL_EXCLUDED
+from vr import nearest_centroid, template_table
+
+BASE, NEW = ["red", "green"], ["blue", "yellow"]  # ToyColors' SUBSAMPLE_CLASSES halves
+VR_TRAINED = ["VP", "AR", "AttrVR", "DVP_CSE", "DVP_CLS"]
+
+
+def toy_argv(trainer, root, out, descriptions, *opts, extra=()):
+    """train.py arguments of a tiny run on ToyColors (the settings of trainer_fixtures.toy_cfg)."""
+    node = NODES[trainer]
+    argv = ["--root", root, "--output-dir", str(out), "--trainer", trainer, "--seed", "1", *extra,
+            "DATASET.NAME", "ToyColors", "DATASET.NUM_SHOTS", "2", "DATASET.DESCRIPTIONS_DIR", descriptions,
+            "DATASET.DESCRIPTIONS_KEY", KEY, "MODEL.BACKBONE.NAME", "test-tiny", "USE_CUDA", "False",
+            "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "OPTIM.NAME", "sgd",
+            "OPTIM.LR", "10.0", "OPTIM.LR_SCHEDULER", "cosine", "OPTIM.MAX_EPOCH", "2", "TRAIN.PRINT_FREQ", "100"]
+    if node == "DVP_CLS":
+        argv += ["TRAINER.DVP_CLS.M", "4", "TRAINER.DVP_CLS.PRM_TOPK", "2", "TRAINER.DVP_CLS.V", "2",
+                 "TRAINER.DVP_CLS.KMEANS_N_INIT", "2"]
+    return argv + [str(o) for o in opts]
+
+
+def error_of(capsys, code):
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("ERROR:") == 1, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def ar_run(toy_root, toy_descriptions, tmp_path_factory):
+    """A finished 2-epoch AR run (through train.py) and its results."""
+    import tests.toy_plugin  # noqa: F401  (ToyColors)
+
+    out = tmp_path_factory.mktemp("ar_run")
+    assert train.main(toy_argv("AR", toy_root, out, toy_descriptions)) == 0
+    return out
+
+
+# ---- A: what a checkpoint and a run folder record ------------------------------------------------------
+def test_checkpoint_and_run_folder_record_what_made_them(ar_run):
+    record = torch.load(ar_run / "vr_model" / "model.pth.tar-2", weights_only=True)["run"]
+    assert record["trainer"] == "AR"
+    assert record["backbone"] == {"name": "test-tiny", "weights": "", "pretrained": True}
+    assert record["prompt"] == {"kind": "padding", "num_prompts": 1, "image_size": 224, "input_size": 192}
+    assert record["classnames"] == ["red", "green", "blue", "yellow"]  # label order
+    assert record["shots"] == 2 and record["seed"] == 1
+    assert record["dataset"]["NAME"] == "ToyColors" and record["dataset"]["SUBSAMPLE_CLASSES"] == "all"
+    assert record["config"]["OPTIM.LR"] == 10.0 and "OUTPUT_DIR" not in record["config"]
+    assert len(record["config_hash"]) == 16 and record["excluded_keys"] == list(PROTOCOL_EXCLUDED)
+    assert json.loads((ar_run / "run.json").read_text())["config_hash"] == record["config_hash"]
+
+
+def test_resume_with_another_config_is_an_error_naming_the_keys(toy_root, toy_descriptions, tmp_path):
+    out = tmp_path / "run"
+    make_trainer(toy_cfg("AR", toy_root, out, toy_descriptions, epochs=2)).train()
+    changed = toy_cfg("AR", toy_root, out, toy_descriptions, epochs=2,
+                      opts=["OPTIM.LR", 1.0, "DATASET.NUM_SHOTS", 1, "DATALOADER.NUM_WORKERS", 1])
+    with pytest.raises(CheckpointError) as err:
+        make_trainer(changed).train()
+    msg = str(err.value)
+    assert "OPTIM.LR: 10.0 -> 1.0" in msg and "DATASET.NUM_SHOTS: 2 -> 1" in msg
+    assert "NUM_WORKERS" not in msg.split("keys never compared")[0]  # workers do not change the protocol
+
+
+def test_another_trainer_never_reuses_or_overwrites_a_run(ar_run, toy_root, toy_descriptions, tmp_path, capsys):
+    before = (ar_run / "results.json").read_text()
+    err = error_of(capsys, train.main(toy_argv("VP", toy_root, ar_run, toy_descriptions)))
+    assert "TRAINER.NAME: 'AR' -> 'VP'" in err and "never overwritten" in err
+    assert (ar_run / "results.json").read_text() == before
+    assert yaml.safe_load((ar_run / "config.yaml").read_text())["TRAINER"]["NAME"] == "AR"
+    # evaluating the AR checkpoint as VP: the trainer (and prompt) differ
+    err = error_of(capsys, train.main(toy_argv("VP", toy_root, tmp_path / "ev", toy_descriptions, extra=[
+        "--eval-only", "--model-dir", str(ar_run), "--load-epoch", "2"])))
+    assert "was made with trainer 'AR', this run uses 'VP'" in err
+    # a test-tiny prompt evaluated on another backbone
+    err = error_of(capsys, train.main(toy_argv("AR", toy_root, tmp_path / "ev2", toy_descriptions,
+                                               "MODEL.BACKBONE.NAME", "digits-tiny", extra=[
+                                                   "--eval-only", "--model-dir", str(ar_run), "--load-epoch", "2"])))
+    assert "was made with another backbone (name 'test-tiny' here 'digits-tiny')" in err
+
+
+def test_texts_are_checked_never_adopted_silently(tiny_clip):
+    trained = template_table(["red", "green"], ["a photo of a {}."])
+    other_order = template_table(["green", "red"], ["a photo of a {}."])
+    with pytest.raises(ValueError, match="texts differ from the ones built for this model"):
+        other_order.load_state_dict(trained.state_dict())
+    assert other_order.texts == [["a photo of a green."], ["a photo of a red."]]
+    other_order.adopt_checkpoint_texts = True  # what load_model sets once the record shows the same classes
+    other_order.load_state_dict(trained.state_dict())
+    assert other_order.texts == trained.texts and other_order.stale
+
+
+def test_checkpoint_without_record_loads_for_the_same_classes_with_a_warning(ar_run, toy_root, toy_descriptions,
+                                                                              tmp_path):
+    old = tmp_path / "old_run" / "vr_model"
+    old.mkdir(parents=True)
+    checkpoint = torch.load(ar_run / "vr_model" / "model.pth.tar-2", weights_only=True)
+    del checkpoint["run"]  # as written by the code before records
+    torch.save(checkpoint, old / "model.pth.tar-2")
+    ev = make_trainer(toy_cfg("AR", toy_root, tmp_path / "ev", toy_descriptions))
+    ev.load_model(str(old.parent), epoch=2)
+    assert torch.equal(ev.model.prompts.delta, checkpoint["state_dict"]["prompts.delta"])
+    assert "could not be verified" in ev.extra_results()["warnings"][0]
+    # other texts (here: CoOp's template) cannot be told apart from other classes: an error, not a swap
+    ev2 = make_trainer(toy_cfg("AR", toy_root, tmp_path / "ev2", toy_descriptions, opts=["TRAINER.AR.TEMPLATES", "coop"]))
+    with pytest.raises(ValueError, match="texts differ"):
+        ev2.load_model(str(old.parent), epoch=2)
+
+
+# ---- C: base-to-new for every trainer ----------------------------------------------------------------
+def direct_vr_logits(trainer, images, texts, grid):
+    """Class logits computed here from the loaded prompts and an independent encoding of ``texts``."""
+    model = trainer.model
+    emb = trainer.clip.encode_text([t[0] for t in texts])  # one string per entry in these tables
+    feats = model.image_features(images)  # (v, B, D) under the loaded prompts
+    c, m = grid.shape
+    z = torch.stack([trainer.clip.logit_scale * feats[int(grid[i, j])] @ emb[i * m + j]
+                     for i in range(c) for j in range(m)], dim=1).view(images.shape[0], c, m)
+    return model.aggregation(z)
+
+
+@pytest.mark.parametrize("name", VR_TRAINED)
+def test_base_to_new_scores_the_new_classes_texts(name, toy_root, toy_descriptions, tmp_path):
+    epochs = 3 if name.startswith("DVP") else 2
+    opts = ["DATALOADER.TRAIN_X.BATCH_SIZE", 8, "TEST.NO_TEST", True]
+    run = tmp_path / "run"
+    trained = make_trainer(toy_cfg(name, toy_root, run, toy_descriptions, epochs=epochs,
+                                   opts=opts + ["DATASET.SUBSAMPLE_CLASSES", "base"]))
+    trained.train()
+    ev = make_trainer(toy_cfg(name, toy_root, tmp_path / "ev", toy_descriptions, epochs=epochs,
+                              opts=opts + ["DATASET.SUBSAMPLE_CLASSES", "new"]))
+    table = ev.model.text_table
+    built = [list(t) for t in table.texts]  # the new classes' texts, sampled as in training (seeded)
+    ev.load_model(str(run), epoch=epochs)
+    assert ev.class_policy == {"trained": BASE, "evaluated": NEW, "policy": type(ev).CLASS_TRANSFER}
+    assert ev.extra_results()["classes"]["evaluated"] == NEW
+    assert table.texts == built and table.texts != trained.model.text_table.texts
+    for c, name_ in enumerate(NEW):  # every text of class c is about class c
+        assert all(name_ in " ".join(t) for t in table.texts[c * table.num_slots:(c + 1) * table.num_slots])
+    assert torch.equal(ev.model.prompts.delta, trained.model.prompts.delta)
+    grid = table.prompt_grid()
+    if name == "DVP_CLS":  # each new description goes to the nearest stored centroid
+        centroids = trained.model.text_table.centroids
+        assert centroids is not None and torch.equal(table.centroids, centroids)
+        expected = nearest_centroid(ev.clip.encode_text([t[0] for t in built]), centroids)
+        assert torch.equal(grid.reshape(-1).cpu(), expected)
+    if name.startswith("DVP"):  # unseen classes: the uniform PRM row (mean aggregation)
+        weight = ev.model.aggregation.weight
+        assert torch.equal(weight, torch.full_like(weight, 1.0 / table.num_slots))
+        assert not torch.equal(trained.model.aggregation.weight, weight)  # training did re-estimate it
+    logits, _ = eval_logits(ev)
+    images = torch.cat([b["img"] for b in ev.test_loader]).to(ev.device)
+    with torch.no_grad():
+        direct = direct_vr_logits(ev, images, built, grid).cpu()
+    assert torch.allclose(logits, direct, atol=1e-4, rtol=1e-4)
+
+
+def test_coop_base_to_new_uses_the_learned_context_with_the_new_names(toy_root, tmp_path):
+    from engine import build_trainer, set_random_seed
+    from tests.test_trainer_coop import coop_args
+    from trainers.coop import PromptLearner
+
+    def coop(out, *opts):
+        set_random_seed(1)
+        return build_trainer(train.setup_cfg(train.build_parser().parse_args(coop_args(
+            toy_root, out, "OPTIM.MAX_EPOCH", 2, "OPTIM.LR", 0.02, "DATALOADER.TRAIN_X.BATCH_SIZE", 24, *opts))))
+
+    run = tmp_path / "run"
+    trained = coop(run, "DATASET.SUBSAMPLE_CLASSES", "base")
+    trained.train()
+    ev = coop(tmp_path / "ev", "DATASET.SUBSAMPLE_CLASSES", "new")
+    ev.load_model(str(run), epoch=2)
+    assert ev.class_policy["trained"] == BASE and ev.class_policy["evaluated"] == NEW
+    ctx = trained.model.prompt_learner.ctx.detach()
+    assert torch.equal(ev.model.prompt_learner.ctx.detach(), ctx)
+    direct = PromptLearner(NEW, ev.model.tower, ev.backbone.tokenizer, n_ctx=4)  # the new names, then the context
+    with torch.no_grad():
+        direct.ctx.copy_(ctx)
+        feats = ev.model.tower(direct(), direct.tokenized_prompts)
+        feats = feats / feats.norm(dim=-1, keepdim=True)
+        assert torch.allclose(ev.model.text_features(), feats, atol=1e-5)
+    # class-specific contexts cannot score other classes: one clear error
+    csc = tmp_path / "csc"
+    trained_csc = coop(csc, "DATASET.SUBSAMPLE_CLASSES", "base", "TRAINER.COOP.CSC", "True")
+    trained_csc.train()
+    with pytest.raises(CheckpointError, match="class-specific contexts"):
+        coop(tmp_path / "ev2", "DATASET.SUBSAMPLE_CLASSES", "new", "TRAINER.COOP.CSC", "True").load_model(str(csc), 2)
+
+
+def test_a_method_without_a_class_policy_refuses_other_classes():
+    from types import SimpleNamespace
+
+    from trainers.checkpoints import RunCheckpoints
+
+    class NoPolicy(RunCheckpoints):  # a method added later that declares no CLASS_TRANSFER
+        cfg = SimpleNamespace(TRAINER=SimpleNamespace(NAME="NewMethod"))
+
+    with pytest.raises(CheckpointError, match="NewMethod cannot score classes other than those it was trained on"):
+        NoPolicy().check_other_classes(BASE, NEW)
+
+
+def test_nearest_centroid_hand_example():
+    centroids = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    points = torch.tensor([[0.9, 0.2], [0.1, 0.8], [-0.4, -0.7], [0.6, 0.5]])
+    assert nearest_centroid(points, centroids).tolist() == [0, 1, 2, 0]  # (0.6, 0.5): 0.41 vs 0.61 vs 2.81
+
+
+# ---- B: resume after kill -9 is exact --------------------------------------------------------------
+def test_kill9_then_resume_equals_an_uninterrupted_run(toy_root, toy_descriptions, tmp_path):
+    """The shipped default (no TRAIN.CHECKPOINT_FREQ): a resumable checkpoint after every epoch, the latest kept."""
+    def argv(out):
+        return [sys.executable, "train.py"] + toy_argv("DVP_CLS", toy_root, out, toy_descriptions,
+                                                       "OPTIM.MAX_EPOCH", 4, "DATALOADER.TRAIN_X.BATCH_SIZE", 3)
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert run_cmd(argv(whole), VR_PLUGINS="tests.toy_plugin").returncode == 0
+    died = run_cmd(argv(killed), VR_PLUGINS="tests.toy_plugin", TOY_KILL_AT_EPOCH="2")
+    assert died.returncode != 0 and not (killed / "results.json").exists()
+    assert sorted(os.listdir(killed / "vr_model")) == ["checkpoint", "model.pth.tar-2"]  # only the latest
+    resumed = run_cmd(argv(killed), VR_PLUGINS="tests.toy_plugin")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Previous epoch: 2" in resumed.stdout and "epoch [1/4]" not in resumed.stdout
+    a, b = (torch.load(d / "vr_model" / "model.pth.tar-4", weights_only=True)["state_dict"] for d in (whole, killed))
+    assert set(a) == set(b)
+    for key in ("prompts.delta", "aggregation.weight", "aggregation.last_counts", "text_table.prompts"):
+        assert torch.equal(a[key], b[key]), key
+    assert sorted(os.listdir(killed / "vr_model")) == ["checkpoint", "model.pth.tar-4"]
+
+
+# ---- B: meaningless settings and broken files: one ERROR line before any work ------------------------
+@pytest.mark.parametrize("opts,needle", [
+    (["DATASET.NUM_SHOTS", "0"], "DATASET.NUM_SHOTS = 0 would train AR on the whole training set"),
+    (["DATASET.NUM_SHOTS", "-1"], "DATASET.NUM_SHOTS = -1 would train AR"),
+    (["OPTIM.MAX_EPOCH", "0"], "OPTIM.MAX_EPOCH = 0 trains nothing"),
+    (["OPTIM.MAX_EPOCH", "-1"], "OPTIM.MAX_EPOCH = -1 trains nothing"),
+])
+def test_meaningless_settings_fail_before_work(opts, needle, toy_root, toy_descriptions, tmp_path, capsys):
+    import tests.toy_plugin  # noqa: F401
+
+    err = error_of(capsys, train.main(toy_argv("AR", toy_root, tmp_path / "o", toy_descriptions, *opts)))
+    assert needle in err
+    assert not (tmp_path / "o").exists()  # refused before the run folder, data or CLIP
+
+
+def test_broken_checkpoints_and_resume_folders_fail_with_one_line(ar_run, toy_root, toy_descriptions, tmp_path,
+                                                                  capsys):
+    import shutil
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    err = error_of(capsys, train.main(toy_argv("AR", toy_root, tmp_path / "o", toy_descriptions,
+                                               extra=["--resume", str(empty)])))
+    assert "no checkpoint there" in err
+
+    run = tmp_path / "run"
+    shutil.copytree(ar_run, run)
+    pointer = run / "vr_model" / "checkpoint"
+    pointer.write_text("")
+    err = error_of(capsys, train.main(toy_argv("AR", toy_root, run, toy_descriptions)))
+    assert "checkpoint pointer" in err and "is empty" in err
+    pointer.write_text("model.pth.tar-2\n")
+    (run / "vr_model" / "model.pth.tar-2").write_bytes(b"")
+    err = error_of(capsys, train.main(toy_argv("AR", toy_root, run, toy_descriptions)))
+    assert "is empty (0 bytes)" in err
+    (run / "vr_model" / "model.pth.tar-2").write_bytes(b"PK\x03\x04 not really a checkpoint")
+    err = error_of(capsys, train.main(toy_argv("AR", toy_root, tmp_path / "ev", toy_descriptions, extra=[
+        "--eval-only", "--model-dir", str(run), "--load-epoch", "2"])))
+    assert "cannot be read" in err and "corrupt" in err
+    err = error_of(capsys, train.main(toy_argv("AR", toy_root, tmp_path / "w", toy_descriptions,
+                                               "MODEL.BACKBONE.NAME", "RN50", "MODEL.BACKBONE.WEIGHTS",
+                                               str(tmp_path / "missing.pt"))))
+    assert "MODEL.BACKBONE.WEIGHTS names the file" in err
+
+
+def test_missing_clip_weights_fail_with_one_line_before_the_data(toy_root, tmp_path, capsys, monkeypatch):
+    import tests.toy_plugin  # noqa: F401
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_hub"))  # nothing cached
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True, raising=False)
+    code = train.main(["--root", toy_root, "--output-dir", str(tmp_path / "o"), "--trainer", "ZeroshotCLIP",
+                       "--eval-only", "DATASET.NAME", "ToyColors", "MODEL.BACKBONE.NAME", "RN50", "USE_CUDA", "False"])
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.err and captured.err.count("ERROR") == 1, captured.err
+    assert 'Could not load the weights "openai" of CLIP model RN50' in captured.err
+    assert "Loading CLIP" in captured.out and "# train_x" not in captured.out  # before the data summary
+
+
+def test_eval_only_without_model_is_labelled_untrained(toy_root, toy_descriptions, tmp_path, capsys):
+    import tests.toy_plugin  # noqa: F401
+
+    out = tmp_path / "o"
+    assert train.main(toy_argv("AR", toy_root, out, toy_descriptions, extra=["--eval-only"])) == 0
+    assert json.loads((out / "results.json").read_text())["untrained"] is True
+    assert "evaluated UNTRAINED" in (out / "log.txt").read_text()
+    assert json.loads((out / "run.json").read_text())["untrained"] is True
+
+
+def test_list_flags_leave_trailing_options_alone():
+    args = train.build_parser().parse_args(["--trainer", "AR", "--transforms", "random_flip", "normalize",
+                                            "OPTIM.MAX_EPOCH", "3", "DATASET.NAME", "ToyColors"])
+    cfg = train.setup_cfg(args)
+    assert tuple(cfg.INPUT.TRANSFORMS) == ("random_flip", "normalize")
+    assert cfg.OPTIM.MAX_EPOCH == 3 and cfg.DATASET.NAME == "ToyColors"
