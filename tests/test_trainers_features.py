@@ -14,7 +14,7 @@ import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 import train
 from engine import DATASET_REGISTRY, build_trainer, load_checkpoint, set_random_seed
 from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
-from tests.toy_plugin import ToyColors
+from tests.toy_plugin import TOY_CLASSES, ToyColors
 from tests.trainer_fixtures import TEST_DEVICE
 from trainers.clip_adapter import AdapterHead
 from trainers.features import grid_search, tip_grid
@@ -186,15 +186,75 @@ def test_checkpoint_holds_only_the_head_and_eval_only_reproduces(name, toy_root,
                 "CLIPAdapter": {"adapter.fc.0.weight", "adapter.fc.2.weight"},
                 "TipAdapter": {"keys", "values", "alpha", "beta"}, "TipAdapterF": {"keys", "values", "alpha", "beta"}}
     assert keys == expected[name]  # nothing of CLIP (no visual.*, transformer.*, text weights)
+    record = ckpt["run"]  # the checkpoint knows what made it (trainers/checkpoints.py), as run.json does
+    assert record["trainer"] == name and record["classnames"] == TOY_CLASSES and record["shots"] == 2
+    assert record["prompt"]["kind"] == FeatureTrainerKinds[name] and record["prompt"]["feature_dim"] == 64
+    with open(tmp_path / "train" / "run.json") as f:
+        assert json.load(f)["config_hash"] == record["config_hash"]
     assert res["trainable_params"] == {"LinearProbe": 64 * 4 + 4, "LPPlusPlus": 64 * 4 + 4 + 4,
                                        "CLIPAdapter": 2 * 64 * 16, "TipAdapter": 0, "TipAdapterF": 8 * 64}[name]
     again = run(name, toy_root, tmp_path / "eval", extra=["--eval-only", "--model-dir", str(tmp_path / "train"),
                                                           "--load-epoch", str(epoch)])
     assert again["accuracy"] == res["accuracy"] and again["per_class"] == res["per_class"]
+    assert again["classes"]["policy"] == "same classes: the checkpoint as trained"
     if name.startswith("Tip"):
         node = name.lower()
         assert (again[node]["beta"], again[node]["alpha"]) == (res[node]["beta"], res[node]["alpha"])
         assert res[node]["hp_selection"] == "val" and "test_selected" not in res[node]
+
+
+FeatureTrainerKinds = {"LinearProbe": "linear_probe", "LPPlusPlus": "lpplusplus_blend", "CLIPAdapter": "clip_adapter",
+                       "TipAdapter": "tip_cache", "TipAdapterF": "tip_cache_learned_keys"}
+
+
+def test_eval_only_with_another_trainer_is_an_error(toy_root, tmp_path, capsys):
+    run("LinearProbe", toy_root, tmp_path / "train")
+    capsys.readouterr()
+    extra = ["--eval-only", "--model-dir", str(tmp_path / "train"), "--load-epoch", "1"]
+    assert train.main([*extra, *run_args("TipAdapter", toy_root, tmp_path / "eval")]) == 1
+    err = capsys.readouterr().err
+    assert "ERROR:" in err and "was made with trainer 'LinearProbe', this run uses 'TipAdapter'" in err
+    assert not os.path.exists(tmp_path / "eval" / "results.json")
+
+
+@pytest.mark.parametrize("name", sorted({**FITTED, **LOOPED}))
+def test_base_to_new_is_one_clear_error_or_the_adapter_transfer(name, toy_root, tmp_path, capsys):
+    """Per-class heads (probes, caches) cannot score unseen classes; CLIP-Adapter's adapter is class-agnostic."""
+    epoch = 1 if name in FITTED else 3
+    run(name, toy_root, tmp_path / "base", "DATASET.SUBSAMPLE_CLASSES", "base")
+    capsys.readouterr()
+    extra = ["--eval-only", "--model-dir", str(tmp_path / "base"), "--load-epoch", str(epoch)]
+    args = [*extra, *run_args(name, toy_root, tmp_path / "new", "DATASET.SUBSAMPLE_CLASSES", "new")]
+    if name != "CLIPAdapter":
+        assert train.main(args) == 1
+        err = capsys.readouterr().err
+        assert f"ERROR: {name} cannot score classes other than those it was trained on" in err
+        assert "trained: 2 classes, evaluated: 2, of which 2 unseen" in err and "not applicable" in err
+        assert not os.path.exists(tmp_path / "new" / "results.json")
+        return
+    assert train.main(args) == 0
+    with open(tmp_path / "new" / "results.json") as f:
+        res = json.load(f)
+    assert set(res["per_class"]) == {"blue", "yellow"}  # scored by the new class names' text weights
+    assert res["classes"]["trained"] == ["red", "green"] and res["classes"]["evaluated"] == ["blue", "yellow"]
+    assert res["classes"]["policy"].startswith("adapter kept")
+
+
+def test_trainable_params_counts_learned_parameters_once_and_prefers_the_trainers_count():
+    from engine.results import trainable_params
+
+    class Fake:
+        TRAINS = True
+
+    shared = torch.nn.Linear(3, 2)  # 8 parameters, registered twice
+    frozen = torch.nn.Linear(5, 5).requires_grad_(False)
+    trainer = Fake()
+    trainer._models = {"a": torch.nn.Sequential(shared, frozen), "b": shared}
+    assert trainable_params(trainer) == 8
+    trainer.TRAINS = False
+    assert trainable_params(trainer) == 0
+    trainer.trainable_params = 42  # e.g. a fitted head, or the prompt entries a frame mask leaves free
+    assert trainable_params(trainer) == 42
 
 
 def train_set_loss(trainer):

@@ -62,6 +62,9 @@ class CLIPAdapter(FeatureTrainer):
 
     NODE = "CLIPADAPTER"
     MODEL_NAME = "clip_adapter"
+    HEAD_KIND = "clip_adapter"
+    CLASS_TRANSFER = ("adapter kept (it is class-agnostic); every evaluated class is scored by its own zero-shot "
+                      "text weights, built from the evaluated class names")
 
     def check_method_cfg(self, cfg):
         node = cfg.TRAINER.CLIPADAPTER
@@ -85,6 +88,12 @@ class CLIPAdapter(FeatureTrainer):
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item()}
+
+    def head_identity(self):
+        return {"ratio": float(self.node.RATIO), "reduction": int(self.node.REDUCTION)}
+
+    def load_other_classes(self, name, checkpoint, trained):
+        self._models[name].load_state_dict(checkpoint["state_dict"])  # the adapter only; the text is this run's
 
     def method_record(self):
         return {"ratio": float(self.node.RATIO), "reduction": int(self.node.REDUCTION),

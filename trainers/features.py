@@ -28,7 +28,7 @@ from engine.io import atomic_write_bytes
 from vr.clip import FrozenCLIP
 from vr.text import class_text, templates_for
 
-from .loading import SafeLoadModel
+from .checkpoints import CheckpointError, RunCheckpoints
 
 FEATURE_DIR = "features"  # OUTPUT_DIR/features/<split>-<fingerprint>.pt: extracted features, reused on rerun
 HP_SELECTIONS = ("val", "test", "defaults")
@@ -176,11 +176,14 @@ class FeatureModel(nn.Module):
         return self.head(encode_images(self.encoder, image))
 
 
-class FeatureTrainer(SafeLoadModel, TrainerX):
+class FeatureTrainer(RunCheckpoints, TrainerX):
     """Base of the feature-based baselines. A subclass sets NODE and builds its head (``build_head``).
 
-    FITTED trainers learn in one call of ``fit`` on extracted features (no epoch loop): ``train`` fits,
-    saves ``<MODEL_NAME>/model.pth.tar-1`` and tests. The others train through the engine's epoch loop.
+    FITTED trainers learn in one call of ``fit`` on extracted features (no epoch loop): ``train`` writes the
+    run record, fits, saves ``<MODEL_NAME>/model.pth.tar-1`` and tests. The others train through the
+    engine's epoch loop. Checkpoints carry the run record of trainers/checkpoints.py: the head's identity
+    is HEAD_KIND, the feature width, the text templates and ``head_identity``; a method with per-class
+    learned parts (PER_CLASS says which) leaves CLASS_TRANSFER empty: another class set is one clear error.
     """
 
     NODE = ""
@@ -188,6 +191,8 @@ class FeatureTrainer(SafeLoadModel, TrainerX):
     TRAINS = True
     FITTED = False
     TRAIN_TRANSFORM = "dassl"  # the train loader's pipeline (clip_transforms)
+    HEAD_KIND = ""  # the "kind" of prompt_identity
+    PER_CLASS = ""  # what is learned per training class (why it cannot score other classes)
 
     # ---- what a method defines ------------------------------------------------------------------
     def check_method_cfg(self, cfg):
@@ -207,6 +212,10 @@ class FeatureTrainer(SafeLoadModel, TrainerX):
 
     def method_record(self):
         """Method facts for results.json (under the node's lower-case name)."""
+        return {}
+
+    def head_identity(self):
+        """Method settings the saved head assumes (shapes, fixed ratios), beside kind / width / templates."""
         return {}
 
     # ---- config and data --------------------------------------------------------------------------
@@ -270,6 +279,7 @@ class FeatureTrainer(SafeLoadModel, TrainerX):
 
     # ---- model --------------------------------------------------------------------------------------
     def build_model(self):
+        self.feature_dim = self.embed_dim()
         head = self.build_head(self.dm.dataset.classnames)
         self.model = FeatureModel(self.encoder, head).to(self.device)
         self.trainable_params = self.count_trainable_params(head)
@@ -285,6 +295,7 @@ class FeatureTrainer(SafeLoadModel, TrainerX):
             return super().train()
         self.time_start = time.time()
         self.start_epoch, self.epoch, self.max_epoch = 0, 0, 1
+        self.write_run_record()
         self.fit()
         self.save_model(0, self.output_dir)
         print(f"Saved {os.path.join(self.output_dir, self.MODEL_NAME, 'model.pth.tar-1')} "
@@ -292,7 +303,33 @@ class FeatureTrainer(SafeLoadModel, TrainerX):
         self.after_train()
 
     def extra_results(self):
-        return {"trainable_params": int(self.trainable_params), self.NODE.lower(): self.method_record()}
+        """results.json: the method's record and what was loaded (trainable_params: engine.results)."""
+        return {self.NODE.lower(): self.method_record(), **self.loaded_results()}
+
+    # ---- checkpoints: identity and other class sets (trainers/checkpoints.py) --------------------
+    @classmethod
+    def check_training_cfg(cls, cfg):
+        if cls.FITTED and int(cfg.OPTIM.MAX_EPOCH) < 1:  # fitted in one call: OPTIM.MAX_EPOCH is not used
+            cfg = cfg.clone()
+            cfg.defrost()
+            cfg.OPTIM.MAX_EPOCH = 1
+        super().check_training_cfg(cfg)
+
+    def prompt_identity(self):
+        identity = {"kind": self.HEAD_KIND, "feature_dim": int(self.feature_dim)}
+        if "TEMPLATES" in self.node:
+            identity["templates"] = str(self.node.TEMPLATES).lower()
+        identity.update(self.head_identity())
+        return identity
+
+    def check_other_classes(self, trained, evaluated):
+        if self.CLASS_TRANSFER:
+            return
+        raise CheckpointError(
+            f"{self.cfg.TRAINER.NAME} cannot score classes other than those it was trained on: {self.PER_CLASS} "
+            f"(trained: {len(trained)} classes, evaluated: {len(evaluated)}, of which "
+            f"{len(set(evaluated) - set(trained))} unseen). Base-to-new evaluation is not applicable to it; "
+            f"evaluate on the training classes (the DATASET.SUBSAMPLE_CLASSES of the training run).")
 
 
 def hp_record(selection, val_is_test, chosen):

@@ -92,6 +92,8 @@ class LinearProbe(FeatureTrainer):
 
     NODE = "LINEARPROBE"
     FITTED = True
+    HEAD_KIND = "linear_probe"
+    PER_CLASS = "the logistic regression has one weight row and bias per training class"
 
     def check_method_cfg(self, cfg):
         node = cfg.TRAINER.LINEARPROBE
@@ -101,7 +103,7 @@ class LinearProbe(FeatureTrainer):
 
     def build_head(self, classnames):
         self.record = {}
-        return nn.Linear(self.embed_dim(), len(classnames))
+        return nn.Linear(self.feature_dim, len(classnames))
 
     def selection(self):
         """Where C is chosen: the configured split, or the default C when there is no val image."""

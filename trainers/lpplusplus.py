@@ -80,6 +80,8 @@ class LPPlusPlus(FeatureTrainer):
 
     NODE = "LPPLUSPLUS"
     FITTED = True
+    HEAD_KIND = "lpplusplus_blend"
+    PER_CLASS = "its visual weights, biases and text blend factors alpha are per training class"
 
     def check_method_cfg(self, cfg):
         if int(cfg.TRAINER.LPPLUSPLUS.EPOCHS) < 1:

@@ -137,6 +137,8 @@ def search_alpha_beta(clip_logits, affinity, values, labels, betas, alphas):
 
 class _TipBase(FeatureTrainer):
     LEARN_KEYS = False
+    HEAD_KIND = "tip_cache"
+    PER_CLASS = "the cache's values are one-hot labels of the training classes (its keys are training images)"
 
     def check_method_cfg(self, cfg):
         node = cfg.TRAINER[self.NODE]
@@ -227,6 +229,7 @@ class TipAdapterF(_TipBase):
 
     NODE = "TIPADAPTERF"
     LEARN_KEYS = True
+    HEAD_KIND = "tip_cache_learned_keys"
     TRAIN_TRANSFORM = "cache"
 
     def check_method_cfg(self, cfg):
