@@ -4,6 +4,7 @@ scikit-learn, training lowers the loss, checkpoints hold only what was learned a
 Tip-Adapter's beta / alpha search never reads the test labels."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -305,10 +306,14 @@ def test_a_rerun_reuses_the_extracted_features(toy_root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Extracted features" not in out and out.count("reused from") == 2
     assert again["accuracy"] == first["accuracy"] and again["tipadapter"] == first["tipadapter"]
-    # another augmentation setting is another cache file, never a stale one
-    run("TipAdapter", toy_root, tmp_path, "TRAINER.TIPADAPTER.AUGMENT_EPOCH", "3")
-    assert "Extracted features of the train split: (8, 64) (cache transform, 3 pass(es)" in capsys.readouterr().out
-    assert len(os.listdir(tmp_path / "features")) == 3
+    # another augmentation setting is another cache file, never a stale one (in another run folder: this
+    # one holds a run of the recorded settings and is never reused for others)
+    shutil.copytree(tmp_path / "features", tmp_path / "other" / "features")
+    run("TipAdapter", toy_root, tmp_path / "other", "TRAINER.TIPADAPTER.AUGMENT_EPOCH", "3")
+    out = capsys.readouterr().out
+    assert "Extracted features of the train split: (8, 64) (cache transform, 3 pass(es)" in out
+    assert out.count("reused from") == 1  # the val features do not depend on the augmentation
+    assert len(os.listdir(tmp_path / "other" / "features")) == 3
 
 # ---- Tip-Adapter's hyper-parameters ---------------------------------------------------------------------------
 def chosen_after_fit(root, out, poison, *opts):
