@@ -258,6 +258,17 @@ def test_trainable_params_counts_learned_parameters_once_and_prefers_the_trainer
     assert trainable_params(trainer) == 42
 
 
+def test_trainable_params_of_the_vr_and_coop_trainers(toy_root, tmp_path):
+    """VR: the prompt entries the frame leaves free, not the whole delta tensor; CoOp: its context."""
+    from engine.results import trainable_params
+
+    vp = make_trainer("VP", toy_root, tmp_path / "vp")
+    assert trainable_params(vp) == vp.model.prompts.num_trainable_entries() == 69840  # 224^2 - 164^2, x 3
+    assert trainable_params(make_trainer("ZeroshotCLIP", toy_root, tmp_path / "zs")) == 0
+    coop = make_trainer("CoOp", toy_root, tmp_path / "coop")
+    assert trainable_params(coop) == coop.model.prompt_learner.ctx.numel()
+
+
 def train_set_loss(trainer):
     feats, labels = trainer.features("train")
     with torch.no_grad():
