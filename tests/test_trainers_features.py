@@ -54,7 +54,8 @@ def run_args(name, root, out, *opts, dataset="ToyColors"):
     return ["--root", root, "--output-dir", str(out), "--trainer", name, "--seed", "1",
             "DATASET.NAME", dataset, "DATASET.NUM_SHOTS", "2", "MODEL.BACKBONE.NAME", "test-tiny",
             "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "DATALOADER.TEST.BATCH_SIZE", "16",
-            "OPTIM.MAX_EPOCH", "3", "TRAIN.PRINT_FREQ", "100", "USE_CUDA", str(TEST_DEVICE == "cuda"), *SMALL.get(name, []), *[str(o) for o in opts]]
+            "OPTIM.MAX_EPOCH", "3", "TRAIN.PRINT_FREQ", "100", "USE_CUDA", str(TEST_DEVICE == "cuda"),
+            *SMALL.get(name, []), *[str(o) for o in opts]]
 
 
 def make_trainer(name, root, out, *opts, dataset="ToyColors"):

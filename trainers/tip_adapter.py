@@ -17,7 +17,8 @@ beta / alpha are then searched as the paper's ``search_hp``: beta outer, alpha i
 the run test-selected in results.json; "defaults" keeps INIT_BETA / INIT_ALPHA. Without validation images
 the run keeps the defaults and says so. With DATASET_DEFAULTS (the default) the paper's per-dataset init
 alpha and search scales (PAPER_SETTINGS) replace INIT_ALPHA / SEARCH_SCALE on its 11 datasets, printed and
-recorded in results.json; set it False to use the configured values everywhere. Deliberate differences: TipAdapterF tests the last epoch (the paper
+recorded in results.json; set it False to use the configured values everywhere.
+Deliberate differences: TipAdapterF tests the last epoch (the paper
 keeps the best-TEST epoch, Tip-Adapter issue #11) and reports the accuracy after the search only; CLIP runs
 in fp32; the K-shot set and val split are the toolkit's (CoOp's splits), not Tip-Adapter's own draw.
 """
@@ -235,7 +236,7 @@ class TipAdapterF(_TipBase):
     def check_method_cfg(self, cfg):
         super().check_method_cfg(cfg)
         if cfg.OPTIM.NAME != "adamw":
-            raise ValueError(f'TipAdapterF trains with AdamW (the paper\'s optimiser, eps TRAINER.TIPADAPTERF.EPS), but '
+            raise ValueError(f"TipAdapterF trains with AdamW (the paper's optimiser, eps TRAINER.TIPADAPTERF.EPS), but "
                              f'OPTIM.NAME is "{cfg.OPTIM.NAME}". Set OPTIM.NAME adamw (configs/trainers/TipAdapterF/).')
 
     def build_optimizer_and_scheduler(self, head):
