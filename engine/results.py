@@ -50,6 +50,20 @@ def evaluation_summary(y_true, y_pred, lab2cname):
     return {"accuracy": accuracy, "macro_f1": macro_f1, "per_class": per_class}
 
 
+def trainable_params(trainer):
+    """What the method learns: the trainer's own ``trainable_params`` when it states one (a count that
+    gradients do not give, e.g. a fitted head), else the requires_grad parameters of its registered models
+    (each counted once); 0 for a method that trains nothing."""
+    own = getattr(trainer, "trainable_params", None)
+    if own is not None:
+        return int(own)
+    if not getattr(trainer, "TRAINS", True):
+        return 0
+    params = {id(p): p.numel() for model in getattr(trainer, "_models", {}).values()
+              for p in model.parameters() if p.requires_grad}
+    return sum(params.values())
+
+
 def build_results(cfg, trainer, elapsed_s):
     """The results.json mapping of a finished run (keys as in docs/architecture)."""
     ev = trainer.evaluator
@@ -64,6 +78,7 @@ def build_results(cfg, trainer, elapsed_s):
         "macro_f1": summary["macro_f1"],
         "per_class": summary["per_class"],
         "elapsed_s": round(float(elapsed_s), 3),
+        "trainable_params": trainable_params(trainer),
         "git": git_revision(),
         "config": cfg_to_dict(cfg),
     }

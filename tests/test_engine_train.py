@@ -61,7 +61,8 @@ def test_results_and_config_files(toy_root, tmp_path):
     res = train.run(args)
     on_disk = json.loads((out / "results.json").read_text())
     assert set(on_disk) == {"method", "dataset", "backbone", "shots", "seed", "accuracy", "macro_f1",
-                            "per_class", "elapsed_s", "git", "config"}
+                            "per_class", "elapsed_s", "trainable_params", "git", "config"}
+    assert on_disk["trainable_params"] == 3 * 8 * 8 * 4 + 4  # a plugin trainer: its model's gradient parameters
     assert on_disk["method"] == "ToyLinear" and on_disk["dataset"] == "ToyColors" and on_disk["seed"] == 1
     assert 0 <= on_disk["accuracy"] <= 100 and 0 <= on_disk["macro_f1"] <= 100
     assert set(on_disk["per_class"]) == {"red", "green", "blue", "yellow"}

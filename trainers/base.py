@@ -246,6 +246,7 @@ class VRTrainer(RunCheckpoints, TrainerX):
               f"{prompts.num_trainable_entries():,} trainable entries; {len(table):,} texts "
               f"({table.num_classes} classes x {table.num_slots}); aggregation {type(aggregation).__name__}; "
               f"first-layer split {self.model.first_layer_split_status}")
+        self.trainable_params = prompts.num_trainable_entries() if self.TRAINS else 0  # the frame's entries only
         optim = sched = None
         if self.TRAINS:
             optim = build_optimizer(self.model, cfg.OPTIM)

@@ -1,0 +1,348 @@
+"""Shared code of the feature-based CLIP baselines (LinearProbe, LPPlusPlus, CLIPAdapter, TipAdapter,
+TipAdapterF): frozen-CLIP feature extraction with an on-disk cache, augmentation epochs for a cache model,
+text classifiers, the validation-split hyper-parameter search and the trainer base.
+
+Every method here learns a small head on top of frozen CLIP image features. The head is the only
+``nn.Module`` registered with the engine (``FeatureModel`` keeps CLIP outside its state_dict, like
+vr.clip.FrozenCLIP), so checkpoints hold what was learned and nothing of CLIP.
+
+Images are transformed here from the backbone's own size, mean and std (INPUT.* transforms are not used):
+- "test": resize the shorter side (bicubic) + centre crop + normalise (CoOp's test transform);
+- "cache": RandomResizedCrop(scale 0.5-1, bicubic) + flip + normalise (Tip-Adapter's and LP++'s augmentation);
+- "dassl": RandomResizedCrop(scale 0.08-1, bicubic) + flip + normalise (CoOp/Dassl training, CLIP-Adapter).
+"""
+import hashlib
+import io
+import json
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision import transforms as T
+
+from engine import DatasetWrapper, TrainerX
+from engine.io import atomic_write_bytes
+from vr.clip import FrozenCLIP
+from vr.text import class_text, templates_for
+
+from .checkpoints import CheckpointError, RunCheckpoints
+
+FEATURE_DIR = "features"  # OUTPUT_DIR/features/<split>-<fingerprint>.pt: extracted features, reused on rerun
+HP_SELECTIONS = ("val", "test", "defaults")
+# TEMPLATES "tip": Tip-Adapter's text (also LP++'s): this 7-template ensemble for ImageNet, CoOp's per-dataset
+# template elsewhere.
+TEMPLATE_CHOICES = ("tip", "coop", "vr")
+TIP_IMAGENET_TEMPLATES = ("itap of a {}.", "a bad photo of the {}.", "a origami {}.", "a photo of the large {}.",
+                          "a {} in a video game.", "art of the {}.", "a photo of the small {}.")
+
+
+# ---- transforms ---------------------------------------------------------------------------------
+def clip_transforms(encoder):
+    """The three pipelines named in the module docstring, at the backbone's input size."""
+    size, bicubic = encoder.image_size, T.InterpolationMode.BICUBIC
+    norm = [T.ToTensor(), T.Normalize(encoder.mean, encoder.std)]
+    return {
+        "test": T.Compose([T.Resize(size, interpolation=bicubic), T.CenterCrop(size), *norm]),
+        "cache": T.Compose([T.RandomResizedCrop(size, scale=(0.5, 1.0), interpolation=bicubic),
+                            T.RandomHorizontalFlip(p=0.5), *norm]),
+        "dassl": T.Compose([T.RandomResizedCrop(size, scale=(0.08, 1.0), interpolation=bicubic),
+                            T.RandomHorizontalFlip(p=0.5), *norm]),
+    }
+
+
+# ---- features -------------------------------------------------------------------------------------
+@torch.no_grad()
+def encode_images(encoder, images):
+    """(B, D) UNnormalised fp32 image embeddings of normalised images (frozen CLIP, no gradient)."""
+    with torch.autocast(images.device.type, enabled=False):
+        return encoder.model.encode_image(images).float()
+
+
+def _fingerprint(encoder, data_source, transform_name, epochs, seed):
+    """What the features depend on: backbone, images, labels, transform, augmentation passes and seed."""
+    h = hashlib.sha256(json.dumps([encoder.name, transform_name, int(epochs), int(seed)]).encode())
+    for item in data_source:
+        h.update(f"{item.impath}\t{item.label}\n".encode())
+    return h.hexdigest()[:16]
+
+
+class FeatureStore:
+    """Extracts frozen-CLIP features of a split once per run and keeps them in memory and on disk.
+
+    ``epochs`` > 1 averages the unnormalised features of that many augmented passes over an unshuffled
+    loader (Tip-Adapter's cache); the augmentation of pass e is seeded with ``seed * 1000 + e``, so a rerun
+    draws the same crops and may reuse the file in ``OUTPUT_DIR/features``.
+    """
+
+    def __init__(self, cfg, encoder, transforms, device, folder):
+        self.cfg, self.encoder, self.transforms, self.device = cfg, encoder, transforms, device
+        self.folder = folder
+        self._memory = {}
+
+    def loader(self, data_source, transform_name):
+        wrapper = DatasetWrapper(self.cfg, data_source, transform=self.transforms[transform_name], is_train=False)
+        return DataLoader(wrapper, batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE, shuffle=False,
+                          num_workers=self.cfg.DATALOADER.NUM_WORKERS)
+
+    def _one_pass(self, data_source, transform_name):
+        feats, labels = [], []
+        for batch in self.loader(data_source, transform_name):
+            feats.append(encode_images(self.encoder, batch["img"].to(self.device)).cpu())
+            labels.append(torch.as_tensor(batch["label"]))
+        return torch.cat(feats), torch.cat(labels).long()
+
+    def extract(self, split, data_source, transform_name="test", epochs=1, seed=0):
+        """(N, D) unnormalised features (mean over ``epochs`` passes) and (N,) labels, on the CPU."""
+        if not data_source:
+            raise ValueError(f"The {split} split has no images to extract features from.")
+        key = _fingerprint(self.encoder, data_source, transform_name, epochs, seed)
+        if key in self._memory:
+            return self._memory[key]
+        path = os.path.join(self.folder, f"{split}-{key}.pt") if self.folder else ""
+        if path and os.path.isfile(path):
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            print(f"Features of the {split} split ({transform_name}, {epochs} pass(es)) reused from {path}")
+            self._memory[key] = (stored["features"], stored["labels"])
+            return self._memory[key]
+        start, total, labels = time.time(), None, None
+        for epoch in range(int(epochs)):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(seed) * 1000 + epoch)
+                feats, labels = self._one_pass(data_source, transform_name)
+            total = feats if total is None else total + feats
+        feats = total / int(epochs)
+        print(f"Extracted features of the {split} split: {tuple(feats.shape)} ({transform_name} transform, "
+              f"{epochs} pass(es), {time.time() - start:.1f}s)")
+        if path:
+            buf = io.BytesIO()
+            torch.save({"features": feats, "labels": labels}, buf)
+            os.makedirs(self.folder, exist_ok=True)
+            atomic_write_bytes(path, buf.getvalue())
+        self._memory[key] = (feats, labels)
+        return feats, labels
+
+
+def text_classifier(encoder, classnames, templates):
+    """(C, D) class weights: the normalised mean of the normalised template embeddings of each class."""
+    texts = [t.format(class_text(c)) for c in classnames for t in templates]
+    emb = encoder.encode_text(texts).view(len(classnames), len(templates), -1)
+    return F.normalize(emb.mean(dim=1), dim=-1)
+
+
+# ---- hyper-parameter search -------------------------------------------------------------------------
+def accuracy(logits, labels):
+    """Top-1 accuracy in percent."""
+    return 100.0 * (logits.argmax(dim=1) == labels).float().mean().item()
+
+
+def tip_grid(scale, steps):
+    """Tip-Adapter's search values 0.1 + i (scale - 0.1) / steps, i < steps (the end point is excluded)."""
+    return [0.1 + i * (float(scale) - 0.1) / int(steps) for i in range(int(steps))]
+
+
+def grid_search(score, grid):
+    """The first point of ``grid`` with the highest ``score(point)``: only a strictly better score replaces
+    the best, as in Tip-Adapter's search. Returns (best point, best score)."""
+    best, best_score = None, -float("inf")
+    for point in grid:
+        s = score(point)
+        if s > best_score:
+            best, best_score = point, s
+    return best, best_score
+
+
+def same_images(a, b):
+    """Whether two splits hold the same images (ImageNet in CoOp's layout: val = test)."""
+    return bool(a) and bool(b) and sorted(x.impath for x in a) == sorted(x.impath for x in b)
+
+
+def count_trainable(module):
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+# ---- model and trainer --------------------------------------------------------------------------------
+class FeatureModel(nn.Module):
+    """Frozen CLIP image encoder + a learned head on its unnormalised features; only ``head`` is saved."""
+
+    def __init__(self, encoder, head):
+        super().__init__()
+        self.__dict__["encoder"] = encoder  # not a submodule: never saved, never put in train mode
+        self.head = head
+
+    def forward(self, image):
+        return self.head(encode_images(self.encoder, image))
+
+
+class FeatureTrainer(RunCheckpoints, TrainerX):
+    """Base of the feature-based baselines. A subclass sets NODE and builds its head (``build_head``).
+
+    FITTED trainers learn in one call of ``fit`` on extracted features (no epoch loop): ``train`` writes the
+    run record, fits, saves ``<MODEL_NAME>/model.pth.tar-1`` and tests. The others train through the
+    engine's epoch loop. Checkpoints carry the run record of trainers/checkpoints.py: the head's identity
+    is HEAD_KIND, the feature width, the text templates and ``head_identity``; a method with per-class
+    learned parts (PER_CLASS says which) leaves CLASS_TRANSFER empty: another class set is one clear error.
+    """
+
+    NODE = ""
+    MODEL_NAME = "head"
+    TRAINS = True
+    FITTED = False
+    TRAIN_TRANSFORM = "dassl"  # the train loader's pipeline (clip_transforms)
+    HEAD_KIND = ""  # the "kind" of prompt_identity
+    PER_CLASS = ""  # what is learned per training class (why it cannot score other classes)
+
+    # ---- what a method defines ------------------------------------------------------------------
+    def check_method_cfg(self, cfg):
+        """Method-specific config checks (run before anything is loaded)."""
+
+    def build_head(self, classnames):
+        raise NotImplementedError
+
+    def build_optimizer_and_scheduler(self, head):
+        return None, None
+
+    def fit(self):
+        raise NotImplementedError
+
+    def count_trainable_params(self, head):
+        return count_trainable(head)
+
+    def method_record(self):
+        """Method facts for results.json (under the node's lower-case name)."""
+        return {}
+
+    def head_identity(self):
+        """Method settings the saved head assumes (shapes, fixed ratios), beside kind / width / templates."""
+        return {}
+
+    # ---- config and data --------------------------------------------------------------------------
+    @property
+    def node(self):
+        return self.cfg.TRAINER[self.NODE]
+
+    def check_cfg(self, cfg):
+        if cfg.TRAINER.get(self.NODE) is None:
+            raise KeyError(f"Config node TRAINER.{self.NODE} is missing: build the config with engine.extend_cfg.")
+        choice = str(cfg.TRAINER[self.NODE].get("TEMPLATES", "coop")).lower()
+        if choice not in TEMPLATE_CHOICES:
+            raise ValueError(f'Unknown template choice "{choice}" (TRAINER.{self.NODE}.TEMPLATES). Use one of: '
+                             f"{', '.join(TEMPLATE_CHOICES)}.")
+        self.check_method_cfg(cfg)
+
+    def build_data_loader(self):
+        from backbones import load_clip
+        from engine import DataManager
+
+        cfg = self.cfg
+        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
+        self.encoder = FrozenCLIP(load_clip(cfg.MODEL.BACKBONE.NAME, self.device, weights=cfg.MODEL.BACKBONE.WEIGHTS,
+                                            pretrained=cfg.MODEL.BACKBONE.PRETRAINED))
+        self.transforms = clip_transforms(self.encoder)
+        dm = DataManager(cfg, custom_tfm_train=self.transforms[self.TRAIN_TRANSFORM],
+                         custom_tfm_test=self.transforms["test"])
+        for name in ("train_loader_x", "train_loader_u", "val_loader", "test_loader", "num_classes",
+                     "num_source_domains", "lab2cname"):
+            setattr(self, name, getattr(dm, name))
+        self.dm = dm
+        self.store = FeatureStore(cfg, self.encoder, self.transforms, self.device,
+                                  os.path.join(cfg.OUTPUT_DIR, FEATURE_DIR) if cfg.OUTPUT_DIR else "")
+        self.val_is_test = same_images(dm.dataset.val, dm.dataset.test)
+        if self.val_is_test:
+            print("Note: the validation split holds the test images (e.g. ImageNet in CoOp's layout): "
+                  "hyper-parameters chosen on it are chosen on the test set (recorded in results.json).")
+
+    def features(self, split, transform_name="test", epochs=1, normalise=False):
+        """Features and labels of ``split`` (train / val / test) on the device (augmentation passes seeded by
+        SEED; by 0 when SEED < 0)."""
+        source = getattr(self.dm.dataset, "train_x" if split == "train" else split)
+        seed = max(int(self.cfg.SEED), 0)
+        feats, labels = self.store.extract(split, source, transform_name, epochs=epochs, seed=seed)
+        feats = F.normalize(feats, dim=-1) if normalise else feats
+        return feats.to(self.device), labels.to(self.device)
+
+    def embed_dim(self):
+        """Width of CLIP's joint embedding (the image features' size)."""
+        return int(self.encoder.encode_text(["a"]).shape[-1])
+
+    def text_weights(self):
+        """(C, D) normalised text classifier of the TEMPLATES choice (coop, vr, or tip: see TIP_IMAGENET_TEMPLATES)."""
+        choice, dataset = str(self.node.get("TEMPLATES", "coop")).lower(), self.cfg.DATASET.NAME
+        if choice == "tip":
+            templates = list(TIP_IMAGENET_TEMPLATES) if dataset == "ImageNet" else templates_for(dataset, "coop")
+        else:
+            templates = templates_for(dataset, choice)
+        print(f"Text classifier templates: {templates}")
+        return text_classifier(self.encoder, self.dm.dataset.classnames, templates)
+
+    # ---- model --------------------------------------------------------------------------------------
+    def build_model(self):
+        self.feature_dim = self.embed_dim()
+        head = self.build_head(self.dm.dataset.classnames)
+        self.model = FeatureModel(self.encoder, head).to(self.device)
+        self.trainable_params = self.count_trainable_params(head)
+        print(f"{self.cfg.TRAINER.NAME}: CLIP is frozen; trainable parameters: {self.trainable_params:,}")
+        self.optim, self.sched = self.build_optimizer_and_scheduler(head)
+        self.register_model(self.MODEL_NAME, head, self.optim, self.sched)
+
+    def model_inference(self, input):
+        return self.model(input)
+
+    def train(self):
+        if not self.FITTED:
+            return super().train()
+        self.time_start = time.time()
+        self.start_epoch, self.epoch, self.max_epoch = 0, 0, 1
+        self.write_run_record()
+        self.fit()
+        self.save_model(0, self.output_dir)
+        print(f"Saved {os.path.join(self.output_dir, self.MODEL_NAME, 'model.pth.tar-1')} "
+              f"(evaluate with --eval-only --model-dir {self.output_dir} --load-epoch 1)")
+        self.after_train()
+
+    def extra_results(self):
+        """results.json: the method's record and what was loaded (trainable_params: engine.results)."""
+        return {self.NODE.lower(): self.method_record(), **self.loaded_results()}
+
+    # ---- checkpoints: identity and other class sets (trainers/checkpoints.py) --------------------
+    @classmethod
+    def check_training_cfg(cls, cfg):
+        if cls.FITTED and int(cfg.OPTIM.MAX_EPOCH) < 1:  # fitted in one call: OPTIM.MAX_EPOCH is not used
+            cfg = cfg.clone()
+            cfg.defrost()
+            cfg.OPTIM.MAX_EPOCH = 1
+        super().check_training_cfg(cfg)
+
+    def prompt_identity(self):
+        identity = {"kind": self.HEAD_KIND, "feature_dim": int(self.feature_dim)}
+        if "TEMPLATES" in self.node:
+            identity["templates"] = str(self.node.TEMPLATES).lower()
+        identity.update(self.head_identity())
+        return identity
+
+    def check_other_classes(self, trained, evaluated):
+        if self.CLASS_TRANSFER:
+            return
+        raise CheckpointError(
+            f"{self.cfg.TRAINER.NAME} cannot score classes other than those it was trained on: {self.PER_CLASS} "
+            f"(trained: {len(trained)} classes, evaluated: {len(evaluated)}, of which "
+            f"{len(set(evaluated) - set(trained))} unseen). Base-to-new evaluation is not applicable to it; "
+            f"evaluate on the training classes (the DATASET.SUBSAMPLE_CLASSES of the training run).")
+
+
+def hp_record(selection, val_is_test, chosen):
+    """The hyper-parameter facts stored in results.json: where they were chosen, and the values."""
+    record = {"hp_selection": selection, **chosen}
+    if selection == "test" or (selection == "val" and val_is_test):
+        record["test_selected"] = True
+        record["test_selected_note"] = ("hyper-parameters chosen on the test images: the accuracy is not a "
+                                        "held-out number")
+    return record
+
+
+def check_hp_selection(value, key):
+    if str(value) not in HP_SELECTIONS:
+        raise ValueError(f'Unknown hyper-parameter selection "{value}" ({key}). Use one of: '
+                         f"{', '.join(HP_SELECTIONS)} (test = the paper's search on the test set, labelled).")
