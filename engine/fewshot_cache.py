@@ -5,6 +5,10 @@ Dassl's pickles name ``dassl.data.datasets.base_dataset.Datum``; caches written 
 path to the Datum of the active backend. Writing always names Dassl's class path (on the builtin backend too),
 so a data root shared with CoOp itself holds only caches that CoOp's plain ``pickle.load`` reads.
 Writes are atomic (parallel runs share a data root).
+
+Loading is restricted: a pickle can run any code it names when loaded, so only the classes a cache may hold
+(Datum under its known paths, plain containers and numbers, numpy scalars) are resolved; anything else
+stops the load with an error naming the class, before it can run.
 """
 import io
 import pickle
@@ -14,13 +18,29 @@ BUILTIN_DATUM = ("engine.builtin.data.datasets", "Datum")
 DATUM_PATHS = {DASSL_DATUM, ("dassl.data.datasets", "Datum"), BUILTIN_DATUM}
 
 
+# What else a cache written by Dassl, CoOp or this project may reference (protocol 0-5 pickles of a dict of
+# lists of Datum, whose fields are strings and numbers, possibly numpy integers).
+SAFE_GLOBALS = frozenset({
+    ("builtins", n) for n in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "str", "bytes",
+                              "bool", "complex", "object")
+} | {("collections", "OrderedDict"), ("copyreg", "_reconstructor"), ("_codecs", "encode"),
+     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("numpy", "dtype")})
+
+
+class UnsafeCacheError(pickle.UnpicklingError):
+    """A cache file names a class outside the allow-list (a corrupt or hostile file)."""
+
+
 class _DatumUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in DATUM_PATHS:
             from engine import Datum
 
             return Datum
-        return super().find_class(module, name)
+        if (module, name) in SAFE_GLOBALS:
+            return super().find_class(module, name)
+        raise UnsafeCacheError(f"it references {module}.{name}, which a few-shot cache never holds (only Datum, "
+                               f"containers and numbers are loaded); it was not loaded")
 
 
 class _DasslNamingPickler(pickle._Pickler):

@@ -200,3 +200,25 @@ def test_readers_never_see_a_half_written_cache(tmp_path):
     finally:
         stop.set()
         writer.join(timeout=30)
+
+
+def test_a_hostile_cache_pickle_is_refused_before_it_runs(tmp_path):
+    """A pickle can run code when loaded (``__reduce__`` -> os.system): the cache loader resolves only the
+    classes a cache holds, so the command never runs and the error names the file, the class and the fix."""
+    import pickle
+
+    from datasets.fewshot_cache import load_cache
+
+    marker = tmp_path / "marker"
+
+    class Hostile:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "shot_1-seed_1.pkl"
+    path.write_bytes(pickle.dumps({"train": [Hostile()], "val": []}))
+    with pytest.raises(ValueError) as err:
+        load_cache(str(path))
+    msg = str(err.value)
+    assert f"Few-shot cache {path} cannot be read" in msg and "system" in msg and "delete it" in msg
+    assert not marker.exists()
