@@ -22,7 +22,8 @@ from engine.names import close_matches
 from engine.results import build_results, git_revision, write_config, write_results
 from engine.run_logging import final_error_log, setup_run_logger, stop_run_logger
 from plugins import load_plugins
-from trainers.checkpoints import check_resume_folder, check_run_folder, read_checkpoint
+from trainers.checkpoints import (RunCheckpoints, check_resume_folder, check_run_folder, check_unrecorded_eval,
+                                  read_checkpoint)
 
 CONFIG_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")  # OPTIM.MAX_EPOCH, TRAINER.DVP_CLS.V, ...
 LIST_FLAGS = ("source_domains", "target_domains", "transforms")  # nargs="+": they would swallow KEY VALUE
@@ -149,9 +150,11 @@ def check_inputs(cfg, args):
     if not cfg.DATASET.ROOT or not os.path.isdir(cfg.DATASET.ROOT):
         raise UsageError(f'The dataset root "{cfg.DATASET.ROOT}" (--root) does not exist. Create it and put the '
                          f"datasets there (python -m datasets.download NAME --root DIR), or pass the right --root.")
+    trainer_class = engine.TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
     if args.eval_only and args.model_dir:
         check_model_dir(args.model_dir, args.load_epoch)
-    trainer_class = engine.TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
+        if not issubclass(trainer_class, RunCheckpoints):  # no record in its checkpoints: check the run folder
+            check_unrecorded_eval(args.model_dir, cfg)
     training = not args.eval_only and not args.no_train
     if training and hasattr(trainer_class, "check_training_cfg"):
         trainer_class.check_training_cfg(cfg)  # NUM_SHOTS, MAX_EPOCH that would make training meaningless

@@ -1,6 +1,5 @@
 """The trainer lifecycle through train.py: train, kill, resume, eval-only, results files, bad input."""
 import json
-import os
 import re
 import sys
 
@@ -124,3 +123,22 @@ def test_nan_loss_stops_with_epoch_and_batch_and_keeps_checkpoints(toy_root, tmp
     assert (out / "toynet" / "model.pth.tar-2").exists()
     assert "Loss is infinite or NaN" in (out / "log.txt").read_text()
     assert not (out / "results.json").exists()
+
+
+def test_eval_only_of_an_unrecorded_trainer_on_other_classes_is_refused(toy_root, tmp_path, capsys):
+    """A trainer without run records (ToyLinear: plain TrainerX + SafeLoadModel) would load its base-class
+    head for the new classes (same shape) and report it as new-class accuracy: refused, naming the key."""
+    import tests.toy_plugin  # noqa: F401
+
+    out = tmp_path / "run"
+    common = ["--root", toy_root] + TOY + ["OPTIM.MAX_EPOCH", "1"]
+    assert train.main(["--output-dir", str(out)] + common + ["DATASET.SUBSAMPLE_CLASSES", "base"]) == 0
+    capsys.readouterr()
+    ev = ["--eval-only", "--model-dir", str(out), "--load-epoch", "1"]
+    new = ["DATASET.SUBSAMPLE_CLASSES", "new"]
+    assert train.main(["--output-dir", str(tmp_path / "new")] + ev + common + new) == 1
+    err = capsys.readouterr().err
+    assert "ToyLinear does not record its classes" in err and "DATASET.SUBSAMPLE_CLASSES 'base' -> 'new'" in err
+    assert not (tmp_path / "new" / "results.json").exists()
+    same = ["DATASET.SUBSAMPLE_CLASSES", "base"]
+    assert train.main(["--output-dir", str(tmp_path / "same")] + ev + common + same) == 0

@@ -316,3 +316,15 @@ def test_list_flags_leave_trailing_options_alone():
     cfg = train.setup_cfg(args)
     assert tuple(cfg.INPUT.TRANSFORMS) == ("random_flip", "normalize")
     assert cfg.OPTIM.MAX_EPOCH == 3 and cfg.DATASET.NAME == "ToyColors"
+
+
+def test_a_name_trained_under_two_labels_is_not_matched_by_name():
+    """ImageNet has two 'missile' classes: evaluating a subset that holds the name cannot pick its trained
+    texts, prompts and PRM row by name, so it is refused rather than given the last label's."""
+    from types import SimpleNamespace
+
+    from trainers.base import VRTrainer
+
+    stub = SimpleNamespace(classnames_in_label_order=lambda: ["missile", "dog"])
+    with pytest.raises(CheckpointError, match=r"include \['missile'\], which the training run has under more than"):
+        VRTrainer.load_other_classes(stub, "vr_model", {"state_dict": {}}, ["missile", "cat", "missile", "dog"])

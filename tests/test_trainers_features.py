@@ -464,3 +464,25 @@ def test_linear_probe_equals_sklearn_on_shifted_digits(digits_runs):
     tx, ty = (t.cpu().numpy() for t in trainer.features("test"))
     clf = fit_logistic(x, y, trainer.record["C"])
     assert acc == pytest.approx(100.0 * float((clf.predict(tx) == ty).mean()))
+
+
+def test_feature_files_are_keyed_by_the_weights_and_the_transform():
+    """A rerun in the same folder with other weights (or another transform) must not reuse features."""
+    from types import SimpleNamespace
+
+    import torchvision.transforms as T
+
+    from engine import get_cfg_default
+    from trainers.features import _fingerprint
+
+    cfg = get_cfg_default()
+    encoder = SimpleNamespace(name="ViT-B/16")
+    items = [SimpleNamespace(impath="/a.png", label=0)]
+    tfm = T.Compose([T.Resize(224), T.Normalize((0.5, 0.5, 0.5), (0.2, 0.2, 0.2))])
+    key = _fingerprint(cfg, encoder, items, tfm, 1, 0)
+    assert key == _fingerprint(cfg, encoder, items, tfm, 1, 0)
+    other = cfg.clone()
+    other.MODEL.BACKBONE.WEIGHTS = "/elsewhere/other.pt"
+    assert _fingerprint(other, encoder, items, tfm, 1, 0) != key
+    tfm2 = T.Compose([T.Resize(224), T.Normalize((0.4, 0.5, 0.5), (0.2, 0.2, 0.2))])
+    assert _fingerprint(cfg, encoder, items, tfm2, 1, 0) != key

@@ -272,6 +272,13 @@ class VRTrainer(RunCheckpoints, TrainerX):
             table.adopt_checkpoint_texts = False
 
     def load_other_classes(self, name, checkpoint, trained):
+        evaluated = self.classnames_in_label_order()
+        ambiguous = sorted({c for c in trained if trained.count(c) > 1} & set(evaluated))
+        if ambiguous:  # classes are matched by name: a name trained under two labels has no single match
+            raise CheckpointError(
+                f"The evaluated classes include {ambiguous}, which the training run has under more than one label "
+                f"(e.g. ImageNet's two 'missile' classes), so their trained texts, prompts and PRM rows cannot be "
+                f"matched by name. Evaluate without those classes, or on the training class set.")
         state = checkpoint["state_dict"]
         model, table = self.model, self.model.text_table
         model.prompts.load_state_dict(_part(state, "prompts"))
@@ -282,7 +289,6 @@ class VRTrainer(RunCheckpoints, TrainerX):
                 f"this model {table.num_slots} with {table.num_prompts}: evaluate with the method settings of "
                 f"the training run (M, V, CAUSES).")
         m, seen = table.num_slots, {c: i for i, c in enumerate(trained)}
-        evaluated = self.classnames_in_label_order()
         old_grid = state["text_table.prompts"].view(len(trained), m)
         grid = table.prompt_grid().clone()
         unseen = [e for e, c in enumerate(evaluated) if c not in seen]

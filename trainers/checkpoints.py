@@ -182,6 +182,39 @@ def check_run_folder(output_dir, cfg):
             f"or rerun with the recorded settings to resume it.")
 
 
+# What identifies the model and the classes of a run, for trainers whose checkpoints hold no record.
+UNRECORDED_IDENTITY = ("TRAINER.NAME", "MODEL.BACKBONE.*", "DATASET.*")
+UNRECORDED_FREE = ("DATASET.ROOT", "DATASET.NUM_SHOTS")  # where the data lies; the training sample size
+
+
+def check_unrecorded_eval(model_dir, cfg):
+    """--eval-only of a trainer that is not a RunCheckpoints (e.g. a plugin on plain TrainerX): its checkpoints
+    say nothing about the classes they score, so the run folder's recorded config must give the same trainer,
+    backbone and dataset settings (class set included); anything else is refused, never loaded silently."""
+    path, recorded = recorded_config(model_dir)
+    trainer = cfg.TRAINER.NAME
+    if recorded is None:
+        raise CheckpointError(
+            f"{model_dir} has no run.json or config.yaml, and {trainer}'s checkpoints record nothing about what "
+            f"made them, so evaluating it cannot be checked against its trained classes. Evaluate a run folder "
+            f"written by train.py (it writes config.yaml), or make {trainer} a trainers.checkpoints.RunCheckpoints.")
+    now = flatten(cfg)
+
+    def identity(config):
+        return {k: v for k, v in config.items()
+                if any(fnmatch.fnmatchcase(k, p) for p in UNRECORDED_IDENTITY) and k not in UNRECORDED_FREE}
+
+    saved, current = identity(recorded), identity(now)
+    diffs = [f"{k} {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(saved) | set(current))
+             if saved.get(k) != current.get(k)]
+    if diffs:
+        raise CheckpointError(
+            f"{trainer} does not record its classes in its checkpoints, so it can only be evaluated with the "
+            f"trainer, backbone and dataset settings of its run ({path}). Differing keys (recorded -> now): "
+            f"{'; '.join(diffs)}. Evaluate with those settings, or make {trainer} a "
+            f"trainers.checkpoints.RunCheckpoints with a CLASS_TRANSFER policy.")
+
+
 # ---- the trainer mixin -------------------------------------------------------------------------------
 class RunCheckpoints(SafeLoadModel):
     """Checkpoint behaviour of the project's trainers (mix in before TrainerX).

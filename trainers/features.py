@@ -61,9 +61,13 @@ def encode_images(encoder, images):
         return encoder.model.encode_image(images).float()
 
 
-def _fingerprint(encoder, data_source, transform_name, epochs, seed):
-    """What the features depend on: backbone, images, labels, transform, augmentation passes and seed."""
-    h = hashlib.sha256(json.dumps([encoder.name, transform_name, int(epochs), int(seed)]).encode())
+def _fingerprint(cfg, encoder, data_source, transform, epochs, seed):
+    """What the features depend on: backbone (name, weights), images, labels, transform (its full description:
+    size, crop, mean and std), augmentation passes and seed."""
+    backbone = cfg.MODEL.BACKBONE
+    ident = [encoder.name, str(backbone.get("WEIGHTS", "")), bool(backbone.get("PRETRAINED", True)),
+             repr(transform), int(epochs), int(seed)]
+    h = hashlib.sha256(json.dumps(ident).encode())
     for item in data_source:
         h.update(f"{item.impath}\t{item.label}\n".encode())
     return h.hexdigest()[:16]
@@ -98,7 +102,7 @@ class FeatureStore:
         """(N, D) unnormalised features (mean over ``epochs`` passes) and (N,) labels, on the CPU."""
         if not data_source:
             raise ValueError(f"The {split} split has no images to extract features from.")
-        key = _fingerprint(self.encoder, data_source, transform_name, epochs, seed)
+        key = _fingerprint(self.cfg, self.encoder, data_source, self.transforms[transform_name], epochs, seed)
         if key in self._memory:
             return self._memory[key]
         path = os.path.join(self.folder, f"{split}-{key}.pt") if self.folder else ""
