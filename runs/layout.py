@@ -9,8 +9,8 @@ Layout (relative to the repository root, as CoOp's scripts have it)::
 
 A run is done when its results.json parses, records the run's trainer, shots and seed, and its
 recorded config holds every value that the run's two config files and its trailing KEY VALUE options
-set. Anything else (missing, empty, corrupt, another run's file, a config file edited since) is not
-done, and ``check_done`` says why.
+set. Anything else (missing, empty, corrupt, another run's file, a config file edited since, an untrained
+``--eval-only`` result recording ``"untrained": true``) is not done, and ``check_done`` says why.
 """
 import ast
 import json
@@ -133,6 +133,8 @@ def check_done(folder, trainer, shots, seed, config_files, opts=()):
     for key, want in (("method", trainer), ("shots", shots), ("seed", seed)):
         if results.get(key) != want:
             problems.append(f"{key} {_show(results.get(key))}, expected {_show(want)}")
+    if results.get("untrained") is True:  # train.py writes it only for a trainer that trains
+        problems.append('"untrained": true (--eval-only without --model-dir evaluated the initial parameters)')
     if not isinstance(results.get("accuracy"), (int, float)) or isinstance(results.get("accuracy"), bool):
         problems.append(f"accuracy {_show(results.get('accuracy'))} is not a number")
     recorded = results.get("config")

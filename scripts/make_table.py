@@ -7,6 +7,10 @@ order are the loaders' display_name and table_order, read from runs/datasets.jso
 `mean +- std (n seeds)`; `Avg` is the mean over the columns for rows that have every column. Broken
 results.json files are reported on stderr and skipped, so a table can be made while a sweep is still
 running; two results for one cell are reported (the first path is used) and noted under the table.
+An untrained result (``"untrained": true``: --eval-only of a learning method without --model-dir) is
+never the method's number: it is skipped with a stderr line. A result whose hyper-parameters were
+chosen on the test images (any nested ``"test_selected": true``) is tabulated with a mark
+(:data:`MARK`) and the note :data:`TEST_SELECTED_NOTE` under the table.
 ``--protocol base2new | xd | dg`` prints the protocol tables instead (scripts/protocol_tables.py).
 """
 import argparse
@@ -41,8 +45,13 @@ METHOD_ORDER = ("ZeroshotCLIP", "VP", "AR", "AttrVR", "DVP_CSE", "DVP_CLS", "CoO
 DATASET_IDENTITY_KEYS = {"Digits": ("DIGITS_SHIFT", "none"), "ImageFolder": ("IMAGEFOLDER_DIR", "")}
 ALL_CLASSES = "all"
 
-Record = namedtuple("Record", "method variant dataset classes backbone shots seed value path")
-Cell = namedtuple("Cell", "mean std n")  # std and n are None for reported numbers
+# A cell (or average) that holds a test-selected result gets MARK (LATEX_MARK in LaTeX) and the note.
+MARK, LATEX_MARK = "\u2020", r"$^\dagger$"
+TEST_SELECTED_NOTE = f"{MARK} hyper-parameters chosen on the test set: not comparable"
+
+Record = namedtuple("Record", "method variant dataset classes backbone shots seed value path test_selected",
+                    defaults=(False,))
+Cell = namedtuple("Cell", "mean std n test_selected", defaults=(False,))  # std, n: None when reported
 Row = namedtuple("Row", "label cells avg")
 Table = namedtuple("Table", "shots backbone columns rows")
 
@@ -177,9 +186,38 @@ def load_result(path, metric):
         if (isinstance(value, bool) or not isinstance(value, (int, float))
                 or not math.isfinite(value) or not 0 <= value <= 100):
             raise BadResult(f"'{key}' is {value!r}, expected a percentage in [0, 100]")
+    if data.get("untrained") is True:
+        raise BadResult('untrained ("untrained": true: --eval-only without --model-dir evaluated the '
+                        "initial parameters), not the method's result; evaluate the trained run with "
+                        "--model-dir")
     return Record(data["method"], variant_of(path), dataset_key(data), classes_of(data),
                   data["backbone"], _as_int(data, "shots"), _as_int(data, "seed"),
-                  float(data[metric]), path)
+                  float(data[metric]), path, is_test_selected(data))
+
+
+def is_test_selected(data):
+    """Whether any mapping inside a results.json says ``"test_selected": true`` (a feature baseline
+    whose hyper-parameters were chosen on the test images: trainers/features.py hp_record)."""
+    if isinstance(data, dict):
+        return data.get("test_selected") is True or any(is_test_selected(v) for v in data.values())
+    if isinstance(data, list):
+        return any(is_test_selected(v) for v in data)
+    return False
+
+
+def cell_of(recs):
+    """The mean +- std cell of some records (one per seed), marked when any is test-selected."""
+    mu, sd = mean_std([r.value for r in recs])
+    return Cell(mu, sd, len(recs), any(r.test_selected for r in recs))
+
+
+def marked(text, flag, mark=MARK):
+    return f"{text} {mark}" if flag else text
+
+
+def test_selected_notes(flagged):
+    """The note under a table that shows a test-selected result (flagged: any such cell)."""
+    return (TEST_SELECTED_NOTE,) if flagged else ()
 
 
 def is_transfer_test(rec):
@@ -243,6 +281,10 @@ def _row_avg(cells, columns):
     return sum(cells[col].mean for col in columns) / len(columns)
 
 
+def _avg_marked(row, columns):
+    return row.avg is not None and any(row.cells[col].test_selected for col in columns)
+
+
 def reported_applies(method, shots, backbone, metric):
     return (metric == reported_numbers.METRIC
             and method in reported_numbers.REPORTED
@@ -263,7 +305,7 @@ def build_tables(records, metric="accuracy", reported=None):
         values = defaultdict(lambda: defaultdict(list))
         for r in recs:
             variants[r.method].add(r.variant)
-            values[(r.method, r.variant)][column_of(r)].append(r.value)
+            values[(r.method, r.variant)][column_of(r)].append(r)
 
         methods = set(variants)
         if reported == "all":
@@ -276,9 +318,8 @@ def build_tables(records, metric="accuracy", reported=None):
                 if len(variants[method]) > 1:
                     label = f"{method} [{variant or 'other'}]"
                 cells = {}
-                for col, vals in values[(method, variant)].items():
-                    mu, sd = mean_std(vals)
-                    cells[col] = Cell(mu, sd, len(vals))
+                for col, recs_of_cell in values[(method, variant)].items():
+                    cells[col] = cell_of(recs_of_cell)
                 rows.append(Row(label, cells, _row_avg(cells, columns)))
             if reported and reported_applies(method, shots, backbone, metric):
                 published = reported_numbers.REPORTED[method]
@@ -295,16 +336,16 @@ def build_tables(records, metric="accuracy", reported=None):
 
 # ---------------------------------------------------------------- rendering
 
-def format_cell(cell, decimals, pm="+-"):
+def format_cell(cell, decimals, pm="+-", mark=MARK):
     if cell is None:
         return MISSING
     if cell.std is None:
-        return f"{cell.mean:.{decimals}f}"
-    return f"{cell.mean:.{decimals}f} {pm} {cell.std:.{decimals}f} ({cell.n})"
+        return marked(f"{cell.mean:.{decimals}f}", cell.test_selected, mark)
+    return marked(f"{cell.mean:.{decimals}f} {pm} {cell.std:.{decimals}f} ({cell.n})", cell.test_selected, mark)
 
 
-def format_avg(avg, decimals):
-    return MISSING if avg is None else f"{avg:.{decimals}f}"
+def format_avg(avg, decimals, flag=False, mark=MARK):
+    return MISSING if avg is None else marked(f"{avg:.{decimals}f}", flag, mark)
 
 
 def _latex_escape(text):
@@ -330,33 +371,42 @@ def render(tables, fmt="text", metric="accuracy", decimals=1, notes=()):
             for row in t.rows:
                 writer.writerow([t.shots, t.backbone, row.label]
                                 + [format_cell(row.cells.get(c), decimals) for c in columns]
-                                + [format_avg(row.avg, decimals)])
-        return buf.getvalue()
+                                + [format_avg(row.avg, decimals, _avg_marked(row, t.columns))])
+        return buf.getvalue() + notes_text(notes, fmt)
 
     blocks = []
     for t in tables:
         if fmt == "latex":
             headers = ["Method"] + [_latex_escape(c) for c in t.columns] + ["Avg"]
             body = [[_latex_escape(row.label)]
-                    + [format_cell(row.cells.get(c), decimals, pm=r"$\pm$") for c in t.columns]
-                    + [format_avg(row.avg, decimals)] for row in t.rows]
+                    + [format_cell(row.cells.get(c), decimals, pm=r"$\pm$", mark=LATEX_MARK)
+                       for c in t.columns]
+                    + [format_avg(row.avg, decimals, _avg_marked(row, t.columns), LATEX_MARK)]
+                    for row in t.rows]
             text = tabulate(body, headers, tablefmt="latex_raw", disable_numparse=True)
             blocks.append(f"% {_latex_escape(table_title(t, metric))}\n{text}")
             continue
         headers = ["Method"] + list(t.columns) + ["Avg"]
         body = [[row.label] + [format_cell(row.cells.get(c), decimals) for c in t.columns]
-                + [format_avg(row.avg, decimals)] for row in t.rows]
+                + [format_avg(row.avg, decimals, _avg_marked(row, t.columns))] for row in t.rows]
         if fmt == "markdown":
             text = tabulate(body, headers, tablefmt="github", disable_numparse=True)
             blocks.append(f"### {table_title(t, metric)}\n\n{text}")
         else:
             text = tabulate(body, headers, tablefmt="simple", disable_numparse=True)
             blocks.append(f"{table_title(t, metric)}\n{text}")
-    out = "\n\n".join(blocks) + "\n"
-    if notes:
-        prefix = "" if fmt == "text" else "> " if fmt == "markdown" else "% "
-        out += "\n" + "".join(f"{prefix}{note}\n" for note in notes)
-    return out
+    return "\n\n".join(blocks) + "\n" + notes_text(notes, fmt)
+
+
+def notes_text(notes, fmt):
+    """Notes under the tables, as the format writes them (a LaTeX note is a comment). CSV keeps its
+    rows machine-readable: only the mark's meaning follows them, as a '#' line."""
+    if fmt == "csv":
+        return "".join(f"# {note}\n" for note in notes if note == TEST_SELECTED_NOTE)
+    if not notes:
+        return ""
+    prefix = "" if fmt == "text" else "> " if fmt == "markdown" else "% "
+    return "\n" + "".join(f"{prefix}{note}\n" for note in notes)
 
 
 # ---------------------------------------------------------------- CLI
@@ -403,7 +453,7 @@ def main_protocol(args, records, duplicates):
               file=sys.stderr)
     try:
         text = protocol_tables.render_protocol(args.protocol, records, args.format, args.metric,
-                                               args.decimals, sys.stderr)
+                                               args.decimals, sys.stderr, args.root)
     except protocol_tables.MissingRuns as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -453,7 +503,8 @@ def main(argv=None):
         measured = {r.method for r in records}
         notes = reported_numbers.NOTES + tuple(
             note for method, note in reported_numbers.UNAVAILABLE.items() if method in measured)
-    notes = tuple(notes) + duplicate_notes(duplicates)
+    flagged = any(c.test_selected for t in tables for r in t.rows for c in r.cells.values())
+    notes = test_selected_notes(flagged) + tuple(notes) + duplicate_notes(duplicates)
     emit(render(tables, args.format, args.metric, args.decimals, notes), args.out)
     return 0
 

@@ -3,7 +3,8 @@
     python scripts/plot_curves.py OUTPUT_ROOT [--out DIR] [--metric accuracy|macro_f1]
 
 Reads every results.json under OUTPUT_ROOT as make_table.py does (same dataset keys, same checks;
-runs on a base or new class subset and scripts/xd.sh's cross-dataset tests are left out) and
+runs on a base or new class subset, scripts/xd.sh's cross-dataset tests and test-selected results, whose
+hyper-parameters were chosen on the test images, are left out, the last with a note naming them) and
 writes, into DIR (default OUTPUT_ROOT/curves):
   curves_<backbone>.png   one panel per dataset and (with two or more datasets) an "Average"
                           panel; a line per method (and trainer config when a method has several),
@@ -161,7 +162,12 @@ def main(argv=None):
         print(f"ERROR: {args.root} is not a directory; pass the output root of your runs "
               "(e.g. output)", file=sys.stderr)
         return 2
-    points = curve_points(mt.collect(args.root, args.metric))
+    records = mt.collect(args.root, args.metric)
+    test_selected = [r for r in records if r.test_selected]
+    if test_selected:
+        print(f"note: left out {len(test_selected)} test-selected result(s) (hyper-parameters chosen on "
+              f"the test set: not comparable), e.g. {test_selected[0].path}", file=sys.stderr)
+    points = curve_points([r for r in records if not r.test_selected])
     if not points:
         print(f"ERROR: no usable all-class {mt.RESULTS_NAME} under {args.root}", file=sys.stderr)
         return 1

@@ -8,9 +8,13 @@ means (the convention of CoCoOp's tables); the Average row averages base and new
 that have both and takes the HM of those averages. A base seed without its new run (or the reverse)
 is reported on stderr; a tree without any new-class run is an error naming the missing runs.
 
-xd / dg: all-class results of one tree (only those in scripts/xd.sh's folders $OUTPUT/xd/{train,test}
-when there are any, so the output root works as well as $OUTPUT/xd): the ImageNet run is the source, the other datasets (xd) or the ImageNet variants (dg) the targets; Average is the
-mean over the targets for rows that have every target.
+xd / dg: the all-class results in scripts/xd.sh's folders $OUTPUT/xd/{train,test} (so the output root
+works as well as $OUTPUT/xd; a tree without them is an error, never its few-shot runs): the ImageNet run
+is the source, the other datasets (xd) or the ImageNet variants (dg) the targets, all keyed by DATASET.NAME
+and shown by display_name; Average is the mean over the targets for rows that have every target.
+
+A cell, HM or average that holds a test-selected result carries make_table's MARK, and the tables get
+its note.
 """
 import csv
 import io
@@ -29,11 +33,6 @@ class MissingRuns(ValueError):
 
 def harmonic_mean(a, b):
     return 0.0 if a + b == 0 else 2 * a * b / (a + b)
-
-
-def _cell(values):
-    mu, sd = mt.mean_std(values)
-    return mt.Cell(mu, sd, len(values))
 
 
 def _label(method, variant, variants):
@@ -96,27 +95,27 @@ def base2new_tables(records, err, decimals=1):
         for label, recs in _methods(by_method):
             values = defaultdict(lambda: defaultdict(list))
             for rec in recs:
-                values[rec.dataset][rec.classes].append(rec.value)
+                values[rec.dataset][rec.classes].append(rec)
             datasets = mt._order(values, mt.DATASET_ORDER, key=mt.canonical_dataset)
             paired = []
             for dataset in datasets:
-                base, new = values[dataset].get(BASE), values[dataset].get(NEW)
+                base, new = (mt.cell_of(values[dataset][c]) if values[dataset].get(c) else None
+                             for c in (BASE, NEW))
                 hm = None
                 if base and new:
-                    paired.append((mt.mean_std(base)[0], mt.mean_std(new)[0]))
-                    hm = harmonic_mean(*paired[-1])
-                body.append([label, dataset,
-                             mt.format_cell(_cell(base) if base else None, decimals),
-                             mt.format_cell(_cell(new) if new else None, decimals),
-                             mt.format_avg(hm, decimals)])
+                    paired.append((base, new))
+                    hm = harmonic_mean(base.mean, new.mean)
+                body.append([label, dataset, mt.format_cell(base, decimals), mt.format_cell(new, decimals),
+                             mt.format_avg(hm, decimals, hm is not None and _flagged(base, new))])
             if paired:
-                avg_base = sum(b for b, _ in paired) / len(paired)
-                avg_new = sum(n for _, n in paired) / len(paired)
+                avg_base = sum(b.mean for b, _ in paired) / len(paired)
+                avg_new = sum(n.mean for _, n in paired) / len(paired)
+                flag_base, flag_new = (_flagged(*side) for side in zip(*paired))
                 name = ("Average" if len(paired) == len(datasets)
                         else f"Average ({len(paired)} of {len(datasets)} datasets)")
-                body.append([label, name, mt.format_avg(avg_base, decimals),
-                             mt.format_avg(avg_new, decimals),
-                             mt.format_avg(harmonic_mean(avg_base, avg_new), decimals)])
+                body.append([label, name, mt.format_avg(avg_base, decimals, flag_base),
+                             mt.format_avg(avg_new, decimals, flag_new),
+                             mt.format_avg(harmonic_mean(avg_base, avg_new), decimals, flag_base or flag_new)])
         title = (f"base-to-new, {shots} shots, {backbone}: accuracy (%), base and new mean +- std "
                  "over seeds (number of seeds), HM of the means")
         tables.append(ProtoTable(title, ["Method", "Dataset", "Base", "New", "HM"], body))
@@ -129,21 +128,27 @@ def _names(config_names):
     return [mt.canonical_dataset(name) for name in config_names]
 
 
-def transfer_tables(records, protocol, err, decimals=1):
+def _flagged(*cells):
+    return any(c.test_selected for c in cells)
+
+
+def transfer_tables(records, protocol, err, decimals=1, root=None):
     """Source ImageNet and the xd (other datasets) or dg (ImageNet variants) targets."""
     source = mt.canonical_dataset(protocols.XD_SOURCE)
     variants = _names(protocols.DG_TARGETS)
     expected = variants if protocol == "dg" else _names(protocols.XD_TARGETS)
     usable = [r for r in records if r.classes == mt.ALL_CLASSES]
     layout = [r for r in usable if protocols.protocol_dir_of(r.path) in (protocols.XD_TRAIN, protocols.XD_TEST)]
-    if layout:  # a tree with scripts/xd.sh's folders: only those runs are the protocol's
-        usable = layout
-    if not any(r.dataset == source for r in usable):
+    if not layout:  # few-shot runs of a target are in-domain numbers, not transfer from ImageNet
+        raise MissingRuns(f"no scripts/xd.sh runs under {root or 'this tree'}; run bash scripts/xd.sh "
+                          "METHOD first")
+    usable = layout
+    if not any(mt.canonical_dataset(r.dataset) == source for r in usable):
         print(f"warning: no {source} (source) result in this tree; scripts/xd.sh writes the "
               "protocol's runs under $OUTPUT/xd", file=err)
     tables = []
     for (shots, backbone), by_method in sorted(_grouped(usable).items()):
-        present = {r.dataset for m in by_method.values() for v in m.values() for r in v}
+        present = {mt.canonical_dataset(r.dataset) for m in by_method.values() for v in m.values() for r in v}
         if protocol == "dg":
             targets = expected
         else:
@@ -157,16 +162,18 @@ def transfer_tables(records, protocol, err, decimals=1):
         for label, recs in _methods(by_method):
             values = defaultdict(list)
             for rec in recs:
-                values[rec.dataset].append(rec.value)
-            cells = {d: _cell(v) for d, v in values.items()}
+                values[mt.canonical_dataset(rec.dataset)].append(rec)
+            cells = {d: mt.cell_of(v) for d, v in values.items()}
             avg = (sum(cells[t].mean for t in targets) / len(targets)
                    if targets and all(t in cells for t in targets) else None)
             body.append([label] + [mt.format_cell(cells.get(d), decimals) for d in [source] + targets]
-                        + [mt.format_avg(avg, decimals)])
+                        + [mt.format_avg(avg, decimals, avg is not None
+                                         and _flagged(*(cells[t] for t in targets)))])
         kind = "domain generalisation" if protocol == "dg" else "cross-dataset transfer"
         title = (f"{kind} ({source} -> targets), {shots} shots, {backbone}: accuracy (%), "
                  "mean +- std over seeds (number of seeds)")
-        headers = ["Method", f"{source} (source)"] + targets + ["Average"]
+        headers = (["Method", f"{mt.display_name(source)} (source)"] + [mt.display_name(t) for t in targets]
+                   + ["Average"])
         tables.append(ProtoTable(title, headers, body))
     return tables
 
@@ -188,7 +195,8 @@ def render_tables(tables, fmt):
     for table in tables:
         if fmt == "latex":
             esc = mt._latex_escape
-            body = [[esc(c).replace("+-", r"$\pm$") for c in row] for row in table.body]
+            body = [[esc(c).replace("+-", r"$\pm$").replace(mt.MARK, mt.LATEX_MARK) for c in row]
+                    for row in table.body]
             text = tabulate(body, [esc(h) for h in table.headers], tablefmt="latex_raw",
                             disable_numparse=True)
             blocks.append(f"% {esc(table.title)}\n{text}")
@@ -201,12 +209,14 @@ def render_tables(tables, fmt):
     return "\n\n".join(blocks) + "\n"
 
 
-def render_protocol(protocol, records, fmt="text", metric="accuracy", decimals=1, err=None):
-    """The table text of one protocol (base2new, xd or dg)."""
+def render_protocol(protocol, records, fmt="text", metric="accuracy", decimals=1, err=None, root=None):
+    """The table text of one protocol (base2new, xd or dg), with the note of a test-selected mark."""
     if protocol == "base2new":
         tables = base2new_tables(records, err, decimals)
     else:
-        tables = transfer_tables(records, protocol, err, decimals)
+        tables = transfer_tables(records, protocol, err, decimals, root)
     if metric != "accuracy":
         tables = [t._replace(title=t.title.replace("accuracy (%)", f"{metric} (%)")) for t in tables]
-    return render_tables(tables, fmt)
+    flagged = any(mt.MARK in c for t in tables for row in t.body for c in row)
+    notes = mt.test_selected_notes(flagged)
+    return render_tables(tables, fmt) + mt.notes_text(notes, fmt)

@@ -63,6 +63,21 @@ def test_check_done_names_what_differs(tmp_path):
     assert layout.check_done(run, *args) == (False, "results.json is not a JSON object")
 
 
+def test_check_done_refuses_an_untrained_result(tmp_path):
+    """Old code: an --eval-only run without --model-dir ("untrained": true) counted as the trained run."""
+    run = tmp_path / "run"
+    run.mkdir()
+    config = {"DATASET": {"NAME": "Digits", "NUM_SHOTS": 16}}
+    results = {"method": "AR", "shots": 16, "seed": 1, "accuracy": 9.0, "config": config, "untrained": True}
+    (run / "results.json").write_text(json.dumps(results))
+    verdict = layout.check_done(run, "AR", 16, 1, [], ["DATASET.NUM_SHOTS", "16"])
+    assert verdict == (False, 'results.json does not match this run: "untrained": true (--eval-only without '
+                              '--model-dir evaluated the initial parameters)')
+    del results["untrained"]
+    (run / "results.json").write_text(json.dumps(results))
+    assert layout.check_done(run, "AR", 16, 1, [], ["DATASET.NUM_SHOTS", "16"]).done
+
+
 def test_catalogue_and_method_scripts_are_current():
     """runs/trainers.json, runs/datasets.json and scripts/<name>.sh come from the registries: rerun
     `python -m runs.catalogue`."""

@@ -433,3 +433,91 @@ def test_a_step_another_process_runs_is_left_alone(tmp_path):
     assert (state, marker.exists()) == ("busy", False), detail
     state, detail = protocols.launch(step, python, str(tmp_path / "data"))
     assert marker.exists() and state == "failed" and "no results.json" in detail
+
+
+# ------------------------------------------------------------------ flags in results.json, protocol trees
+
+def flag(folder, **extra):
+    path = folder / "results.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **extra}))
+
+
+def test_xd_and_dg_without_xd_runs_are_an_error_not_fewshot_numbers(tmp_path, capsys):
+    """Old code: with no scripts/xd.sh folders, ordinary few-shot runs were printed as transfer results."""
+    root = tmp_path / "output"
+    write_run(root, "imagenet", "AR", 1, 70.0, dataset="ImageNet")
+    write_run(root, "caltech101", "AR", 1, 95.0, dataset="Caltech101")
+    write_run(root, "imagenetv2", "AR", 1, 60.0, dataset="ImageNetV2")
+    for protocol in ("xd", "dg"):
+        rc, out, err = table(capsys, root, "--protocol", protocol)
+        assert rc == 1 and "95.0" not in out
+        assert f"error: no scripts/xd.sh runs under {root}; run bash scripts/xd.sh METHOD first" in err
+
+
+def test_transfer_cells_are_keyed_by_dataset_name_when_display_names_differ(tmp_path, capsys, monkeypatch):
+    """Old code: a loader whose display_name differs from its name had every cell '-' (display-name keys
+    looked up by DATASET.NAME) and showed up again as an extra target."""
+    rows = json.loads((REPO / "runs" / "datasets.json").read_text())
+    shown = {"ImageNet": "ImageNet-1k", "Caltech101": "Caltech-101", "ImageNetV2": "ImageNet-V2"}
+    for row in rows:
+        row["display_name"] = shown.get(row["name"], row["display_name"])
+    (tmp_path / "datasets.json").write_text(json.dumps(rows))
+    monkeypatch.setenv("VR_DATASET_CATALOGUE", str(tmp_path / "datasets.json"))
+    root = tmp_path / "xd"
+    write_run(root, "train/imagenet", "AR", 1, 70.0, dataset="ImageNet")
+    write_run(root, "test/caltech101", "AR", 1, 88.0, dataset="Caltech101")
+    write_run(root, "test/imagenetv2", "AR", 1, 60.0, dataset="ImageNetV2")
+    rc, out, err = table(capsys, root, "--protocol", "xd")
+    assert rc == 0 and "no ImageNet (source) result" not in err
+    header = next(line for line in out.splitlines() if line.startswith("Method")).split()
+    assert header[:4] == ["Method", "ImageNet-1k", "(source)", "Caltech-101"] and len(header) == 14
+    assert table_rows(out, "cross-dataset transfer")["AR"][:2] == [cell([70.0]), cell([88.0])]
+    assert "Caltech101" not in err.split("no result for target(s)")[-1]
+    rc, out, err = table(capsys, root, "--protocol", "dg")
+    assert table_rows(out, "domain generalisation")["AR"][:2] == [cell([70.0]), cell([60.0])]
+
+
+def test_protocol_tables_mark_test_selected_results(tmp_path, capsys):
+    """Old code: a test-selected LinearProbe number looked like the others in the xd and base2new tables."""
+    note = "\u2020 hyper-parameters chosen on the test set: not comparable"
+    root = tmp_path / "xd"
+    flag(write_run(root, "train/imagenet", "LinearProbe", 1, 70.0, dataset="ImageNet"),
+         linearprobe={"hp_selection": "val", "test_selected": True})
+    write_run(root, "test/imagenetv2", "LinearProbe", 1, 60.0, dataset="ImageNetV2")
+    write_run(root, "train/imagenet", "AR", 1, 71.0, dataset="ImageNet")
+    rc, out, _ = table(capsys, root, "--protocol", "dg")
+    rows = table_rows(out, "domain generalisation")
+    assert rows["LinearProbe"][:2] == [cell([70.0]) + " \u2020", cell([60.0])]
+    assert rows["AR"][0] == cell([71.0]) and out.rstrip().endswith(note)
+    rc, tex, _ = table(capsys, root, "--protocol", "dg", "--format", "latex")
+    assert r"70.0 $\pm$ 0.0 (1) $^\dagger$" in tex and f"% {note}" in tex
+
+    root = tmp_path / "b2n"
+    base = {"SUBSAMPLE_CLASSES": "base"}
+    flag(write_run(root, "dtd", "LPPlusPlus", 1, 80.0, dataset="DescribableTextures", dataset_cfg=base),
+         lpplusplus={"test_selected": True})
+    write_run(root, "dtd_new", "LPPlusPlus", 1, 40.0, dataset="DescribableTextures",
+              dataset_cfg={"SUBSAMPLE_CLASSES": "new"})
+    rc, out, _ = table(capsys, root, "--protocol", "base2new")
+    lines = [line for line in out.splitlines() if line.startswith("LPPlusPlus")]
+    assert lines[0].split("  ")[-1].strip() == f"{hm(80.0, 40.0):.1f} \u2020"
+    assert f"{cell([80.0])} \u2020" in lines[0] and f"{cell([40.0])} \u2020" not in lines[0]
+    assert out.rstrip().endswith(note)
+
+
+def test_plot_curves_leave_out_untrained_and_test_selected_results(tmp_path, capsys):
+    import csv
+
+    plot_curves = load_script("plot_curves")
+    root = tmp_path / "out"
+    write_run(root, "dtd", "AR", 1, 60.0, dataset="DescribableTextures")
+    flag(write_run(root, "dtd", "AR", 2, 2.0, dataset="DescribableTextures"), untrained=True)
+    picked = write_run(root, "dtd", "LinearProbe", 1, 99.0, dataset="DescribableTextures")
+    flag(picked, linearprobe={"hp_selection": "test", "test_selected": True})
+    assert plot_curves.main([str(root), "--out", str(tmp_path / "plots")]) == 0
+    err = capsys.readouterr().err
+    assert "skipping" in err and "untrained" in err
+    assert "left out 1 test-selected result(s)" in err and str(picked) in err
+    with open(tmp_path / "plots" / "curves.csv") as f:
+        rows = [(r["method"], r["mean"], r["seeds"]) for r in csv.DictReader(f)]
+    assert rows == [("AR", "60.0000", "1")]

@@ -269,3 +269,54 @@ def test_table_file_gets_the_usual_permissions(tree, capsys, tmp_path):
     finally:
         os.umask(old)
     assert rc == 0 and (out_file.stat().st_mode & 0o777) == 0o644
+
+
+def flag_result(folder, **extra):
+    """Add keys to a results.json written by write_result (e.g. untrained, a method record)."""
+    path = folder / "results.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **extra}))
+    return path
+
+
+def test_untrained_results_are_skipped_and_named(tmp_path, capsys):
+    """Old code: an --eval-only run without --model-dir (initial parameters) became AR's cell."""
+    root = tmp_path / "out"
+    write_result(root, "dtd", "AR", 1, 60.0, dataset="DescribableTextures")
+    bad = flag_result(write_result(root, "dtd", "AR", 2, 3.0, dataset="DescribableTextures"), untrained=True)
+    write_result(root, "dtd", "ZeroshotCLIP", 1, 44.0, dataset="DescribableTextures")  # trains nothing, no flag
+    rc, out, err = run_table(capsys, root)
+    assert rc == 0
+    assert table_rows(out, "16 shots") == {"ZeroshotCLIP": ["44.0 +- 0.0 (1)", "44.0"],
+                                           "AR": ["60.0 +- 0.0 (1)", "60.0"]}
+    assert f"warning: skipping {bad}: untrained" in err and "--model-dir" in err
+
+
+def test_test_selected_results_are_marked_in_every_format(tmp_path, capsys):
+    """Old code: a LinearProbe accuracy whose C was chosen on the test images looked like a held-out number."""
+    root = tmp_path / "out"
+    write_result(root, "caltech101", "AR", 1, 90.0, dataset="Caltech101")
+    write_result(root, "dtd", "AR", 1, 60.0, dataset="DescribableTextures")
+    for seed, acc in ((1, 80.0), (2, 82.0)):
+        folder = write_result(root, "caltech101", "LinearProbe", seed, acc, dataset="Caltech101")
+        flag_result(folder, linearprobe={"hp_selection": "test", "C": 0.1, "test_selected": seed == 2})
+    write_result(root, "dtd", "LinearProbe", 1, 50.0, dataset="DescribableTextures")
+    note = "\u2020 hyper-parameters chosen on the test set: not comparable"
+
+    rc, out, _ = run_table(capsys, root)
+    rows = table_rows(out, "16 shots")
+    assert rows["LinearProbe"] == [cell([80.0, 82.0]) + " \u2020", "50.0 +- 0.0 (1)", f"{(81 + 50) / 2:.1f} \u2020"]
+    assert rows["AR"] == ["90.0 +- 0.0 (1)", "60.0 +- 0.0 (1)", "75.0"]  # unmarked
+    assert out.rstrip().endswith(note)
+
+    rc, md, _ = run_table(capsys, root, "--format", "markdown")
+    assert f"| {cell([80.0, 82.0])} \u2020 " in md and f"> {note}" in md
+    rc, text, _ = run_table(capsys, root, "--format", "csv")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert ["16", "ViT-B/16", "LinearProbe", cell([80.0, 82.0]) + " \u2020"] == rows[2][:4]
+    assert rows[-1] == [f"# {note}"]
+    rc, tex, _ = run_table(capsys, root, "--format", "latex")
+    assert r"81.0 $\pm$ 1.0 (2) $^\dagger$" in tex and f"% {note}" in tex
+
+    (root / "caltech101" / "LinearProbe").rename(tmp_path / "aside")  # no test-selected result: no note
+    rc, out, _ = run_table(capsys, root)
+    assert "\u2020" not in out
