@@ -486,3 +486,16 @@ def test_feature_files_are_keyed_by_the_weights_and_the_transform():
     assert _fingerprint(other, encoder, items, tfm, 1, 0) != key
     tfm2 = T.Compose([T.Resize(224), T.Normalize((0.4, 0.5, 0.5), (0.2, 0.2, 0.2))])
     assert _fingerprint(cfg, encoder, items, tfm2, 1, 0) != key
+
+
+@pytest.mark.parametrize("name,node_key", [("TipAdapter", "TIPADAPTER"), ("LinearProbe", "LINEARPROBE")])
+def test_eval_only_keeps_where_the_hyper_parameters_were_chosen(name, node_key, toy_root, tmp_path):
+    """A run whose hyper-parameters were chosen on the test set stays labelled so after --eval-only
+    (the search's record travels in the checkpoint), so no table shows it as a clean number."""
+    res = run(name, toy_root, tmp_path / "train", f"TRAINER.{node_key}.HP_SELECTION", "test")
+    node = name.lower()
+    assert res[node]["test_selected"] is True
+    again = run(name, toy_root, tmp_path / "eval", f"TRAINER.{node_key}.HP_SELECTION", "test",
+                extra=["--eval-only", "--model-dir", str(tmp_path / "train"), "--load-epoch", "1"])
+    assert again[node]["test_selected"] is True and again[node]["hp_selection"] == "test"
+    assert again[node]["loaded_from_checkpoint"] is True

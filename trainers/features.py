@@ -307,8 +307,29 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
         self.after_train()
 
     def extra_results(self):
-        """results.json: the method's record and what was loaded (trainable_params: engine.results)."""
-        return {self.NODE.lower(): self.method_record(), **self.loaded_results()}
+        """results.json: the method's record and what was loaded (trainable_params: engine.results). After
+        --eval-only the record comes from the checkpoint, so where the hyper-parameters were chosen (val, or
+        the test set: ``test_selected``) stays with every number made from it."""
+        record = self.method_record()
+        saved = getattr(self, "loaded_method_record", None)
+        if saved and not getattr(self, "record", None):
+            record = {**record, **saved, "loaded_from_checkpoint": True}
+        return {self.NODE.lower(): record, **self.loaded_results()}
+
+    def run_identity(self):
+        identity = super().run_identity()
+        if getattr(self, "record", None):  # after fitting: the search's record travels with the checkpoint
+            identity["method_record"] = self.method_record()
+        return identity
+
+    def load_model(self, directory, epoch=None):
+        super().load_model(directory, epoch)
+        if directory:
+            from .checkpoints import read_checkpoint
+
+            name = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
+            run = read_checkpoint(os.path.join(directory, self.MODEL_NAME, name)).get("run") or {}
+            self.loaded_method_record = run.get("method_record")
 
     # ---- checkpoints: identity and other class sets (trainers/checkpoints.py) --------------------
     @classmethod
