@@ -23,7 +23,7 @@ from engine.results import build_results, git_revision, write_config, write_resu
 from engine.run_logging import final_error_log, setup_run_logger, stop_run_logger
 from plugins import load_plugins
 from trainers.checkpoints import (RunCheckpoints, check_resume_folder, check_run_folder, check_unrecorded_eval,
-                                  read_checkpoint)
+                                  evaluated_record, evaluating, read_checkpoint)
 
 CONFIG_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")  # OPTIM.MAX_EPOCH, TRAINER.DVP_CLS.V, ...
 LIST_FLAGS = ("source_domains", "target_domains", "transforms")  # nargs="+": they would swallow KEY VALUE
@@ -255,7 +255,10 @@ def _run(args, cfg, start):
         print("Collecting env info ...")
         print(f"** System info **\n{collect_env_info()}\n")
         print(f"Engine backend: {engine.BACKEND}; code revision: {git_revision()}")
-        trainer = build_trainer(cfg)
+        evaluated = evaluated_record(args.model_dir, args.load_epoch) if args.eval_only and args.model_dir \
+            else (None, None)
+        with evaluating(*evaluated):  # settings the model must take from its checkpoint (DVP_CLS's v)
+            trainer = build_trainer(cfg)
         untrained = args.eval_only and not args.model_dir and getattr(trainer, "TRAINS", True)
         if args.eval_only:
             if untrained:

@@ -13,9 +13,11 @@ ZeroshotCLIP learns nothing: its "train" run is an --eval-only run too and its t
 
 Every run is started as CoOp's scripts do (python train.py --root ... --seed ... --trainer ...
 --dataset-config-file ... --config-file ... --output-dir ... KEY VALUE ...). A run whose folder holds
-a results.json of that run (it parses, names the trainer and the class subset) is skipped; any other
-folder is run again (train.py resumes from its checkpoint), and why is said. Tests of a seed start
-only when its training run is done, and run again when that training run was run again. All names
+a finished run of that step (runs/layout.py check_done: trainer, shots, seed and the values its config
+files and options set; a test also records in tested_model.json which training result it evaluated,
+and must match the training run's current one) is skipped; any other folder is run again (train.py
+resumes from its checkpoint), and why is said. Tests of a seed start only when its training run is
+done, and run again when that training run was run again (in this or an earlier invocation). All names
 are checked against configs/ before anything starts. Stdlib only. Environment: PYTHON (default python; may hold arguments), DATA (default ./data),
 OUTPUT (default output), SEEDS (default "1 2 3"), XD_TARGETS (overrides the xd target list).
 """
@@ -39,6 +41,7 @@ PROTOCOL_SHOTS = 16  # the protocols' published setting (CoCoOp, CoOp): 16 shots
 DEFAULT_CFG = "vit_b16"
 DEFAULT_SEEDS = "1 2 3"
 RESULTS = "results.json"
+TESTED_MODEL = "tested_model.json"  # in a test run: trained_model() of the training run it evaluated
 XD_SOURCE = "imagenet"
 # CoOp's cross-dataset targets and its domain-generalisation targets (config names).
 XD_TARGETS = ("caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
@@ -158,24 +161,60 @@ def xd_steps(trainer, cfg, seeds, output, targets):
     return steps
 
 
-def finished(step):
-    """(True, "") when the step's folder holds its results.json; (False, why not) otherwise."""
-    path = osp.join(step.folder, RESULTS)
-    if not osp.exists(path):
-        return False, ""
+def config_files(step):
+    """The step's dataset and trainer config files (what check_done compares the recorded config with)."""
+    dataset, cfg, _ = step.options
+    return [dataset_config(dataset), layout.trainer_config(step.trainer, cfg)]
+
+
+def protocol_options(step):
+    """The KEY VALUE options every protocol run gets (command() appends them)."""
+    return ["DATASET.NUM_SHOTS", str(PROTOCOL_SHOTS), "DATASET.SUBSAMPLE_CLASSES", step.classes]
+
+
+def trained_model(model_dir):
+    """What identifies a training run's result: its run.json config_hash, and size and mtime of its
+    results.json and last checkpoints. A test recorded with other values evaluated another model."""
+    def stamp(path):
+        return [os.stat(path).st_size, os.stat(path).st_mtime_ns] if osp.isfile(path) else None
+
     try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, ValueError) as exc:
-        return False, f"{path} is unreadable ({exc})"
-    if not isinstance(data, dict) or "accuracy" not in data:
-        return False, f"{path} is incomplete (no accuracy)"
-    if data.get("method", step.trainer) != step.trainer:
-        return False, f"{path} is a {data['method']} result, not {step.trainer}"
-    config = data.get("config") if isinstance(data.get("config"), dict) else {}
-    classes = str((config.get("DATASET") or {}).get("SUBSAMPLE_CLASSES", step.classes)).lower()
-    if classes != step.classes:
-        return False, f"{path} is for the {classes} classes, not {step.classes}"
+        with open(osp.join(model_dir, "run.json")) as f:
+            config_hash = json.load(f).get("config_hash")
+    except (OSError, ValueError, AttributeError):
+        config_hash = None
+    epoch = last_epoch(model_dir)
+    checkpoints = {osp.relpath(f, model_dir): stamp(f)
+                   for f in sorted(glob.glob(osp.join(model_dir, "*", f"model.pth.tar-{epoch}")))}
+    return {"model_dir": model_dir, "config_hash": config_hash, "checkpoints": checkpoints,
+            "results": stamp(osp.join(model_dir, RESULTS))}
+
+
+def recorded_model(step):
+    """The trained_model record a finished test run keeps in its folder (TESTED_MODEL), or None."""
+    try:
+        with open(osp.join(step.folder, TESTED_MODEL)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def finished(step):
+    """(True, "") when the step's folder holds a finished run of exactly this step (runs/layout.py's
+    check_done; a test also of the current result of its training run); (False, why not) otherwise."""
+    if not osp.exists(osp.join(step.folder, RESULTS)):
+        return False, ""
+    _, _, seed = step.options
+    verdict = layout.check_done(step.folder, step.trainer, PROTOCOL_SHOTS, seed, config_files(step),
+                                protocol_options(step))
+    if not verdict.done:
+        return False, f"{osp.join(step.folder, RESULTS)}: {verdict.reason}"
+    if step.model_dir and step.trainer not in EVAL_ONLY:  # ZeroshotCLIP's tests load no model
+        recorded = recorded_model(step)
+        if recorded is None:
+            return False, f"{osp.join(step.folder, TESTED_MODEL)} is missing: which model it tested is unknown"
+        if recorded != trained_model(step.model_dir):
+            return False, "its training run was run again since, the result is of the old model"
     return True, ""
 
 
@@ -199,8 +238,7 @@ def command(step, python, data):
         if epoch is None:
             raise FileNotFoundError(f"no model.pth.tar-<epoch> checkpoint in {step.model_dir}/*/")
         cmd += ["--eval-only", "--model-dir", step.model_dir, "--load-epoch", str(epoch)]
-    cmd += ["DATASET.NUM_SHOTS", str(PROTOCOL_SHOTS), "DATASET.SUBSAMPLE_CLASSES", step.classes]
-    return cmd
+    return cmd + protocol_options(step)
 
 
 # ---------------------------------------------------------------- running
@@ -210,10 +248,9 @@ class Child:
     proc = None
 
 
-def launch(step, python, data, again=False):
+def launch(step, python, data):
     """Run one step under the sweep's per-run lock (runs/launcher.py); returns (status, detail) with
-    status done | failed | busy (another process runs it) | skipped (it finished meanwhile; not
-    checked when ``again``: its result is of an old model)."""
+    status done | failed | busy (another process runs it) | skipped (it finished meanwhile)."""
     try:
         cmd = command(step, python, data)
     except FileNotFoundError as exc:
@@ -221,13 +258,14 @@ def launch(step, python, data, again=False):
     with run_lock(step.folder) as lock_file:
         if lock_file is None:
             return "busy", "another process is running it; run again when it has finished"
-        if not again and finished(step)[0]:
+        if finished(step)[0]:
             return "skipped", "another process finished it meanwhile"
         return _run_locked(step, cmd, python, lock_file)
 
 
 def _run_locked(step, cmd, python, lock_file):
     start = time.time()
+    tested = trained_model(step.model_dir) if step.model_dir and step.trainer not in EVAL_ONLY else None
     try:
         Child.proc = subprocess.Popen(cmd, pass_fds=(lock_file.fileno(),))
     except OSError as exc:
@@ -237,6 +275,9 @@ def _run_locked(step, cmd, python, lock_file):
     took = time.time() - start
     if rc != 0:
         return "failed", f"exit {rc} after {took:.0f} s; see {osp.join(step.folder, 'log.txt')}"
+    if tested is not None:
+        with open(osp.join(step.folder, TESTED_MODEL), "w") as f:
+            json.dump(tested, f, indent=1)
     done, why = finished(step)
     if not done:
         return "failed", f"exit 0 but {why or 'no results.json in ' + step.folder}"
@@ -256,9 +297,6 @@ def run_steps(steps, python, data):
         for i, step in enumerate(steps, 1):
             prefix = f"[{i}/{total}] {step.label} ..."
             done, why = finished(step)
-            again = done and step.model_dir and status.get(step.model_dir) == "done"
-            if again:
-                done, why = False, "its training run was run again, the result is of the old model"
             if done:
                 status[step.folder] = "skipped"
                 print(f"{prefix} skip (results.json exists)", flush=True)
@@ -269,7 +307,7 @@ def run_steps(steps, python, data):
                       flush=True)
                 continue
             print(f"{prefix} running" + (f" again: {why}" if why else ""), flush=True)
-            state, detail = launch(step, python, data, again=again)
+            state, detail = launch(step, python, data)
             status[step.folder] = "failed" if state == "busy" else state
             shown = {"done": "done", "skipped": "skip", "busy": "BUSY"}.get(state, "FAILED")
             print(f"{prefix} {shown} ({detail})", flush=True)

@@ -328,3 +328,23 @@ def test_a_name_trained_under_two_labels_is_not_matched_by_name():
     stub = SimpleNamespace(classnames_in_label_order=lambda: ["missile", "dog"])
     with pytest.raises(CheckpointError, match=r"include \['missile'\], which the training run has under more than"):
         VRTrainer.load_other_classes(stub, "vr_model", {"state_dict": {}}, ["missile", "cat", "missile", "dog"])
+
+
+def test_dvp_cls_eval_takes_v_from_the_checkpoint(toy_root, toy_descriptions, tmp_path):
+    """xd.sh tests an ImageNet DVP_CLS run (v 3) on EuroSAT (its own v 1): with V 0 the evaluation keeps the
+    checkpoint's v (old code: 'another prompt (num_prompts 2 here 3)'), says so and records it."""
+    import tests.toy_plugin  # noqa: F401
+
+    run, ev = tmp_path / "run", tmp_path / "ev"
+    assert train.main(toy_argv("DVP_CLS", toy_root, run, toy_descriptions)) == 0  # V 2
+    extra = ["--eval-only", "--model-dir", str(run), "--load-epoch", "2"]
+    # V 0: ToyColors' own v is V_DEFAULT (3), not the trained 2
+    assert train.main(toy_argv("DVP_CLS", toy_root, ev, toy_descriptions, "TRAINER.DVP_CLS.V", "0",
+                               extra=extra)) == 0
+    results = json.loads((ev / "results.json").read_text())
+    assert results["vr"]["num_prompts"] == 2 and results["vr"]["v"] == 2
+    assert results["vr"]["v_source"] == "the evaluated checkpoint"
+    assert results["config"]["TRAINER"]["DVP_CLS"]["V"] == 0  # the config as given, not rewritten
+    assert "v = 2 is taken from the evaluated checkpoint" in (ev / "log.txt").read_text()
+    trained = json.loads((run / "results.json").read_text())
+    assert trained["vr"]["v"] == 2 and trained["vr"]["v_source"] == "TRAINER.DVP_CLS.V"

@@ -211,9 +211,18 @@ if "--eval-only" not in args:
     os.makedirs(os.path.join(out, "prompt_learner"), exist_ok=True)
     for epoch in (3, 12):
         open(os.path.join(out, "prompt_learner", f"model.pth.tar-{{epoch}}"), "w").close()
+sys.path.insert(0, {repo!r})
+from runs import layout  # the merged config as train.py records it: the two files, then the options
+config = {{}}
+for key, value in layout.expected_config([args[args.index(flag) + 1] for flag in
+                                          ("--dataset-config-file", "--config-file")], args[-4:]).items():
+    node = config
+    for part in key.split(".")[:-1]:
+        node = node.setdefault(part, {{}})
+    node[key.split(".")[-1]] = value
 with open(os.path.join(out, "results.json"), "w") as f:
-    json.dump({{"method": args[args.index("--trainer") + 1], "accuracy": 50.0,
-               "config": {{"DATASET": {{"SUBSAMPLE_CLASSES": opts["DATASET.SUBSAMPLE_CLASSES"]}}}}}}, f)
+    json.dump({{"method": args[args.index("--trainer") + 1], "accuracy": 50.0, "config": config,
+               "shots": int(opts["DATASET.NUM_SHOTS"]), "seed": int(args[args.index("--seed") + 1])}}, f)
 """
 
 
@@ -225,7 +234,7 @@ class Workspace:
         for trainer in ("AR", "ZeroshotCLIP", "DVP_CLS"):
             self.write(f"configs/trainers/{trainer}/vit_b16.yaml", "{}\n")
         fake = root / "fake_python"
-        fake.write_text(FAKE_TRAIN.format(python=sys.executable))
+        fake.write_text(FAKE_TRAIN.format(python=sys.executable, repo=str(REPO)))
         fake.chmod(0o755)
         self.record = root / "record.jsonl"
         self.env = {"PYTHON": str(fake), "DATA": "/datasets", "OUTPUT": "out",
@@ -289,7 +298,7 @@ def test_base2new_script_trains_on_base_then_tests_new(ws):
         "out/base2new/test_new/eurosat/AR/vit_b16_16shots/seed2",
         "out/base2new/train_base/eurosat/AR/vit_b16_16shots/seed3",
         "out/base2new/test_new/eurosat/AR/vit_b16_16shots/seed3"]
-    assert "is unreadable" in res.stdout and "done 2 / failed 0 / skipped 4" not in res.stdout
+    assert "results.json is corrupt" in res.stdout and "done 2 / failed 0 / skipped 4" not in res.stdout
     assert "done 3 / failed 0 / skipped 3" in res.stdout
 
 
@@ -331,6 +340,46 @@ def test_xd_script_trains_on_imagenet_and_tests_every_target(ws):
     # everything finished: a second call launches nothing
     res = ws.run("xd.sh", "ar", SEEDS="1")
     assert ws.launched() == [] and "done 0 / failed 0 / skipped 15" in res.stdout
+
+
+def test_an_edited_trainer_config_reruns_training_and_its_tests(ws):
+    """Old code: the runs of the old config were skipped (results.json had accuracy, method and classes)."""
+    env = dict(SEEDS="1", XD_TARGETS="dtd eurosat")
+    assert ws.run("xd.sh", "ar", **env).returncode == 0 and len(ws.launched()) == 3
+    ws.write("configs/trainers/AR/vit_b16.yaml", "OPTIM:\n  MAX_EPOCH: 5\n")
+    res = ws.run("xd.sh", "ar", **env)
+    assert res.returncode == 0, res.stderr + res.stdout
+    assert [out_dir(a) for a in ws.launched()] == ["out/xd/train/imagenet/AR/vit_b16_16shots/seed1",
+                                                   "out/xd/test/dtd/AR/vit_b16_16shots/seed1",
+                                                   "out/xd/test/eurosat/AR/vit_b16_16shots/seed1"]
+    assert "OPTIM.MAX_EPOCH not recorded (config sets 5)" in res.stdout
+    res = ws.run("xd.sh", "ar", **env)
+    assert ws.launched() == [] and "done 0 / failed 0 / skipped 3" in res.stdout
+    assert ws.run("base2new.sh", "ar", "dtd", SEEDS="1").returncode == 0  # base2new: the same rule
+    ws.write("configs/datasets/dtd.yaml", "DATASET:\n  NAME: X\n  NUM_LABELED: 2\n")
+    res = ws.run("base2new.sh", "ar", "dtd", SEEDS="1")
+    assert [out_dir(a) for a in ws.launched()] == ["out/base2new/train_base/dtd/AR/vit_b16_16shots/seed1",
+                                                   "out/base2new/test_new/dtd/AR/vit_b16_16shots/seed1"]
+
+
+def test_a_test_reruns_after_its_training_run_was_redone_in_an_earlier_invocation(ws):
+    """Old code: a test was rerun only when its training run was redone in the same invocation; one that
+    was interrupted before the test ran left the old model's test result, skipped ever after."""
+    env = dict(SEEDS="1", XD_TARGETS="dtd")
+    train, test = "out/xd/train/imagenet/AR/vit_b16_16shots/seed1", "out/xd/test/dtd/AR/vit_b16_16shots/seed1"
+    assert ws.run("xd.sh", "ar", **env).returncode == 0
+    (ws.root / train / "results.json").unlink()  # the training run is redone, its test does not finish
+    res = ws.run("xd.sh", "ar", FAKE_FAIL="xd/test/dtd", **env)
+    assert res.returncode == 1 and [out_dir(a) for a in ws.launched()] == [train, test]
+    res = ws.run("xd.sh", "ar", **env)
+    assert res.returncode == 0 and [out_dir(a) for a in ws.launched()] == [test]
+    assert "running again: its training run was run again since" in res.stdout
+    assert ws.run("xd.sh", "ar", **env).stdout.count("skip (results.json exists)") == 2
+    tested = json.loads((ws.root / test / "tested_model.json").read_text())
+    assert tested["model_dir"] == train and list(tested["checkpoints"]) == ["prompt_learner/model.pth.tar-12"]
+    (ws.root / test / "tested_model.json").unlink()  # a test that does not say what it tested is redone
+    res = ws.run("xd.sh", "ar", **env)
+    assert [out_dir(a) for a in ws.launched()] == [test] and "tested_model.json is missing" in res.stdout
 
 
 def test_xd_zero_shot_loads_no_model(ws):

@@ -13,7 +13,10 @@ the same record as ``run.json``. It is used three ways:
 
 Only Dassl's public trainer methods are overridden, so this works on both backends.
 """
+import contextlib
+import contextvars
 import fnmatch
+import glob
 import hashlib
 import json
 import os
@@ -124,6 +127,35 @@ def read_checkpoint(path):
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path} is not a model checkpoint (no state_dict). Pass a folder written by train.py.")
     return checkpoint
+
+
+def evaluated_record(model_dir, epoch=None):
+    """(path, run record) of the checkpoint ``--eval-only --model-dir`` loads (the first model's; epoch None:
+    model-best), or (path or None, None); read before the model is built (DVP_CLS takes its v from it)."""
+    name = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
+    found = sorted(glob.glob(osp.join(model_dir, "*", name)))
+    if not found:
+        return None, None
+    record = read_checkpoint(found[0]).get("run")
+    return found[0], record if isinstance(record, dict) else None
+
+
+# The record of the checkpoint being evaluated, while train.py builds the trainer (see ``evaluating``).
+_EVALUATED = contextvars.ContextVar("evaluated_checkpoint", default=(None, None))
+
+
+@contextlib.contextmanager
+def evaluating(path, record):
+    """Within: ``evaluated_checkpoint()`` is (path, record) of the checkpoint the trainer will load."""
+    token = _EVALUATED.set((path, record))
+    try:
+        yield
+    finally:
+        _EVALUATED.reset(token)
+
+
+def evaluated_checkpoint():
+    return _EVALUATED.get()
 
 
 def pointer_dirs(directory):

@@ -19,6 +19,7 @@ from vr import PRM, Mean, description_table, kmeans_groups, nearest_centroid, ra
 
 from .base import (CheckpointError, VRTrainer, add_common_keys, add_description_keys, check_description_cfg,
                    save_tensors, write_csv)
+from .checkpoints import evaluated_checkpoint
 
 AGGREGATIONS = ("prm", "mean")
 GROUPINGS = ("kmeans", "random")
@@ -164,7 +165,22 @@ class DVP_CLS(DVPBase):
         node = cfg.TRAINER.DVP_CLS
         if node.V > 0:
             return int(node.V)
+        if self.checkpoint_v() is not None:
+            return self.checkpoint_v()
         return dataset_v(node, self.description_key_of(cfg) or cfg.DATASET.NAME)
+
+    def checkpoint_v(self):
+        """With V 0, an evaluated checkpoint's v (its record's prompt.num_prompts): a trained model keeps its
+        number of prompts on any dataset (xd.sh tests an ImageNet run on EuroSAT); decided once, when built."""
+        if not hasattr(self, "_checkpoint_v"):
+            path, record = evaluated_checkpoint()
+            v = ((record or {}).get("prompt") or {}).get("num_prompts")
+            self._checkpoint_v = int(v) if v else None
+            if v:
+                own = dataset_v(self.cfg.TRAINER.DVP_CLS, self.description_key_of(self.cfg) or self.cfg.DATASET.NAME)
+                print(f"DVP_CLS: TRAINER.DVP_CLS.V is 0, so v = {v} is taken from the evaluated checkpoint {path} "
+                      f"(prompt.num_prompts; this dataset's own v would be {own})")
+        return self._checkpoint_v
 
     def check_method_cfg(self, cfg):
         node = cfg.TRAINER.DVP_CLS
@@ -217,4 +233,6 @@ class DVP_CLS(DVPBase):
         record = dict(getattr(self, "grouping_record", {}))
         # after a checkpoint load the assignment may differ from the one computed at build time
         record["sizes"] = self.model.text_table.prompts.bincount(minlength=self.num_clusters()).tolist()
-        return {"grouping": record}
+        source = ("TRAINER.DVP_CLS.V" if self.vcfg.V > 0 else
+                  "the evaluated checkpoint" if self.checkpoint_v() is not None else "the dataset (V 0)")
+        return {"grouping": record, "v": self.num_clusters(), "v_source": source}
