@@ -99,7 +99,10 @@ def final_error_log(output_dir=""):
 
     def record(text):
         path = _LAST_LOG["path"]
-        if path is None and output_dir and os.path.isdir(output_dir):
+        finished = output_dir and os.path.isfile(os.path.join(output_dir, "results.json"))
+        if path is None and output_dir and os.path.isdir(output_dir) and not finished:
+            # (a finished run's log keeps ending with its result lines: a command refused before it
+            # started, e.g. another config for that folder, says so on the console only)
             path = os.path.join(output_dir, "log.txt")
         if path is not None:
             append_to_file(path, text)

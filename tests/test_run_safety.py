@@ -121,3 +121,17 @@ def test_a_full_disk_under_the_log_names_the_log(tmp_path):
         with pytest.raises(OSError) as err:
             action()
         assert user_error_message(err.value).startswith(f"Cannot write {tmp_path / 'log.txt'}: the disk is full")
+
+
+def test_a_refused_command_leaves_a_finished_runs_log_ending_with_its_results(toy_root, tmp_path, capsys):
+    """Rerunning a finished run's folder with another config is refused before it starts; the folder's
+    log.txt must still end with the run's result lines (the README promises it), not with that refusal."""
+    import tests.toy_plugin  # noqa: F401
+
+    out = tmp_path / "run"
+    base = ["--root", toy_root, "--output-dir", str(out)] + TOY + ["DATASET.NUM_SHOTS", "2", "OPTIM.MAX_EPOCH", "1"]
+    assert train.main(base) == 0
+    before = (out / "log.txt").read_text()
+    assert train.main(base + ["OPTIM.LR", "0.25"]) == 1
+    assert "ERROR:" in capsys.readouterr().err
+    assert (out / "log.txt").read_text() == before
