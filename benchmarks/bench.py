@@ -342,12 +342,14 @@ def part_split(args, device, p):
                 for split, trainer in built.items():
                     runs[split].append(time_steps(trainer, batch, steps, p["warmup"], device))
             for split, trainer in built.items():
-                r = {"trainer": name, "backbone": backbone, "batch": batch, "prompts": trainer.model.prompts.num_prompts,
+                r = {"trainer": name, "backbone": backbone, "batch": batch,
+                     "prompts": trainer.model.prompts.num_prompts,
                      "first_layer_split": trainer.model.first_layer_split_status, "repeats": args.repeats,
                      "threads": torch.get_num_threads(),
                      "step_s": min(x["step_s"] for x in runs[split]),
                      "step_cpu_s": min(x["step_cpu_s"] for x in runs[split]),
-                     "all_step_s": [x["step_s"] for x in runs[split]], "peak_mb": min(x["peak_mb"] for x in runs[split])}
+                     "all_step_s": [x["step_s"] for x in runs[split]],
+                     "peak_mb": min(x["peak_mb"] for x in runs[split])}
                 r["train_img_s"] = batch / r["step_s"]
                 rows.append(r)
             plain, split = rows[-2], rows[-1]
@@ -403,7 +405,8 @@ def part_profile(args, device, p):
                "top_ops": [{"op": e.key, "self_cpu_ms": e.self_cpu_time_total / 1000, "calls": e.count,
                             "share": e.self_cpu_time_total / total} for e in ops[:12]]}
         rows.append(row)
-        print(f"  split {row['first_layer_split']:14s} aten self CPU {row['aten_self_cpu_ms']:8.1f} ms; first layer {row['first_layer_share']:.0%}, element-wise {row['elementwise_share']:.0%}; top: "
+        print(f"  split {row['first_layer_split']:14s} aten self CPU {row['aten_self_cpu_ms']:8.1f} ms; "
+              f"first layer {row['first_layer_share']:.0%}, element-wise {row['elementwise_share']:.0%}; top: "
               + ", ".join(f"{o['op'][6:]} {o['share']:.0%}" for o in row["top_ops"][:6]), flush=True)
         release(trainer)
     return rows
@@ -438,7 +441,8 @@ def _train_cmd(args, out, opts):
     cmd = [sys.executable, "train.py", "--root", args.workdir, "--output-dir", out, "--trainer", "DVP_CLS",
            "--config-file", "configs/trainers/DVP_CLS/vit_b16.yaml", "--backbone", args.e2e_backbone, "--seed", "1",
            "MODEL.BACKBONE.PRETRAINED", "False", "DATASET.NAME", "ImageFolder", "DATASET.IMAGEFOLDER_DIR", IMAGES,
-           "DATASET.NUM_SHOTS", "16", "DATASET.DESCRIPTIONS_DIR", os.path.join(args.workdir, "descriptions"), "DATASET.DESCRIPTIONS_KEY", KEY,
+           "DATASET.NUM_SHOTS", "16", "DATASET.DESCRIPTIONS_DIR", os.path.join(args.workdir, "descriptions"),
+           "DATASET.DESCRIPTIONS_KEY", KEY,
            "OPTIM.MAX_EPOCH", str(args.e2e_epochs), "USE_CUDA", str(args.device == "cuda"),
            "TRAIN.PRINT_FREQ", "1000"]
     return cmd + [str(o) for o in opts]
@@ -450,7 +454,8 @@ def write_split(args, path):
     with contextlib.redirect_stdout(io.StringIO()):
         dataset = engine.build_dataset(cfg)
     split = {"classnames": list(dataset.classnames),
-             "train": [[d.impath, d.label] for d in dataset.train_x], "test": [[d.impath, d.label] for d in dataset.test]}
+             "train": [[d.impath, d.label] for d in dataset.train_x],
+             "test": [[d.impath, d.label] for d in dataset.test]}
     with open(path, "w") as f:
         json.dump(split, f)
     return split
@@ -554,7 +559,9 @@ def main(argv=None):
     ap.add_argument("--parts", default="throughput,dvp,precision,cache,e2e")
     ap.add_argument("--backbones", default="test-tiny,ViT-B/16")
     ap.add_argument("--e2e-epochs", type=int, default=3)
-    ap.add_argument("--e2e-repeats", type=int, default=1, help="repeat the e2e runs (interleaved); the minimum wall and CPU times are kept (each its own minimum)")
+    ap.add_argument("--e2e-repeats", type=int, default=1,
+                    help="repeat the e2e runs (interleaved); the minimum wall and CPU times are kept "
+                         "(each its own minimum)")
     ap.add_argument("--e2e-backbone", default="test-tiny", help="backbone of the e2e runs (random weights)")
     ap.add_argument("--e2e-workers", type=int, default=max(1, min(8, (os.cpu_count() or 1) // 2)),
                     help="DATALOADER.NUM_WORKERS of the toolkit's e2e runs (default: half the cores, 1 to 8)")

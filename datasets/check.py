@@ -90,7 +90,8 @@ def check_imagefolder(root, folder, quick=False, workers=8):
     loader = ImageFolder.locate(root)
     loader.configure(SimpleNamespace(DATASET=SimpleNamespace(IMAGEFOLDER_DIR=folder, DESCRIPTIONS_KEY="",
                                                              CLASSNAMES_FILE="")))
-    return check_located(loader, root, quick, workers, fix="create it: one sub-folder of images per class (datasets/imagefolder.py)",
+    return check_located(loader, root, quick, workers,
+                         fix="create it: one sub-folder of images per class (datasets/imagefolder.py)",
                          unsplit_ok=True)
 
 
@@ -176,7 +177,8 @@ def format_report(report):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m datasets.check", description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"dataset(s) to check (default: all public ones): {', '.join(public_names())}; also digits "
+                        help=f"dataset(s) to check (default: all public ones): {', '.join(public_names())}; "
+                             f"also digits "
                              f"(the built shifts, or --shift) and imagefolder (with --folder)")
     parser.add_argument("--root", required=True, help="data root (DATASET.ROOT)")
     parser.add_argument("--shift", action="append", choices=SHIFTS,
@@ -186,7 +188,8 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=8, help="threads decoding images")
     args = parser.parse_args(argv)
     try:
-        names = [n.lower() if n.lower() in LOCAL else find_loader(n).config_name for n in (args.names or public_names())]
+        names = [n.lower() if n.lower() in LOCAL else find_loader(n).config_name
+                 for n in (args.names or public_names())]
         if "imagefolder" in names and not args.folder:
             raise ValueError("imagefolder needs --folder DIR (the DATASET.IMAGEFOLDER_DIR of your config)")
     except ValueError as err:

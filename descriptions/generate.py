@@ -20,7 +20,8 @@ import re
 import sys
 
 from .chat import ChatClient, ChatError
-from .files import (CFG_DESCRIPTIONS_DIR, CFG_DESCRIPTIONS_KEY, DEFAULT_DIR, check_key, read_description_file, write_description_file)
+from .files import (CFG_DESCRIPTIONS_DIR, CFG_DESCRIPTIONS_KEY, DEFAULT_DIR, check_key, read_description_file,
+                    write_description_file)
 
 KINDS = ("des", "dist", "causes")
 DEFAULT_N = {"des": 25, "dist": 25, "causes": 20}
@@ -51,7 +52,8 @@ def _subfolders(folder):
 
 def read_classnames(spec):
     """Class names from a dataset folder (one sub-folder per class, sorted as ImageFolder does;
-    a folder holding only train/val/test splits uses train/), a text file (one name per line; blank lines and '#' comments skipped), a JSON file (a list of
+    a folder holding only train/val/test splits uses train/), a text file (one name per line; blank lines and '#' \
+comments skipped), a JSON file (a list of
     names or an object whose keys are names) or a comma-separated list."""
     if os.path.isdir(spec):
         names = _subfolders(spec)

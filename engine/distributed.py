@@ -231,7 +231,8 @@ class ShardedBatchSampler(Sampler):
     """Rank r's part of every global batch of the one-process sample order.
 
     The order comes from ``base_sampler`` (sequential, random, ...), drawn in every epoch under the same
-    seed on all ranks (``epoch_order``), so the ranks agree on it without communicating. Global batch k = order[kB:(k+1)B];
+    seed on all ranks (``epoch_order``), so the ranks agree on it without communicating. \
+Global batch k = order[kB:(k+1)B];
     rank r takes its entries r, r+W, r+2W, ... If a last global batch holds fewer samples than ranks, a
     rank left without one gets a padding sample marked ``valid = False`` (weight 0 in ``sync_gradients``,
     excluded from statistics), so that every rank runs the same number of steps.

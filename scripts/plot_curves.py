@@ -27,9 +27,9 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(1, REPO)
-import make_table as mt
+import make_table as mt  # noqa: E402
 
-from engine.io import atomic_write_bytes, atomic_write_text
+from engine.io import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 SHOTS = (1, 2, 4, 8, 16)
 AVERAGE = "Average"

@@ -132,7 +132,8 @@ def _simple_folders(folder, image_folder, split_name, key, n=3, ext=".jpg"):
 
 def _eurosat(root, split_file):
     keys = description_keys("eurosat")
-    raw_of = {"Annual Crop Land": "AnnualCrop", "Forest": "Forest", "Herbaceous Vegetation Land": "HerbaceousVegetation",
+    raw_of = {"Annual Crop Land": "AnnualCrop", "Forest": "Forest",
+              "Herbaceous Vegetation Land": "HerbaceousVegetation",
               "Highway or Road": "Highway"}
     names = keys[:4]
     return _folder_dataset(root, "eurosat", "2750", "split_zhou_EuroSAT.json", [raw_of[n] for n in names], names,
@@ -333,7 +334,8 @@ def _imagenet(root, split_file):
     _write_text(os.path.join(dataset_dir, "classnames.txt"), [f"{w} {n}" for w, n in IMAGENET_CLASSES])
     images = []
     for wnid, _ in IMAGENET_CLASSES:
-        images += [write_image(os.path.join(dataset_dir, "images", "train", wnid, f"{wnid}_{i}.JPEG")) for i in range(3)]
+        images += [write_image(os.path.join(dataset_dir, "images", "train", wnid, f"{wnid}_{i}.JPEG"))
+                   for i in range(3)]
         images += [write_image(os.path.join(dataset_dir, "images", "val", wnid, f"ILSVRC2012_val_{wnid}_{i}.JPEG"))
                    for i in range(2)]
     n = len(IMAGENET_CLASSES)

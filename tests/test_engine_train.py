@@ -91,7 +91,8 @@ def test_seeded_runs_are_deterministic(toy_root, tmp_path):
 
 @pytest.mark.parametrize("argv,needle", [
     (["--trainer", "ToyLinaer"], 'Unknown trainer "ToyLinaer" (do you mean "ToyLinear"?)'),
-    (["--trainer", "ToyLinear", "DATASET.NAME", "ToyColours"], 'Unknown dataset "ToyColours" (DATASET.NAME) (do you mean "ToyColors"?)'),
+    (["--trainer", "ToyLinear", "DATASET.NAME", "ToyColours"],
+     'Unknown dataset "ToyColours" (DATASET.NAME) (do you mean "ToyColors"?)'),
     (["--trainer", "ToyLinear", "DATASET.NAME", "ToyColors", "OPTIM.NOPE", "1"], "OPTIM.NOPE"),
 ])
 def test_bad_names_fail_clearly(toy_root, tmp_path, capsys, argv, needle):

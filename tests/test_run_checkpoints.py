@@ -116,7 +116,8 @@ def test_checkpoint_without_record_loads_for_the_same_classes_with_a_warning(ar_
     assert torch.equal(ev.model.prompts.delta, checkpoint["state_dict"]["prompts.delta"])
     assert "could not be verified" in ev.extra_results()["warnings"][0]
     # other texts (here: CoOp's template) cannot be told apart from other classes: an error, not a swap
-    ev2 = make_trainer(toy_cfg("AR", toy_root, tmp_path / "ev2", toy_descriptions, opts=["TRAINER.AR.TEMPLATES", "coop"]))
+    ev2 = make_trainer(toy_cfg("AR", toy_root, tmp_path / "ev2", toy_descriptions,
+                               opts=["TRAINER.AR.TEMPLATES", "coop"]))
     with pytest.raises(ValueError, match="texts differ"):
         ev2.load_model(str(old.parent), epoch=2)
 

@@ -303,7 +303,8 @@ def test_base2new_script_trains_on_base_then_tests_new(ws):
 
 
 def test_base2new_failed_training_skips_its_test(ws):
-    res = ws.run("base2new.sh", "dvp_cls", "dtd", "vit_b16", SEEDS="1 2", FAKE_FAIL="train_base/dtd/DVP_CLS/vit_b16_16shots/seed1")
+    res = ws.run("base2new.sh", "dvp_cls", "dtd", "vit_b16", SEEDS="1 2",
+                 FAKE_FAIL="train_base/dtd/DVP_CLS/vit_b16_16shots/seed1")
     assert res.returncode == 1
     assert [out_dir(a) for a in ws.launched()] == [
         "out/base2new/train_base/dtd/DVP_CLS/vit_b16_16shots/seed1",

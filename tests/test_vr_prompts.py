@@ -95,7 +95,8 @@ def test_no_prompt_only_normalises():
 def test_build_prompt_and_clear_errors():
     assert isinstance(build_prompt("padding", 224, MEAN, STD), PaddingPrompt)
     assert isinstance(build_prompt("Watermark", 224, MEAN, STD), WatermarkPrompt)
-    with pytest.raises(ValueError, match='Unknown visual prompt kind "frame".*Registered kinds: none, padding, watermark'):
+    with pytest.raises(ValueError,
+                       match='Unknown visual prompt kind "frame".*Registered kinds: none, padding, watermark'):
         build_prompt("frame", 224, MEAN, STD)
     with pytest.raises(ValueError, match='Unknown visual prompt kind "paddin".*Did you mean "padding"\\?'):
         build_prompt("paddin", 224, MEAN, STD)

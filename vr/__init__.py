@@ -21,6 +21,7 @@ __all__ = [
     "Aggregation", "Identity", "LambdaMix", "Mean", "TopKMean", "PRM", "FrozenCLIP", "ReprogrammedCLIP",
     "cause_groups", "group_sizes", "kmeans_groups", "nearest_centroid", "random_groups", "AdditiveParts", "NoPrompt",
     "PaddingPrompt", "VisualPrompt", "WatermarkPrompt", "build_prompt", "loader_size_for", "prompt_class",
-    "prompt_from_node", "prompt_kinds", "register_prompt", "VR_TEMPLATE", "TextTable", "class_text", "description_table", "template_table",
+    "prompt_from_node", "prompt_kinds", "register_prompt", "VR_TEMPLATE", "TextTable", "class_text",
+    "description_table", "template_table",
     "templates_for",
 ]
