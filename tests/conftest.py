@@ -67,3 +67,14 @@ def shared_descriptions():
     if not os.path.isdir(DESCRIPTIONS):
         pytest.skip("../shared/descriptions is not present")
     return DESCRIPTIONS
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """test-tiny is tiny: on a busy 2-core machine one intra-op thread is many times faster (restored after)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -35,13 +35,7 @@ plot_prm = load_script("plot_prm")
 predict = load_script("predict")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """test-tiny is tiny: on a busy 2-core machine one intra-op thread is much faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # test-tiny: one intra-op thread is faster
 
 
 def train_run(name, root, out, descriptions, epochs, opts=()):

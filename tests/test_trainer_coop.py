@@ -18,13 +18,7 @@ from trainers.coop import PromptLearner, TextTower
 CONFIGS = os.path.join(train.__file__.rsplit(os.sep, 1)[0], "configs", "trainers", "CoOp")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """test-tiny is tiny: on a busy 2-core machine one intra-op thread is many times faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # test-tiny: one intra-op thread is faster
 
 
 def coop_args(root, out, *opts, extra=()):

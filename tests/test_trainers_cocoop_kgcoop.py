@@ -20,13 +20,7 @@ ROOT = os.path.dirname(train.__file__)
 NODE_OPTS = {"CoCoOp": [], "KgCoOp": ["TRAINER.KGCOOP.W", "8.0"]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """test-tiny is tiny: on a busy 2-core machine one intra-op thread is many times faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # test-tiny: one intra-op thread is faster
 
 
 def run_args(method, root, out, *opts, extra=()):

@@ -42,12 +42,7 @@ class ToyColorsNoVal(ToyColors):
         self._val = []
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # test-tiny: one intra-op thread is faster
 
 
 def run_args(name, root, out, *opts, dataset="ToyColors"):
