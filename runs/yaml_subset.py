@@ -20,30 +20,32 @@ class YamlSubsetError(ValueError):
     """A yaml construct outside the subset the runner reads."""
 
 
-def _strip_comment(line):
+def _unquoted(text):
+    """(index, character) of every character of ``text`` outside a quoted string (the quotes excluded)."""
     quote = None
-    for i, ch in enumerate(line):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
-            return line[:i].rstrip()
-    return line.rstrip()
-
-
-def _split_flow(text):
-    items, quote, start = [], None, 0
     for i, ch in enumerate(text):
         if quote:
             if ch == quote:
                 quote = None
         elif ch in "\"'":
             quote = ch
-        elif ch in "[]{}":
+        else:
+            yield i, ch
+
+
+def _strip_comment(line):
+    for i, ch in _unquoted(line):
+        if ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i].rstrip()
+    return line.rstrip()
+
+
+def _split_flow(text):
+    items, start = [], 0
+    for i, ch in _unquoted(text):
+        if ch in "[]{}":
             raise YamlSubsetError("nested flow collections")
-        elif ch == ",":
+        if ch == ",":
             items.append(text[start:i])
             start = i + 1
     items.append(text[start:])
