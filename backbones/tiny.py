@@ -12,15 +12,19 @@ from .registry import register_backbone
 TINY_SEED = 20250601
 
 
+def _seeded_clip(vision, text, embed_dim, seed):
+    """open_clip's CLIP built from a fixed seed in a forked RNG (the caller's RNG state is left alone)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return open_clip.CLIP(embed_dim=embed_dim, vision_cfg=vision, text_cfg=text, quick_gelu=True)
+
+
 def build_tiny_clip(width=64, layers=2, heads=2, embed_dim=64, pool_type="tok", seed=TINY_SEED):
     """A 224x224, patch-16 ViT CLIP with a small text tower and OpenAI's tokenizer vocabulary."""
     vision = CLIPVisionCfg(layers=layers, width=width, head_width=width // heads, patch_size=16,
                            image_size=224, pool_type=pool_type)
     text = CLIPTextCfg(context_length=77, vocab_size=49408, width=width, heads=heads, layers=layers)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = open_clip.CLIP(embed_dim=embed_dim, vision_cfg=vision, text_cfg=text, quick_gelu=True)
-    return model
+    return _seeded_clip(vision, text, embed_dim, seed)
 
 
 @register_backbone("test-tiny")
@@ -34,10 +38,7 @@ def build_tiny_resnet_clip(width=8, layers=(1, 1, 1, 1), embed_dim=64, seed=TINY
     tower size: the ResNet code paths (stem convolution, attention pooling) in tests."""
     vision = CLIPVisionCfg(layers=tuple(layers), width=width, head_width=16, image_size=224)
     text = CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=2, layers=2)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = open_clip.CLIP(embed_dim=embed_dim, vision_cfg=vision, text_cfg=text, quick_gelu=True)
-    return model
+    return _seeded_clip(vision, text, embed_dim, seed)
 
 
 @register_backbone("test-tiny-rn")
