@@ -35,13 +35,13 @@ import time
 from collections import namedtuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from engine.io import atomic_write_json  # noqa: E402  (stdlib only)
 from runs import catalogue, layout  # noqa: E402  (the registered datasets; the run-folder layout)
+from runs.jobs import DEFAULT_CFG, DEFAULT_SEEDS, Settings, UsageError, available_cfgs, available_datasets  # noqa: E402
 from runs.launcher import run_lock  # noqa: E402  (the sweep's per-run lock)
 
 PROTOCOL_SHOTS = 16  # the protocols' published setting (CoCoOp, CoOp): 16 shots
-DEFAULT_CFG = "vit_b16"
-DEFAULT_SEEDS = "1 2 3"
-RESULTS = "results.json"
+RESULTS = layout.RESULTS
 TESTED_MODEL = "tested_model.json"  # in a test run: trained_model() of the training run it evaluated
 XD_SOURCE = "imagenet"
 # CoOp's cross-dataset targets and its domain-generalisation targets (config names).
@@ -70,10 +70,6 @@ EVAL_ONLY = frozenset(m.trainer for m in catalogue.load().values() if not m.trai
 Step = namedtuple("Step", "label folder trainer classes options model_dir")
 
 
-class UsageError(ValueError):
-    """Bad names or values given by the user; raised before anything is launched."""
-
-
 def _squash(name):
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
@@ -95,15 +91,12 @@ def resolve_trainer(method):
 
 def check_configs(trainer, cfg, datasets):
     problems = []
-    if not osp.isfile(osp.join("configs", "trainers", trainer, f"{cfg}.yaml")):
-        have = sorted(f[:-5] for f in os.listdir(osp.join("configs", "trainers", trainer))
-                      if f.endswith(".yaml"))
+    if not osp.isfile(layout.trainer_config(trainer, cfg)):
         problems.append(f"no config '{cfg}' for {trainer}; configs/trainers/{trainer} has: "
-                        + ", ".join(have))
+                        + ", ".join(available_cfgs(trainer)))
     missing = [d for d in datasets if not osp.isfile(dataset_config(d))]
     if missing:
-        have = sorted(f[:-5] for f in os.listdir(osp.join("configs", "datasets"))
-                      if f.endswith(".yaml")) if osp.isdir(osp.join("configs", "datasets")) else []
+        have = available_datasets() or []
         problems.append("unknown dataset(s) " + ", ".join(missing) + "; configs/datasets has: "
                         + ", ".join(have))
     if problems:
@@ -230,7 +223,7 @@ def command(step, python, data):
     dataset, cfg, seed = step.options
     cmd = python + ["train.py", "--root", data, "--seed", str(seed), "--trainer", step.trainer,
                     "--dataset-config-file", dataset_config(dataset),
-                    "--config-file", osp.join("configs", "trainers", step.trainer, f"{cfg}.yaml"),
+                    "--config-file", layout.trainer_config(step.trainer, cfg),
                     "--output-dir", step.folder]
     if step.trainer in EVAL_ONLY:
         cmd.append("--eval-only")
@@ -275,10 +268,9 @@ def _run_locked(step, cmd, python, lock_file):
     Child.proc = None
     took = time.time() - start
     if rc != 0:
-        return "failed", f"exit {rc} after {took:.0f} s; see {osp.join(step.folder, 'log.txt')}"
+        return "failed", f"exit {rc} after {took:.0f} s; see {osp.join(step.folder, layout.LOG_FILE)}"
     if tested is not None:
-        with open(osp.join(step.folder, TESTED_MODEL), "w") as f:
-            json.dump(tested, f, indent=1)
+        atomic_write_json(osp.join(step.folder, TESTED_MODEL), tested, indent=1)
     done, why = finished(step)
     if not done:
         return "failed", f"exit 0 but {why or 'no results.json in ' + step.folder}"
@@ -353,11 +345,8 @@ def main(argv=None):
         trainer = resolve_trainer(args[0])
         cfg = args[needed] if len(args) > needed else DEFAULT_CFG
         seeds = parse_seeds(os.environ.get("SEEDS") or DEFAULT_SEEDS)
-        python = shlex.split(os.environ.get("PYTHON") or "python")
-        if not python:
-            raise UsageError("PYTHON is set but empty; unset it or name an interpreter")
-        data = os.environ.get("DATA") or "./data"
-        output = os.environ.get("OUTPUT") or "output"
+        settings = Settings()
+        python, data, output = settings.python, settings.data, settings.output
         if protocol == "base2new":
             datasets = [args[1]]
             steps = base2new_steps(trainer, args[1], cfg, seeds, output)
