@@ -282,7 +282,8 @@ class RunCheckpoints(SafeLoadModel):
 
     def run_identity(self):
         cfg = self.cfg
-        protocol = protocol_config(cfg)
+        flat = flatten(cfg)  # once: the protocol config and the dataset keys both come from it
+        protocol = {k: v for k, v in flat.items() if not is_excluded(k)}
         if not hasattr(self, "_git_revision"):
             from engine.results import git_revision
 
@@ -295,7 +296,7 @@ class RunCheckpoints(SafeLoadModel):
             "classnames": self.classnames_in_label_order(),
             "shots": int(cfg.DATASET.NUM_SHOTS),
             "seed": int(cfg.SEED),
-            "dataset": {k[len("DATASET."):]: v for k, v in flatten(cfg).items() if k.startswith("DATASET.")},
+            "dataset": {k[len("DATASET."):]: v for k, v in flat.items() if k.startswith("DATASET.")},
             "config": protocol,
             "config_hash": config_hash(protocol),
             "excluded_keys": list(PROTOCOL_EXCLUDED),
@@ -434,6 +435,7 @@ class RunCheckpoints(SafeLoadModel):
             checkpoint = read_checkpoint(path)
             print(f"Load {path} to {name} (epoch={checkpoint['epoch']})")
             record = checkpoint.get("run")
+            self.loaded_run = record  # what made the loaded checkpoint (a trainer may need more of it)
             if not record:
                 self.note_unverified(path)
                 self.load_same_classes(name, checkpoint, verified=False)

@@ -24,6 +24,7 @@ from engine import TRAINER_REGISTRY, build_optimizer, load_pretrained_weights
 from engine.schedulers import build_lr_scheduler
 
 from .coop import MODEL_NAME, CoOp, CoOpCLIP
+from .features import count_trainable
 
 
 def build_meta_net(vis_dim, width):
@@ -86,7 +87,7 @@ class CoCoOp(CoOp):
         self.optim = build_optimizer(learner, cfg.OPTIM)
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
         self._optims[MODEL_NAME], self._scheds[MODEL_NAME] = self.optim, self.sched
-        self.trainable_params = sum(p.numel() for p in learner.parameters() if p.requires_grad)
+        self.trainable_params = count_trainable(learner)
         hidden = learner.meta_net.linear1.out_features
         print(f"CoCoOp: meta-net {vis_dim} -> {hidden} -> {coop.tower.width}; trained: the context and the "
               f"meta-net ({self.trainable_params:,} parameters)")

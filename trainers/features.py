@@ -28,6 +28,7 @@ from engine.io import atomic_write_bytes
 from vr.clip import FrozenCLIP
 from vr.text import class_text, templates_for
 
+from .base import DATA_MANAGER_ATTRIBUTES
 from .checkpoints import CheckpointError, RunCheckpoints
 
 FEATURE_DIR = "features"  # OUTPUT_DIR/features/<split>-<fingerprint>.pt: extracted features, reused on rerun
@@ -247,8 +248,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
         self.transforms = clip_transforms(self.encoder)
         dm = DataManager(cfg, custom_tfm_train=self.transforms[self.TRAIN_TRANSFORM],
                          custom_tfm_test=self.transforms["test"])
-        for name in ("train_loader_x", "train_loader_u", "val_loader", "test_loader", "num_classes",
-                     "num_source_domains", "lab2cname"):
+        for name in DATA_MANAGER_ATTRIBUTES:  # what Dassl's build_data_loader sets, on either backend
             setattr(self, name, getattr(dm, name))
         self.dm = dm
         self.store = FeatureStore(cfg, self.encoder, self.transforms, self.device,
@@ -324,12 +324,8 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
 
     def load_model(self, directory, epoch=None):
         super().load_model(directory, epoch)
-        if directory:
-            from .checkpoints import read_checkpoint
-
-            name = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
-            run = read_checkpoint(os.path.join(directory, self.MODEL_NAME, name)).get("run") or {}
-            self.loaded_method_record = run.get("method_record")
+        if directory:  # the record of the one loaded checkpoint (RunCheckpoints.load_model keeps it)
+            self.loaded_method_record = (getattr(self, "loaded_run", None) or {}).get("method_record")
 
     # ---- checkpoints: identity and other class sets (trainers/checkpoints.py) --------------------
     @classmethod

@@ -28,7 +28,7 @@ from .coop import CoOp, CoOpCLIP
 # Frozen, unused tensors that KgCoOp's checkpoints carry beside the context: ignored on load.
 UNUSED_KEY_PREFIXES = ("bias_vectors", "meta_net.")
 
-# KgCoOp's anchor templates where they differ from CoOp's zero-shot ones (vr.text.COOP_TEMPLATES).
+# KgCoOp's anchor templates where they differ from CoOp's zero-shot ones (the loaders' zeroshot_template).
 KGCOOP_TEMPLATES = {"DescribableTextures": "a photo of a {}, a type of texture."}
 
 

@@ -122,18 +122,16 @@ class FrozenCLIP:
         if pattern is None and num_prompts > 1:
             out = out.expand(num_prompts, *out.shape[1:])
         out = out.reshape(-1, *out.shape[2:])
-        parts = out.split(int(chunk)) if chunk and chunk > 0 and out.shape[0] > chunk else [out]
-        with self._after_first_layer() as tower:
-            feats = torch.cat([tower(part) for part in parts]) if len(parts) > 1 else tower(out)
-        return feats / feats.norm(dim=-1, keepdim=True)
+        with self._after_first_layer():  # the rest of the tower, chunked and normalised as encode_image does
+            return self.encode_image(out, chunk=chunk)
 
     @contextlib.contextmanager
     def _after_first_layer(self):
-        """The image encoder with its first layer replaced by the identity (it gets conv1's output)."""
+        """While inside, the image encoder's first layer is the identity (it gets conv1's output)."""
         visual = self.model.visual
         layer = visual.conv1
         visual.conv1 = nn.Identity()
         try:
-            yield self.model.encode_image
+            yield
         finally:
             visual.conv1 = layer
