@@ -21,7 +21,7 @@ from torchvision import transforms as T
 
 from engine import DataManager, TrainerX, build_lr_scheduler, build_optimizer, build_sampler, distributed
 from engine.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from vr import FrozenCLIP, ReprogrammedCLIP, loader_size_for, prompt_class, prompt_from_node
+from vr import FrozenCLIP, ReprogrammedCLIP, loader_size_for, prompt_class, prompt_from_node, prompt_settings
 
 from .checkpoints import CheckpointError, RunCheckpoints
 from .pipeline import VRDatasetWrapper, augment_seed, check_pipeline_cfg, set_loader_epoch
@@ -260,7 +260,7 @@ class VRTrainer(RunCheckpoints, TrainerX):
     def prompt_identity(self):
         node, kind = self.vcfg, str(self.vcfg.PROMPT).lower()
         geometry = {"kind": kind, "num_prompts": int(self.num_prompts()), "image_size": int(self.clip.image_size)}
-        geometry.update({key.lower(): node[key] for key in prompt_class(kind).CONFIG_KEYS})  # the kind's own keys
+        geometry.update(prompt_settings(prompt_class(kind), node))  # the kind's own keys
         return geometry
 
     def load_same_classes(self, name, checkpoint, verified):

@@ -14,14 +14,14 @@ from .grouping import cause_groups, group_sizes, kmeans_groups, nearest_centroid
 from .model import ReprogrammedCLIP
 from .prm import PRM
 from .prompts import (AdditiveParts, NoPrompt, PaddingPrompt, VisualPrompt, WatermarkPrompt, build_prompt,
-                      loader_size_for, prompt_class, prompt_from_node, prompt_kinds, register_prompt)
+                      loader_size_for, prompt_class, prompt_from_node, prompt_kinds, prompt_settings, register_prompt)
 from .text import VR_TEMPLATE, TextTable, class_text, description_table, template_table, templates_for
 
 __all__ = [
     "Aggregation", "Identity", "LambdaMix", "Mean", "TopKMean", "PRM", "FrozenCLIP", "ReprogrammedCLIP",
     "cause_groups", "group_sizes", "kmeans_groups", "nearest_centroid", "random_groups", "AdditiveParts", "NoPrompt",
     "PaddingPrompt", "VisualPrompt", "WatermarkPrompt", "build_prompt", "loader_size_for", "prompt_class",
-    "prompt_from_node", "prompt_kinds", "register_prompt", "VR_TEMPLATE", "TextTable", "class_text",
+    "prompt_from_node", "prompt_kinds", "prompt_settings", "register_prompt", "VR_TEMPLATE", "TextTable", "class_text",
     "description_table", "template_table",
     "templates_for",
 ]

@@ -258,7 +258,7 @@ class WatermarkPrompt(VisualPrompt):
         return panels
 
 
-def _settings(cls, node) -> dict:
+def prompt_settings(cls, node) -> dict:
     """The kind's own keys of a trainer node, lower-cased (the keyword arguments of its __init__)."""
     return {key.lower(): node[key] for key in cls.CONFIG_KEYS}
 
@@ -278,10 +278,10 @@ def build_prompt(kind: str, image_size: int, mean, std, num_prompts: int = 1, **
 def prompt_from_node(node, image_size: int, mean, std, num_prompts: int = 1) -> VisualPrompt:
     """The prompt a trainer node (``TRAINER.<NAME>``: PROMPT and the kind's keys) describes."""
     cls = prompt_class(node.PROMPT)
-    return build_prompt(node.PROMPT, image_size, mean, std, num_prompts, **_settings(cls, node))
+    return build_prompt(node.PROMPT, image_size, mean, std, num_prompts, **prompt_settings(cls, node))
 
 
 def loader_size_for(node, image_size: int) -> int:
     """Side of the [0,1] images the loader yields for a trainer node's prompt (without building it)."""
     cls = prompt_class(node.PROMPT)
-    return cls.loader_size_of(image_size, **_settings(cls, node))
+    return cls.loader_size_of(image_size, **prompt_settings(cls, node))
