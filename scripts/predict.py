@@ -7,10 +7,11 @@ and its latest checkpoint (or --load-epoch N); the dataset recorded in the confi
 (it gives the class names and the test transform; --root points at a moved dataset). Images go through
 the run's own test transform.
 
-For a DVP run (PRM aggregation) the predicted class's logit is a sum over descriptions of
-weight x description logit; the script prints, for the predicted class, how much of it each visual
-prompt contributes (its PRM mass, which marks the prompt that weighed most, and its part of the logit)
-and the descriptions with the largest weight x logit (descriptions of weight 0 do not count).
+Where the predicted class's logit is a weighted sum of text logits (DVP's PRM, the label maps of ILM-VP,
+BLM and BLM+, the mean over descriptions) the script prints why: how much of it each visual prompt
+contributes (its weight mass, which marks the prompt that weighed most, and its part of the logit; with
+several prompts) and the texts with the largest weight x logit (texts of weight 0 do not count). Any
+model with an ``explain(images, labels, n)`` method is explained the same way (vr/model.py).
 --json prints the same as JSON.
 """
 import argparse
@@ -44,57 +45,26 @@ def build_parser():
     return p
 
 
-def slot_weights(model):
-    """(C, M') weight of every description in its class logit, and its name; None if not a fixed weighted sum."""
-    table, agg = getattr(model, "text_table", None), getattr(model, "aggregation", None)
-    if table is None or agg is None or table.num_slots < 2:  # CoOp; one text per class: nothing to explain
-        return None, ""
-    weights = agg.text_weights(table.num_classes, table.num_slots)
-    return (None, "") if weights is None else (weights.detach().float(), agg.WEIGHT_KIND)
-
-
-def explain(model, weights, kind, z, label, n_descriptions):
-    """For class ``label`` of one image: each prompt's PRM mass and part of the logit; top descriptions."""
-    table = model.text_table
-    w = weights[label].to(z.device)
-    scores = w * z[label]  # the class logit is scores.sum()
-    prompts = table.prompt_grid()[label].to(z.device)
-    texts = table.texts_of_class(label)
-    parts = []
-    for i in range(table.num_prompts):
-        mine = prompts == i
-        parts.append({"prompt": i, "mass": float(w[mine].sum()), "logit_part": float(scores[mine].sum()),
-                      "descriptions": int(mine.sum())})
-    used = torch.nonzero(w > 0).flatten()  # descriptions with weight 0 do not enter the logit
-    order = used[torch.argsort(scores[used], descending=True)][:max(0, n_descriptions)].tolist()
-    descriptions = [{"text": texts[j], "prompt": int(prompts[j]), "weight": float(w[j]), "logit": float(z[label, j]),
-                     "score": float(scores[j])} for j in order]
-    return {"weights": kind, "class_logit": float(scores.sum()), "prompts": parts, "descriptions": descriptions}
-
-
 def predict(run, images, topk=5, n_descriptions=5):
-    """One record per image: top classes (with probabilities) and, for weighted description sums, why."""
+    """One record per image: top classes (with probabilities) and, where the model can say why (its
+    ``explain`` method: weighted text sums, cache neighbours), the explanation of its top class."""
     model = run.model
-    weights, kind = slot_weights(model)
+    explain = getattr(model, "explain", None)
     k = max(1, min(int(topk), len(run.classnames)))
     records = []
     for start in range(0, len(images), BATCH):
         paths = images[start:start + BATCH]
         batch = run.images_to_batch(paths)
         with torch.no_grad():
-            if weights is not None:
-                logits, z = model.forward_with_descriptions(batch)
-            else:
-                logits, z = run.class_logits(batch), None
+            logits = run.class_logits(batch)
         probs = torch.softmax(logits.float(), dim=1)
         top = torch.topk(probs, k, dim=1)
+        why = explain(batch, top.indices[:, 0].tolist(), n_descriptions) if explain else [None] * len(paths)
         for b, path in enumerate(paths):
             rec = {"image": path, "top": [{"class": run.classnames[int(i)], "label": int(i), "probability": float(p)}
                                           for p, i in zip(top.values[b], top.indices[b])]}
-            if z is not None:
-                label = int(top.indices[b, 0])
-                rec["explanation"] = {"class": run.classnames[label],
-                                      **explain(model, weights, kind, z[b].float(), label, n_descriptions)}
+            if why[b] is not None:
+                rec["explanation"] = {"class": run.classnames[int(top.indices[b, 0])], **why[b]}
             records.append(rec)
     return records
 
@@ -106,10 +76,12 @@ def format_record(rec):
         lines.append(f"  {r:>2}. {t['class']:<{width}}  {100.0 * t['probability']:6.2f}%")
     ex = rec.get("explanation")
     if ex:
-        lines.append(f"  Prompts behind \"{ex['class']}\" (class logit {ex['class_logit']:.3f} = sum over "
-                     f"descriptions of {ex['weights']} x description logit):")
+        several = len(ex["prompts"]) > 1
+        lines.append(f"  {'Prompts behind' if several else 'Logit of'} \"{ex['class']}\" (class logit "
+                     f"{ex['class_logit']:.3f} = sum over descriptions of {ex['weights']} x description logit)"
+                     f"{':' if several else ''}")
         most = max(ex["prompts"], key=lambda p: (p["mass"], p["logit_part"]))["prompt"]
-        for p in ex["prompts"]:
+        for p in ex["prompts"] if several else []:
             flag = "  <- weighed most" if p["prompt"] == most and len(ex["prompts"]) > 1 else ""
             lines.append(f"    prompt {p['prompt']}: mass {p['mass']:.3f} over {p['descriptions']} descriptions, "
                          f"part of the logit {p['logit_part']:.3f}{flag}")

@@ -11,7 +11,7 @@ import yaml
 
 import train
 from tests.conftest import run_cmd
-from tests.trainer_fixtures import KEY, NODES, eval_logits, make_trainer, toy_cfg, toy_descriptions  # noqa: F401
+from tests.trainer_fixtures import KEY, eval_logits, make_trainer, node_of, toy_cfg, toy_descriptions  # noqa: F401
 from trainers.checkpoints import CheckpointError, PROTOCOL_EXCLUDED
 from vr import nearest_centroid, template_table
 
@@ -21,7 +21,7 @@ VR_TRAINED = ["VP", "AR", "AttrVR", "DVP_CSE", "DVP_CLS"]
 
 def toy_argv(trainer, root, out, descriptions, *opts, extra=()):
     """train.py arguments of a tiny run on ToyColors (the settings of trainer_fixtures.toy_cfg)."""
-    node = NODES[trainer]
+    node = node_of(trainer)
     argv = ["--root", root, "--output-dir", str(out), "--trainer", trainer, "--seed", "1", *extra,
             "DATASET.NAME", "ToyColors", "DATASET.NUM_SHOTS", "2", "DATASET.DESCRIPTIONS_DIR", descriptions,
             "DATASET.DESCRIPTIONS_KEY", KEY, "MODEL.BACKBONE.NAME", "test-tiny", "USE_CUDA", "False",

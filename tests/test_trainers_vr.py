@@ -132,9 +132,9 @@ ONE_SHOT_BATCH = {"VP": 16, "AR": 16, "AttrVR": 16, "DVP_CSE": 64, "DVP_CLS": 64
 def test_one_shot_batch_follows_each_reference_as_train_py_builds_it(name, toy_root, toy_descriptions, tmp_path,
                                                                     capsys):
     import train
-    from tests.trainer_fixtures import METHOD_OPTS, NODES
+    from tests.trainer_fixtures import METHOD_OPTS, node_of
 
-    node = NODES[name]
+    node = node_of(name)
     small = [x for k, v in METHOD_OPTS.get(node, {}).items() for x in (f"TRAINER.{node}.{k}", str(v))]
 
     def build(shots):

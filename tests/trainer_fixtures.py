@@ -60,8 +60,11 @@ if TEST_DEVICE not in ("cpu", "cuda"):
     raise ValueError(f"VR_TEST_DEVICE={TEST_DEVICE!r}: use cpu (default) or cuda")
 if TEST_DEVICE == "cuda" and not torch.cuda.is_available():
     raise RuntimeError("VR_TEST_DEVICE=cuda but torch.cuda.is_available() is False: no silent CPU run")
-NODES = {"ZeroshotCLIP": "ZEROSHOTCLIP", "VP": "VP", "AR": "AR", "AttrVR": "ATTRVR", "DVP_CSE": "DVP_CSE",
-         "DVP_CLS": "DVP_CLS"}
+def node_of(trainer):
+    """The config node of a registered trainer (its class's NODE: TRAINER.<NODE>)."""
+    from engine import TRAINER_REGISTRY
+
+    return TRAINER_REGISTRY.get(trainer).NODE
 
 
 def toy_cfg(trainer, root, output_dir, descriptions_dir, epochs=3, seed=1, opts=()):
@@ -86,8 +89,8 @@ def toy_cfg(trainer, root, output_dir, descriptions_dir, epochs=3, seed=1, opts=
     cfg.TRAINER.NAME = trainer
     cfg.OUTPUT_DIR = str(output_dir)
     cfg.SEED = seed
-    node = cfg.TRAINER[NODES[trainer]]
-    for k, v in METHOD_OPTS.get(NODES[trainer], {}).items():
+    node = cfg.TRAINER[node_of(trainer)]
+    for k, v in METHOD_OPTS.get(node_of(trainer), {}).items():
         node[k] = v
     cfg.merge_from_list(list(opts))
     cfg.freeze()

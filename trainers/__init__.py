@@ -1,7 +1,8 @@
 """Trainers, registered in the engine's TRAINER_REGISTRY by class name; importing this package also
 registers their config nodes (TRAINER.<NAME>.*).
 
-VR trainers (one model family, see vr/): ZeroshotCLIP, VP, AR, AttrVR, DVP_CSE, DVP_CLS; shared code in
+VR trainers (one model family, see vr/): ZeroshotCLIP, VP, AR, AttrVR, DVP_CSE, DVP_CLS, and the label-mapping
+family ILMVP, BLM, BLMPlus (trainers/label_mapping.py); shared code in
 trainers/base.py. CoOp lives in trainers/coop.py when present; its variants CoCoOp (trainers/cocoop.py)
 and KgCoOp (trainers/kgcoop.py) build on it. Feature-based baselines (LinearProbe, LPPlusPlus, CLIPAdapter,
 TipAdapter, TipAdapterF): heads on frozen CLIP features, shared code in trainers/features.py.
@@ -9,7 +10,8 @@ TipAdapter, TipAdapterF): heads on frozen CLIP features, shared code in trainers
 import importlib
 import os
 
-from . import ar, attrvr, clip_adapter, dvp, linear_probe, lpplusplus, tip_adapter, vp, zsclip  # noqa: F401
+from . import (ar, attrvr, clip_adapter, dvp, label_mapping, linear_probe, lpplusplus, tip_adapter, vp,  # noqa: F401
+               zsclip)
 
 for _module in ("coop", "cocoop", "kgcoop"):
     if os.path.exists(os.path.join(os.path.dirname(__file__), f"{_module}.py")):

@@ -110,6 +110,7 @@ class VRTrainer(RunCheckpoints, TrainerX):
     TRAINS = True  # ZeroshotCLIP: False (the scripts run it with --eval-only)
     SCRIPT_NAME = ""  # scripts/<name>.sh; "" means the trainer name in lower case (runs/catalogue.py)
     STATS_EPOCHS = 0  # DVP: 1 (epoch 0 collects PRM statistics, updates nothing)
+    TRAIN_AUGMENT = True  # False: training images get the test transform (label mapping, as its references)
 
     # ---- what a method defines -------------------------------------------------------------
     def num_prompts(self) -> int:
@@ -216,6 +217,8 @@ class VRTrainer(RunCheckpoints, TrainerX):
         self.make_prompts(1)  # checks the prompt geometry against the backbone before loading data
         size = loader_size_for(node, self.clip.image_size)
         tfm_train, tfm_test = vr_transforms(size)
+        if not self.TRAIN_AUGMENT:
+            tfm_train = tfm_test
         dm = DataManager(cfg, custom_tfm_train=tfm_train, custom_tfm_test=tfm_test, dataset_wrapper=_eval_wrapper)
         batch = self.train_batch_size()
         if self.TRAINS and batch != cfg.DATALOADER.TRAIN_X.BATCH_SIZE:
@@ -244,7 +247,7 @@ class VRTrainer(RunCheckpoints, TrainerX):
                                       scale_first=self.vcfg.LOGIT_MATH == "reference").to(self.device)
         print(f"{self.NODE}: {prompts.num_prompts} {prompts.kind} prompt(s), "
               f"{prompts.num_trainable_entries():,} trainable entries; {len(table):,} texts "
-              f"({table.num_classes} classes x {table.num_slots}); aggregation {type(aggregation).__name__}; "
+              f"({table.layout()}); aggregation {type(aggregation).__name__}; "
               f"first-layer split {self.model.first_layer_split_status}")
         self.trainable_params = prompts.num_trainable_entries() if self.TRAINS else 0  # the frame's entries only
         optim = sched = None
@@ -348,6 +351,8 @@ class VRTrainer(RunCheckpoints, TrainerX):
     def before_epoch(self):
         super().before_epoch()
         set_loader_epoch(self.train_loader_x, self.epoch)  # per-sample augmentation seeds
+        if not self.counts_training_forwards():
+            self.statistics_pass()
 
     def forward_backward(self, batch):
         image, label = self.parse_batch_train(batch)[:2]
@@ -355,7 +360,8 @@ class VRTrainer(RunCheckpoints, TrainerX):
             with self.train_autocast():
                 logits, z = self.model.forward_with_descriptions(image)
                 loss = F.cross_entropy(logits, label)
-            self.observe(batch, z.detach(), label)  # same forward as the loss, before the step
+            if self.counts_training_forwards():
+                self.observe(batch, z.detach(), label)  # same forward as the loss, before the step
             self.model_backward_and_update(loss)
             if self.lr_per_iteration:
                 self.update_lr()
@@ -363,7 +369,8 @@ class VRTrainer(RunCheckpoints, TrainerX):
             with torch.no_grad():
                 logits, z = self.model.forward_with_descriptions(image)
                 loss = F.cross_entropy(logits, label)
-            self.observe(batch, z, label)
+            if self.counts_training_forwards():
+                self.observe(batch, z, label)
         acc = (logits.argmax(dim=1) == label).float().mean().item() * 100.0
         return {"loss": loss.item(), "acc": acc}
 
@@ -373,9 +380,27 @@ class VRTrainer(RunCheckpoints, TrainerX):
         if stats is not None:
             distributed.all_reduce_sum(stats())  # no-op in one process
 
-    def after_epoch(self):
+    def counts_training_forwards(self) -> bool:
+        """True when the aggregation's statistics are the training forwards' (PRM), not a separate pass."""
+        return self.model.aggregation.STATISTICS == "training"
+
+    @torch.no_grad()
+    def statistics_pass(self):
+        """Label mapping: one no-grad fp32 pass over the training set with the current prompt, counted,
+        then the aggregation re-estimated (the references' mapping before every epoch)."""
+        model, aggregation = self.model, self.model.aggregation
+        model.eval()
+        for batch in self.train_loader_x:
+            image, label = self.parse_batch_train(batch)[:2]
+            self.observe(batch, model.description_logits(image), label)
         self.sync_statistics()
-        self.model.aggregation.end_epoch()  # PRM: re-estimated from this epoch's counts
+        aggregation.end_epoch()
+        model.train()
+
+    def after_epoch(self):
+        if self.counts_training_forwards():
+            self.sync_statistics()
+            self.model.aggregation.end_epoch()  # PRM: re-estimated from this epoch's counts
         if self.updates_this_epoch() and not self.lr_per_iteration:
             self.update_lr()
         if self.cfg.TEST.PER_EPOCH and not self.cfg.TEST.NO_TEST and self.updates_this_epoch():
@@ -416,9 +441,7 @@ class VRTrainer(RunCheckpoints, TrainerX):
             "classnames": list(self.dm.dataset.classnames),
             "num_slots": table.num_slots,
             "num_prompts": table.num_prompts,
-            "texts": {c: [{"slot": j, "prompt": int(table.prompts[i * table.num_slots + j]),
-                           "text": " | ".join(table.texts[i * table.num_slots + j])} for j in range(table.num_slots)]
-                      for i, c in enumerate(self.dm.dataset.classnames)},
+            "texts": table.listing(self.dm.dataset.classnames),
         }
         sets = getattr(self, "description_sets", None)
         if sets:

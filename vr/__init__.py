@@ -2,14 +2,16 @@
 
 prompts      registered prompt kinds (padding / watermark / none); v prompts as one parameter, applied in one op
 clip         FrozenCLIP: batched text encoding, input-gradient image encoding (plain or first-layer split)
-text         templates (VR, CoOp), TextTable of (class, slot, prompt) entries
+text         templates (VR, CoOp), TextTable of (class, slot, prompt) entries (class blocks or free)
 grouping     which prompt scores which description: causes, k-means, random
-aggregation  description logits -> class logits: identity, mean, top-k mean, lambda mixing
+aggregation  text logits -> class logits: identity, mean, top-k mean, lambda mixing
 prm          DVP's probabilistic reweighting matrix
+mapping      label mapping of source texts to classes by counting: ILM (one-to-one), BLM, BLM+
 model        ReprogrammedCLIP = prompts + text table + aggregation
 """
 from .aggregation import Aggregation, Identity, LambdaMix, Mean, TopKMean
 from .clip import FrozenCLIP
+from .mapping import BayesianMapping, BayesianTopKMapping, LabelMapping, OneToOneMapping
 from .grouping import cause_groups, group_sizes, kmeans_groups, nearest_centroid, random_groups
 from .model import ReprogrammedCLIP
 from .prm import PRM
@@ -18,7 +20,8 @@ from .prompts import (AdditiveParts, NoPrompt, PaddingPrompt, VisualPrompt, Wate
 from .text import VR_TEMPLATE, TextTable, class_text, description_table, template_table, templates_for
 
 __all__ = [
-    "Aggregation", "Identity", "LambdaMix", "Mean", "TopKMean", "PRM", "FrozenCLIP", "ReprogrammedCLIP",
+    "Aggregation", "Identity", "LambdaMix", "Mean", "TopKMean", "PRM", "BayesianMapping", "BayesianTopKMapping",
+    "LabelMapping", "OneToOneMapping", "FrozenCLIP", "ReprogrammedCLIP",
     "cause_groups", "group_sizes", "kmeans_groups", "nearest_centroid", "random_groups", "AdditiveParts", "NoPrompt",
     "PaddingPrompt", "VisualPrompt", "WatermarkPrompt", "build_prompt", "loader_size_for", "prompt_class",
     "prompt_from_node", "prompt_kinds", "prompt_settings", "register_prompt", "VR_TEMPLATE", "TextTable", "class_text",

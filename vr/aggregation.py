@@ -1,10 +1,15 @@
-"""From description logits z (B, C, M') to class logits (B, C).
+"""From text logits z to class logits (B, C).
+
+An aggregation reads the text table's layout (vr/text.py): ``LAYOUT = "blocks"`` takes the description
+logits of each class's own block, z (B, C, M'); ``LAYOUT = "free"`` takes the logits of all N texts,
+z (B, N), and maps them to classes itself (label mapping, vr/mapping.py).
 
 Every aggregation is an ``nn.Module`` with two optional hooks the trainers call generically:
-``observe(z, labels)`` after each training forward (statistics), ``end_epoch()`` at epoch ends.
-Only the PRM (vr/prm.py) uses them. Explanations and plots ask any aggregation for ``text_weights``
-(the weight of each text in its class logit, where that is a fixed weighted sum) and ``text_counts``;
-which prompt scores each text is the text table's ``prompt_grid()``.
+``observe(z, labels)`` (statistics) and ``end_epoch()`` (re-estimation). ``STATISTICS`` says where the
+statistics come from: ``"training"`` (the PRM: the forwards of the training steps, estimated at each
+epoch end) or ``"pass"`` (label mapping: a separate no-grad pass over the training set with the current
+prompt before every epoch, then estimated). Explanations and plots ask any aggregation for
+``class_weights(table, c)`` (which texts make class c's logit, with which weights) and ``text_counts``.
 """
 import torch
 import torch.nn as nn
@@ -14,6 +19,36 @@ class Aggregation(nn.Module):
     """Base: no state, no statistics."""
 
     WEIGHT_KIND = ""  # what ``text_weights`` are, in words (explanations print it)
+    LAYOUT = "blocks"  # the text table layout it reads: "blocks" (B, C, M') | "free" (B, N)
+    STATISTICS = "training"  # where observe() gets its logits: "training" forwards | a "pass" before each epoch
+
+    def check_table(self, table):
+        """Raise a clear error if this aggregation cannot read ``table`` (layout, sizes)."""
+        if self.LAYOUT == "blocks":
+            if not table.blocked:
+                raise ValueError(f"The {type(self).__name__} aggregation reads a block of texts per class, but the "
+                                 f"text table has {table.layout()}.")
+            self.check(table.num_classes, table.num_slots)
+        elif self.LAYOUT == "free":
+            if table.blocked:
+                raise ValueError(f"The {type(self).__name__} aggregation maps free texts to classes, but the text "
+                                 f"table is laid out in class blocks ({table.layout()}): build it with "
+                                 f"vr.TextTable.free.")
+            self.check_free(table.num_classes, len(table))
+        else:
+            raise ValueError(f'{type(self).__name__}.LAYOUT is "{self.LAYOUT}"; use "blocks" or "free".')
+
+    def check_free(self, num_classes: int, num_texts: int):
+        """Free layout: raise if this aggregation cannot map N texts to C classes."""
+
+    def class_weights(self, table, c: int):
+        """(entry indices, weights) of the texts whose logits make class c's logit, when that logit is a
+        fixed weighted sum of text logits; None when the weights depend on the image. Class blocks: the
+        class's own block with ``text_weights``."""
+        if not table.blocked:
+            return None
+        weights = self.text_weights(table.num_classes, table.num_slots)
+        return None if weights is None else (table.class_block(c), weights[c])
 
     def text_weights(self, num_classes: int, num_slots: int):
         """(C, M') weight of each text in its class logit when the class logit is a fixed weighted sum of the

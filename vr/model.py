@@ -2,7 +2,7 @@
 
     x in [0,1] --prompts (v of them)--> v*B images --frozen CLIP (one call)--> (v, B, D) features
     features x all text embeddings (one matmul) --> (v, B, N) --pick each text's own prompt--> (B, N)
-    --> description logits z (B, C, M') --aggregation--> class logits (B, C)
+    --> text logits z: (B, C, M') for class blocks, (B, N) free --aggregation--> class logits (B, C)
 
 Swapping the prompt module, the text table or the aggregation gives each method.
 The frozen CLIP is held outside the module tree (see vr/clip.py), so ``state_dict`` holds exactly what
@@ -37,7 +37,7 @@ class ReprogrammedCLIP(nn.Module):
         if prompts.image_size != encoder.image_size:
             raise ValueError(f"The prompts produce {prompts.image_size}px images but the backbone "
                              f"{encoder.name} expects {encoder.image_size}px.")
-        aggregation.check(text_table.num_classes, text_table.num_slots)
+        aggregation.check_table(text_table)
         self.__dict__["encoder"] = encoder  # not a submodule: never saved, never put in train mode
         self.prompts = prompts
         self.text_table = text_table
@@ -78,7 +78,8 @@ class ReprogrammedCLIP(nn.Module):
         return feats.view(self.prompts.num_prompts, x01.shape[0], -1)
 
     def description_logits(self, x01: torch.Tensor) -> torch.Tensor:
-        """z (B, C, M'): each text scored by the image features of ITS prompt, times CLIP's logit scale."""
+        """z: each text scored by the image features of ITS prompt, times CLIP's logit scale; (B, C, M') for a
+        table in class blocks, (B, N) for the free layout (vr/text.py)."""
         self.refresh_text()
         feats = self.image_features(x01)  # (v, B, D)
         v, b, d = feats.shape
@@ -92,7 +93,7 @@ class ReprogrammedCLIP(nn.Module):
         else:
             index = table.prompts.view(1, 1, -1).expand(1, b, -1)
             picked = scores.gather(0, index)[0]  # (B, N)
-        return picked.view(b, table.num_classes, table.num_slots)
+        return picked.view(table.logit_shape(b))
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
         return self.aggregation(self.description_logits(x01))
@@ -101,6 +102,36 @@ class ReprogrammedCLIP(nn.Module):
         """(class logits, description logits): training needs both (loss, PRM statistics)."""
         z = self.description_logits(x01)
         return self.aggregation(z), z
+
+    @torch.no_grad()
+    def explain(self, x01: torch.Tensor, labels, n_texts: int = 5):
+        """Why each image scored class ``labels[b]``, when that logit is a fixed weighted sum of text logits
+        (``Aggregation.class_weights``): each prompt's weight mass and part of the logit, and the texts with
+        the largest weight x logit (texts of weight 0 do not count). One dict per image, or None when the
+        aggregation has no such weights (identity over one text, top-k)."""
+        table, agg = self.text_table, self.aggregation
+        z = self.description_logits(x01).float().reshape(x01.shape[0], -1)  # entry order of the table
+        out = []
+        for b, label in enumerate(int(c) for c in labels):
+            found = agg.class_weights(table, label)
+            if found is None or (table.blocked and table.num_slots < 2):  # one text: nothing to explain
+                out.append(None)
+                continue
+            entries, w = found[0].to(z.device), found[1].to(z.device).float()
+            scores = w * z[b, entries]  # the class logit is scores.sum()
+            prompts = table.prompts[entries].to(z.device)
+            parts = []
+            for i in range(table.num_prompts):
+                mine = prompts == i
+                parts.append({"prompt": i, "mass": float(w[mine].sum()), "logit_part": float(scores[mine].sum()),
+                              "descriptions": int(mine.sum())})
+            used = torch.nonzero(w > 0).flatten()
+            order = used[torch.argsort(scores[used], descending=True)][:max(0, int(n_texts))].tolist()
+            texts = [{"text": table.entry_text(int(entries[j])), "prompt": int(prompts[j]), "weight": float(w[j]),
+                      "logit": float(z[b, entries[j]]), "score": float(scores[j])} for j in order]
+            out.append({"weights": agg.WEIGHT_KIND, "class_logit": float(scores.sum()), "prompts": parts,
+                        "descriptions": texts})
+        return out
 
     def num_trainable_entries(self) -> int:
         return self.prompts.num_trainable_entries()

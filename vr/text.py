@@ -1,9 +1,17 @@
 """Text side of reprogramming: which texts are embedded, and which prompt scores each of them.
 
 A ``TextTable`` is a list of entries, each with a class, a slot (its position among the class's texts)
-and the index of the visual prompt that scores it. Entry n sits at ``class * num_slots + slot`` so the
-description logits reshape to (B, C, M') without scatter. An entry holds one or more strings whose
-normalised embeddings are averaged and re-normalised (templates); a description entry holds one string.
+and the index of the visual prompt that scores it. Two layouts:
+
+* class blocks (``num_slots`` = M' > 0): every class has M' entries and entry n sits at
+  ``class * M' + slot``, so the text logits reshape to (B, C, M') without scatter (templates,
+  descriptions: the aggregation reads each class's own block);
+* free (``num_slots`` = 0, ``TextTable.free``): N entries in any order, each naming the class it was
+  written for (or -1 for none); the text logits stay (B, N) and the aggregation maps them to classes
+  (label mapping: source texts counted onto target classes, vr/mapping.py).
+
+An entry holds one or more strings whose normalised embeddings are averaged and re-normalised
+(templates); a description or source-text entry holds one string.
 
 The strings travel with checkpoints (as module "extra state": lists of strings), the embeddings do not.
 Loading never replaces the strings silently: a checkpoint whose strings differ is an error unless the
@@ -11,7 +19,7 @@ caller has verified that it was trained on the same classes (``adopt_checkpoint_
 trainer's load_model from the checkpoint's run record); the adopted strings are then re-encoded.
 DVP-cls also keeps its k-means ``centroids`` here (to place other classes' descriptions).
 """
-from typing import List, Mapping, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -52,12 +60,18 @@ class TextTable(nn.Module):
         self.texts: List[List[str]] = [list(t) for t in texts]
         classes = torch.as_tensor(list(classes), dtype=torch.long)
         slots = torch.as_tensor(list(slots), dtype=torch.long)
-        n = self.num_classes * self.num_slots
+        n = self.num_classes * self.num_slots if self.blocked else len(self.texts)
         if len(self.texts) != n or classes.numel() != n or slots.numel() != n:
             raise ValueError(f"A text table for {num_classes} classes x {num_slots} slots needs {n} entries, "
-                             f"got {len(self.texts)}.")
-        if not torch.equal(classes * self.num_slots + slots, torch.arange(n)):
+                             f"got {len(self.texts)}." if self.blocked else
+                             f"A free text table needs a class and a slot for each of its {n} entries, got "
+                             f"{classes.numel()} and {slots.numel()}.")
+        if n == 0:
+            raise ValueError("A text table needs at least one entry.")
+        if self.blocked and not torch.equal(classes * self.num_slots + slots, torch.arange(n)):
             raise ValueError("Text table entries must be ordered by class, then slot.")
+        if not self.blocked and (classes.min() < -1 or classes.max() >= self.num_classes):
+            raise ValueError(f"The class of a free text table entry is -1 (none) or in [0, {self.num_classes}).")
         if any(len(t) == 0 for t in self.texts):
             raise ValueError("Every text table entry needs at least one string.")
         self.register_buffer("classes", classes)
@@ -72,6 +86,49 @@ class TextTable(nn.Module):
     def __len__(self):
         return len(self.texts)
 
+    @classmethod
+    def free(cls, texts: Sequence[Sequence[str]], named_classes: Sequence[int], num_classes: int,
+             prompts: Optional[Sequence[int]] = None, num_prompts: int = 1) -> "TextTable":
+        """A table in the free layout: entry n names class ``named_classes[n]`` (-1: none); its slot is its
+        position among the entries naming the same class. All entries are scored by prompt 0 by default."""
+        named = [int(c) for c in named_classes]
+        seen: dict = {}
+        slots = []
+        for c in named:
+            slots.append(seen.get(c, 0))
+            seen[c] = slots[-1] + 1
+        prompts = [0] * len(named) if prompts is None else prompts
+        return cls(texts, named, slots, prompts, num_classes, 0, num_prompts)
+
+    @property
+    def blocked(self) -> bool:
+        """True for the class-block layout (text logits (B, C, M')), False for the free one ((B, N))."""
+        return self.num_slots > 0
+
+    def layout(self) -> str:
+        """The layout in words (logs, errors)."""
+        if self.blocked:
+            return f"{self.num_classes} classes x {self.num_slots} texts"
+        return f"free layout: {len(self)} texts for {self.num_classes} classes"
+
+    def logit_shape(self, batch: int) -> Tuple[int, ...]:
+        """Shape of the text logits of a batch: (B, C, M') for class blocks, (B, N) for the free layout."""
+        return (batch, self.num_classes, self.num_slots) if self.blocked else (batch, len(self))
+
+    def entry_text(self, n: int) -> str:
+        """Entry n as one string (its strings joined by " | ")."""
+        return " | ".join(self.texts[n])
+
+    def class_block(self, c: int) -> torch.Tensor:
+        """Entry indices of class c's block (class-block layout only)."""
+        self._need_blocks("class blocks")
+        return torch.arange(c * self.num_slots, (c + 1) * self.num_slots)
+
+    def _need_blocks(self, what: str):
+        if not self.blocked:
+            raise ValueError(f"The {what} of a text table exist only in the class-block layout; this table has "
+                             f"{self.layout()}.")
+
     def set_prompts(self, prompts: Sequence[int]):
         """Assign each entry to a visual prompt (cause index, cluster label, ...)."""
         prompts = torch.as_tensor(prompts, dtype=torch.long).reshape(-1).to(self.prompts.device)
@@ -82,11 +139,24 @@ class TextTable(nn.Module):
         self.prompts.copy_(prompts)
 
     def prompt_grid(self) -> torch.Tensor:
-        """(C, M') prompt index of every description slot."""
+        """(C, M') prompt index of every description slot (class-block layout)."""
+        self._need_blocks("prompt grid")
         return self.prompts.view(self.num_classes, self.num_slots)
 
     def texts_of_class(self, c: int) -> List[str]:
-        return [" | ".join(t) for t in self.texts[c * self.num_slots:(c + 1) * self.num_slots]]
+        """Class c's block of texts (class-block layout)."""
+        return [self.entry_text(int(n)) for n in self.class_block(c)]
+
+    def listing(self, classnames: Sequence[str]):
+        """The entries as JSON-able records (run files): {class: [{slot, prompt, text}]} for class blocks, a
+        list of {class it names (or None), prompt, text} for the free layout."""
+        def record(n, **where):
+            return {**where, "prompt": int(self.prompts[n]), "text": self.entry_text(n)}
+
+        if self.blocked:
+            return {c: [record(int(n), slot=j) for j, n in enumerate(self.class_block(i))]
+                    for i, c in enumerate(classnames)}
+        return [record(n, names_class=classnames[int(c)] if c >= 0 else None) for n, c in enumerate(self.classes)]
 
     @torch.no_grad()
     def encode(self, encoder):
@@ -132,11 +202,17 @@ class TextTable(nn.Module):
         texts = [list(t) for t in state["texts"]]
         if texts != self.texts:
             if not self.adopt_checkpoint_texts:
-                n = next(i for i, (a, b) in enumerate(zip(texts, self.texts)) if a != b)
+                if len(texts) != len(self.texts):
+                    where = f"the checkpoint has {len(texts)} texts, this model {len(self.texts)}"
+                else:
+                    n = next(i for i, (a, b) in enumerate(zip(texts, self.texts)) if a != b)
+                    at = (f"class {n // self.num_slots}, slot {n % self.num_slots}" if self.blocked
+                          else f"text {n}")
+                    where = (f"first at {at}: checkpoint {' | '.join(texts[n])!r}, here "
+                             f"{' | '.join(self.texts[n])!r}")
                 raise ValueError(
-                    f"The checkpoint's texts differ from the ones built for this model (first at class "
-                    f"{n // self.num_slots}, slot {n % self.num_slots}: checkpoint {' | '.join(texts[n])!r}, here "
-                    f"{' | '.join(self.texts[n])!r}): it was trained on other classes, another class order or "
+                    f"The checkpoint's texts differ from the ones built for this model ({where}): it was "
+                    f"trained on other classes, another class order or "
                     f"other descriptions, and its record cannot tell which. Evaluate with the training run's "
                     f"dataset, seed and description settings, or retrain with this code (its checkpoints record "
                     f"their classes).")

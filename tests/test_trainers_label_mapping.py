@@ -1,0 +1,93 @@
+"""ILMVP, BLM and BLMPlus in-process on ToyColors with test-tiny: the references' source texts, the mapping
+estimated before every epoch from a pass with the current prompt, checkpoints, and what they refuse."""
+import csv
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.trainer_fixtures import eval_logits, make_trainer, toy_cfg, train_set_loss
+from tests.toy_plugin import TOY_CLASSES
+from trainers.label_mapping import reference_templates, source_name
+
+MAPPINGS = ["ILMVP", "BLM", "BLMPlus"]
+ONE_BATCH = ["DATALOADER.TRAIN_X.BATCH_SIZE", 8, "OPTIM.LR", 1.0, "TEST.NO_TEST", True]
+
+
+def test_the_source_texts_are_81_templates_times_the_class_names_template_major(toy_root, tmp_path):
+    trainer = make_trainer(toy_cfg("BLM", toy_root, tmp_path, "", epochs=1, opts=ONE_BATCH))
+    table, c = trainer.model.text_table, len(TOY_CLASSES)
+    templates = reference_templates()
+    assert len(templates) == 81 and templates[0] == "This is a photo of a {}."
+    assert templates[1] == "a bad photo of a {}." and templates[-1] == "a tattoo of the {}."
+    assert len(table) == 81 * c and not table.blocked
+    assert table.texts[c + 2] == [f"a bad photo of a {TOY_CLASSES[2]}."]  # text s: template s // C, class s % C
+    assert table.classes.tolist() == [s % c for s in range(81 * c)]
+    assert source_name("Sea_Lion-Pup") == "sea lion pup"
+
+
+@pytest.mark.parametrize("name", MAPPINGS)
+def test_training_lowers_loss_and_the_checkpoint_reevaluates_exactly(name, toy_root, tmp_path):
+    trainer = make_trainer(toy_cfg(name, toy_root, tmp_path / "run", "", epochs=3, opts=ONE_BATCH))
+    before = train_set_loss(trainer)
+    trainer.train()
+    assert train_set_loss(trainer) < before
+    agg = trainer.model.aggregation
+    assert int(agg.epochs_estimated) == 3  # once before each epoch
+    state = torch.load(tmp_path / "run" / "vr_model" / "model.pth.tar-3", weights_only=True)["state_dict"]
+    assert {k.split(".")[0] for k in state} == {"prompts", "text_table", "aggregation"}  # no CLIP weights
+    logits, labels = eval_logits(trainer)
+    other = make_trainer(toy_cfg(name, toy_root, tmp_path / "eval", "", epochs=3, opts=ONE_BATCH))
+    other.load_model(str(tmp_path / "run"), epoch=3)
+    assert torch.equal(other.model.aggregation.weight, agg.weight)
+    assert torch.equal(eval_logits(other)[0], logits)
+    with open(tmp_path / "run" / "label_map.csv") as f:
+        rows = list(csv.DictReader(f))
+    top = {r["class"]: int(r["source"]) for r in rows if r["rank"] == "1"}
+    assert top == {c: int(agg.weight[:, t].argmax()) for t, c in enumerate(TOY_CLASSES)}
+
+
+def test_the_mapping_of_epoch_0_is_counted_with_the_zero_prompt_before_any_step(toy_root, tmp_path):
+    """The references estimate the mapping before every epoch, epoch 0 included: a pass with the untrained
+    (zero) watermark over the un-augmented training images, the argmax of every sample counted."""
+    trainer = make_trainer(toy_cfg("ILMVP", toy_root, tmp_path, "", epochs=1, opts=ONE_BATCH))
+    model = trainer.model
+    batches = list(trainer.train_loader_x)  # one pass: images and labels of the same order
+    images, labels = torch.cat([b["img"] for b in batches]), torch.cat([b["label"] for b in batches])
+    with torch.no_grad():
+        z = model.description_logits(images)
+    expected = torch.zeros(len(model.text_table), len(TOY_CLASSES), dtype=torch.float64)
+    expected.index_put_((z.argmax(1), labels), torch.ones(len(labels), dtype=torch.float64), accumulate=True)
+    trainer.train()
+    agg = model.aggregation
+    assert torch.equal(agg.last_counts, expected)
+    assert agg.weight.argmax(0).tolist() == agg.greedy(expected).tolist()
+    assert torch.count_nonzero(model.prompts.delta) > 0  # and then the epoch trained the prompt
+
+
+def test_a_training_step_uses_the_estimated_mapping(toy_root, tmp_path):
+    trainer = make_trainer(toy_cfg("BLM", toy_root, tmp_path, "", epochs=1, opts=ONE_BATCH))
+    trainer.before_train()
+    trainer.epoch = 0
+    trainer.before_epoch()  # the pass: omega estimated from the zero prompt
+    batch = next(iter(trainer.train_loader_x))
+    image, label = trainer.parse_batch_train(batch)[:2]
+    with torch.no_grad():
+        z = trainer.model.description_logits(image)
+        expected = F.cross_entropy(z @ trainer.model.aggregation.weight, label).item()
+    assert trainer.forward_backward(batch)["loss"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_evaluating_other_classes_is_refused(toy_root, tmp_path):
+    run = make_trainer(toy_cfg("BLMPlus", toy_root, tmp_path / "run", "", epochs=1, opts=ONE_BATCH))
+    run.train()
+    base = make_trainer(toy_cfg("BLMPlus", toy_root, tmp_path / "b2n", "", epochs=1,
+                                opts=ONE_BATCH + ["DATASET.SUBSAMPLE_CLASSES", "new"]))
+    with pytest.raises(Exception, match="cannot score classes other than those it was trained on"):
+        base.load_model(str(tmp_path / "run"), epoch=1)
+
+
+def test_unknown_source_templates_is_an_error_before_loading(toy_root, tmp_path):
+    with pytest.raises(ValueError, match='Unknown source templates "many"'):
+        make_trainer(toy_cfg("ILMVP", toy_root, tmp_path, "", epochs=1,
+                             opts=ONE_BATCH + ["TRAINER.ILMVP.SOURCE_TEMPLATES", "many"]))

@@ -1,0 +1,143 @@
+"""Label-mapping VR for CLIP (ILM-VP, BLM, BLM+): a watermark prompt, S source texts, a counted mapping.
+
+The source texts are the references' (baselines.md, section 8): every target class name (lower case,
+``_`` and ``-`` as spaces) under T templates, template-major (text s = template s // C, class s % C); T =
+81 with SOURCE_TEMPLATES "reference" ("This is a photo of a {}." and CLIP's 80 ImageNet templates, in
+open_clip's order). The mapping (vr/mapping.py) is re-estimated before every epoch from a no-grad pass
+over the training set with the current prompt (trainers/base.py ``statistics_pass``); training images
+get the test transform (the references use CLIP's preprocess, no augmentation). The mapping needs the
+training labels of every class, so these methods cannot score unseen classes.
+"""
+import os
+
+from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+from engine import TRAINER_REGISTRY
+from engine.extend import ensure_node, register_config
+from vr import BayesianMapping, BayesianTopKMapping, OneToOneMapping, TextTable, templates_for
+
+from .base import VRTrainer, add_common_keys, save_tensors, write_csv
+
+FIRST_TEMPLATE = "This is a photo of a {}."  # the references' DEFAULT_TEMPLATE
+SOURCE_TEMPLATES = ("reference", "vr", "coop")
+MAP_FILE = "label_map.csv"
+
+
+def reference_templates():
+    """The references' 81 templates: their default template, then CLIP's 80 ImageNet templates."""
+    return [FIRST_TEMPLATE] + [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
+
+
+def source_name(classname: str) -> str:
+    """A class name as the references write it into a template: lower case, '_' and '-' as spaces."""
+    return classname.lower().replace("_", " ").replace("-", " ")
+
+
+def source_table(classnames, templates) -> TextTable:
+    """The free-layout table of S = T x C source texts, template-major; text s names class s % C."""
+    c = len(classnames)
+    texts = [[t.format(source_name(name))] for t in templates for name in classnames]
+    return TextTable.free(texts, [s % c for s in range(len(texts))], c)
+
+
+def _add_mapping_keys(node):
+    add_common_keys(node, prompt="watermark", input_size=224, pad=30, batch_size_1shot=0)
+    node.SOURCE_TEMPLATES = "reference"  # reference: 81 templates | vr / coop: one template (S = C)
+
+
+@register_config
+def _label_mapping_keys(cfg):
+    _add_mapping_keys(ensure_node(cfg, "TRAINER.ILMVP"))
+    for name in ("BLM", "BLMPLUS"):
+        node = ensure_node(cfg, f"TRAINER.{name}")
+        _add_mapping_keys(node)
+        node.LAPLACE = 1.0  # lambda, added to each source text's count sum
+    cfg.TRAINER.BLMPLUS.TOPK_RATIO = 0.15  # k = max(1, floor(ratio x number of classes)) probabilities per sample
+
+
+class LabelMappingTrainer(VRTrainer):
+    """Shared code: the source texts, the mapping files. Subclasses say which mapping (``make_mapping``)."""
+
+    TRAIN_AUGMENT = False
+    CLASS_TRANSFER = ""  # the mapping is counted from the training labels of every class
+
+    def check_method_cfg(self, cfg):
+        choice = str(cfg.TRAINER[self.NODE].SOURCE_TEMPLATES).lower()
+        if choice not in SOURCE_TEMPLATES:
+            raise ValueError(f'Unknown source templates "{choice}" (TRAINER.{self.NODE}.SOURCE_TEMPLATES). Use one '
+                             f"of: {', '.join(SOURCE_TEMPLATES)}.")
+
+    def source_templates(self):
+        choice = str(self.vcfg.SOURCE_TEMPLATES).lower()
+        return reference_templates() if choice == "reference" else templates_for(self.cfg.DATASET.NAME, choice)
+
+    def build_text(self, classnames):
+        templates = self.source_templates()
+        print(f"Source texts: {len(templates)} templates x {len(classnames)} class names "
+              f"(SOURCE_TEMPLATES {self.vcfg.SOURCE_TEMPLATES})")
+        return source_table(classnames, templates)
+
+    def build_aggregation(self, table):
+        # before any estimate: class t -> its own name under the first template (text t)
+        return self.make_mapping(len(table), table.num_classes, list(range(table.num_classes)))
+
+    def make_mapping(self, num_sources, num_classes, initial):
+        raise NotImplementedError
+
+    def run_record(self):
+        agg = self.model.aggregation
+        return {"source_templates": str(self.vcfg.SOURCE_TEMPLATES).lower(), "source_texts": len(self.model.text_table),
+                "mapping": agg.WEIGHT_KIND, "mapping_estimates": int(agg.epochs_estimated)}
+
+    def write_method_files(self, output_dir):
+        """label_map.csv (each class's largest mapping weights and their source texts) and label_map.pt."""
+        agg, table = self.model.aggregation, self.model.text_table
+        rows = []
+        for t, name in enumerate(self.dm.dataset.classnames):
+            for rank, (s, w) in enumerate(agg.mapping_of(t, n=5), 1):
+                rows.append([t, name, rank, s, table.entry_text(s), f"{w:.6f}"])
+        write_csv(os.path.join(output_dir, MAP_FILE), ["label", "class", "rank", "source", "source_text", "weight"],
+                  rows)
+        save_tensors(os.path.join(output_dir, "label_map.pt"),
+                     {"omega": agg.weight.cpu(), "counts": agg.last_counts.cpu(), "kind": agg.WEIGHT_KIND})
+
+
+@TRAINER_REGISTRY.register()
+class ILMVP(LabelMappingTrainer):
+    """ILM-VP (Chen et al., CVPR 2023): the watermark prompt and an iterative one-to-one label mapping."""
+
+    NODE = "ILMVP"
+
+    def make_mapping(self, num_sources, num_classes, initial):
+        return OneToOneMapping(num_sources, num_classes, initial)
+
+
+@TRAINER_REGISTRY.register()
+class BLM(LabelMappingTrainer):
+    """BLM (Cai et al., NeurIPS 2024): Bayesian label mapping, Laplace-smoothed argmax counts."""
+
+    NODE = "BLM"
+
+    def make_mapping(self, num_sources, num_classes, initial):
+        return BayesianMapping(num_sources, num_classes, initial, laplace=self.vcfg.LAPLACE)
+
+
+@TRAINER_REGISTRY.register()
+class BLMPlus(LabelMappingTrainer):
+    """BLM+ (Cai et al., NeurIPS 2024): Bayesian label mapping from each sample's top-k source probabilities."""
+
+    NODE = "BLMPLUS"
+
+    def topk(self, num_classes):
+        return max(1, int(num_classes * float(self.vcfg.TOPK_RATIO)))
+
+    def check_method_cfg(self, cfg):
+        super().check_method_cfg(cfg)
+        if not 0.0 < float(cfg.TRAINER.BLMPLUS.TOPK_RATIO) <= 1.0:
+            raise ValueError(f"TRAINER.BLMPLUS.TOPK_RATIO must lie in (0, 1], got {cfg.TRAINER.BLMPLUS.TOPK_RATIO}.")
+
+    def make_mapping(self, num_sources, num_classes, initial):
+        k = self.topk(num_classes)
+        print(f"BLM+: the top {k} source probabilities of each sample are counted "
+              f"(TOPK_RATIO {self.vcfg.TOPK_RATIO} x {num_classes} classes)")
+        return BayesianTopKMapping(num_sources, num_classes, initial, laplace=self.vcfg.LAPLACE, topk=k)
