@@ -103,3 +103,22 @@ def test_class_weights_name_the_texts_of_a_class_logit():
     blocks = description_table(["x", "y"], [{"x": ["x1", "x2"], "y": ["y1", "y2"]}])
     entries, w = prm.class_weights(blocks, 1)
     assert entries.tolist() == [2, 3] and w.tolist() == [0.5, 0.5]
+
+
+def test_aggregations_are_built_by_registered_name_with_their_config_keys():
+    from yacs.config import CfgNode as CN
+
+    from vr import aggregation_from_node, aggregation_kinds
+
+    assert {"identity", "mean", "topk_mean", "prm", "ilm", "blm", "blm_plus"} <= set(aggregation_kinds())
+    free = TextTable.free([[f"t{i}"] for i in range(40)], [i % 20 for i in range(40)], num_classes=20)
+    plus = aggregation_from_node("BLM_plus", free, CN({"LAPLACE": 0.5, "TOPK_RATIO": 0.15}))
+    assert isinstance(plus, BayesianTopKMapping) and plus.topk == 3 and plus.laplace == 0.5  # floor(0.15 x 20)
+    assert plus.initial.tolist() == list(range(20))  # each class starts at the first text naming it
+    with pytest.raises(ValueError, match='Unknown aggregation "blm_pls" \\(TRAINER.X.AGGREGATION\\). Did you mean '
+                                         '"blm_plus"\\? Registered kinds: .*prm'):
+        aggregation_from_node("blm_pls", free, CN(), key="TRAINER.X.AGGREGATION")
+    from vr import register_aggregation
+
+    with pytest.raises(KeyError, match='aggregation named "blm" is already registered by vr.mapping.BayesianMapping'):
+        register_aggregation(type("Again", (BayesianMapping,), {"kind": "blm"}))

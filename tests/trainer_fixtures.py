@@ -60,6 +60,22 @@ if TEST_DEVICE not in ("cpu", "cuda"):
     raise ValueError(f"VR_TEST_DEVICE={TEST_DEVICE!r}: use cpu (default) or cuda")
 if TEST_DEVICE == "cuda" and not torch.cuda.is_available():
     raise RuntimeError("VR_TEST_DEVICE=cuda but torch.cuda.is_available() is False: no silent CPU run")
+def registered_trainers(base):
+    """Names of the registered trainers that subclass ``base``, the project's and those of the test plugin
+    modules (tests/test_*_plugin.py, imported here), so that a method defined in a test file is covered by
+    the registry-parametrised tests without editing them."""
+    import glob
+    import importlib
+
+    from engine import TRAINER_REGISTRY
+    from plugins import load_plugins
+
+    load_plugins()
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(__file__), "test_*_plugin.py"))):
+        importlib.import_module(f"tests.{os.path.basename(path)[:-3]}")
+    return [n for n in TRAINER_REGISTRY.registered_names() if issubclass(TRAINER_REGISTRY.get(n), base)]
+
+
 def node_of(trainer):
     """The config node of a registered trainer (its class's NODE: TRAINER.<NODE>)."""
     from engine import TRAINER_REGISTRY

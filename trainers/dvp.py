@@ -15,7 +15,7 @@ from yacs.config import CfgNode as CN
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
 
-from vr import PRM, Mean, description_table, kmeans_groups, nearest_centroid, random_groups
+from vr import PRM, aggregation_from_node, description_table, kmeans_groups, nearest_centroid, random_groups
 
 from .base import (CheckpointError, VRTrainer, add_common_keys, add_description_keys, check_description_cfg,
                    save_tensors, write_csv)
@@ -84,10 +84,7 @@ class DVPBase(VRTrainer):
                              f"{num_slots} descriptions per class: lower PRM_TOPK or raise M.")
 
     def build_aggregation(self, table):
-        if self.vcfg.AGGREGATION == "mean":
-            return Mean()
-        return PRM(table.num_classes, table.num_slots, topk=self.vcfg.PRM_TOPK,
-                   precise=self.vcfg.LOGIT_MATH == "precise")
+        return aggregation_from_node(self.vcfg.AGGREGATION, table, self.vcfg, key=f"TRAINER.{self.NODE}.AGGREGATION")
 
     def write_method_files(self, output_dir):
         prm = self.model.aggregation

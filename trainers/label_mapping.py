@@ -14,7 +14,7 @@ from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
-from vr import BayesianMapping, BayesianTopKMapping, OneToOneMapping, TextTable, templates_for
+from vr import TextTable, aggregation_from_node, templates_for
 
 from .base import VRTrainer, add_common_keys, save_tensors, write_csv
 
@@ -56,7 +56,8 @@ def _label_mapping_keys(cfg):
 
 
 class LabelMappingTrainer(VRTrainer):
-    """Shared code: the source texts, the mapping files. Subclasses say which mapping (``make_mapping``)."""
+    """Shared code: the source texts, the mapping files. Subclasses name their mapping (``AGGREGATION``, a
+    registered aggregation kind, vr/mapping.py)."""
 
     TRAIN_AUGMENT = False
     CLASS_TRANSFER = ""  # the mapping is counted from the training labels of every class
@@ -66,6 +67,9 @@ class LabelMappingTrainer(VRTrainer):
         if choice not in SOURCE_TEMPLATES:
             raise ValueError(f'Unknown source templates "{choice}" (TRAINER.{self.NODE}.SOURCE_TEMPLATES). Use one '
                              f"of: {', '.join(SOURCE_TEMPLATES)}.")
+        ratio = cfg.TRAINER[self.NODE].get("TOPK_RATIO")
+        if ratio is not None and not 0.0 < float(ratio) <= 1.0:
+            raise ValueError(f"TRAINER.{self.NODE}.TOPK_RATIO must lie in (0, 1], got {ratio}.")
 
     def source_templates(self):
         choice = str(self.vcfg.SOURCE_TEMPLATES).lower()
@@ -78,11 +82,11 @@ class LabelMappingTrainer(VRTrainer):
         return source_table(classnames, templates)
 
     def build_aggregation(self, table):
-        # before any estimate: class t -> its own name under the first template (text t)
-        return self.make_mapping(len(table), table.num_classes, list(range(table.num_classes)))
-
-    def make_mapping(self, num_sources, num_classes, initial):
-        raise NotImplementedError
+        mapping = aggregation_from_node(self.AGGREGATION, table, self.vcfg)
+        print(f"{self.NODE}: {mapping.WEIGHT_KIND} of {len(table):,} source texts onto {table.num_classes} classes"
+              + (f" (BLM+ counts each sample's top {mapping.topk} source probabilities)" if hasattr(mapping, "topk")
+                 else ""))
+        return mapping
 
     def run_record(self):
         agg = self.model.aggregation
@@ -106,38 +110,18 @@ class LabelMappingTrainer(VRTrainer):
 class ILMVP(LabelMappingTrainer):
     """ILM-VP (Chen et al., CVPR 2023): the watermark prompt and an iterative one-to-one label mapping."""
 
-    NODE = "ILMVP"
-
-    def make_mapping(self, num_sources, num_classes, initial):
-        return OneToOneMapping(num_sources, num_classes, initial)
+    NODE, AGGREGATION = "ILMVP", "ilm"
 
 
 @TRAINER_REGISTRY.register()
 class BLM(LabelMappingTrainer):
     """BLM (Cai et al., NeurIPS 2024): Bayesian label mapping, Laplace-smoothed argmax counts."""
 
-    NODE = "BLM"
-
-    def make_mapping(self, num_sources, num_classes, initial):
-        return BayesianMapping(num_sources, num_classes, initial, laplace=self.vcfg.LAPLACE)
+    NODE, AGGREGATION = "BLM", "blm"
 
 
 @TRAINER_REGISTRY.register()
 class BLMPlus(LabelMappingTrainer):
     """BLM+ (Cai et al., NeurIPS 2024): Bayesian label mapping from each sample's top-k source probabilities."""
 
-    NODE = "BLMPLUS"
-
-    def topk(self, num_classes):
-        return max(1, int(num_classes * float(self.vcfg.TOPK_RATIO)))
-
-    def check_method_cfg(self, cfg):
-        super().check_method_cfg(cfg)
-        if not 0.0 < float(cfg.TRAINER.BLMPLUS.TOPK_RATIO) <= 1.0:
-            raise ValueError(f"TRAINER.BLMPLUS.TOPK_RATIO must lie in (0, 1], got {cfg.TRAINER.BLMPLUS.TOPK_RATIO}.")
-
-    def make_mapping(self, num_sources, num_classes, initial):
-        k = self.topk(num_classes)
-        print(f"BLM+: the top {k} source probabilities of each sample are counted "
-              f"(TOPK_RATIO {self.vcfg.TOPK_RATIO} x {num_classes} classes)")
-        return BayesianTopKMapping(num_sources, num_classes, initial, laplace=self.vcfg.LAPLACE, topk=k)
+    NODE, AGGREGATION = "BLMPLUS", "blm_plus"

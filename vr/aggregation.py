@@ -10,17 +10,53 @@ statistics come from: ``"training"`` (the PRM: the forwards of the training step
 epoch end) or ``"pass"`` (label mapping: a separate no-grad pass over the training set with the current
 prompt before every epoch, then estimated). Explanations and plots ask any aggregation for
 ``class_weights(table, c)`` (which texts make class c's logit, with which weights) and ``text_counts``.
+
+Aggregations register themselves (``@register_aggregation``) under their ``kind``, with the config keys
+they read (``CONFIG_KEYS``, passed lower-cased to ``for_table``), so a trainer builds one from a name
+(``aggregation_from_node``) and an unknown name gets the close match and the list.
 """
+from typing import Tuple
+
 import torch
 import torch.nn as nn
+
+from .kinds import KindRegistry, settings_of
+
+AGGREGATIONS = KindRegistry("aggregation")
+
+
+def register_aggregation(cls):
+    """Class decorator: ``cls.kind`` names the aggregation (``aggregation_from_node``)."""
+    return AGGREGATIONS.register(cls)
+
+
+def aggregation_kinds() -> Tuple[str, ...]:
+    return AGGREGATIONS.names()
+
+
+def aggregation_class(kind: str, key: str = "TRAINER.<NAME>.AGGREGATION") -> type:
+    return AGGREGATIONS.get(kind, key)
+
+
+def aggregation_from_node(kind: str, table, node, key: str = "TRAINER.<NAME>.AGGREGATION"):
+    """The aggregation registered as ``kind`` for ``table``, with its keys read from a trainer node."""
+    cls = aggregation_class(kind, key)
+    return cls.for_table(table, **settings_of(cls, node))
 
 
 class Aggregation(nn.Module):
     """Base: no state, no statistics."""
 
+    kind = ""  # the registered name (``@register_aggregation``)
+    CONFIG_KEYS: Tuple[str, ...] = ()  # keys of TRAINER.<NAME> it reads, passed lower-cased to ``for_table``
     WEIGHT_KIND = ""  # what ``text_weights`` are, in words (explanations print it)
     LAYOUT = "blocks"  # the text table layout it reads: "blocks" (B, C, M') | "free" (B, N)
     STATISTICS = "training"  # where observe() gets its logits: "training" forwards | a "pass" before each epoch
+
+    @classmethod
+    def for_table(cls, table, **settings):
+        """The aggregation for ``table`` (a class with constructor arguments overrides this)."""
+        return cls(**settings)
 
     def check_table(self, table):
         """Raise a clear error if this aggregation cannot read ``table`` (layout, sizes)."""
@@ -69,9 +105,11 @@ class Aggregation(nn.Module):
         """Called once at the end of every training epoch."""
 
 
+@register_aggregation
 class Identity(Aggregation):
     """One text per class (templates): the class logit is that text's logit."""
 
+    kind = "identity"
     WEIGHT_KIND = "identity"
 
     def text_weights(self, num_classes, num_slots):
@@ -86,9 +124,11 @@ class Identity(Aggregation):
         return z[..., 0]
 
 
+@register_aggregation
 class Mean(Aggregation):
     """Uniform mean over a class's descriptions (the PRM's starting point; DVP ablation "mean")."""
 
+    kind = "mean"
     WEIGHT_KIND = "uniform weight (mean)"
 
     def text_weights(self, num_classes, num_slots):
@@ -98,8 +138,12 @@ class Mean(Aggregation):
         return z.mean(dim=-1)
 
 
+@register_aggregation
 class TopKMean(Aggregation):
     """AttrVR: per class, the mean of the k largest description logits."""
+
+    kind = "topk_mean"
+    CONFIG_KEYS = ("K",)
 
     def __init__(self, k: int = 3):
         super().__init__()

@@ -15,8 +15,8 @@ prompt before every epoch, epoch 0 included (``STATISTICS = "pass"``), as in the
 * ``BayesianTopKMapping`` (BLM+): N[s, t] = sum over samples of class t of softmax(z_i)[s], keeping each
   sample's k largest probabilities (the rest zero); then BLM's smoothing and normalisation.
 
-Before the first estimate (an untrained evaluation), class t is mapped to source text ``initial[t]`` (the
-trainer passes its own name under the first template, i.e. zero-shot CLIP with that template). A class
+Before the first estimate (an untrained evaluation), class t is mapped to source text ``initial[t]``
+(``for_table``: the first text naming the class, i.e. zero-shot CLIP with the first template). A class
 that got no counts in an estimate keeps that initial column (the references divide by zero there).
 Counts are kept in float64 (the references: float32; exact for counts, closer for BLM+'s sums).
 """
@@ -24,7 +24,7 @@ from typing import Sequence
 
 import torch
 
-from .aggregation import Aggregation
+from .aggregation import Aggregation, register_aggregation
 
 
 class LabelMapping(Aggregation):
@@ -51,6 +51,10 @@ class LabelMapping(Aggregation):
         self.register_buffer("counts", torch.zeros(shape, dtype=torch.float64))  # this pass, so far
         self.register_buffer("last_counts", torch.zeros(shape, dtype=torch.float64))  # of the last estimate
         self.register_buffer("epochs_estimated", torch.zeros((), dtype=torch.long))
+
+    @classmethod
+    def for_table(cls, table, **settings):
+        return cls(len(table), table.num_classes, table.first_entries(), **settings)
 
     def one_hot(self, mapping: torch.Tensor) -> torch.Tensor:
         """omega (S, C) with a single 1 per column: class t -> source ``mapping[t]``."""
@@ -116,9 +120,11 @@ def argmax_counts(z: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(z).scatter_(1, z.argmax(dim=1, keepdim=True), 1.0)
 
 
+@register_aggregation
 class OneToOneMapping(LabelMapping):
     """ILM-VP: a greedy one-to-one mapping from the argmax counts."""
 
+    kind = "ilm"
     WEIGHT_KIND = "one-to-one mapping"
 
     def statistic(self, z):
@@ -145,9 +151,12 @@ class OneToOneMapping(LabelMapping):
         return z[:, self.weight.argmax(dim=0)]  # the one-hot columns as a gather (exactly z @ omega)
 
 
+@register_aggregation
 class BayesianMapping(LabelMapping):
     """BLM: Laplace-smoothed conditional counts, each class's column normalised to sum 1."""
 
+    kind = "blm"
+    CONFIG_KEYS = ("LAPLACE",)
     WEIGHT_KIND = "BLM weight"
 
     def __init__(self, num_sources, num_classes, initial, laplace: float = 1.0):
@@ -166,9 +175,13 @@ class BayesianMapping(LabelMapping):
         return torch.where(total > 0, smoothed / total.clamp_min(torch.finfo(torch.float64).tiny), smoothed)
 
 
+@register_aggregation
 class BayesianTopKMapping(BayesianMapping):
-    """BLM+: each sample adds its k largest source probabilities (softmax over all S texts) to its class."""
+    """BLM+: each sample adds its k largest source probabilities (softmax over all S texts) to its class;
+    k = max(1, floor(TOPK_RATIO x C)) (the reference: int(C x 0.15), which is 0 below 7 classes)."""
 
+    kind = "blm_plus"
+    CONFIG_KEYS = ("LAPLACE", "TOPK_RATIO")
     WEIGHT_KIND = "BLM+ weight"
 
     def __init__(self, num_sources, num_classes, initial, laplace: float = 1.0, topk: int = 1):
@@ -177,6 +190,13 @@ class BayesianTopKMapping(BayesianMapping):
         if not 1 <= self.topk <= self.num_sources:
             raise ValueError(f"BLM+ keeps k in [1, {self.num_sources}] source probabilities per sample, got "
                              f"k = {topk} (TRAINER.<NAME>.TOPK_RATIO x the number of classes).")
+
+    @classmethod
+    def for_table(cls, table, laplace=1.0, topk_ratio=0.15):
+        if not 0.0 < float(topk_ratio) <= 1.0:
+            raise ValueError(f"TRAINER.<NAME>.TOPK_RATIO must lie in (0, 1], got {topk_ratio}.")
+        topk = max(1, int(table.num_classes * float(topk_ratio)))
+        return cls(len(table), table.num_classes, table.first_entries(), laplace=laplace, topk=topk)
 
     def statistic(self, z):
         probs = torch.softmax(z, dim=1)

@@ -22,10 +22,13 @@ The counts are a plain tensor (``statistics``), so a distributed trainer can all
 """
 import torch
 
-from .aggregation import Aggregation
+from .aggregation import Aggregation, register_aggregation
 
 
+@register_aggregation
 class PRM(Aggregation):
+    kind = "prm"
+    CONFIG_KEYS = ("PRM_TOPK", "LOGIT_MATH")
     WEIGHT_KIND = "PRM weight"
 
     def __init__(self, num_classes: int, num_slots: int, topk: int = 3, precise: bool = False):
@@ -41,6 +44,11 @@ class PRM(Aggregation):
         self.register_buffer("counts", torch.zeros(shape, dtype=torch.long))  # this epoch, so far
         self.register_buffer("last_counts", torch.zeros(shape, dtype=torch.long))  # of the last estimate
         self.register_buffer("epochs_estimated", torch.zeros((), dtype=torch.long))
+
+    @classmethod
+    def for_table(cls, table, prm_topk=3, logit_math="reference"):
+        """LOGIT_MATH "precise" runs the product in fp32 (see the module docstring)."""
+        return cls(table.num_classes, table.num_slots, topk=prm_topk, precise=logit_math == "precise")
 
     def check(self, num_classes, num_slots):
         if (num_classes, num_slots) != (self.num_classes, self.num_slots):

@@ -12,42 +12,30 @@ config keys it reads, the loader's image size, how its learned prompt is drawn (
 it is additive, how its output splits into an image part and a prompt part (``additive_parts``; the
 encoder then runs CLIP's affine first layer on each part, see vr/clip.py).
 """
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engine.names import close_matches
+from .kinds import KindRegistry, settings_of
 
-PROMPT_REGISTRY: Dict[str, type] = {}
+PROMPTS = KindRegistry("visual prompt kind")
 
 
 def register_prompt(cls):
     """Class decorator: ``TRAINER.<NAME>.PROMPT <cls.kind>`` builds ``cls``."""
-    name = str(cls.kind).lower()
-    if name in PROMPT_REGISTRY:
-        old = PROMPT_REGISTRY[name]
-        raise KeyError(f'A visual prompt kind named "{name}" is already registered by '
-                       f"{old.__module__}.{old.__name__}; {cls.__module__}.{cls.__name__} needs another name.")
-    PROMPT_REGISTRY[name] = cls
-    return cls
+    return PROMPTS.register(cls)
 
 
 def prompt_kinds() -> Tuple[str, ...]:
     """The registered prompt kind names."""
-    return tuple(PROMPT_REGISTRY)
+    return PROMPTS.names()
 
 
 def prompt_class(kind: str, key: str = "TRAINER.<NAME>.PROMPT") -> type:
     """The class registered as ``kind`` (case-insensitive); an unknown name gets the close match and the list."""
-    name = str(kind).lower()
-    if name in PROMPT_REGISTRY:
-        return PROMPT_REGISTRY[name]
-    close = close_matches(name, PROMPT_REGISTRY, n=1)
-    hint = f' Did you mean "{close[0]}"?' if close else ""
-    raise ValueError(f'Unknown visual prompt kind "{kind}" ({key}).{hint} '
-                     f"Registered kinds: {', '.join(prompt_kinds())}.")
+    return PROMPTS.get(kind, key)
 
 
 def frame_mask(image_size: int, inner: int, top_left: int) -> torch.Tensor:
@@ -260,7 +248,7 @@ class WatermarkPrompt(VisualPrompt):
 
 def prompt_settings(cls, node) -> dict:
     """The kind's own keys of a trainer node, lower-cased (the keyword arguments of its __init__)."""
-    return {key.lower(): node[key] for key in cls.CONFIG_KEYS}
+    return settings_of(cls, node)
 
 
 def build_prompt(kind: str, image_size: int, mean, std, num_prompts: int = 1, **settings) -> VisualPrompt:

@@ -119,6 +119,14 @@ class TextTable(nn.Module):
         """Entry n as one string (its strings joined by " | ")."""
         return " | ".join(self.texts[n])
 
+    def first_entries(self) -> List[int]:
+        """For each class, the first entry naming it; a class no entry names gets the first entry not yet
+        taken (a label mapping's starting point: each class scored by a text of its own name)."""
+        named = self.classes.tolist()
+        first = [named.index(c) if c in named else -1 for c in range(self.num_classes)]
+        free = iter(n for n in range(len(self)) if n not in set(first))
+        return [n if n >= 0 else next(free) for n in first]
+
     def class_block(self, c: int) -> torch.Tensor:
         """Entry indices of class c's block (class-block layout only)."""
         self._need_blocks("class blocks")
