@@ -20,6 +20,7 @@ neither the dataset nor CLIP is needed. Large datasets: the PNGs show --classes,
 """
 import argparse
 import io
+import json
 import os
 import sys
 import textwrap
@@ -91,7 +92,18 @@ def read_prm(run_dir, cfg, state=None):
     return prm
 
 
-def prompt_images(state, cfg):
+def run_record(run_dir):
+    """The run's record (run.json, trainers/checkpoints.py), or {} for runs of older code."""
+    from trainers.checkpoints import RUN_FILE
+
+    path = os.path.join(run_dir, RUN_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def prompt_images(state, cfg, run_dir):
     """Per visual prompt held by the checkpoint, its panels [(H, W, 3) array in [0, 1], caption] ([] if none).
 
     The prompt kind draws itself (``pictures`` of its class in vr/prompts.py): padding shows what is added
@@ -103,7 +115,9 @@ def prompt_images(state, cfg):
     node = trainer_node(cfg)
     if delta is None or not node:
         return []
-    v, _, size, _ = delta.shape
+    v, size = delta.shape[0], delta.shape[-1]  # padding, watermark: delta is image-sized
+    recorded = run_record(run_dir).get("prompt") or {}  # any kind: the run record's image size
+    size = int(recorded.get("image_size", size))
     prompt = prompt_from_node(cfg.TRAINER[node], size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), v)
     prompt.load_state_dict({k[len("prompts."):]: t for k, t in state.items() if k.startswith("prompts.")})
     return [[(picture.clamp(0, 1).permute(1, 2, 0).numpy(), caption) for picture, caption in panels]
@@ -276,7 +290,7 @@ def plot_run(run_dir, out=None, classes=None, max_classes=30, top=5, load_epoch=
     has_prm = uses_prm(cfg)
     prm = read_prm(run_dir, cfg, state if load_epoch is not None else None) if has_prm else None
     rows, note = select_classes(prm["classnames"], classes, max_classes) if prm else ([], "")
-    images = prompt_images(state, cfg)
+    images = prompt_images(state, cfg, run_dir)
     if prm is None:
         what = "the visual prompts are" if images else "nothing is"
         log(f"Note: this {cfg.TRAINER.NAME} run has no PRM (only DVP_CSE / DVP_CLS runs with AGGREGATION prm "

@@ -180,3 +180,18 @@ def test_the_corner_patch_is_additive_and_changes_only_its_corner():
     assert torch.equal(out[..., 8:, :], plain[..., 8:, :]) and torch.equal(out[..., :, 8:], plain[..., :, 8:])
     parts = prompt.additive_parts(x)
     assert torch.allclose(prompt.normalise(parts.pixels)[None] + parts.pattern[:, None], out[None])
+
+
+@pytest.mark.slow
+def test_plot_prm_draws_a_prompt_kind_whose_parameter_is_not_image_sized(toy_root, tmp_path):
+    from tests.test_plot_predict import train_run
+    from tests.test_scripts_results import load_script
+
+    train_run("CornerMap", toy_root, tmp_path / "run", "", epochs=1, opts=["TRAINER.CORNERMAP.PATCH", 16])
+    plot_prm = load_script("plot_prm")
+    written = plot_prm.plot_run(str(tmp_path / "run"), out=str(tmp_path / "plots"), log=lambda *a: None)
+    assert [os.path.basename(p) for p in written] == ["prompt_0.png"]
+    run = str(tmp_path / "run")
+    state = plot_prm.load_state(plot_prm.find_checkpoints(run, None)[1]["vr_model"])
+    [[(picture, caption)]] = plot_prm.prompt_images(state, plot_prm.read_config(run), run)
+    assert picture.shape == (224, 224, 3) and caption == "prompt 0 (corner patch)"  # the image, not the patch
