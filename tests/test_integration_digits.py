@@ -189,3 +189,12 @@ def test_a_broken_prm_scores_clearly_worse(prm_runs, broken):
     trainer, acc = prm_runs(broken=broken)
     assert not torch.equal(trainer.model.aggregation.weight, good.model.aggregation.weight)  # the bug took effect
     assert acc <= counted - BROKEN_MARGIN, f"broken PRM ({broken}) {acc:.1f}% vs counted PRM {counted:.1f}%"
+
+
+# the label-mapping VR methods, on a 5-epoch schedule (measured margins: benchmarks/README.md, "Label mapping
+# on digits-tiny")
+@pytest.mark.parametrize("trainer", ["ILMVP", "BLM", "BLMPlus"])
+def test_label_mapping_beats_zero_shot(digits_runs, trainer):
+    _, zero_shot = digits_runs("ZeroshotCLIP")
+    _, acc = digits_runs(trainer, opts=("OPTIM.MAX_EPOCH", 5))
+    assert acc >= zero_shot + MARGIN, f"{trainer}: {acc:.1f}% vs zero-shot {zero_shot:.1f}%"

@@ -284,6 +284,9 @@ class VRTrainer(RunCheckpoints, TrainerX):
                 f"matched by name. Evaluate without those classes, or on the training class set.")
         state = checkpoint["state_dict"]
         model, table = self.model, self.model.text_table
+        if not table.blocked:  # texts are matched to classes by their blocks
+            raise CheckpointError(f"{self.cfg.TRAINER.NAME} scores texts in the free layout ({table.layout()}); "
+                                  f"scoring other classes than the trained ones needs its own load_other_classes.")
         model.prompts.load_state_dict(_part(state, "prompts"))
         saved = state["text_table._extra_state"]
         if (saved["num_slots"], saved["num_prompts"]) != (table.num_slots, table.num_prompts):
