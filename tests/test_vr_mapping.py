@@ -122,3 +122,9 @@ def test_aggregations_are_built_by_registered_name_with_their_config_keys():
 
     with pytest.raises(KeyError, match='aggregation named "blm" is already registered by vr.mapping.BayesianMapping'):
         register_aggregation(type("Again", (BayesianMapping,), {"kind": "blm"}))
+
+
+def test_a_mapping_starts_from_the_first_text_naming_each_class():
+    table = TextTable.free([["x"], ["b0"], ["a0"], ["b1"], ["y"]], [-1, 1, 0, 1, -1], num_classes=3)
+    assert table.first_entries() == [2, 1, 0]  # class 2 has no text of its own: the first free entry
+    assert OneToOneMapping.for_table(table).initial.tolist() == [2, 1, 0]

@@ -122,10 +122,13 @@ class TextTable(nn.Module):
     def first_entries(self) -> List[int]:
         """For each class, the first entry naming it; a class no entry names gets the first entry not yet
         taken (a label mapping's starting point: each class scored by a text of its own name)."""
-        named = self.classes.tolist()
-        first = [named.index(c) if c in named else -1 for c in range(self.num_classes)]
-        free = iter(n for n in range(len(self)) if n not in set(first))
-        return [n if n >= 0 else next(free) for n in first]
+        first = {}
+        for n, c in enumerate(self.classes.tolist()):
+            if c >= 0:
+                first.setdefault(c, n)
+        taken = set(first.values())
+        free = iter(n for n in range(len(self)) if n not in taken)
+        return [first[c] if c in first else next(free) for c in range(self.num_classes)]
 
     def class_block(self, c: int) -> torch.Tensor:
         """Entry indices of class c's block (class-block layout only)."""
