@@ -30,6 +30,7 @@ from vr.text import class_text, templates_for
 
 from .base import DATA_MANAGER_ATTRIBUTES
 from .checkpoints import CheckpointError, RunCheckpoints
+from .clip_plumbing import load_backbone
 
 FEATURE_DIR = "features"  # OUTPUT_DIR/features/<split>-<fingerprint>.pt: extracted features, reused on rerun
 HP_SELECTIONS = ("val", "test", "defaults")
@@ -238,13 +239,10 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
         self.check_method_cfg(cfg)
 
     def build_data_loader(self):
-        from backbones import load_clip
         from engine import DataManager
 
         cfg = self.cfg
-        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        self.encoder = FrozenCLIP(load_clip(cfg.MODEL.BACKBONE.NAME, self.device, weights=cfg.MODEL.BACKBONE.WEIGHTS,
-                                            pretrained=cfg.MODEL.BACKBONE.PRETRAINED))
+        self.encoder = FrozenCLIP(load_backbone(cfg, self.device))
         self.transforms = clip_transforms(self.encoder)
         dm = DataManager(cfg, custom_tfm_train=self.transforms[self.TRAIN_TRANSFORM],
                          custom_tfm_test=self.transforms["test"])
