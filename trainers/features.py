@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms as T
 
 from engine import DatasetWrapper, TrainerX
+from engine.checkpoint_files import model_file
 from engine.io import atomic_write_bytes
 from vr.clip import FrozenCLIP
 from vr.text import class_text, templates_for
@@ -300,7 +301,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
         self.write_run_record()
         self.fit()
         self.save_model(0, self.output_dir)
-        print(f"Saved {os.path.join(self.output_dir, self.MODEL_NAME, 'model.pth.tar-1')} "
+        print(f"Saved {os.path.join(self.output_dir, self.MODEL_NAME, model_file(1))} "
               f"(evaluate with --eval-only --model-dir {self.output_dir} --load-epoch 1)")
         self.after_train()
 
