@@ -502,3 +502,30 @@ def test_plugin_trainer_runs_through_its_own_catalogue(ws, monkeypatch):
     assert res.returncode == 0, res.stderr
     assert "[1/2] toylinear dtd 4 shots seed 1 ... skip (results.json matches)" in res.stdout
     assert ws.launched_dirs() == ["out/dtd/ToyLinear/vit_b16_4shots/seed1", "out/dtd/AR/vit_b16_4shots/seed1"]
+
+
+def test_a_sweep_checks_each_run_once_before_launching_it(ws, monkeypatch, capsys):
+    """Issue 12: the done check runs once per job to plan the sweep and once under the job's run lock
+    (another process may have finished it since), then once on the finished run: not 5 times."""
+    import importlib.util
+
+    from runs import layout
+
+    ws.finish("dtd/AR/vit_b16_16shots/seed1")
+    calls = []
+    check_done = layout.check_done
+    monkeypatch.setattr(layout, "check_done", lambda folder, *a: calls.append(folder) or check_done(folder, *a))
+    for key, value in ws.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(ws.root)
+    spec = importlib.util.spec_from_file_location("run_one_under_test", SCRIPTS / "run_one.py")
+    run_one = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_one)
+    assert run_one.main(["sweep", "--methods", "ar", "--datasets", "dtd", "--shots", "16", "--seeds", "1 2"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep" in out and "(1 finished already)" in out
+    assert "[1/2] ar dtd 16 shots seed 1 ... skip (results.json matches)" in out
+    assert "[2/2] ar dtd 16 shots seed 2 ... running (no results.json)" in out
+    assert "done 1 / failed 0 / skipped 1" in out
+    assert [os.path.basename(f) for f in calls].count("seed1") == 1
+    assert [os.path.basename(f) for f in calls].count("seed2") == 3
