@@ -17,6 +17,7 @@ import torch
 
 import engine
 from engine import build_trainer, distributed, collect_env_info, get_cfg_default, set_random_seed
+from engine.checkpoint_files import EPOCH_FILE, EPOCH_FILE_GLOB, model_file
 from engine.errors import user_error_message
 from engine.names import close_matches
 from engine.results import build_results, git_revision, write_config, write_results
@@ -166,12 +167,12 @@ def check_inputs(cfg, args):
 def check_model_dir(model_dir, load_epoch):
     if not os.path.isdir(model_dir):
         raise UsageError(f"--model-dir {model_dir} does not exist. Pass the OUTPUT_DIR of a finished training run.")
-    found = sorted(glob.glob(os.path.join(model_dir, "*", "model.pth.tar-*")) +
-                   glob.glob(os.path.join(model_dir, "*", "model-best.pth.tar")))
+    found = sorted(glob.glob(os.path.join(model_dir, "*", EPOCH_FILE_GLOB)) +
+                   glob.glob(os.path.join(model_dir, "*", model_file())))
     if not found:
-        raise UsageError(f"--model-dir {model_dir} holds no checkpoint (expected <model name>/model.pth.tar-<epoch> "
+        raise UsageError(f"--model-dir {model_dir} holds no checkpoint (expected <model name>/{EPOCH_FILE} "
                          f"inside it). Train first, or point --model-dir at a run folder that has one.")
-    wanted = "model-best.pth.tar" if load_epoch is None else f"model.pth.tar-{load_epoch}"
+    wanted = model_file(load_epoch)
     if not any(os.path.basename(f) == wanted for f in found):
         have = sorted({os.path.basename(f) for f in found})
         hint = ("pass --load-epoch N with one of the saved epochs"

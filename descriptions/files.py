@@ -13,25 +13,15 @@ import re
 
 from engine.io import atomic_write_bytes
 from engine.names import close_matches
+from runs import catalogue
 
 from .published import published_suffixes
 
-# DATASET.NAME (registered loader class) -> key used in the published file names.
-DATASET_KEYS = {
-    "Caltech101": "caltech101",
-    "DescribableTextures": "dtd",
-    "EuroSAT": "eurosat",
-    "FGVCAircraft": "fgvc",
-    "Food101": "food101",
-    "OxfordFlowers": "oxford_flowers",
-    "OxfordPets": "oxford_pets",
-    "StanfordCars": "stanford_cars",
-    "SUN397": "sun397",
-    "UCF101": "ucf101",
-    "Resisc45": "resisc45",
-    "ImageNet": "I",
-    "Digits": "digits",
-}
+# DATASET.NAME (registered loader class) -> key used in the published file names: each loader's
+# descriptions_key (datasets/catalog.py), read from the dataset catalogue (runs/datasets.json). Test-only
+# loaders (the ImageNet variants) are left out: they are tested with the descriptions of their training set.
+DATASET_KEYS = {d.name: d.descriptions_key for d in catalogue.load_datasets().values()
+                if d.descriptions_key and not d.test_only}
 
 # Config options the trainers read; named once here so that messages and code agree.
 CFG_DESCRIPTIONS_DIR = "DATASET.DESCRIPTIONS_DIR"

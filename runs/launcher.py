@@ -42,19 +42,15 @@ class Runner:
         self.lock = threading.Lock()
         self.stopping = False
 
-    def done(self, job):
-        return done(job, self.settings)
-
     def run(self, job, gpu=None, log_path=None):
-        verdict = done(job, self.settings)
-        if verdict.done:
-            return Outcome("skipped", verdict.reason)
+        """Launch a job found unfinished (runs/schedule.py), unless another process holds its folder or
+        has finished it since: the done check under the run lock is the one that counts."""
         folder = run_dir(job, self.settings)
         with run_lock(folder) as lock_file:
             if lock_file is None:
                 return Outcome("busy", "another process is running it")
             verdict = done(job, self.settings)
-            if verdict.done:  # finished while we waited for the lock
+            if verdict.done:  # finished by another process since the sweep looked
                 return Outcome("skipped", verdict.reason)
             return self._launch(job, folder, gpu, log_path, lock_file)
 

@@ -99,7 +99,11 @@ Verdict = namedtuple("Verdict", "done reason")
 
 def read_results(folder):
     """(results mapping, None) or (None, why it cannot be used)."""
-    path = osp.join(folder, RESULTS)
+    return read_results_file(osp.join(folder, RESULTS))
+
+
+def read_results_file(path):
+    """:func:`read_results` of the results file at ``path`` (scripts/make_table.py finds them by walking)."""
     if not osp.isfile(path):
         return None, f"no {RESULTS}"
     try:

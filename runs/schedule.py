@@ -4,7 +4,7 @@ import signal
 import sys
 import threading
 
-from .jobs import trainer_of
+from .jobs import done, trainer_of
 from .launcher import Outcome, Runner
 from .progress import Progress
 
@@ -13,25 +13,25 @@ def log_name(job):
     return f"{job.dataset}_{trainer_of(job.method)}_{job.cfg}_{job.shots}shots_seed{job.seed}.log"
 
 
-def _unfinished(jobs, runner, progress):
+def _unfinished(jobs, verdicts, progress):
     """(job, why it is not done) for each job in order; finished ones are recorded as skipped."""
     for job in jobs:
-        verdict = runner.done(job)
+        verdict = verdicts[job]
         if verdict.done:
             progress.record(job, Outcome("skipped", verdict.reason))
         else:
             yield job, verdict.reason
 
 
-def run_sequential(jobs, runner, progress, log_dir=None):
-    for job, why in _unfinished(jobs, runner, progress):
+def run_sequential(jobs, runner, progress, verdicts, log_dir=None):
+    for job, why in _unfinished(jobs, verdicts, progress):
         progress.say(job, f"running ({why})")
         log_path = osp.join(log_dir, log_name(job)) if log_dir else None
         progress.record(job, runner.run(job, log_path=log_path))
 
 
-def run_parallel(jobs, runner, progress, gpus, log_dir):
-    pending = list(_unfinished(jobs, runner, progress))
+def run_parallel(jobs, runner, progress, verdicts, gpus, log_dir):
+    pending = list(_unfinished(jobs, verdicts, progress))
     queue_lock = threading.Lock()
 
     def worker(gpu):
@@ -58,11 +58,15 @@ def run_parallel(jobs, runner, progress, gpus, log_dir):
         raise
 
 
-def run_jobs(jobs, settings, parallel_gpus=None, log_dir=None, show_cfg=False):
+def run_jobs(jobs, settings, parallel_gpus=None, log_dir=None, show_cfg=False, verdicts=None):
     """Run (or skip) every job, print progress and the summary.
 
+    ``verdicts``: {job: layout.Verdict} of the jobs' folders when the caller has them (the sweep counts the
+    finished runs first), so that the done check runs once per job before its launch.
     Returns (exit code, summary text): 0 all done or skipped, 1 some failed, 130 interrupted.
     """
+    if verdicts is None:
+        verdicts = {job: done(job, settings) for job in jobs}
     runner = Runner(settings)
     progress = Progress(jobs, settings, show_cfg)
 
@@ -74,9 +78,9 @@ def run_jobs(jobs, settings, parallel_gpus=None, log_dir=None, show_cfg=False):
     interrupted = False
     try:
         if parallel_gpus:
-            run_parallel(jobs, runner, progress, parallel_gpus, log_dir)
+            run_parallel(jobs, runner, progress, verdicts, parallel_gpus, log_dir)
         else:
-            run_sequential(jobs, runner, progress, log_dir)
+            run_sequential(jobs, runner, progress, verdicts, log_dir)
     except KeyboardInterrupt:
         interrupted = True
         runner.stop()

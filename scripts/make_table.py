@@ -16,7 +16,6 @@ chosen on the test images (any nested ``"test_selected": true``) is tabulated wi
 import argparse
 import csv
 import io
-import json
 import math
 import os
 import os.path as osp
@@ -163,15 +162,9 @@ def _as_int(data, key):
 
 def load_result(path, metric):
     """One Record from a results.json, or BadResult with the reason."""
-    try:
-        with open(path, "r") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise BadResult(f"invalid JSON ({exc})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadResult(f"unreadable ({exc})") from None
-    if not isinstance(data, dict):
-        raise BadResult(f"expected a JSON object, found {type(data).__name__}")
+    data, why = layout.read_results_file(path)
+    if data is None:
+        raise BadResult(why)
     # Both headline metrics are part of every finished run's results.json; a file without
     # one of them is incomplete whichever metric is tabulated.
     needed = ("method", "dataset", "backbone", "shots", "seed") + METRICS

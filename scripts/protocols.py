@@ -35,6 +35,7 @@ import time
 from collections import namedtuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from engine.checkpoint_files import EPOCH_FILE, EPOCH_FILE_GLOB, epoch_of, model_file  # noqa: E402  (stdlib only)
 from engine.io import atomic_write_json  # noqa: E402  (stdlib only)
 from runs import catalogue, layout  # noqa: E402  (the registered datasets; the run-folder layout)
 from runs.jobs import DEFAULT_CFG, DEFAULT_SEEDS, Settings, UsageError, available_cfgs, available_datasets  # noqa: E402
@@ -179,7 +180,7 @@ def trained_model(model_dir):
         config_hash = None
     epoch = last_epoch(model_dir)
     checkpoints = {osp.relpath(f, model_dir): stamp(f)
-                   for f in sorted(glob.glob(osp.join(model_dir, "*", f"model.pth.tar-{epoch}")))}
+                   for f in sorted(glob.glob(osp.join(model_dir, "*", model_file(epoch))))}
     return {"model_dir": model_dir, "config_hash": config_hash, "checkpoints": checkpoints,
             "results": stamp(osp.join(model_dir, RESULTS))}
 
@@ -214,8 +215,8 @@ def finished(step):
 
 def last_epoch(model_dir):
     """The last saved epoch of a training run (the protocols test the last epoch), or None."""
-    epochs = [int(m.group(1)) for f in glob.glob(osp.join(model_dir, "*", "model.pth.tar-*"))
-              for m in [re.search(r"model\.pth\.tar-(\d+)$", f)] if m]
+    epochs = [e for e in (epoch_of(osp.basename(f)) for f in glob.glob(osp.join(model_dir, "*", EPOCH_FILE_GLOB)))
+              if e is not None]
     return max(epochs) if epochs else None
 
 
@@ -230,7 +231,7 @@ def command(step, python, data):
     elif step.model_dir:
         epoch = last_epoch(step.model_dir)
         if epoch is None:
-            raise FileNotFoundError(f"no model.pth.tar-<epoch> checkpoint in {step.model_dir}/*/")
+            raise FileNotFoundError(f"no {EPOCH_FILE} checkpoint in {step.model_dir}/*/")
         cmd += ["--eval-only", "--model-dir", step.model_dir, "--load-epoch", str(epoch)]
     return cmd + protocol_options(step)
 

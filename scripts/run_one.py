@@ -196,7 +196,7 @@ def main_sweep(argv):
         return 0
 
     log_dir = osp.join(sweep_dir, "logs") if mode == "gpus" else None
-    code, text = run_jobs(jobs, settings, parallel_gpus=gpus, log_dir=log_dir, show_cfg=show_cfg)
+    code, text = run_jobs(jobs, settings, parallel_gpus=gpus, log_dir=log_dir, show_cfg=show_cfg, verdicts=verdicts)
     atomic_write_text(osp.join(sweep_dir, "summary.txt"), text + "\n")
     return code
 

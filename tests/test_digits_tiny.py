@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from backbones import digits_tiny as dt
+from backbones import digits_tiny_pretrain as dtp
 from tests.concurrency import run_at_once
 from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
 
@@ -24,12 +25,12 @@ def test_pretraining_is_deterministic_and_leaves_global_state_alone():
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     before = torch.rand(1)
     torch.manual_seed(5)
-    first = dt.state_dict_hash(dt.pretrain(TINY, verbose=False))
+    first = dt.state_dict_hash(dtp.pretrain(TINY, verbose=False))
     assert torch.equal(torch.rand(1), before)  # the caller's RNG stream is untouched
     assert torch.get_num_threads() == threads and torch.are_deterministic_algorithms_enabled() == det
-    assert dt.state_dict_hash(dt.pretrain(TINY, verbose=False)) == first
+    assert dt.state_dict_hash(dtp.pretrain(TINY, verbose=False)) == first
     other = dt.Recipe(max_steps=2, batch_size=16, seed=1)
-    assert dt.state_dict_hash(dt.pretrain(other, verbose=False)) != first
+    assert dt.state_dict_hash(dtp.pretrain(other, verbose=False)) != first
     untrained = dt.create_model(TINY)
     assert dt.state_dict_hash(untrained) != first
 
@@ -42,16 +43,16 @@ def test_cache_is_written_once_and_reused(tmp_path, capsys):
     assert name.startswith(f"digits-tiny_{dt.VERSION}_w64-l2-e20-steps2-b16-lr0.001-s0-") and name.endswith(".pt")
     assert dt.cache_path(dt.Recipe(max_steps=2, batch_size=16, lr=2e-3), str(tmp_path)) != path
 
-    runs = dt.PRETRAIN_RUNS
+    runs = dtp.PRETRAIN_RUNS
     model = dt.load_or_build(TINY, str(tmp_path))
     out = capsys.readouterr().out
-    assert dt.PRETRAIN_RUNS == runs + 1 and os.path.isfile(path)
+    assert dtp.PRETRAIN_RUNS == runs + 1 and os.path.isfile(path)
     assert f"cached at {path}" in out and f"saved to {path}" in out
     assert not [f for f in os.listdir(os.path.dirname(path)) if f.endswith(".tmp")]
     mtime = os.stat(path).st_mtime_ns
 
     again = dt.load_or_build(TINY, str(tmp_path))
-    assert dt.PRETRAIN_RUNS == runs + 1 and os.stat(path).st_mtime_ns == mtime
+    assert dtp.PRETRAIN_RUNS == runs + 1 and os.stat(path).st_mtime_ns == mtime
     assert dt.state_dict_hash(again) == dt.state_dict_hash(model)
     assert not again.training
     assert capsys.readouterr().out == ""
@@ -63,16 +64,16 @@ def test_an_unreadable_cache_file_is_rebuilt(tmp_path, capsys):
     os.makedirs(os.path.dirname(path))
     with open(path, "wb") as f:
         f.write(b"half a file")
-    runs = dt.PRETRAIN_RUNS
+    runs = dtp.PRETRAIN_RUNS
     model = dt.load_or_build(TINY, str(tmp_path))
-    assert "unreadable" in capsys.readouterr().out and dt.PRETRAIN_RUNS == runs + 1
+    assert "unreadable" in capsys.readouterr().out and dtp.PRETRAIN_RUNS == runs + 1
     assert dt.state_dict_hash(dt.load_or_build(TINY, str(tmp_path))) == dt.state_dict_hash(model)
 
 
 def _load_or_build(cache_dir):
-    runs = dt.PRETRAIN_RUNS
+    runs = dtp.PRETRAIN_RUNS
     model = dt.load_or_build(TINY, cache_dir, verbose=False)
-    return dt.PRETRAIN_RUNS - runs, dt.state_dict_hash(model)
+    return dtp.PRETRAIN_RUNS - runs, dt.state_dict_hash(model)
 
 
 @pytest.mark.slow
@@ -88,7 +89,7 @@ def test_short_caption_encoding_equals_encode_text():
     model = dt.create_model(TINY)
     tokens = dt.get_tokenizer()(dt.captions(["seven", "nine"]))
     with torch.no_grad():
-        assert torch.allclose(dt.encode_captions(model, tokens), model.encode_text(tokens), atol=1e-5)
+        assert torch.allclose(dtp.encode_captions(model, tokens), model.encode_text(tokens), atol=1e-5)
 
 
 def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):

@@ -9,16 +9,10 @@
   epoch scores clearly above the mean over descriptions it starts from, and a PRM counted on random
   scores or on the wrong class's descriptions scores far below it.
 
-Why the PRM check runs on the statistics epoch: with prompts trained afterwards, digits-tiny absorbs a
-broken PRM. Measured on the low-contrast task (seed 1, 7 epochs), DVP-cls reached 31.5% with the counted
-PRM and 43.8% with a transposed one (counts normalised over classes); with the builtin descriptions,
-which all name their digit, any concentrated weighting works about as well. The transposed PRM is not
-caught on the statistics epoch either (56.2% vs 54.7% counted, seed 1): its rows are not distributions,
-but on these counts it ranks the classes much as the counted one does.
-
-digits-tiny is pre-trained once per machine and cached (tests/digits_fixtures.py); runs are in-process,
-seeded as train.py seeds them. Measured numbers are in the comments; margins leave room for other
-machines and library versions.
+The PRM check runs on the statistics epoch because prompts trained afterwards absorb a broken PRM on
+digits-tiny. digits-tiny is pre-trained once per machine and cached (tests/digits_fixtures.py); runs are
+in-process, seeded as train.py seeds them. The measurements behind the margins (which leave room for other
+machines and library versions) and the PRM check: benchmarks/README.md, 'Demo configs: how they were chosen'.
 """
 import contextlib
 import io
@@ -43,7 +37,7 @@ pytestmark = pytest.mark.slow  # trains every method on digits-tiny (minutes)
 
 DATASET = "digits_lowcontrast"
 SHOTS = 16
-MARGIN = 10.0  # percentage points over zero-shot (measured: see test_reprogramming_beats_zero_shot)
+MARGIN = 10.0  # percentage points over zero-shot (measured: benchmarks/README.md)
 PRM_MARGIN = 8.0  # percentage points of the counted PRM over the mean it starts from
 BROKEN_MARGIN = 15.0  # percentage points of the counted PRM over a broken one
 
@@ -143,8 +137,7 @@ def test_zero_shot_is_the_direct_computation(digits_runs, digits_tiny):  # noqa:
     assert acc < 30.0  # the shift leaves room to reprogram (unshifted: about 90%)
 
 
-# measured (seed 1, the demo's 10 epochs; VP lr 1, the others lr 10): zero-shot 12.1%, VP 38.8%, AR 35.3%,
-# AttrVR 32.0%, DVP-cse 48.9%, DVP-cls 67.0%
+# the accuracies MARGIN was set from: benchmarks/README.md, 'Demo configs: how they were chosen'
 @pytest.mark.parametrize("trainer", ["VP", "AR", "AttrVR", "DVP_CSE", "DVP_CLS"])
 def test_reprogramming_beats_zero_shot(digits_runs, trainer):
     _, zero_shot = digits_runs("ZeroshotCLIP")
@@ -163,8 +156,7 @@ def prm_runs(digits_runs, tmp_path_factory):
     return run
 
 
-# measured with KMEANS_N_INIT 10, the earlier default (seed 1 / seed 2): counted PRM 54.7% / 68.5%, mean 41.1% /
-# 53.4%, wrong class 5.5% / 18.1%, random counts 26.7% (seed 1)
+# the accuracies PRM_MARGIN and BROKEN_MARGIN were set from: benchmarks/README.md, 'Demo configs: how they were chosen'
 def test_the_counted_prm_beats_the_mean_it_starts_from(prm_runs):
     trainer, counted = prm_runs()
     _, mean = prm_runs("mean")

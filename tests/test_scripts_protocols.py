@@ -3,14 +3,12 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.fake_workspace import REPO, SCRIPTS, FakeWorkspace
 from tests.test_scripts_results import load_script, table_rows
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = REPO / "scripts"
 make_table = load_script("make_table")
 protocols = load_script("protocols")
 
@@ -189,74 +187,20 @@ def test_xd_and_dg_tables(tmp_path, capsys):
 
 # ------------------------------------------------------------------ base2new.sh / xd.sh
 
-FAKE_TRAIN = """\
-#!{python}
-import json, os, sys
-args = sys.argv[1:]
-with open(os.environ["FAKE_RECORD"], "a") as f:
-    f.write(json.dumps(args) + "\\n")
-out = args[args.index("--output-dir") + 1]
-os.makedirs(out, exist_ok=True)
-fail = os.environ.get("FAKE_FAIL")
-if fail and fail in out:
-    sys.exit(3)
-sleep_in = os.environ.get("FAKE_SLEEP_IN")
-if sleep_in and sleep_in in out:
-    with open(os.path.join(out, "pid"), "w") as f:
-        f.write(str(os.getpid()))
-    import time
-    time.sleep(60)
-opts = dict(zip(args[-4::2], args[-3::2]))
-if "--eval-only" not in args:
-    os.makedirs(os.path.join(out, "prompt_learner"), exist_ok=True)
-    for epoch in (3, 12):
-        open(os.path.join(out, "prompt_learner", f"model.pth.tar-{{epoch}}"), "w").close()
-sys.path.insert(0, {repo!r})
-from runs import layout  # the merged config as train.py records it: the two files, then the options
-config = {{}}
-for key, value in layout.expected_config([args[args.index(flag) + 1] for flag in
-                                          ("--dataset-config-file", "--config-file")], args[-4:]).items():
-    node = config
-    for part in key.split(".")[:-1]:
-        node = node.setdefault(part, {{}})
-    node[key.split(".")[-1]] = value
-with open(os.path.join(out, "results.json"), "w") as f:
-    json.dump({{"method": args[args.index("--trainer") + 1], "accuracy": 50.0, "config": config,
-               "shots": int(opts["DATASET.NUM_SHOTS"]), "seed": int(args[args.index("--seed") + 1])}}, f)
-"""
+class Workspace(FakeWorkspace):
+    """The protocols' datasets and trainers; training runs leave checkpoints; each run starts a new record."""
 
-
-class Workspace:
     def __init__(self, root):
-        self.root = root
-        for name in protocols.XD_TARGETS + protocols.DG_TARGETS + ("imagenet",):
-            self.write(f"configs/datasets/{name}.yaml", "DATASET:\n  NAME: X\n")
-        for trainer in ("AR", "ZeroshotCLIP", "DVP_CLS"):
-            self.write(f"configs/trainers/{trainer}/vit_b16.yaml", "{}\n")
-        fake = root / "fake_python"
-        fake.write_text(FAKE_TRAIN.format(python=sys.executable, repo=str(REPO)))
-        fake.chmod(0o755)
-        self.record = root / "record.jsonl"
-        self.env = {"PYTHON": str(fake), "DATA": "/datasets", "OUTPUT": "out",
-                    "FAKE_RECORD": str(self.record), "RUNNER_PYTHON": sys.executable,
-                    "PATH": "/usr/bin:/bin", "HOME": str(root)}
-
-    def write(self, rel, text):
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return path
+        super().__init__(root, protocols.XD_TARGETS + protocols.DG_TARGETS + ("imagenet",),
+                         ("AR", "ZeroshotCLIP", "DVP_CLS"), path="/usr/bin:/bin", FAKE_CHECKPOINTS="1")
 
     def run(self, script, *args, **env):
         self.record.unlink(missing_ok=True)
-        return subprocess.run(["/bin/bash", str(SCRIPTS / script), *args], cwd=self.root,
-                              env=dict(self.env, **env), capture_output=True, text=True, timeout=60,
-                              check=False)
+        return super().run(script, *args, **env)
 
     def launched(self):
-        if not self.record.exists():
-            return []
-        return [json.loads(line) for line in self.record.read_text().splitlines()]
+        """The command lines of the runs the last run() launched."""
+        return [r["argv"] for r in super().launched()]
 
 
 @pytest.fixture

@@ -1,16 +1,8 @@
-"""scripts/<method>.sh and scripts/sweep.sh through a fake train.py.
-
-PYTHON points at a small script that records its arguments (and CUDA_VISIBLE_DEVICES) and writes
-results.json into --output-dir, or exits 3 when its output dir contains $FAKE_FAIL, so the tests
-see exactly which runs were launched, with which command line.
-"""
+"""scripts/<method>.sh and scripts/sweep.sh through a fake train.py (tests/fake_workspace.py)."""
 import json
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
-
 import time
 
 import pytest
@@ -18,97 +10,18 @@ import pytest
 from runs import catalogue
 from runs.jobs import Job, Settings, command, resolve_method
 from runs.layout import parse_run_dir
+from tests.fake_workspace import SCRIPTS, FakeWorkspace
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = REPO / "scripts"
 METHODS = list(catalogue.load().values())  # every registered trainer (runs/trainers.json)
 TRAINERS = [m.trainer for m in METHODS]
 
-FAKE_TRAIN = """\
-#!{python}
-import ast, json, os, sys
-import yaml
-args = sys.argv[1:]
-if os.environ.get("FAKE_RECORD"):
-    with open(os.environ["FAKE_RECORD"], "a") as f:
-        f.write(json.dumps({{"argv": args, "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"),
-                            "pid": os.getpid()}}) + "\\n")
-def flag(name):
-    return args[args.index(name) + 1]
-out = flag("--output-dir")
-os.makedirs(out, exist_ok=True)
-if os.environ.get("FAKE_SLEEP"):
-    import time
-    time.sleep(float(os.environ["FAKE_SLEEP"]))
-fail = os.environ.get("FAKE_FAIL")
-if fail and fail in out:
-    sys.exit(3)
-if os.environ.get("FAKE_NO_RESULTS"):
-    sys.exit(0)
-# The merged config as train.py records it: yaml files, then the trailing KEY VALUE pairs.
-config = {{}}
-def merge(dst, src):
-    for key, value in src.items():
-        if isinstance(value, dict):
-            merge(dst.setdefault(key, {{}}), value)
-        else:
-            dst[key] = value
-for name in ("--dataset-config-file", "--config-file"):
-    with open(flag(name)) as f:
-        merge(config, yaml.safe_load(f) or {{}})
-opts = [a for a in args[args.index("--output-dir") + 2:] if a != "--eval-only"]
-for key, value in zip(opts[::2], opts[1::2]):
-    try:
-        value = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        pass
-    node = config
-    *parents, leaf = key.split(".")
-    for part in parents:
-        node = node.setdefault(part, {{}})
-    node[leaf] = value
-results = {{"method": flag("--trainer"), "shots": config["DATASET"]["NUM_SHOTS"],
-           "seed": int(flag("--seed")), "accuracy": 50.0, "config": config}}
-with open(os.path.join(out, "results.json"), "w") as f:
-    json.dump(results, f)
-"""
 
-
-class Workspace:
-    """A repo-like folder: configs/, a fake interpreter, and helpers to run the scripts."""
+class Workspace(FakeWorkspace):
+    """Configs of every registered trainer (and AR's rn50), with the sweep's helpers."""
 
     def __init__(self, root):
-        self.root = root
-        for name in ("caltech101", "dtd"):
-            self.write(f"configs/datasets/{name}.yaml", "DATASET:\n  NAME: X\n")
-        for trainer in TRAINERS:
-            self.write(f"configs/trainers/{trainer}/vit_b16.yaml", "{}\n")
+        super().__init__(root, ("caltech101", "dtd"), TRAINERS)
         self.write("configs/trainers/AR/rn50.yaml", "{}\n")
-        self.fake = root / "fake_python"
-        self.fake.write_text(FAKE_TRAIN.format(python=sys.executable))
-        self.fake.chmod(0o755)
-        self.record = root / "record.jsonl"
-        self.bin = root / "bin"  # PATH: only what a test puts there (no sbatch, no nvidia-smi)
-        self.bin.mkdir()
-        self.env = {"PYTHON": str(self.fake), "DATA": "/datasets", "OUTPUT": "out",
-                    "FAKE_RECORD": str(self.record), "RUNNER_PYTHON": sys.executable,
-                    "PATH": str(self.bin), "HOME": str(root)}
-
-    def write(self, rel, text):
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return path
-
-    def run(self, script, *args, **env):
-        full_env = dict(self.env, **env)
-        return subprocess.run(["/bin/bash", str(SCRIPTS / script), *args], cwd=self.root,
-                              env=full_env, capture_output=True, text=True, timeout=60)
-
-    def launched(self):
-        if not self.record.exists():
-            return []
-        return [json.loads(line) for line in self.record.read_text().splitlines()]
 
     def launched_dirs(self):
         return [r["argv"][r["argv"].index("--output-dir") + 1] for r in self.launched()]
@@ -502,3 +415,30 @@ def test_plugin_trainer_runs_through_its_own_catalogue(ws, monkeypatch):
     assert res.returncode == 0, res.stderr
     assert "[1/2] toylinear dtd 4 shots seed 1 ... skip (results.json matches)" in res.stdout
     assert ws.launched_dirs() == ["out/dtd/ToyLinear/vit_b16_4shots/seed1", "out/dtd/AR/vit_b16_4shots/seed1"]
+
+
+def test_a_sweep_checks_each_run_once_before_launching_it(ws, monkeypatch, capsys):
+    """Issue 12: the done check runs once per job to plan the sweep and once under the job's run lock
+    (another process may have finished it since), then once on the finished run: not 5 times."""
+    import importlib.util
+
+    from runs import layout
+
+    ws.finish("dtd/AR/vit_b16_16shots/seed1")
+    calls = []
+    check_done = layout.check_done
+    monkeypatch.setattr(layout, "check_done", lambda folder, *a: calls.append(folder) or check_done(folder, *a))
+    for key, value in ws.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(ws.root)
+    spec = importlib.util.spec_from_file_location("run_one_under_test", SCRIPTS / "run_one.py")
+    run_one = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_one)
+    assert run_one.main(["sweep", "--methods", "ar", "--datasets", "dtd", "--shots", "16", "--seeds", "1 2"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep" in out and "(1 finished already)" in out
+    assert "[1/2] ar dtd 16 shots seed 1 ... skip (results.json matches)" in out
+    assert "[2/2] ar dtd 16 shots seed 2 ... running (no results.json)" in out
+    assert "done 1 / failed 0 / skipped 1" in out
+    assert [os.path.basename(f) for f in calls].count("seed1") == 1
+    assert [os.path.basename(f) for f in calls].count("seed2") == 3

@@ -2,13 +2,13 @@
 
 A method is a subclass that names its config node (``NODE``) and says which texts it embeds
 (``build_text``), how many prompts it uses (``num_prompts``) and how it aggregates
-(``build_aggregation``). Everything else lives here, once: CLIP loading, the VR data pipeline
-(loaders yield [0,1] images; the prompt normalises), the reference's per-iteration cosine schedule,
-precision, PRM statistics hooks, the per-epoch test curve and the run files.
+(``build_aggregation``). Everything else lives here, once: the VR data pipeline (loaders yield [0,1]
+images; the prompt normalises), the reference's per-iteration cosine schedule, the PRECISION keys,
+PRM statistics hooks and the run files; CLIP loading, autocast and the per-epoch test curve are the
+plumbing CoOp shares (trainers/clip_plumbing.py).
 
 Only Dassl's public TrainerX contract is used, so the trainers also run on the real Dassl 0.6.3.
 """
-import contextlib
 import csv
 import io
 import os
@@ -24,12 +24,12 @@ from engine.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from vr import FrozenCLIP, ReprogrammedCLIP, loader_size_for, prompt_class, prompt_from_node, prompt_settings
 
 from .checkpoints import CheckpointError, RunCheckpoints
+from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used
 from .pipeline import VRDatasetWrapper, augment_seed, check_pipeline_cfg, set_loader_epoch
 
 MODEL_NAME = "vr_model"  # checkpoints: OUTPUT_DIR/vr_model/model.pth.tar-<epoch>
 PRECISIONS = ("fp16", "bf16", "fp32")
 LOGIT_MATHS = ("reference", "precise")
-PER_EPOCH_FILE = "per_epoch_test.json"
 DATA_MANAGER_ATTRIBUTES = ("train_loader_x", "train_loader_u", "val_loader", "test_loader", "num_classes",
                            "num_source_domains", "lab2cname")
 
@@ -97,7 +97,7 @@ def _eval_wrapper(cfg, data_source, transform=None, is_train=False):
                             what="evaluation images")
 
 
-class VRTrainer(RunCheckpoints, TrainerX):
+class VRTrainer(PerEpochTestCurve, RunCheckpoints, TrainerX):
     """Base of the VR trainers. Subclasses set NODE and implement build_text / build_aggregation.
 
     Evaluating on another class set (trainers/checkpoints.py): the learned prompts are kept; a class seen
@@ -142,9 +142,7 @@ class VRTrainer(RunCheckpoints, TrainerX):
         if node is None:
             raise KeyError(f"Config node TRAINER.{self.NODE} is missing: build the config with engine.extend_cfg.")
         prompt_class(node.PROMPT, key=f"TRAINER.{self.NODE}.PROMPT")  # unknown kind -> error with the list
-        if node.PRECISION not in PRECISIONS:
-            raise ValueError(f'Unknown precision "{node.PRECISION}" (TRAINER.{self.NODE}.PRECISION). '
-                             f"Use one of: {', '.join(PRECISIONS)}.")
+        check_precision(node.PRECISION, PRECISIONS, f"TRAINER.{self.NODE}.PRECISION")
         if node.LOGIT_MATH not in LOGIT_MATHS:
             raise ValueError(f'Unknown logit math "{node.LOGIT_MATH}" (TRAINER.{self.NODE}.LOGIT_MATH). '
                              f"Use one of: {', '.join(LOGIT_MATHS)}.")
@@ -208,11 +206,7 @@ class VRTrainer(RunCheckpoints, TrainerX):
 
     def build_data_loader(self):
         cfg = self.cfg
-        from backbones import load_clip
-
-        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        self.clip = FrozenCLIP(load_clip(cfg.MODEL.BACKBONE.NAME, self.device, weights=cfg.MODEL.BACKBONE.WEIGHTS,
-                                         pretrained=cfg.MODEL.BACKBONE.PRETRAINED))
+        self.clip = FrozenCLIP(load_backbone(cfg, self.device))
         node = self.vcfg
         self.make_prompts(1)  # checks the prompt geometry against the backbone before loading data
         size = loader_size_for(node, self.clip.image_size)
@@ -327,8 +321,7 @@ class VRTrainer(RunCheckpoints, TrainerX):
     # ---- training ----------------------------------------------------------------------------
     def effective_precision(self):
         """PRECISION as run: fp16 autocast needs CUDA, so it becomes fp32 on other devices."""
-        precision = self.vcfg.PRECISION
-        return "fp32" if precision == "fp16" and self.device.type != "cuda" else precision
+        return precision_used(self.vcfg.PRECISION, self.device)
 
     def train_autocast(self):
         """Autocast for training steps (tests always run in fp32, as in the reference)."""
@@ -336,10 +329,7 @@ class VRTrainer(RunCheckpoints, TrainerX):
         if precision != self.vcfg.PRECISION and not self._precision_note_done:
             print(f"Note: fp16 autocast needs CUDA; training in fp32 on the {self.device.type.upper()}.")
             self._precision_note_done = True
-        if precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return autocast(self.device, precision)
 
     def updates_this_epoch(self):
         return self.epoch >= self.STATS_EPOCHS
@@ -406,12 +396,8 @@ class VRTrainer(RunCheckpoints, TrainerX):
             self.model.aggregation.end_epoch()  # PRM: re-estimated from this epoch's counts
         if self.updates_this_epoch() and not self.lr_per_iteration:
             self.update_lr()
-        if self.cfg.TEST.PER_EPOCH and not self.cfg.TEST.NO_TEST and self.updates_this_epoch():
-            acc = float(self.test())
-            self.per_epoch_test.append(acc)
-            self._per_epoch_records.append({"epoch": self.epoch + 1, "accuracy": acc})
-            if distributed.is_main_process():
-                atomic_write_json(os.path.join(self.output_dir, PER_EPOCH_FILE), self._per_epoch_records)
+        if self.updates_this_epoch():
+            self.extend_test_curve()
         super().after_epoch()  # checkpoint (holds the re-estimated PRM)
 
     def before_train(self):
@@ -419,15 +405,7 @@ class VRTrainer(RunCheckpoints, TrainerX):
             raise ValueError(f"{self.cfg.TRAINER.NAME} has nothing to train: run it with --eval-only "
                              f"(and no --model-dir).")
         super().before_train()
-        # on resume, keep the per-epoch curve of the epochs already done
-        self._per_epoch_records = []
-        path = os.path.join(self.output_dir, PER_EPOCH_FILE)
-        if self.cfg.TEST.PER_EPOCH and self.start_epoch > 0 and os.path.isfile(path):
-            import json
-
-            with open(path) as f:
-                self._per_epoch_records = [r for r in json.load(f) if r["epoch"] <= self.start_epoch]
-            self.per_epoch_test = [r["accuracy"] for r in self._per_epoch_records]
+        self.resume_test_curve()
 
     def after_train(self):
         if distributed.is_main_process():  # one writer per run

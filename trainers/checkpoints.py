@@ -25,6 +25,7 @@ import pickle
 import zipfile
 
 from engine import distributed, load_checkpoint, save_checkpoint
+from engine.checkpoint_files import EPOCH_FILE, model_file
 from engine.extend import register_config
 from engine.io import atomic_write_json
 
@@ -100,12 +101,12 @@ def read_pointer(model_dir):
         name = f.read().strip().splitlines()
     if not name or not name[0].strip():
         raise CheckpointError(f"The checkpoint pointer {pointer} is empty (it should name the latest "
-                              f"model.pth.tar-<epoch>). Write that file name into it, or delete the folder "
+                              f"{EPOCH_FILE}). Write that file name into it, or delete the folder "
                               f"{model_dir} to train from scratch.")
     path = osp.join(model_dir, name[0].strip())
     if not osp.isfile(path):
         raise CheckpointError(f"The checkpoint pointer {pointer} names {name[0].strip()}, which does not exist. "
-                              f"Write the name of an existing model.pth.tar-<epoch> into it, or delete {model_dir} "
+                              f"Write the name of an existing {EPOCH_FILE} into it, or delete {model_dir} "
                               f"to train from scratch.")
     return path
 
@@ -132,8 +133,7 @@ def read_checkpoint(path):
 def evaluated_record(model_dir, epoch=None):
     """(path, run record) of the checkpoint ``--eval-only --model-dir`` loads (the first model's; epoch None:
     model-best), or (path or None, None); read before the model is built (DVP_CLS takes its v from it)."""
-    name = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
-    found = sorted(glob.glob(osp.join(model_dir, "*", name)))
+    found = sorted(glob.glob(osp.join(model_dir, "*", model_file(epoch))))
     if not found:
         return None, None
     record = read_checkpoint(found[0]).get("run")
@@ -174,7 +174,7 @@ def check_resume_folder(directory, cfg, required=False):
     dirs = pointer_dirs(directory)
     if not dirs and required:
         raise CheckpointError(f"--resume {directory}: no checkpoint there (expected <model name>/checkpoint and "
-                              f"model.pth.tar-<epoch> inside it). Pass the OUTPUT_DIR of an interrupted run, or "
+                              f"{EPOCH_FILE} inside it). Pass the OUTPUT_DIR of an interrupted run, or "
                               f"drop --resume to train from scratch.")
     for model_dir in dirs:
         path = read_pointer(model_dir)
@@ -343,7 +343,7 @@ class RunCheckpoints(SafeLoadModel):
         for name in self.get_model_names():
             for epoch in saved_epochs(self.output_dir, name):
                 if epoch < latest and not (freq > 0 and epoch % freq == 0):
-                    os.remove(osp.join(self.output_dir, name, f"model.pth.tar-{epoch}"))
+                    os.remove(osp.join(self.output_dir, name, model_file(epoch)))
 
     # ---- resuming --------------------------------------------------------------------------------
     def before_train(self):
@@ -425,10 +425,9 @@ class RunCheckpoints(SafeLoadModel):
         if not directory:
             print("Note that load_model() is skipped as no pretrained model is given")
             return
-        model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
         evaluated = self.classnames_in_label_order()
         for name in self.get_model_names():
-            path = osp.join(directory, name, model_file)
+            path = osp.join(directory, name, model_file(epoch))
             if not osp.exists(path):
                 raise FileNotFoundError(f"No model at {path}. Pass the OUTPUT_DIR of a training run of "
                                         f"{self.cfg.TRAINER.NAME} and one of its saved epochs (--load-epoch).")

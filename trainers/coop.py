@@ -18,27 +18,22 @@ CLASS_TOKEN_POSITION), with these deliberate differences (see also configs/train
 - The text features are computed once per evaluation (cached while the context is unchanged), not per
   test batch; training recomputes them every step as CoOp does.
 """
-import contextlib
-import json
-import os
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from engine import TRAINER_REGISTRY, TrainerX, build_optimizer, compute_accuracy, load_pretrained_weights
 from engine.extend import ensure_node, register_config
-
-from .checkpoints import CheckpointError, RunCheckpoints
-from engine.io import atomic_write_json
 from engine.schedulers import build_lr_scheduler
 from vr.clip import FrozenCLIP
+
+from .checkpoints import CheckpointError, RunCheckpoints
+from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used
 
 MODEL_NAME = "prompt_learner"  # checkpoints: OUTPUT_DIR/prompt_learner/model.pth.tar-<epoch> (as CoOp)
 PRECISIONS = ("fp16", "fp32", "amp")
 POSITIONS = ("end", "middle", "front")
 FIXED_TOKEN_KEYS = ("token_prefix", "token_suffix")  # buffers CoOp saved with the context
-PER_EPOCH_FILE = "per_epoch_test.json"
 
 
 @register_config
@@ -262,7 +257,7 @@ class CoOpCLIP(nn.Module):
 
 # ---- the trainer --------------------------------------------------------------------------------
 @TRAINER_REGISTRY.register()
-class CoOp(RunCheckpoints, TrainerX):
+class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
     """Context Optimization (CoOp), https://arxiv.org/abs/2109.01134."""
 
     CLASS_TRANSFER = "learned context kept, with the evaluated class names (CoOp's own behaviour)"
@@ -271,21 +266,14 @@ class CoOp(RunCheckpoints, TrainerX):
         node = cfg.TRAINER.get("COOP")
         if node is None:
             raise KeyError("Config node TRAINER.COOP is missing: build the config with engine.extend_cfg.")
-        if node.PREC not in PRECISIONS:
-            raise ValueError(f'Unknown precision "{node.PREC}" (TRAINER.COOP.PREC). '
-                             f"Use one of: {', '.join(PRECISIONS)}.")
+        check_precision(node.PREC, PRECISIONS, "TRAINER.COOP.PREC")
         check_position(node.CLASS_TOKEN_POSITION)
         if not str(node.CTX_INIT).strip() and int(node.N_CTX) < 1:
             raise ValueError(f"TRAINER.COOP.N_CTX must be at least 1 (got {node.N_CTX}), or give CTX_INIT words.")
 
     def build_data_loader(self):
         """CLIP first: missing weights fail before the dataset is read."""
-        from backbones import load_clip
-
-        cfg = self.cfg
-        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        self.backbone = load_clip(cfg.MODEL.BACKBONE.NAME, self.device, weights=cfg.MODEL.BACKBONE.WEIGHTS,
-                                  pretrained=cfg.MODEL.BACKBONE.PRETRAINED)
+        self.backbone = load_backbone(self.cfg, self.device)
         super().build_data_loader()
 
     def build_model(self):
@@ -310,7 +298,7 @@ class CoOp(RunCheckpoints, TrainerX):
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)  # stepped once per epoch, as CoOp
         self.register_model(MODEL_NAME, learner, self.optim, self.sched)
 
-        self.autocast_on = node.PREC in ("fp16", "amp") and self.device.type == "cuda"
+        self.autocast_on = precision_used(node.PREC, self.device) != "fp32"
         if node.PREC != "fp32" and not self.autocast_on:
             print(f'Note: TRAINER.COOP.PREC "{node.PREC}" needs CUDA; running in fp32 on the {self.device.type}.')
         self.scaler = torch.amp.GradScaler("cuda") if self.autocast_on and node.PREC == "amp" else None
@@ -318,9 +306,10 @@ class CoOp(RunCheckpoints, TrainerX):
 
     def autocast(self, training):
         """fp16 autocast for "fp16" (training and test) and "amp" (training only), on CUDA."""
-        if not self.autocast_on or (self.cfg.TRAINER.COOP.PREC == "amp" and not training):
-            return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=torch.float16)
+        precision = precision_used(self.cfg.TRAINER.COOP.PREC, self.device)
+        if precision == "amp" and not training:  # amp tests in fp32, as CoOp
+            precision = "fp32"
+        return autocast(self.device, precision)
 
     def forward_backward(self, batch):
         image, label = self.parse_batch_train(batch)
@@ -354,19 +343,10 @@ class CoOp(RunCheckpoints, TrainerX):
     # ---- the per-epoch test curve (TEST.PER_EPOCH; never the headline number) ------------------
     def before_train(self):
         super().before_train()
-        self._per_epoch_records = []
-        path = os.path.join(self.output_dir, PER_EPOCH_FILE)
-        if self.cfg.TEST.get("PER_EPOCH", False) and self.start_epoch > 0 and os.path.isfile(path):
-            with open(path) as f:
-                self._per_epoch_records = [r for r in json.load(f) if r["epoch"] <= self.start_epoch]
-            self.per_epoch_test = [r["accuracy"] for r in self._per_epoch_records]
+        self.resume_test_curve()
 
     def after_epoch(self):
-        if self.cfg.TEST.get("PER_EPOCH", False) and not self.cfg.TEST.NO_TEST:
-            acc = float(self.test())
-            self.per_epoch_test.append(acc)
-            self._per_epoch_records.append({"epoch": self.epoch + 1, "accuracy": acc})
-            atomic_write_json(os.path.join(self.output_dir, PER_EPOCH_FILE), self._per_epoch_records)
+        self.extend_test_curve()
         super().after_epoch()
 
     def extra_results(self):

@@ -24,12 +24,14 @@ from torch.utils.data import DataLoader
 from torchvision import transforms as T
 
 from engine import DatasetWrapper, TrainerX
+from engine.checkpoint_files import model_file
 from engine.io import atomic_write_bytes
 from vr.clip import FrozenCLIP
 from vr.text import class_text, templates_for
 
 from .base import DATA_MANAGER_ATTRIBUTES
 from .checkpoints import CheckpointError, RunCheckpoints
+from .clip_plumbing import load_backbone
 
 FEATURE_DIR = "features"  # OUTPUT_DIR/features/<split>-<fingerprint>.pt: extracted features, reused on rerun
 HP_SELECTIONS = ("val", "test", "defaults")
@@ -238,13 +240,10 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
         self.check_method_cfg(cfg)
 
     def build_data_loader(self):
-        from backbones import load_clip
         from engine import DataManager
 
         cfg = self.cfg
-        print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
-        self.encoder = FrozenCLIP(load_clip(cfg.MODEL.BACKBONE.NAME, self.device, weights=cfg.MODEL.BACKBONE.WEIGHTS,
-                                            pretrained=cfg.MODEL.BACKBONE.PRETRAINED))
+        self.encoder = FrozenCLIP(load_backbone(cfg, self.device))
         self.transforms = clip_transforms(self.encoder)
         dm = DataManager(cfg, custom_tfm_train=self.transforms[self.TRAIN_TRANSFORM],
                          custom_tfm_test=self.transforms["test"])
@@ -302,7 +301,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
         self.write_run_record()
         self.fit()
         self.save_model(0, self.output_dir)
-        print(f"Saved {os.path.join(self.output_dir, self.MODEL_NAME, 'model.pth.tar-1')} "
+        print(f"Saved {os.path.join(self.output_dir, self.MODEL_NAME, model_file(1))} "
               f"(evaluate with --eval-only --model-dir {self.output_dir} --load-epoch 1)")
         self.after_train()
 

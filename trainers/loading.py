@@ -6,6 +6,7 @@ stores ``None`` there, so ``--eval-only --load-epoch N`` fails on Dassl. Trainer
 import os
 
 from engine import load_checkpoint
+from engine.checkpoint_files import model_file
 
 
 class SafeLoadModel:
@@ -14,9 +15,8 @@ class SafeLoadModel:
         if not directory:
             print("Note that load_model() is skipped as no pretrained model is given")
             return
-        model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
         for name in self.get_model_names():
-            path = os.path.join(directory, name, model_file)
+            path = os.path.join(directory, name, model_file(epoch))
             if not os.path.exists(path):
                 raise FileNotFoundError(f"No model at {path}. Pass the OUTPUT_DIR of a training run of "
                                         f"{self.cfg.TRAINER.NAME} and one of its saved epochs (--load-epoch).")

@@ -12,14 +12,14 @@ import contextlib
 import glob
 import io
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import torch
 from PIL import Image, UnidentifiedImageError
 
-CHECKPOINT_RE = re.compile(r"^model\.pth\.tar-(\d+)$")
+from engine.checkpoint_files import EPOCH_FILE, EPOCH_FILE_GLOB, epoch_of, model_file
+
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -87,10 +87,10 @@ def uses_prm(cfg) -> bool:
 def saved_epochs(run_dir, name) -> List[int]:
     """Epochs with a ``model.pth.tar-<epoch>`` file in ``run_dir/name``, ascending."""
     epochs = []
-    for path in glob.glob(os.path.join(run_dir, name, "model.pth.tar-*")):
-        match = CHECKPOINT_RE.match(os.path.basename(path))
-        if match:
-            epochs.append(int(match.group(1)))
+    for path in glob.glob(os.path.join(run_dir, name, EPOCH_FILE_GLOB)):
+        epoch = epoch_of(os.path.basename(path))
+        if epoch is not None:
+            epochs.append(epoch)
     return sorted(epochs)
 
 
@@ -106,9 +106,9 @@ def latest_epoch(run_dir, name) -> int:
     pointer = os.path.join(run_dir, name, "checkpoint")
     if os.path.isfile(pointer):
         with open(pointer) as f:
-            match = CHECKPOINT_RE.match(f.read().strip())
-        if match and int(match.group(1)) in epochs:
-            return int(match.group(1))
+            epoch = epoch_of(f.read().strip())
+        if epoch in epochs:
+            return epoch
     return epochs[-1]
 
 
@@ -118,16 +118,16 @@ def find_checkpoints(run_dir, load_epoch: Optional[int] = None, names: Optional[
     names = list(names) if names else model_names(run_dir)
     if not names or any(not saved_epochs(run_dir, n) for n in names):
         raise FileNotFoundError(
-            f"{run_dir} holds no checkpoint (expected <model name>/model.pth.tar-<epoch> inside it). Train the run "
+            f"{run_dir} holds no checkpoint (expected <model name>/{EPOCH_FILE} inside it). Train the run "
             f"to the end first; evaluation-only runs (ZeroshotCLIP) save none.")
     epoch = latest_epoch(run_dir, names[0]) if load_epoch is None else int(load_epoch)
     paths = {}
     for name in names:
         have = saved_epochs(run_dir, name)
         if epoch not in have:
-            raise FileNotFoundError(f"{os.path.join(run_dir, name)} has no model.pth.tar-{epoch}; saved epochs: "
+            raise FileNotFoundError(f"{os.path.join(run_dir, name)} has no {model_file(epoch)}; saved epochs: "
                                     f"{', '.join(map(str, have))}. Pass one of them with --load-epoch.")
-        paths[name] = os.path.join(run_dir, name, f"model.pth.tar-{epoch}")
+        paths[name] = os.path.join(run_dir, name, model_file(epoch))
     return epoch, paths
 
 

@@ -6,6 +6,7 @@ from collections import OrderedDict
 import torch
 
 from engine.io import atomic_write_bytes, atomic_write_text
+from engine.checkpoint_files import model_file
 
 from .utils import mkdir_if_missing
 
@@ -17,7 +18,7 @@ def save_checkpoint(state, save_dir, is_best=False, remove_module_from_keys=True
         state["state_dict"] = OrderedDict(
             (k[7:] if k.startswith("module.") else k, v) for k, v in state["state_dict"].items())
     if not model_name:
-        model_name = "model.pth.tar-" + str(state["epoch"])
+        model_name = model_file(state["epoch"])
     fpath = osp.join(save_dir, model_name)
     import io
     buf = io.BytesIO()
@@ -26,7 +27,7 @@ def save_checkpoint(state, save_dir, is_best=False, remove_module_from_keys=True
     print(f"Checkpoint saved to {fpath}")
     atomic_write_text(osp.join(save_dir, "checkpoint"), osp.basename(fpath) + "\n")
     if is_best:
-        best_fpath = osp.join(osp.dirname(fpath), "model-best.pth.tar")
+        best_fpath = osp.join(osp.dirname(fpath), model_file())
         shutil.copy(fpath, best_fpath)
         print(f'Best checkpoint saved to "{best_fpath}"')
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from engine import distributed
+from engine.checkpoint_files import BEST_MODEL_FILE, model_file
 
 from .checkpoint import load_checkpoint, resume_from_checkpoint, save_checkpoint
 from .data.manager import DataManager
@@ -90,9 +91,8 @@ class TrainerBase:
         if not directory:
             print("Note that load_model() is skipped as no pretrained model is given")
             return
-        model_file = "model-best.pth.tar" if epoch is None else "model.pth.tar-" + str(epoch)
         for name in self.get_model_names():
-            model_path = osp.join(directory, name, model_file)
+            model_path = osp.join(directory, name, model_file(epoch))
             if not osp.exists(model_path):
                 raise FileNotFoundError(f'No model at "{model_path}"')
             checkpoint = load_checkpoint(model_path)
@@ -290,7 +290,7 @@ class SimpleTrainer(TrainerBase):
             is_best = curr_result > self.best_result
             if is_best:
                 self.best_result = curr_result
-                self.save_model(self.epoch, self.output_dir, val_result=curr_result, model_name="model-best.pth.tar")
+                self.save_model(self.epoch, self.output_dir, val_result=curr_result, model_name=BEST_MODEL_FILE)
         if meet_checkpoint_freq or last_epoch:
             self.save_model(self.epoch, self.output_dir)
 

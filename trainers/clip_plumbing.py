@@ -1,0 +1,71 @@
+"""CLIP plumbing the trainer families share (the VR trainers of trainers/base.py, CoOp and its variants
+of trainers/coop.py, the feature baselines of trainers/features.py): loading the backbone, checking and
+running a precision choice, and the per-epoch test curve (TEST.PER_EPOCH).
+
+Each family keeps its own precision keys and choices (VR: PRECISION fp16 | bf16 | fp32; CoOp: PREC
+fp16 | fp32 | amp); what they mean on a device is decided here once.
+"""
+import contextlib
+import json
+import os
+
+import torch
+
+from engine import distributed
+from engine.io import atomic_write_json
+
+PER_EPOCH_FILE = "per_epoch_test.json"
+AUTOCAST_DTYPES = {"fp16": torch.float16, "amp": torch.float16, "bf16": torch.bfloat16}
+CUDA_ONLY = ("fp16", "amp")  # fp16 autocast needs CUDA: fp32 elsewhere (bf16 autocast runs on the CPU too)
+
+
+def load_backbone(cfg, device):
+    """The CLIP of cfg.MODEL.BACKBONE (backbones.load_clip), announced first: missing weights fail early."""
+    from backbones import load_clip
+
+    backbone = cfg.MODEL.BACKBONE
+    print(f"Loading CLIP (backbone: {backbone.NAME})")
+    return load_clip(backbone.NAME, device, weights=backbone.WEIGHTS, pretrained=backbone.PRETRAINED)
+
+
+def check_precision(value, choices, key):
+    """An unknown precision choice: an error naming the key and the choices."""
+    if value not in choices:
+        raise ValueError(f'Unknown precision "{value}" ({key}). Use one of: {", ".join(choices)}.')
+
+
+def precision_used(precision, device):
+    """The precision as run on ``device``: fp16 autocast (fp16, amp) becomes fp32 without CUDA."""
+    return "fp32" if precision in CUDA_ONLY and device.type != "cuda" else precision
+
+
+def autocast(device, precision):
+    """The autocast context of a precision as run (fp32: none)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])
+
+
+class PerEpochTestCurve:
+    """TEST.PER_EPOCH: the test accuracy after every epoch, kept in ``per_epoch_test`` (results.json) and
+    in OUTPUT_DIR/per_epoch_test.json; a resumed run keeps the entries of the epochs it has done.
+    Selected on the test set (the references' protocol), so never the headline number."""
+
+    def resume_test_curve(self):
+        """In before_train: the curve so far (empty, or the done epochs' entries when resuming)."""
+        self._per_epoch_records = []
+        path = os.path.join(self.output_dir, PER_EPOCH_FILE)
+        if self.cfg.TEST.get("PER_EPOCH", False) and self.start_epoch > 0 and os.path.isfile(path):
+            with open(path) as f:
+                self._per_epoch_records = [r for r in json.load(f) if r["epoch"] <= self.start_epoch]
+            self.per_epoch_test = [r["accuracy"] for r in self._per_epoch_records]
+
+    def extend_test_curve(self):
+        """In after_epoch: test and add the accuracy (when TEST.PER_EPOCH is on and testing is not off)."""
+        if not self.cfg.TEST.get("PER_EPOCH", False) or self.cfg.TEST.NO_TEST:
+            return
+        acc = float(self.test())
+        self.per_epoch_test.append(acc)
+        self._per_epoch_records.append({"epoch": self.epoch + 1, "accuracy": acc})
+        if distributed.is_main_process():  # one writer per run
+            atomic_write_json(os.path.join(self.output_dir, PER_EPOCH_FILE), self._per_epoch_records)
