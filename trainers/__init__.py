@@ -3,7 +3,8 @@ registers their config nodes (TRAINER.<NAME>.*).
 
 VR trainers (one model family, see vr/): ZeroshotCLIP, VP, AR, AttrVR, DVP_CSE, DVP_CLS; shared code in
 trainers/base.py. CoOp lives in trainers/coop.py when present; its variants CoCoOp (trainers/cocoop.py)
-and KgCoOp (trainers/kgcoop.py) build on it. Feature-based baselines (LinearProbe, LPPlusPlus, CLIPAdapter,
+and KgCoOp (trainers/kgcoop.py) build on it, and so does MaPLe (trainers/maple.py; its deep-prompt forward
+through CLIP's towers is vr/deep_prompts.py). Feature-based baselines (LinearProbe, LPPlusPlus, CLIPAdapter,
 TipAdapter, TipAdapterF): heads on frozen CLIP features, shared code in trainers/features.py.
 """
 import importlib
@@ -11,6 +12,6 @@ import os
 
 from . import ar, attrvr, clip_adapter, dvp, linear_probe, lpplusplus, tip_adapter, vp, zsclip  # noqa: F401
 
-for _module in ("coop", "cocoop", "kgcoop"):
+for _module in ("coop", "cocoop", "kgcoop", "maple"):
     if os.path.exists(os.path.join(os.path.dirname(__file__), f"{_module}.py")):
         importlib.import_module(f"{__name__}.{_module}")
