@@ -150,7 +150,8 @@ def test_maples_prompts_are_the_couplings_of_its_text_prompts(toy_root, tmp_path
     torch.testing.assert_close(text.inputs[0][:, 1:3], (p0 + clip.positional_embedding[1:3]).expand(len(names), -1, -1))
     torch.testing.assert_close(text.inputs[1][:, 1:3], p1.expand(len(names), -1, -1))
     with torch.no_grad():
-        torch.testing.assert_close(image.inputs[0][:, -2:], clip.visual.ln_pre(p0 @ f0.weight.t() + f0.bias).expand(2, -1, -1))
+        first_image_prompt = clip.visual.ln_pre(p0 @ f0.weight.t() + f0.bias)
+        torch.testing.assert_close(image.inputs[0][:, -2:], first_image_prompt.expand(2, -1, -1))
         torch.testing.assert_close(image.inputs[1][:, -2:], (p1 @ f1.weight.t() + f1.bias).expand(2, -1, -1))
         f = F.normalize(clip.visual.ln_post(image.outputs[1][:, 0]) @ clip.visual.proj, dim=-1)
         pooled = clip.ln_final(text.outputs[1])[torch.arange(len(names)), learner.tokenized_prompts.argmax(-1)]
@@ -263,7 +264,8 @@ def test_configs_state_the_papers_protocol_and_leave_out_resnets():
         path = os.path.join(ROOT, "configs", "trainers", "MaPLe", f"{name}.yaml")
         cfg = train.setup_cfg(train.build_parser().parse_args(["--config-file", path, "--trainer", "MaPLe"]))
         assert cfg.MODEL.BACKBONE.NAME == backbone
-        assert (cfg.OPTIM.NAME, cfg.OPTIM.LR, cfg.OPTIM.LR_SCHEDULER, cfg.OPTIM.MAX_EPOCH) == ("sgd", 0.0035, "cosine", 5)
+        assert (cfg.OPTIM.NAME, cfg.OPTIM.LR, cfg.OPTIM.LR_SCHEDULER, cfg.OPTIM.MAX_EPOCH) == ("sgd", 0.0035, "cosine",
+                                                                                              5)
         assert (cfg.OPTIM.WARMUP_EPOCH, cfg.OPTIM.WARMUP_TYPE, cfg.OPTIM.WARMUP_CONS_LR) == (1, "constant", 1e-5)
         assert (cfg.OPTIM.MOMENTUM, cfg.OPTIM.WEIGHT_DECAY) == (0.9, 5e-4)
         assert cfg.DATALOADER.TRAIN_X.BATCH_SIZE == 4

@@ -136,10 +136,10 @@ class MaPLe(CoOp):
             raise ValueError(f"TRAINER.MAPLE.PROMPT_DEPTH {depth} exceeds the blocks of {name} ({layers['text']} "
                              f"text, {layers['image']} image): set it to at most {min(layers.values())}.")
         ctx_init = str(node.CTX_INIT or "").replace("_", " ").strip()
-        if ctx_init and int(node.N_CTX) > count_tokens(backbone.tokenizer, ctx_init):
-            raise ValueError(f'TRAINER.MAPLE.N_CTX {node.N_CTX} exceeds the {count_tokens(backbone.tokenizer, ctx_init)}'
-                             f' tokens of TRAINER.MAPLE.CTX_INIT "{ctx_init}": lower N_CTX, or set CTX_INIT "" '
-                             f"(random context).")
+        init_tokens = count_tokens(backbone.tokenizer, ctx_init) if ctx_init else 0
+        if ctx_init and int(node.N_CTX) > init_tokens:
+            raise ValueError(f'TRAINER.MAPLE.N_CTX {node.N_CTX} exceeds the {init_tokens} tokens of '
+                             f'TRAINER.MAPLE.CTX_INIT "{ctx_init}": lower N_CTX, or set CTX_INIT "" (random context).')
 
     def build_model(self):
         cfg, node = self.cfg, self.node
