@@ -121,6 +121,21 @@ def test_prompts_replace_exactly_their_positions_before_blocks_1_to_j_minus_1():
     assert torch.equal(rec.inputs[2], rec.outputs[1])
 
 
+def test_image_prompts_are_dropped_before_average_pooling():
+    """digits-tiny's pooling: the mean over the image tokens of the last block (CLS and prompts left out)."""
+    model = build_tiny_clip(pool_type="avg").eval()
+    g = torch.Generator().manual_seed(4)
+    first, second = torch.randn(2, 64, generator=g), torch.randn(2, 64, generator=g)
+    x = images(2)
+    rec = BlockInputs(model.visual.transformer)
+    with torch.no_grad():
+        out = encode_image_deep(model.visual, x, first, [second])
+    rec.remove()
+    last = rec.outputs[1]
+    torch.testing.assert_close(out, model.visual.ln_post(last[:, 1:-2]).mean(1) @ model.visual.proj)
+    assert not torch.allclose(out, model.visual.ln_post(last[:, 1:]).mean(1) @ model.visual.proj)
+
+
 def tokenize(texts):
     import open_clip
 
@@ -170,6 +185,14 @@ def test_trainable_parameters_are_the_prompts_and_couplings(toy_root, tmp_path):
     assert trainer.trainable_params == hand_count(2, 2, 64, 64) == 8_576
     assert {id(p) for g in trainer.optim.param_groups for p in g["params"]} == {id(p) for p in learner.parameters()}
     assert not any(p.requires_grad for p in trainer.model.encoder.model.parameters())
+    # one training step reaches every prompt and coupling (and nothing of CLIP)
+    batch = next(iter(trainer.train_loader_x))
+    trainer.batch_idx, trainer.num_batches = 0, 2
+    trainer.set_model_mode("train")
+    trainer.forward_backward(batch)
+    for name, p in learner.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert all(p.grad is None for p in trainer.model.encoder.model.parameters())
 
 
 def test_readme_states_the_vit_b16_count():
