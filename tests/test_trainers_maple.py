@@ -19,7 +19,7 @@ from engine import build_trainer, set_random_seed
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 from trainers.coop import TextTower
 from trainers.maple import add_deep_prompts, coupling
-from vr.deep_prompts import encode_image_deep, replacing
+from vr.deep_prompts import check_image_forward, encode_image_deep, replacing
 
 ROOT = os.path.dirname(train.__file__)
 TINY = ["MODEL.BACKBONE.NAME", "test-tiny", "TRAINER.MAPLE.PROMPT_DEPTH", "2"]  # test-tiny: 2 blocks per tower
@@ -134,6 +134,16 @@ def test_image_prompts_are_dropped_before_average_pooling():
     last = rec.outputs[1]
     torch.testing.assert_close(out, model.visual.ln_post(last[:, 1:-2]).mean(1) @ model.visual.proj)
     assert not torch.allclose(out, model.visual.ln_post(last[:, 1:]).mean(1) @ model.visual.proj)
+
+
+def test_build_time_check_catches_a_forward_that_differs_from_open_clip(monkeypatch):
+    """What MaPLe runs at build (as CoOp's text check): another open_clip layout fails before training."""
+    model = build_tiny_clip().eval()
+    check_image_forward(model, 224, "test-tiny")  # the real forward passes
+    monkeypatch.setattr(model.visual, "ln_pre", torch.nn.Identity())  # a tower whose embedding differs from ours
+    monkeypatch.setattr(model, "encode_image", lambda x: build_tiny_clip().eval().encode_image(x))
+    with pytest.raises(RuntimeError, match="differs from open_clip's encode_image for test-tiny"):
+        check_image_forward(model, 224, "test-tiny")
 
 
 def tokenize(texts):

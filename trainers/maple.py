@@ -26,7 +26,8 @@ from engine import TRAINER_REGISTRY, build_optimizer, load_pretrained_weights
 from engine.extend import ensure_node, register_config
 from engine.schedulers import build_lr_scheduler
 from vr.clip import FrozenCLIP
-from vr.deep_prompts import deep_prompt_refusal, encode_image_deep, replacing, transformer_blocks
+from vr.deep_prompts import (check_image_forward, deep_prompt_refusal, encode_image_deep, replacing,
+                             transformer_blocks)
 
 from .coop import (MODEL_NAME, PRECISIONS, CoOp, CoOpCLIP, PromptLearner, TextTower, check_input_size,
                    count_tokens)
@@ -153,6 +154,7 @@ class MaPLe(CoOp):
             learn_first_tokens(learner, int(node.N_CTX))
             print(f"MaPLe: the first {learner.n_ctx} of those tokens are learned; the rest stay fixed words")
         tower.check_against(backbone.model, learner.tokenized_prompts[:8], encoder.name)
+        check_image_forward(backbone.model, encoder.image_size, encoder.name)
         depth = int(node.PROMPT_DEPTH)
         vision_width = int(backbone.model.visual.class_embedding.shape[-1])
         add_deep_prompts(learner, depth, tower.width, vision_width)

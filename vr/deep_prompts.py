@@ -97,3 +97,17 @@ def encode_image_deep(visual: VisionTransformer, images: torch.Tensor, first: Op
         x = x[:, :-n]
     pooled, _ = visual._pool(x)
     return pooled @ visual.proj if visual.proj is not None else pooled
+
+
+@torch.no_grad()
+def check_image_forward(model, image_size: int, name: str = ""):
+    """Fail early if ``encode_image_deep`` without prompts does not reproduce ``model.encode_image`` (another
+    open_clip version or tower layout)."""
+    device = next(model.parameters()).device
+    x = torch.randn(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(0)).to(device)
+    with torch.autocast(device.type, enabled=False):
+        ours, ref = encode_image_deep(model.visual, x).float(), model.encode_image(x).float()
+    err, scale = (ours - ref).abs().max().item(), ref.abs().max().item() or 1.0
+    if err > 1e-4 * scale:
+        raise RuntimeError(f"vr/deep_prompts.py: the prompt image forward differs from open_clip's encode_image for "
+                           f"{name} (max abs difference {err:.3g}); this open_clip version or model is not supported.")
