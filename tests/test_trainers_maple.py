@@ -16,6 +16,8 @@ import torch.nn.functional as F
 import train
 from backbones.tiny import build_tiny_clip
 from engine import build_trainer, set_random_seed
+from engine.results import write_config
+from trainers.run_loading import read_rgb
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 from trainers.coop import TextTower
 from trainers.maple import add_deep_prompts, coupling
@@ -269,6 +271,25 @@ def test_trains_saves_what_it_learned_and_reevaluates_on_base_and_new(toy_root, 
         logits = torch.cat([fresh.model_inference(fresh.parse_batch_test(b)[0]) for b in fresh.test_loader])
     labels = torch.cat([b["label"] for b in fresh.test_loader])
     assert res_new["accuracy"] == pytest.approx(100.0 * (logits.argmax(1) == labels).float().mean().item(), abs=1e-6)
+
+    # scripts/predict.py rebuilds the run and gives the trained model's own top class and probability
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_maple_predict", os.path.join(ROOT, "scripts", "predict.py"))
+    predict = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(predict)
+    write_config(trainer.cfg, str(out))  # what train.py writes beside the checkpoints (trained in-process here)
+    paths = [d.impath for d in trainer.dm.dataset.test[:3]]
+    capsys.readouterr()
+    assert predict.main([str(out), *paths, "--json", "--device", "cpu"]) == 0
+    predictions = json.loads(capsys.readouterr().out)["predictions"]
+    tfm = trainer.test_loader.dataset.transform
+    trainer.set_model_mode("eval")
+    with torch.no_grad():
+        probs = torch.softmax(trainer.model_inference(torch.stack([tfm(read_rgb(p)) for p in paths])), dim=1)
+    for rec, row in zip(predictions, probs):
+        assert rec["top"][0]["class"] == trainer.dm.dataset.classnames[int(row.argmax())]
+        assert rec["top"][0]["probability"] == pytest.approx(float(row.max()), abs=1e-5)
 
 
 # ---- bad input -----------------------------------------------------------------------------------------
