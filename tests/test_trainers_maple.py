@@ -325,6 +325,10 @@ def test_configs_state_the_papers_protocol_and_leave_out_resnets():
         assert cfg.DATALOADER.TRAIN_X.BATCH_SIZE == 4
         node = cfg.TRAINER.MAPLE
         assert (node.N_CTX, node.CTX_INIT, node.PREC, node.PROMPT_DEPTH) == (2, "a photo of a", "fp16", 9)
+    xd = os.path.join(ROOT, "configs", "trainers", "MaPLe", "vit_b16_xd.yaml")  # MaPLe's cross-dataset config
+    cfg = train.setup_cfg(train.build_parser().parse_args(["--config-file", xd, "--trainer", "MaPLe"]))
+    assert (cfg.OPTIM.LR, cfg.OPTIM.MAX_EPOCH, cfg.TRAINER.MAPLE.PROMPT_DEPTH, cfg.DATALOADER.TRAIN_X.BATCH_SIZE) == (
+        0.0026, 2, 3, 4)
     demo = os.path.join(ROOT, "configs", "trainers", "MaPLe", "demo.yaml")
     cfg = train.setup_cfg(train.build_parser().parse_args(["--config-file", demo, "--trainer", "MaPLe"]))
     assert cfg.MODEL.BACKBONE.NAME == "digits-tiny" and cfg.TRAINER.MAPLE.PROMPT_DEPTH == 2
@@ -334,7 +338,8 @@ def test_configs_state_the_papers_protocol_and_leave_out_resnets():
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
-        with pytest.raises(UsageError, match="unknown config for MaPLe 'rn50'.*MaPLe has: demo, vit_b16, vit_b32"):
+        listing = "MaPLe has: demo, vit_b16, vit_b16_xd, vit_b32"
+        with pytest.raises(UsageError, match=f"unknown config for MaPLe 'rn50'.*{listing}"):
             validate([Job("maple", "dtd", 16, "rn50", 1)])
     finally:
         os.chdir(cwd)
