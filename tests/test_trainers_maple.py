@@ -207,6 +207,18 @@ def test_trainable_parameters_are_the_prompts_and_couplings(toy_root, tmp_path):
     assert all(p.grad is None for p in trainer.model.encoder.model.parameters())
 
 
+def test_loads_a_released_style_checkpoint_with_maples_names(toy_root, tmp_path):
+    """MaPLe's own checkpoints: fp16 tensors under the same names, plus the fixed token vectors (dropped)."""
+    trainer = make_trainer(toy_root, tmp_path)
+    learner = trainer.model.prompt_learner
+    state = {k: torch.randn_like(v).half() for k, v in learner.state_dict().items()}
+    learner.load_state_dict({**state, "token_prefix": torch.zeros(4, 1, 64), "token_suffix": torch.zeros(4, 74, 64)})
+    for key, value in learner.state_dict().items():
+        assert value.dtype == torch.float32 and torch.equal(value, state[key].float()), key
+    with pytest.raises(RuntimeError, match="other"):  # anything else unexpected still fails
+        learner.load_state_dict(dict(state, other=torch.zeros(1)))
+
+
 def test_readme_states_the_vit_b16_count():
     """ViT-B/16: text width 512, image width 768, 2 tokens, depth 9 (baselines.md: about 3.55M)."""
     import torch.nn as nn
