@@ -53,6 +53,8 @@ UNAVAILABLE = {
               "(base-to-new averages: REPORTED_BASE2NEW in scripts/reported.py)",
     "KgCoOp": "KgCoOp (reported): its readme reports base-to-new, not all-class 16-shot accuracy, so no row "
               "(base-to-new averages: REPORTED_BASE2NEW in scripts/reported.py)",
+    "MaPLe": "MaPLe (reported): its paper reports base-to-new, not all-class 16-shot accuracy, so no row "
+             "(base-to-new averages: REPORTED_BASE2NEW in scripts/reported.py)",
     "LinearProbe": "LinearProbe (reported): CoOp's RN50 linear-probe results are a figure only, and the "
                    "ViT-B/16 16-shot table (PromptSRC) is not confirmed here, so no row",
     "LPPlusPlus": "LPPlusPlus (reported): LP++'s per-dataset table (RN50, 10 tasks) is not transcribed "
@@ -65,11 +67,12 @@ UNAVAILABLE = {
 
 # Base-to-new (CoCoOp's protocol: ViT-B/16, 16 shots, 3 seeds): (base, new, HM) in %. "avg" is the
 # average over CoOp's 11 datasets as published; per-dataset values only where checked against the source.
-# Sources: CoCoOp Table 1 (CoCoOp) and the KgCoOp readme (KgCoOp).
+# Sources: CoCoOp Table 1 (CoCoOp), the KgCoOp readme (KgCoOp) and the MaPLe readme (MaPLe).
 REPORTED_BASE2NEW = {
     "CoCoOp": {"avg": (80.47, 71.69, 75.83), "EuroSAT": (87.49, 60.04, 71.21),
                "FGVCAircraft": (33.41, 23.71, 27.74), "DescribableTextures": (77.01, 56.00, 64.85)},
     "KgCoOp": {"avg": (80.73, 73.60, 77.00)},
+    "MaPLe": {"avg": (82.28, 75.14, 78.55)},
 }
 
 # ---- RN50, 16 shots, Tip-Adapter's protocol: gaopengcuhk/Tip-Adapter exp.log, one seed ------------------

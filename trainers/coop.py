@@ -26,6 +26,7 @@ from engine import TRAINER_REGISTRY, TrainerX, build_optimizer, compute_accuracy
 from engine.extend import ensure_node, register_config
 from engine.schedulers import build_lr_scheduler
 from vr.clip import FrozenCLIP
+from vr.deep_prompts import run_blocks
 
 from .checkpoints import CheckpointError, RunCheckpoints
 from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used
@@ -87,16 +88,14 @@ class TextTower:
             return x[rows, (tokens == self.eos_id).int().argmax(dim=-1)]
         return x[:, 0] if self.pool_type == "first" else x[:, -1]
 
-    def __call__(self, prompts, tokens):
-        """(N, L, width) prompt embeddings and their (N, L) token ids -> (N, embed_dim) text features."""
+    def __call__(self, prompts, tokens, before_block=None):
+        """(N, L, width) prompt embeddings and their (N, L) token ids -> (N, embed_dim) text features.
+
+        ``before_block(j, x)``: the residual stream block j is fed (deep prompts, vr/deep_prompts.py)."""
         t = self.tower
         dtype = self._cast_dtype()
         x = prompts.to(dtype) + t.positional_embedding.to(dtype)
-        mask = getattr(t, "attn_mask", None)
-        if hasattr(t.transformer, "batch_first"):  # open_clip 3.x: takes (N, L, D), transposes inside
-            x = t.transformer(x, attn_mask=mask)
-        else:  # older open_clip without batch_first: the transformer takes (L, N, D)
-            x = t.transformer(x.permute(1, 0, 2), attn_mask=mask).permute(1, 0, 2)
+        x = run_blocks(t.transformer, x, attn_mask=getattr(t, "attn_mask", None), before_block=before_block)
         x = t.ln_final(x)
         x = self._pool(x, tokens)
         proj = t.text_projection
@@ -116,6 +115,13 @@ class TextTower:
             raise RuntimeError(f"trainers/coop.py: the prompt text forward differs from open_clip's encode_text "
                                f"for {name} (max abs difference {err:.3g}); this open_clip version or model is "
                                f"not supported.")
+
+
+def check_input_size(cfg, image_size, name):
+    """INPUT.SIZE must be the backbone's input size (the loaders resize to it; CLIP's positions fit it)."""
+    if int(cfg.INPUT.SIZE[0]) != image_size or int(cfg.INPUT.SIZE[1]) != image_size:
+        raise ValueError(f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not match the {image_size}px input "
+                         f"of {name}: set INPUT.SIZE ({image_size}, {image_size}).")
 
 
 def count_tokens(tokenizer, text):
@@ -242,13 +248,18 @@ class CoOpCLIP(nn.Module):
         """(C, D) normalised text features; reused under no_grad while the context is unchanged."""
         ctx = self.prompt_learner.ctx
         reuse = not torch.is_grad_enabled()
-        key = (ctx._version, ctx.data_ptr(), torch.is_autocast_enabled(ctx.device.type))
+        key = (tuple((p._version, p.data_ptr()) for p in self.prompt_learner.parameters()),
+               torch.is_autocast_enabled(ctx.device.type))
         if reuse and self._cache is not None and self._cache[0] == key:
             return self._cache[1]
-        feats = self.tower(self.prompt_learner(), self.prompt_learner.tokenized_prompts)
+        feats = self.encode_prompts()
         feats = feats.float() / feats.float().norm(dim=-1, keepdim=True)
         self._cache = (key, feats.detach()) if reuse else None
         return feats
+
+    def encode_prompts(self):
+        """(C, embed_dim) unnormalised text features of the class prompts (MaPLe adds its deeper prompts)."""
+        return self.tower(self.prompt_learner(), self.prompt_learner.tokenized_prompts)
 
     def forward(self, image):
         image_features = self.encoder.encode_image(image).float()
@@ -261,6 +272,11 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
     """Context Optimization (CoOp), https://arxiv.org/abs/2109.01134."""
 
     CLASS_TRANSFER = "learned context kept, with the evaluated class names (CoOp's own behaviour)"
+    NODE = "COOP"  # the config node under TRAINER that holds PREC (MaPLe: MAPLE)
+
+    @property
+    def node(self):
+        return self.cfg.TRAINER[self.NODE]
 
     def check_cfg(self, cfg):
         node = cfg.TRAINER.get("COOP")
@@ -274,16 +290,18 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
     def build_data_loader(self):
         """CLIP first: missing weights fail before the dataset is read."""
         self.backbone = load_backbone(self.cfg, self.device)
+        self.check_backbone(self.backbone)
         super().build_data_loader()
+
+    def check_backbone(self, backbone):
+        """Backbone facts a variant needs, checked before the dataset is read (MaPLe: a ViT image tower)."""
 
     def build_model(self):
         cfg, node = self.cfg, self.cfg.TRAINER.COOP
         classnames = self.dm.dataset.classnames
         backbone = self.backbone
         encoder = FrozenCLIP(backbone)
-        if int(cfg.INPUT.SIZE[0]) != encoder.image_size or int(cfg.INPUT.SIZE[1]) != encoder.image_size:
-            raise ValueError(f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not match the {encoder.image_size}px input "
-                             f"of {encoder.name}: set INPUT.SIZE ({encoder.image_size}, {encoder.image_size}).")
+        check_input_size(cfg, encoder.image_size, encoder.name)
         tower = TextTower(backbone.model, encoder.name)
         print("Building custom CLIP")
         learner = PromptLearner(classnames, tower, backbone.tokenizer, n_ctx=node.N_CTX, ctx_init=node.CTX_INIT,
@@ -297,16 +315,20 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
         self.optim = build_optimizer(learner, cfg.OPTIM)
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)  # stepped once per epoch, as CoOp
         self.register_model(MODEL_NAME, learner, self.optim, self.sched)
+        self.setup_precision()
 
-        self.autocast_on = precision_used(node.PREC, self.device) != "fp32"
-        if node.PREC != "fp32" and not self.autocast_on:
-            print(f'Note: TRAINER.COOP.PREC "{node.PREC}" needs CUDA; running in fp32 on the {self.device.type}.')
-        self.scaler = torch.amp.GradScaler("cuda") if self.autocast_on and node.PREC == "amp" else None
+    def setup_precision(self):
+        """Autocast and loss scaling of TRAINER.<NODE>.PREC (CUDA only; fp32 elsewhere, with a note)."""
+        prec = self.node.PREC
+        self.autocast_on = precision_used(prec, self.device) != "fp32"
+        if prec != "fp32" and not self.autocast_on:
+            print(f'Note: TRAINER.{self.NODE}.PREC "{prec}" needs CUDA; running in fp32 on the {self.device.type}.')
+        self.scaler = torch.amp.GradScaler("cuda") if self.autocast_on and prec == "amp" else None
         self.per_epoch_test = []
 
     def autocast(self, training):
         """fp16 autocast for "fp16" (training and test) and "amp" (training only), on CUDA."""
-        precision = precision_used(self.cfg.TRAINER.COOP.PREC, self.device)
+        precision = precision_used(self.node.PREC, self.device)
         if precision == "amp" and not training:  # amp tests in fp32, as CoOp
             precision = "fp32"
         return autocast(self.device, precision)
