@@ -11,12 +11,18 @@ import yaml
 
 import train
 from tests.conftest import run_cmd
-from tests.trainer_fixtures import KEY, eval_logits, make_trainer, node_of, toy_cfg, toy_descriptions  # noqa: F401
+from engine import TRAINER_REGISTRY
+from tests.trainer_fixtures import (KEY, eval_logits, make_trainer, node_of, registered_trainers,  # noqa: F401
+                                    toy_cfg, toy_descriptions)
+from trainers.base import VRTrainer
 from trainers.checkpoints import CheckpointError, PROTOCOL_EXCLUDED
 from vr import nearest_centroid, template_table
 
 BASE, NEW = ["red", "green"], ["blue", "yellow"]  # ToyColors' SUBSAMPLE_CLASSES halves
-VR_TRAINED = ["VP", "AR", "AttrVR", "DVP_CSE", "DVP_CLS"]
+# the registered VR trainers that learn (test plugins included), by whether they can score other classes
+VR_LEARNING = [TRAINER_REGISTRY.get(n) for n in registered_trainers(VRTrainer) if TRAINER_REGISTRY.get(n).TRAINS]
+VR_TRAINED = [t.__name__ for t in VR_LEARNING if t.CLASS_TRANSFER]
+VR_CLASS_BOUND = [t.__name__ for t in VR_LEARNING if not t.CLASS_TRANSFER]
 
 
 def toy_argv(trainer, root, out, descriptions, *opts, extra=()):
@@ -136,7 +142,7 @@ def direct_vr_logits(trainer, images, texts, grid):
 
 @pytest.mark.parametrize("name", VR_TRAINED)
 def test_base_to_new_scores_the_new_classes_texts(name, toy_root, toy_descriptions, tmp_path):
-    epochs = 3 if name.startswith("DVP") else 2
+    epochs = 2 + TRAINER_REGISTRY.get(name).STATS_EPOCHS
     opts = ["DATALOADER.TRAIN_X.BATCH_SIZE", 8, "TEST.NO_TEST", True]
     run = tmp_path / "run"
     trained = make_trainer(toy_cfg(name, toy_root, run, toy_descriptions, epochs=epochs,
@@ -168,6 +174,18 @@ def test_base_to_new_scores_the_new_classes_texts(name, toy_root, toy_descriptio
     with torch.no_grad():
         direct = direct_vr_logits(ev, images, built, grid).cpu()
     assert torch.allclose(logits, direct, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", VR_CLASS_BOUND)
+def test_a_method_without_a_class_transfer_policy_refuses_other_classes(name, toy_root, toy_descriptions, tmp_path):
+    opts = ["DATALOADER.TRAIN_X.BATCH_SIZE", 8, "TEST.NO_TEST", True]
+    trained = make_trainer(toy_cfg(name, toy_root, tmp_path / "run", toy_descriptions, epochs=1,
+                                   opts=opts + ["DATASET.SUBSAMPLE_CLASSES", "base"]))
+    trained.train()
+    ev = make_trainer(toy_cfg(name, toy_root, tmp_path / "ev", toy_descriptions, epochs=1,
+                              opts=opts + ["DATASET.SUBSAMPLE_CLASSES", "new"]))
+    with pytest.raises(CheckpointError, match="cannot score classes other than those it was trained on"):
+        ev.load_model(str(tmp_path / "run"), epoch=1)
 
 
 def test_coop_base_to_new_uses_the_learned_context_with_the_new_names(toy_root, tmp_path):

@@ -73,16 +73,6 @@ def test_a_training_step_uses_the_estimated_mapping(toy_root, tmp_path):
     assert trainer.forward_backward(batch)["loss"] == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.slow
-def test_evaluating_other_classes_is_refused(toy_root, tmp_path):
-    run = make_trainer(toy_cfg("BLMPlus", toy_root, tmp_path / "run", "", epochs=1, opts=ONE_BATCH))
-    run.train()
-    base = make_trainer(toy_cfg("BLMPlus", toy_root, tmp_path / "b2n", "", epochs=1,
-                                opts=ONE_BATCH + ["DATASET.SUBSAMPLE_CLASSES", "new"]))
-    with pytest.raises(Exception, match="cannot score classes other than those it was trained on"):
-        base.load_model(str(tmp_path / "run"), epoch=1)
-
-
 def test_unknown_source_templates_is_an_error_before_loading(toy_root, tmp_path):
     with pytest.raises(ValueError, match='Unknown source templates "many"'):
         make_trainer(toy_cfg("ILMVP", toy_root, tmp_path, "", epochs=1,
