@@ -11,6 +11,10 @@ For a DVP run (PRM aggregation) the predicted class's logit is a sum over descri
 weight x description logit; the script prints, for the predicted class, how much of it each visual
 prompt contributes (its PRM mass, which marks the prompt that weighed most, and its part of the logit)
 and the descriptions with the largest weight x logit (descriptions of weight 0 do not count).
+A model with an ``explain(images, labels, classnames=..., top=...)`` method (one JSON-able record per image,
+for its predicted class) is explained by it: Tip-Adapter / Tip-Adapter-F list the cache neighbours (the
+training images whose keys have the highest affinity with the image, their labels, affinity and part of the
+predicted class's logit; --neighbours N of them).
 --json prints the same as JSON.
 """
 import argparse
@@ -39,6 +43,8 @@ def build_parser():
     p.add_argument("--root", default="", help="dataset root, when it moved since training")
     p.add_argument("--descriptions", type=int, default=5,
                    help="DVP: descriptions of the predicted class to print (default 5)")
+    p.add_argument("--neighbours", type=int, default=5,
+                   help="Tip-Adapter: cache neighbours of the predicted class to print (default 5)")
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.add_argument("--verbose", action="store_true", help="show what rebuilding the model prints")
     return p
@@ -72,10 +78,12 @@ def explain(model, weights, kind, z, label, n_descriptions):
     return {"weights": kind, "class_logit": float(scores.sum()), "prompts": parts, "descriptions": descriptions}
 
 
-def predict(run, images, topk=5, n_descriptions=5):
-    """One record per image: top classes (with probabilities) and, for weighted description sums, why."""
+def predict(run, images, topk=5, n_descriptions=5, n_neighbours=5):
+    """One record per image: top classes (with probabilities) and, for weighted description sums or a model
+    with an ``explain`` method, why."""
     model = run.model
     weights, kind = slot_weights(model)
+    explain_model = getattr(model, "explain", None) if weights is None else None
     k = max(1, min(int(topk), len(run.classnames)))
     records = []
     for start in range(0, len(images), BATCH):
@@ -88,6 +96,8 @@ def predict(run, images, topk=5, n_descriptions=5):
                 logits, z = run.class_logits(batch), None
         probs = torch.softmax(logits.float(), dim=1)
         top = torch.topk(probs, k, dim=1)
+        explained = (explain_model(batch, top.indices[:, 0].tolist(), classnames=run.classnames, top=n_neighbours)
+                     if explain_model is not None else None)
         for b, path in enumerate(paths):
             rec = {"image": path, "top": [{"class": run.classnames[int(i)], "label": int(i), "probability": float(p)}
                                           for p, i in zip(top.values[b], top.indices[b])]}
@@ -95,6 +105,8 @@ def predict(run, images, topk=5, n_descriptions=5):
                 label = int(top.indices[b, 0])
                 rec["explanation"] = {"class": run.classnames[label],
                                       **explain(model, weights, kind, z[b].float(), label, n_descriptions)}
+            elif explained is not None:
+                rec["explanation"] = {"class": run.classnames[int(top.indices[b, 0])], **explained[b]}
             records.append(rec)
     return records
 
@@ -105,7 +117,9 @@ def format_record(rec):
     for r, t in enumerate(rec["top"], 1):
         lines.append(f"  {r:>2}. {t['class']:<{width}}  {100.0 * t['probability']:6.2f}%")
     ex = rec.get("explanation")
-    if ex:
+    if ex and ex.get("kind") == "cache_neighbours":
+        lines += format_cache_neighbours(ex)
+    elif ex:
         lines.append(f"  Prompts behind \"{ex['class']}\" (class logit {ex['class_logit']:.3f} = sum over "
                      f"descriptions of {ex['weights']} x description logit):")
         most = max(ex["prompts"], key=lambda p: (p["mass"], p["logit_part"]))["prompt"]
@@ -120,16 +134,33 @@ def format_record(rec):
     return "\n".join(lines)
 
 
+def format_cache_neighbours(ex):
+    """Text lines of a Tip-Adapter explanation (TipCache.explain)."""
+    lines = [f"  Cache behind \"{ex['class']}\" (class logit {ex['class_logit']:.3f} = CLIP {ex['clip_logit']:.3f} "
+             f"+ cache {ex['cache_logit']:.3f}, alpha {ex['alpha']:.3f}, beta {ex['beta']:.3f}, "
+             f"{ex['cache_entries']} entries); nearest training images:"]
+    for n in ex["neighbours"]:
+        image = n["image"] or f"cache entry {n['index']} (image unknown)"
+        lines.append(f"    {n['rank']:>2}. affinity {n['affinity']:.3f}  part of the logit {n['contribution']:8.3f}  "
+                     f"[{n['class']}]  {image}")
+    if ex.get("note"):
+        lines.append(f"  Note: {ex['note']}")
+    return lines
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         if args.topk < 1:
             raise ValueError(f"--topk must be at least 1, got {args.topk}.")
+        if args.neighbours < 0:
+            raise ValueError(f"--neighbours must be at least 0, got {args.neighbours}.")
         run_dir = check_run_dir(args.run_dir)
         images = check_images(args.images)
         run = load_run(run_dir, load_epoch=args.load_epoch, device=args.device, root=args.root or None,
                        quiet=not args.verbose)
-        records = predict(run, images, topk=args.topk, n_descriptions=args.descriptions)
+        records = predict(run, images, topk=args.topk, n_descriptions=args.descriptions,
+                          n_neighbours=args.neighbours)
     except (FileNotFoundError, ValueError, KeyError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"ERROR: {msg}", file=sys.stderr)
