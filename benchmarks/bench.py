@@ -241,6 +241,7 @@ def plan(args, device):
         "dvp_vit": big,  # CPU default: DVP batched vs sequential on test-tiny only
         "precision_vit": cuda,
         "warmup": 2 if cuda else 1,
+        "trainer_steps": 10 if cuda else 5,  # trainers part: steps per timing (few images: noise on a busy CPU)
     }
 
 
@@ -598,20 +599,22 @@ def time_any_trainer(trainer, p, device):
             trainer.batch_idx, trainer.num_batches = 0, len(trainer.train_loader_x)
             trainer.set_model_mode("train")
             row["train_img_s"] = _step_rate(lambda: trainer.forward_backward(batch), len(batch["label"]),
-                                            p["tiny_steps"], p["warmup"], device)
+                                            p["trainer_steps"], p["warmup"], device)
             if hasattr(trainer, "close_writer"):
                 trainer.close_writer()
     test_input, _ = trainer.parse_batch_test(next(iter(trainer.test_loader)))
     trainer.set_model_mode("eval")
     with torch.no_grad():
         row["eval_img_s"] = _step_rate(lambda: trainer.model_inference(test_input), len(test_input),
-                                       p["tiny_steps"], p["warmup"], device)
+                                       p["trainer_steps"], p["warmup"], device)
     return row
 
 
 def part_trainers(args, device, p):
     """Every registered trainer (``--trainers`` to choose) on ``test-tiny`` with its vit_b16.yaml protocol, the
     batch sizes set to the plan's: no per-method code, so a new trainer is covered once it is registered."""
+    from engine.results import trainable_params
+
     rows = []
     names = args.trainers or registered_trainers()
     batch = p["tiny_batch"]
@@ -620,9 +623,11 @@ def part_trainers(args, device, p):
             print(f"  {name}: skipped (no configs/trainers/{name}/vit_b16.yaml)", flush=True)
             continue
         opts = ["DATALOADER.TRAIN_X.BATCH_SIZE", batch, "DATALOADER.TEST.BATCH_SIZE", batch, "OPTIM.MAX_EPOCH", 1]
-        trainer, build_s = quiet_build(bench_cfg(args.workdir, name, "test-tiny", device, opts, out="out_trainers"))
+        cfg = bench_cfg(args.workdir, name, "test-tiny", device, opts, out="out_trainers")
+        shutil.rmtree(cfg.OUTPUT_DIR, ignore_errors=True)  # no features or checkpoints reused from an earlier run
+        trainer, build_s = quiet_build(cfg)
         row = {"trainer": name, "backbone": "test-tiny", "batch": batch, "build_s": build_s,
-               "trainable_params": getattr(trainer, "trainable_params", None),
+               "trainable_params": trainable_params(trainer),  # what results.json stores
                "train_images": len(trainer.dm.dataset.train_x), **time_any_trainer(trainer, p, device)}
         rows.append(row)
         release(trainer)

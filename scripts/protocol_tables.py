@@ -96,6 +96,32 @@ def reported_base2new_note(method):
     return f"{method} (reported, base-to-new, {backbone}, {shots} shots): {reported_numbers.BASE2NEW_SOURCES[method]}"
 
 
+def _base2new_rows(label, recs, decimals):
+    """One measured row per dataset (base, new mean +- std, HM of the means) and the Average row."""
+    values = defaultdict(lambda: defaultdict(list))
+    for rec in recs:
+        values[rec.dataset][rec.classes].append(rec)
+    datasets = mt._order(values, mt.DATASET_ORDER, key=mt.canonical_dataset)
+    body, paired = [], []
+    for dataset in datasets:
+        base, new = (mt.cell_of(values[dataset][c]) if values[dataset].get(c) else None for c in (BASE, NEW))
+        hm = None
+        if base and new:
+            paired.append((base, new))
+            hm = harmonic_mean(base.mean, new.mean)
+        body.append([label, dataset, mt.format_cell(base, decimals), mt.format_cell(new, decimals),
+                     mt.format_avg(hm, decimals, hm is not None and _flagged(base, new))])
+    if paired:
+        avg_base = sum(b.mean for b, _ in paired) / len(paired)
+        avg_new = sum(n.mean for _, n in paired) / len(paired)
+        flag_base, flag_new = (_flagged(*side) for side in zip(*paired))
+        name = "Average" if len(paired) == len(datasets) else f"Average ({len(paired)} of {len(datasets)} datasets)"
+        body.append([label, name, mt.format_avg(avg_base, decimals, flag_base),
+                     mt.format_avg(avg_new, decimals, flag_new),
+                     mt.format_avg(harmonic_mean(avg_base, avg_new), decimals, flag_base or flag_new)])
+    return body
+
+
 def base2new_tables(records, err, decimals=1, reported=None, notes=None):
     """The base-to-new tables; MissingRuns when there is nothing to pair. reported: None, 'measured' or 'all'
     methods get the published rows (tables of BASE2NEW_PROTOCOL only); their sources are appended to notes."""
@@ -113,41 +139,17 @@ def base2new_tables(records, err, decimals=1, reported=None, notes=None):
     tables = []
     for (shots, backbone), by_method in sorted(_grouped(split).items()):
         body, shown = [], []
-        published = {}
+        published = set()
         if reported and (shots, mt._squash(backbone)) == (reported_numbers.BASE2NEW_PROTOCOL[1],
                                                           mt._squash(reported_numbers.BASE2NEW_PROTOCOL[0])):
-            published = {m: None for m in reported_numbers.REPORTED_BASE2NEW if reported == "all" or m in by_method}
+            published = {m for m in reported_numbers.REPORTED_BASE2NEW if reported == "all" or m in by_method}
         table_datasets = mt._order({r.dataset for m in by_method.values() for v in m.values() for r in v},
                                    mt.DATASET_ORDER, key=mt.canonical_dataset)
-        for method in mt._order(set(published) - set(by_method), mt.METHOD_ORDER):  # published only (--reported-all)
-            body += reported_base2new_rows(method, table_datasets, decimals)
-            shown.append(method)
-        for label, recs in _methods(by_method):
-            values = defaultdict(lambda: defaultdict(list))
-            for rec in recs:
-                values[rec.dataset][rec.classes].append(rec)
-            datasets = mt._order(values, mt.DATASET_ORDER, key=mt.canonical_dataset)
-            paired = []
-            for dataset in datasets:
-                base, new = (mt.cell_of(values[dataset][c]) if values[dataset].get(c) else None
-                             for c in (BASE, NEW))
-                hm = None
-                if base and new:
-                    paired.append((base, new))
-                    hm = harmonic_mean(base.mean, new.mean)
-                body.append([label, dataset, mt.format_cell(base, decimals), mt.format_cell(new, decimals),
-                             mt.format_avg(hm, decimals, hm is not None and _flagged(base, new))])
-            if paired:
-                avg_base = sum(b.mean for b, _ in paired) / len(paired)
-                avg_new = sum(n.mean for _, n in paired) / len(paired)
-                flag_base, flag_new = (_flagged(*side) for side in zip(*paired))
-                name = ("Average" if len(paired) == len(datasets)
-                        else f"Average ({len(paired)} of {len(datasets)} datasets)")
-                body.append([label, name, mt.format_avg(avg_base, decimals, flag_base),
-                             mt.format_avg(avg_new, decimals, flag_new),
-                             mt.format_avg(harmonic_mean(avg_base, avg_new), decimals, flag_base or flag_new)])
-            method = recs[0].method
-            if method in published and method not in shown and all(r.method == method for r in recs):
+        for method in mt._order(set(by_method) | published, mt.METHOD_ORDER):
+            variants = by_method.get(method, {})
+            for variant in sorted(variants, key=lambda v: (v is None, v or "")):
+                body += _base2new_rows(_label(method, variant, variants), variants[variant], decimals)
+            if method in published:  # after the method's own rows
                 body += reported_base2new_rows(method, table_datasets, decimals)
                 shown.append(method)
         if notes is not None:

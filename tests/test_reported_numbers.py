@@ -161,6 +161,8 @@ def test_base2new_reported_rows_and_sources(tmp_path, capsys):
     published = [row for row in lines if row and row[0] == "CoCoOp (reported)"]
     assert published == [["CoCoOp (reported)", "EuroSAT", "87.49", "60.04", "71.21"],
                          ["CoCoOp (reported)", "Average (published, 11 datasets)", "80.47", "71.69", "75.83"]]
+    labels = [row[0] for row in lines if row and row[0] in ("CoCoOp", "CoCoOp (reported)", "AR")]
+    assert labels == ["AR", "AR", "CoCoOp", "CoCoOp", "CoCoOp (reported)", "CoCoOp (reported)"]  # after its own
     assert not any(row and row[0] == "AR (reported)" for row in lines)  # AR publishes no base-to-new numbers
     assert "CoCoOp (reported, base-to-new, ViT-B/16, 16 shots): CoCoOp Table 1" in out
     rc, out, _ = table(capsys, root, "--protocol", "base2new", "--reported-all", "--decimals", "2")
