@@ -305,8 +305,9 @@ def reported_row(method, shots, backbone, metric, columns):
     if key is None:
         return None
     published = reported_numbers.REPORTED_BY_PROTOCOL[key][method]
-    flagged = method in reported_numbers.TEST_SELECTED.get(key, ())
-    cells = {col: Cell(published[canonical_dataset(col)], None, None, flagged)
+    selected = reported_numbers.TEST_SELECTED.get(key, {}).get(method, ())
+    cells = {col: Cell(published[canonical_dataset(col)], None, None,
+                       selected == reported_numbers.EVERY_DATASET or canonical_dataset(col) in selected)
              for col in columns if canonical_dataset(col) in published}
     return Row(f"{method} (reported)", cells, _row_avg(cells, columns)) if cells else None
 

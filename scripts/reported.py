@@ -1,7 +1,7 @@
 """Published accuracies (%) that make_table.py --reported prints beside measured ones.
 
 One source of truth per protocol: REPORTED_BY_PROTOCOL[(backbone, shots)] = {trainer: {DATASET.NAME: value}},
-with SOURCES (where each row comes from, printed under the table) and TEST_SELECTED (rows whose
+with SOURCES (where each row comes from, printed under the table) and TEST_SELECTED (the rows or cells whose
 hyper-parameters were chosen on the test set: make_table marks them). REPORTED_BASE2NEW holds the base-to-new
 (base, new, HM) numbers that ``make_table.py --protocol base2new --reported`` prints. Top-1 test accuracy; keys
 are registered trainer names and DATASET.NAME values, the same spellings results.json uses. The numbers are
@@ -99,12 +99,15 @@ SOURCES = {
     },
     ("RN50", 16): {
         "ZeroshotCLIP": _TIP_LOG + ", zero-shot with CoOp's templates (ImageNet: the 7-template ensemble)",
-        "TipAdapter": _TIP_LOG + ", beta / alpha searched on the full val split (ImageNet: on test)",
+        "TipAdapter": _TIP_LOG + ", beta / alpha searched on the full val split (ImageNet: on TEST, marked)",
         "TipAdapterF": _TIP_LOG + ", TEST-SELECTED: the best test epoch is kept (Tip-Adapter issue #11)",
         "CLIPAdapter": _TIP_LOG + ", CLIP-Adapter as re-run by the Tip-Adapter authors",
     },
 }
-TEST_SELECTED = {("RN50", 16): frozenset({"TipAdapterF"})}
+# Cells whose hyper-parameters were chosen on the test set (baselines.md section 10, pitfall 1): all of
+# Tip-Adapter-F's (best test epoch), and Tip-Adapter's ImageNet cell (its beta / alpha searched on test).
+EVERY_DATASET = "every dataset"
+TEST_SELECTED = {("RN50", 16): {"TipAdapterF": EVERY_DATASET, "TipAdapter": frozenset({"ImageNet"})}}
 
 # ---- base-to-new (CoCoOp's protocol: ViT-B/16, 16 shots, 3 seeds): (base, new, HM) in % -----------------------
 # "avg" is the average over CoOp's 11 datasets as published (baselines.md section 9); per-dataset values only

@@ -82,7 +82,11 @@ def test_rn50_rows_equal_baselines_md_section_9():
     values, averages = fewshot_table(tables[0])
     assert reported.REPORTED_BY_PROTOCOL[("RN50", 16)] == values
     assert reported.REPORTED_RN50_AVG == averages
-    assert reported.TEST_SELECTED[("RN50", 16)] == {"TipAdapterF"}  # "Tip-Adapter-F rows are test-selected"
+    # "Tip-Adapter-F rows are test-selected"; pitfall 1: Tip-Adapter's ImageNet alpha / beta search is on test
+    assert reported.TEST_SELECTED[("RN50", 16)] == {"TipAdapterF": reported.EVERY_DATASET,
+                                                     "TipAdapter": {"ImageNet"}}
+    pitfalls = section(read_doc("baselines.md"), "## 10. Pitfalls")
+    assert "Tip-Adapter-F's epoch" in pitfalls and "ImageNet α/β search" in pitfalls
     assert set(reported.SOURCES[("RN50", 16)]) == set(values)
 
 
@@ -138,6 +142,15 @@ def test_fewshot_reported_rows_follow_the_runs_backbone_and_mark_test_selected_r
     assert "TipAdapterF (reported, RN50, 16 shots): gaopengcuhk/Tip-Adapter exp.log" in out
     assert "TEST-SELECTED" in out and "ZeroshotCLIP (reported, RN50, 16 shots)" in out
     assert "TipAdapterF (reported): RN50 16-shot numbers only" not in out  # it has its row here
+
+    write_run(root, "imagenet", "TipAdapter", 1, 60.0, dataset="ImageNet", backbone="RN50")
+    rc, out, _ = table(capsys, root, "--reported")
+    rows = table_rows(out, "16 shots, RN50")
+    header = next(line for line in out.splitlines() if line.startswith("Method"))
+    columns = [c.strip() for c in header.split("  ") if c.strip()][1:]
+    tip_row = dict(zip(columns, rows["TipAdapter (reported)"]))
+    assert tip_row["ImageNet"] == f"{reported.REPORTED_RN50['TipAdapter']['ImageNet']:.1f} {mark}"  # on test
+    assert tip_row["DescribableTextures"] == f"{reported.REPORTED_RN50['TipAdapter']['DescribableTextures']:.1f}"
 
     vit = tmp_path / "vit"
     write_run(vit, "dtd", "TipAdapterF", 1, 70.0, dataset="DescribableTextures")
