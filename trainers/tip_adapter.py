@@ -34,8 +34,8 @@ from .features import (
     FeatureModel,
     FeatureTrainer,
     accuracy,
-    encode_images,
     check_hp_selection,
+    encode_images,
     grid_search,
     hp_record,
     tip_grid,
@@ -141,8 +141,9 @@ class TipCache(nn.Module):
                       "class_logit": float(clip[b, label] + share.sum()), "cache_entries": int(affinity.shape[1]),
                       "images_known": bool(paths), "neighbours": neighbours}
             if not paths:
-                record["note"] = ("the checkpoint does not record the cache's training images (made before they "
-                                  "were stored): neighbours are given by cache index and label; retrain to see paths")
+                why = getattr(self, "cache_images_note", "") or "made before they were stored"
+                record["note"] = (f"the checkpoint does not record the cache's training images ({why}): neighbours "
+                                  "are given by cache index and label; retrain to see paths")
             out.append(record)
         return out
 
@@ -255,18 +256,23 @@ class _TipBase(FeatureTrainer):
 
     def run_identity(self):
         identity = super().run_identity()
-        images = getattr(getattr(self, "model", None), "head", None)
-        images = getattr(images, "cache_images", None)
-        if images:  # in the checkpoint: predict.py names each neighbour's training image
-            identity["cache_images"] = list(images)
+        head = getattr(getattr(self, "model", None), "head", None)
+        if getattr(head, "cache_images", None):  # in the checkpoint: predict.py names each neighbour's image
+            identity["cache_images"] = list(head.cache_images)
         return identity
 
     def load_model(self, directory, epoch=None):
         super().load_model(directory, epoch)
-        if directory:  # the loaded checkpoint's images; None from a checkpoint made before they were stored
-            images = (getattr(self, "loaded_run", None) or {}).get("cache_images")
-            entries = int(self.model.head.keys.shape[0])
-            self.model.head.cache_images = list(images) if images and len(images) == entries else None
+        if not directory:
+            return
+        head = self.model.head  # the loaded checkpoint's images; None from one made before they were stored
+        images = (getattr(self, "loaded_run", None) or {}).get("cache_images")
+        head.cache_images, head.cache_images_note = images, ""
+        if images and len(images) != head.keys.shape[0]:
+            head.cache_images = None
+            head.cache_images_note = f"it lists {len(images)} images for {head.keys.shape[0]} cache entries"
+            print(f"WARNING: the checkpoint's cache image list does not match its cache: {head.cache_images_note}; "
+                  f"the explanations name cache entries by index.")
 
     def method_record(self):
         """The search's record; after --eval-only, the beta / alpha loaded from the checkpoint."""
