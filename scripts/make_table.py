@@ -12,6 +12,8 @@ never the method's number: it is skipped with a stderr line. A result whose hype
 chosen on the test images (any nested ``"test_selected": true``) is tabulated with a mark
 (:data:`MARK`) and the note :data:`TEST_SELECTED_NOTE` under the table.
 ``--protocol base2new | xd | dg`` prints the protocol tables instead (scripts/protocol_tables.py).
+``--reported`` adds the published rows of scripts/reported.py that match a table's backbone and shots (with
+``--protocol base2new``, the published base-to-new rows), each row's source in a note under the table.
 """
 import argparse
 import csv

@@ -10,6 +10,8 @@ xd METHOD [CFG]   (cross-dataset transfer and domain generalisation), for each s
     test   $OUTPUT/xd/test/<target>/<TRAINER>/<cfg>_16shots/seed<S>    for every target of
            XD_TARGETS (CoOp's ten other datasets) and DG_TARGETS (the four ImageNet variants)
 ZeroshotCLIP learns nothing: its "train" run is an --eval-only run too and its tests load no model.
+base2new refuses a method that cannot score unseen classes (scores_unseen_classes false in the trainer
+catalogue, from its CLASS_TRANSFER) before any run, with the reason.
 
 Every run is started as CoOp's scripts do (python train.py --root ... --seed ... --trainer ...
 --dataset-config-file ... --config-file ... --output-dir ... KEY VALUE ...). A run whose folder holds
