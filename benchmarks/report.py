@@ -89,8 +89,22 @@ def profile(rows):
     return "\n".join(out)
 
 
+def _opt(r, key, fmt):
+    return fmt.format(r[key]) if r.get(key) is not None else "-"
+
+
+def trainers(rows):
+    return _table(rows, [("trainer", lambda r: r["trainer"]), ("kind", lambda r: r["kind"]),
+                         ("batch", lambda r: r["batch"]), ("train images", lambda r: r["train_images"]),
+                         ("build s", lambda r: f"{r['build_s']:.1f}"),
+                         ("prepare / fit s", lambda r: _opt(r, "prepare_s", "{:.1f}")),
+                         ("train img/s", lambda r: _opt(r, "train_img_s", "{:.1f}")),
+                         ("eval img/s", lambda r: f"{r['eval_img_s']:.1f}"),
+                         ("trainable", lambda r: _opt(r, "trainable_params", "{:,}"))])
+
+
 PARTS = {"throughput": throughput, "dvp": dvp, "precision": precision, "cache": cache, "e2e": e2e,
-         "memory": memory, "split": split, "profile": profile}
+         "memory": memory, "split": split, "profile": profile, "trainers": trainers}
 
 
 def render(results):

@@ -2,10 +2,15 @@
 runs/trainers.json and runs/datasets.json.
 
 Each registered trainer class says what the scripts need as class attributes: ``SCRIPT_NAME``
-(scripts/<name>.sh; default: the trainer name in lower case) and ``TRAINS`` (False: run with
---eval-only; default True). The runner is stdlib-only and must not import torch, so it reads the
-generated file; after adding a trainer, run ``python -m runs.catalogue`` to rewrite it and the
-scripts/<name>.sh one-liners (tests/test_runs_layout.py fails while either is stale).
+(scripts/<name>.sh; default: the trainer name in lower case), ``TRAINS`` (False: run with
+--eval-only; default True) and ``CLASS_TRANSFER`` (trainers/checkpoints.py: how a trained model scores
+classes it was not trained on; empty: it cannot, which ``PER_CLASS`` explains). The catalogue keeps the
+last two as ``scores_unseen_classes`` and ``unseen_classes`` (the policy, or why not), so base2new.sh can
+refuse a method before any training; a catalogue written before these fields existed reads as "scores
+unseen classes" (the run then fails at its new-class test, as it did before). The runner is stdlib-only
+and must not import torch, so it reads the generated file; after adding a trainer, run ``python -m
+runs.catalogue`` to rewrite it and the scripts/<name>.sh one-liners (tests/test_runs_layout.py fails
+while either is stale).
 VR_PLUGINS is honoured, and VR_TRAINER_CATALOGUE names another catalogue file to read or write, for
 trainers of a plugin outside the repository (``VR_PLUGINS=my_pkg VR_TRAINER_CATALOGUE=my.json python -m
 runs.catalogue``, then ``VR_TRAINER_CATALOGUE=my.json bash scripts/method.sh MY_TRAINER ...``).
@@ -26,7 +31,8 @@ REPO = osp.dirname(HERE)
 DEFAULT_PATH = osp.join(HERE, "trainers.json")
 DATASETS_DEFAULT_PATH = osp.join(HERE, "datasets.json")
 
-Method = namedtuple("Method", "script trainer trains summary")
+Method = namedtuple("Method", "script trainer trains summary scores_unseen_classes unseen_classes",
+                    defaults=(True, ""))
 # One dataset loader: class name (DATASET.NAME), config name, table column name and order, aliases,
 # description key, test-only (see datasets/catalog.py).
 Dataset = namedtuple("Dataset", "name config_name display_name table_order aliases descriptions_key test_only")
@@ -58,8 +64,7 @@ def load(path=None):
 def _read(path):
     with open(path, encoding="utf-8") as f:
         rows = json.load(f)
-    return tuple((row["script"], Method(row["script"], row["trainer"], row["trains"], row["summary"]))
-                 for row in rows)
+    return tuple((row["script"], Method(**{k: row[k] for k in Method._fields if k in row})) for row in rows)
 
 
 def load_datasets(path=None):
@@ -111,9 +116,22 @@ def from_registry():
         summary = summary.splitlines()[0] if summary else ""
         if summary.startswith(f"{name}:"):
             summary = summary[len(name) + 1:].strip()
-        methods.append(Method(getattr(cls, "SCRIPT_NAME", "") or name.lower(), name,
-                              bool(getattr(cls, "TRAINS", True)), summary))
+        trains = bool(getattr(cls, "TRAINS", True))
+        methods.append(Method(getattr(cls, "SCRIPT_NAME", "") or name.lower(), name, trains, summary,
+                              *unseen_classes_policy(cls, trains)))
     return methods
+
+
+def unseen_classes_policy(cls, trains):
+    """(scores unseen classes?, the policy or why not) of a trainer class: its CLASS_TRANSFER; a trainer
+    that learns nothing (TRAINS False: zero-shot) scores any class."""
+    if not trains:
+        return True, "nothing learned: every class is scored by its own text"
+    policy = str(getattr(cls, "CLASS_TRANSFER", "") or "")
+    if policy:
+        return True, policy
+    why = str(getattr(cls, "PER_CLASS", "") or "")
+    return False, why or "its trainer declares no CLASS_TRANSFER policy (trainers/checkpoints.py)"
 
 
 def render(methods):

@@ -12,6 +12,8 @@ never the method's number: it is skipped with a stderr line. A result whose hype
 chosen on the test images (any nested ``"test_selected": true``) is tabulated with a mark
 (:data:`MARK`) and the note :data:`TEST_SELECTED_NOTE` under the table.
 ``--protocol base2new | xd | dg`` prints the protocol tables instead (scripts/protocol_tables.py).
+``--reported`` adds the published rows of scripts/reported.py that match a table's backbone and shots (with
+``--protocol base2new``, the published base-to-new rows), each row's source in a note under the table.
 """
 import argparse
 import csv
@@ -278,11 +280,39 @@ def _avg_marked(row, columns):
     return row.avg is not None and any(row.cells[col].test_selected for col in columns)
 
 
-def reported_applies(method, shots, backbone, metric):
-    return (metric == reported_numbers.METRIC
-            and method in reported_numbers.REPORTED
-            and same_backbone(backbone, reported_numbers.BACKBONE)
-            and (shots == reported_numbers.SHOTS or method in reported_numbers.SHOT_INDEPENDENT))
+def reported_protocol(method, shots, backbone, metric):
+    """The (backbone, shots) key of scripts/reported.py's REPORTED_BY_PROTOCOL whose published row of
+    ``method`` belongs in the table of (shots, backbone); None when none does. Zero-shot numbers
+    (SHOT_INDEPENDENT) belong in every shots' table of their backbone."""
+    if metric != reported_numbers.METRIC:
+        return None
+    for key, rows in reported_numbers.REPORTED_BY_PROTOCOL.items():
+        published_backbone, published_shots = key
+        if (method in rows and same_backbone(backbone, published_backbone)
+                and (shots == published_shots or method in reported_numbers.SHOT_INDEPENDENT)):
+            return key
+    return None
+
+
+def reported_row(method, shots, backbone, metric, columns):
+    """The '<method> (reported)' row for these columns (test-selected rows marked), or None."""
+    key = reported_protocol(method, shots, backbone, metric)
+    if key is None:
+        return None
+    published = reported_numbers.REPORTED_BY_PROTOCOL[key][method]
+    selected = reported_numbers.TEST_SELECTED.get(key, {}).get(method, ())
+    cells = {col: Cell(published[canonical_dataset(col)], None, None,
+                       selected == reported_numbers.EVERY_DATASET or canonical_dataset(col) in selected)
+             for col in columns if canonical_dataset(col) in published}
+    return Row(f"{method} (reported)", cells, _row_avg(cells, columns)) if cells else None
+
+
+def reported_source_note(method, shots, backbone, metric):
+    """The line under the table that says where a reported row comes from."""
+    key = reported_protocol(method, shots, backbone, metric)
+    published_backbone, published_shots = key
+    return (f"{method} (reported, {published_backbone}, {published_shots} shots): "
+            f"{reported_numbers.SOURCES[key][method]}")
 
 
 def build_tables(records, metric="accuracy", reported=None):
@@ -302,8 +332,8 @@ def build_tables(records, metric="accuracy", reported=None):
 
         methods = set(variants)
         if reported == "all":
-            methods |= {m for m in reported_numbers.REPORTED
-                        if reported_applies(m, shots, backbone, metric)}
+            methods |= {m for rows in reported_numbers.REPORTED_BY_PROTOCOL.values() for m in rows
+                        if reported_protocol(m, shots, backbone, metric)}
         rows = []
         for method in _order(methods, METHOD_ORDER):
             for variant in sorted(variants.get(method, ()), key=lambda v: (v is None, v or "")):
@@ -314,15 +344,9 @@ def build_tables(records, metric="accuracy", reported=None):
                 for col, recs_of_cell in values[(method, variant)].items():
                     cells[col] = cell_of(recs_of_cell)
                 rows.append(Row(label, cells, _row_avg(cells, columns)))
-            if reported and reported_applies(method, shots, backbone, metric):
-                published = reported_numbers.REPORTED[method]
-                cells = {}
-                for col in columns:
-                    value = published.get(canonical_dataset(col))
-                    if value is not None:
-                        cells[col] = Cell(value, None, None)
-                if cells:
-                    rows.append(Row(f"{method} (reported)", cells, _row_avg(cells, columns)))
+            published = reported_row(method, shots, backbone, metric, columns) if reported else None
+            if published:
+                rows.append(published)
         tables.append(Table(shots, backbone, columns, rows))
     return tables
 
@@ -416,8 +440,9 @@ def build_parser():
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("--metric", choices=METRICS, default="accuracy")
     parser.add_argument("--reported", action="store_true",
-                        help="add the published 16-shot ViT-B/16 accuracies (scripts/reported.py) as "
-                             "'<method> (reported)' rows under the measured methods")
+                        help="add the published accuracies (scripts/reported.py: 16-shot ViT-B/16 and RN50; with "
+                             "--protocol base2new the base-to-new averages) as '<method> (reported)' rows "
+                             "under the measured methods, each with its source")
     parser.add_argument("--reported-all", action="store_true",
                         help="like --reported, for every published method, measured or not")
     parser.add_argument("--decimals", type=int, default=1, help="decimals shown (default 1)")
@@ -441,17 +466,34 @@ def main_protocol(args, records, duplicates):
     """make_table.py --protocol base2new | xd | dg (scripts/protocol_tables.py)."""
     import protocol_tables  # scripts/protocol_tables.py
 
-    if args.reported or args.reported_all:
-        print("note: --reported applies to the few-shot table only; ignored with --protocol",
-              file=sys.stderr)
+    reported = "all" if args.reported_all else "measured" if args.reported else None
+    if reported and args.protocol != "base2new":
+        print(f"note: --reported applies to the few-shot and base2new tables; ignored with --protocol "
+              f"{args.protocol}", file=sys.stderr)
     try:
         text = protocol_tables.render_protocol(args.protocol, records, args.format, args.metric,
-                                               args.decimals, sys.stderr, args.root)
+                                               args.decimals, sys.stderr, args.root, reported)
     except protocol_tables.MissingRuns as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     emit(text + "".join(f"\n{note}\n" for note in duplicate_notes(duplicates)), args.out)
     return 0
+
+
+def reported_notes(tables, records, metric):
+    """The notes of --reported: each printed reported row's source, and why a measured method has none."""
+    suffix = " (reported)"
+    shown = [(r.label[:-len(suffix)], t.shots, t.backbone) for t in tables for r in t.rows
+             if r.label.endswith(suffix)]
+    if not shown:
+        protocols_list = ", ".join(f"{b} {s} shots" for b, s in reported_numbers.REPORTED_BY_PROTOCOL)
+        print(f"note: no reported numbers apply (they are {reported_numbers.METRIC}, {protocols_list})",
+              file=sys.stderr)
+    sources = dict.fromkeys(reported_source_note(m, s, b, metric) for m, s, b in shown)
+    with_row = {m for m, _, _ in shown}
+    measured = {r.method for r in records}
+    return reported_numbers.NOTES + tuple(sources) + tuple(
+        note for method, note in reported_numbers.UNAVAILABLE.items() if method in measured - with_row)
 
 
 def main(argv=None):
@@ -489,13 +531,7 @@ def main(argv=None):
     tables = build_tables(records, args.metric, reported)
     notes = ()
     if reported:
-        if not any(r.label.endswith("(reported)") for t in tables for r in t.rows):
-            print(f"note: no reported numbers apply (they are {reported_numbers.METRIC}, "
-                  f"{reported_numbers.SHOTS} shots, {reported_numbers.BACKBONE})",
-                  file=sys.stderr)
-        measured = {r.method for r in records}
-        notes = reported_numbers.NOTES + tuple(
-            note for method, note in reported_numbers.UNAVAILABLE.items() if method in measured)
+        notes = reported_notes(tables, records, args.metric)
     flagged = any(c.test_selected for t in tables for r in t.rows for c in r.cells.values())
     notes = test_selected_notes(flagged) + tuple(notes) + duplicate_notes(duplicates)
     emit(render(tables, args.format, args.metric, args.decimals, notes), args.out)

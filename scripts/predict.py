@@ -7,11 +7,14 @@ and its latest checkpoint (or --load-epoch N); the dataset recorded in the confi
 (it gives the class names and the test transform; --root points at a moved dataset). Images go through
 the run's own test transform.
 
-Where the predicted class's logit is a weighted sum of text logits (DVP's PRM, the label maps of ILM-VP,
-BLM and BLM+, the mean over descriptions) the script prints why: how much of it each visual prompt
-contributes (its weight mass, which marks the prompt that weighed most, and its part of the logit; with
-several prompts) and the texts with the largest weight x logit (texts of weight 0 do not count). Any
-model with an ``explain(images, labels, n)`` method is explained the same way (vr/model.py).
+Where the model can say why (its ``explain(images, labels, classnames=..., top=N)`` method: one JSON-able
+record per image, for its predicted class), the script prints it. VR models (vr/model.py) explain a class
+logit that is a weighted sum of text logits (DVP's PRM, the label maps of ILM-VP, BLM and BLM+, the mean
+over descriptions): how much of it each visual prompt contributes (its weight mass, which marks the prompt
+that weighed most, and its part of the logit; with several prompts) and the N texts with the largest
+weight x logit (texts of weight 0 do not count). Tip-Adapter / Tip-Adapter-F list the N cache neighbours
+(the training images whose keys have the highest affinity with the image, their labels, affinity and part
+of the predicted class's logit). N: --descriptions (or --neighbours), default 5.
 --json prints the same as JSON.
 """
 import argparse
@@ -38,8 +41,9 @@ def build_parser():
     p.add_argument("--load-epoch", type=int, default=None, help="checkpoint epoch (default: the latest)")
     p.add_argument("--device", default="auto", choices=DEVICES, help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--root", default="", help="dataset root, when it moved since training")
-    p.add_argument("--descriptions", type=int, default=5,
-                   help="DVP: descriptions of the predicted class to print (default 5)")
+    p.add_argument("--descriptions", "--neighbours", dest="descriptions", type=int, default=5,
+                   help="texts (VR methods) or cache neighbours (Tip-Adapter) behind the predicted class to print "
+                        "(default 5)")
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.add_argument("--verbose", action="store_true", help="show what rebuilding the model prints")
     return p
@@ -59,7 +63,8 @@ def predict(run, images, topk=5, n_descriptions=5):
             logits = run.class_logits(batch)
         probs = torch.softmax(logits.float(), dim=1)
         top = torch.topk(probs, k, dim=1)
-        why = explain(batch, top.indices[:, 0].tolist(), n_descriptions) if explain else [None] * len(paths)
+        why = (explain(batch, top.indices[:, 0].tolist(), classnames=run.classnames, top=n_descriptions)
+               if explain else [None] * len(paths))
         for b, path in enumerate(paths):
             rec = {"image": path, "top": [{"class": run.classnames[int(i)], "label": int(i), "probability": float(p)}
                                           for p, i in zip(top.values[b], top.indices[b])]}
@@ -75,7 +80,9 @@ def format_record(rec):
     for r, t in enumerate(rec["top"], 1):
         lines.append(f"  {r:>2}. {t['class']:<{width}}  {100.0 * t['probability']:6.2f}%")
     ex = rec.get("explanation")
-    if ex:
+    if ex and ex.get("kind") == "cache_neighbours":
+        lines += format_cache_neighbours(ex)
+    elif ex:
         several = len(ex["prompts"]) > 1
         lines.append(f"  {'Prompts behind' if several else 'Logit of'} \"{ex['class']}\" (class logit "
                      f"{ex['class_logit']:.3f} = sum over descriptions of {ex['weights']} x description logit)"
@@ -92,11 +99,27 @@ def format_record(rec):
     return "\n".join(lines)
 
 
+def format_cache_neighbours(ex):
+    """Text lines of a Tip-Adapter explanation (TipCache.explain)."""
+    lines = [f"  Cache behind \"{ex['class']}\" (class logit {ex['class_logit']:.3f} = CLIP {ex['clip_logit']:.3f} "
+             f"+ cache {ex['cache_logit']:.3f}, alpha {ex['alpha']:.3f}, beta {ex['beta']:.3f}, "
+             f"{ex['cache_entries']} entries); nearest training images:"]
+    for n in ex["neighbours"]:
+        image = n["image"] or f"cache entry {n['index']} (image unknown)"
+        lines.append(f"    {n['rank']:>2}. affinity {n['affinity']:.3f}  part of the logit {n['contribution']:8.3f}  "
+                     f"[{n['class']}]  {image}")
+    if ex.get("note"):
+        lines.append(f"  Note: {ex['note']}")
+    return lines
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         if args.topk < 1:
             raise ValueError(f"--topk must be at least 1, got {args.topk}.")
+        if args.descriptions < 0:
+            raise ValueError(f"--descriptions / --neighbours must be at least 0, got {args.descriptions}.")
         run_dir = check_run_dir(args.run_dir)
         images = check_images(args.images)
         run = load_run(run_dir, load_epoch=args.load_epoch, device=args.device, root=args.root or None,

@@ -6,7 +6,9 @@ classes at the end of training) and new (--eval-only on the new classes); one ro
 dataset: base and new as mean +- std over seeds (number of seeds), HM = harmonic mean of the two
 means (the convention of CoCoOp's tables); the Average row averages base and new over the datasets
 that have both and takes the HM of those averages. A base seed without its new run (or the reverse)
-is reported on stderr; a tree without any new-class run is an error naming the missing runs.
+is reported on stderr; a tree without any new-class run is an error naming the missing runs. With
+--reported, a method's published rows (scripts/reported.py REPORTED_BASE2NEW: its datasets in the table and the
+published 11-dataset average, CoCoOp's protocol ViT-B/16 16 shots) follow its own, their sources under the table.
 
 xd / dg: the all-class results in scripts/xd.sh's folders $OUTPUT/xd/{train,test} (so the output root
 works as well as $OUTPUT/xd; a tree without them is an error, never its few-shot runs): the ImageNet run
@@ -22,6 +24,7 @@ from collections import defaultdict, namedtuple
 
 import make_table as mt  # scripts/make_table.py
 import protocols  # scripts/protocols.py: the protocols' dataset lists
+import reported as reported_numbers  # scripts/reported.py: the published base-to-new numbers
 
 BASE, NEW = "base", "new"
 ProtoTable = namedtuple("ProtoTable", "title headers body")  # body: rows of strings
@@ -76,8 +79,52 @@ def missing_pairs(records):
     return lines
 
 
-def base2new_tables(records, err, decimals=1):
-    """The base-to-new tables; MissingRuns when there is nothing to pair."""
+def reported_base2new_rows(method, datasets, decimals=1):
+    """'<method> (reported)' rows: its published (base, new, HM) for the table's datasets and the published
+    average over CoOp's 11 datasets (scripts/reported.py REPORTED_BASE2NEW)."""
+    published = reported_numbers.REPORTED_BASE2NEW[method]
+    label = f"{method} (reported)"
+    rows = [[label, dataset, *(mt.format_avg(v, decimals) for v in published[mt.canonical_dataset(dataset)])]
+            for dataset in datasets if mt.canonical_dataset(dataset) in published]
+    rows.append([label, "Average (published, 11 datasets)",
+                 *(mt.format_avg(v, decimals) for v in published[reported_numbers.AVERAGE])])
+    return rows
+
+
+def reported_base2new_note(method):
+    backbone, shots = reported_numbers.BASE2NEW_PROTOCOL
+    return f"{method} (reported, base-to-new, {backbone}, {shots} shots): {reported_numbers.BASE2NEW_SOURCES[method]}"
+
+
+def _base2new_rows(label, recs, decimals):
+    """One measured row per dataset (base, new mean +- std, HM of the means) and the Average row."""
+    values = defaultdict(lambda: defaultdict(list))
+    for rec in recs:
+        values[rec.dataset][rec.classes].append(rec)
+    datasets = mt._order(values, mt.DATASET_ORDER, key=mt.canonical_dataset)
+    body, paired = [], []
+    for dataset in datasets:
+        base, new = (mt.cell_of(values[dataset][c]) if values[dataset].get(c) else None for c in (BASE, NEW))
+        hm = None
+        if base and new:
+            paired.append((base, new))
+            hm = harmonic_mean(base.mean, new.mean)
+        body.append([label, dataset, mt.format_cell(base, decimals), mt.format_cell(new, decimals),
+                     mt.format_avg(hm, decimals, hm is not None and _flagged(base, new))])
+    if paired:
+        avg_base = sum(b.mean for b, _ in paired) / len(paired)
+        avg_new = sum(n.mean for _, n in paired) / len(paired)
+        flag_base, flag_new = (_flagged(*side) for side in zip(*paired))
+        name = "Average" if len(paired) == len(datasets) else f"Average ({len(paired)} of {len(datasets)} datasets)"
+        body.append([label, name, mt.format_avg(avg_base, decimals, flag_base),
+                     mt.format_avg(avg_new, decimals, flag_new),
+                     mt.format_avg(harmonic_mean(avg_base, avg_new), decimals, flag_base or flag_new)])
+    return body
+
+
+def base2new_tables(records, err, decimals=1, reported=None, notes=None):
+    """The base-to-new tables; MissingRuns when there is nothing to pair. reported: None, 'measured' or 'all'
+    methods get the published rows (tables of BASE2NEW_PROTOCOL only); their sources are appended to notes."""
     split = [r for r in records if r.classes in (BASE, NEW)]
     if not split:
         raise MissingRuns("no base-to-new results (DATASET.SUBSAMPLE_CLASSES base or new) in this "
@@ -91,31 +138,22 @@ def base2new_tables(records, err, decimals=1):
         print(f"warning: {line}", file=err)
     tables = []
     for (shots, backbone), by_method in sorted(_grouped(split).items()):
-        body = []
-        for label, recs in _methods(by_method):
-            values = defaultdict(lambda: defaultdict(list))
-            for rec in recs:
-                values[rec.dataset][rec.classes].append(rec)
-            datasets = mt._order(values, mt.DATASET_ORDER, key=mt.canonical_dataset)
-            paired = []
-            for dataset in datasets:
-                base, new = (mt.cell_of(values[dataset][c]) if values[dataset].get(c) else None
-                             for c in (BASE, NEW))
-                hm = None
-                if base and new:
-                    paired.append((base, new))
-                    hm = harmonic_mean(base.mean, new.mean)
-                body.append([label, dataset, mt.format_cell(base, decimals), mt.format_cell(new, decimals),
-                             mt.format_avg(hm, decimals, hm is not None and _flagged(base, new))])
-            if paired:
-                avg_base = sum(b.mean for b, _ in paired) / len(paired)
-                avg_new = sum(n.mean for _, n in paired) / len(paired)
-                flag_base, flag_new = (_flagged(*side) for side in zip(*paired))
-                name = ("Average" if len(paired) == len(datasets)
-                        else f"Average ({len(paired)} of {len(datasets)} datasets)")
-                body.append([label, name, mt.format_avg(avg_base, decimals, flag_base),
-                             mt.format_avg(avg_new, decimals, flag_new),
-                             mt.format_avg(harmonic_mean(avg_base, avg_new), decimals, flag_base or flag_new)])
+        body, shown = [], []
+        published = set()
+        if reported and (shots, mt._squash(backbone)) == (reported_numbers.BASE2NEW_PROTOCOL[1],
+                                                          mt._squash(reported_numbers.BASE2NEW_PROTOCOL[0])):
+            published = {m for m in reported_numbers.REPORTED_BASE2NEW if reported == "all" or m in by_method}
+        table_datasets = mt._order({r.dataset for m in by_method.values() for v in m.values() for r in v},
+                                   mt.DATASET_ORDER, key=mt.canonical_dataset)
+        for method in mt._order(set(by_method) | published, mt.METHOD_ORDER):
+            variants = by_method.get(method, {})
+            for variant in sorted(variants, key=lambda v: (v is None, v or "")):
+                body += _base2new_rows(_label(method, variant, variants), variants[variant], decimals)
+            if method in published:  # after the method's own rows
+                body += reported_base2new_rows(method, table_datasets, decimals)
+                shown.append(method)
+        if notes is not None:
+            notes.extend(reported_base2new_note(m) for m in shown if reported_base2new_note(m) not in notes)
         title = (f"base-to-new, {shots} shots, {backbone}: accuracy (%), base and new mean +- std "
                  "over seeds (number of seeds), HM of the means")
         tables.append(ProtoTable(title, ["Method", "Dataset", "Base", "New", "HM"], body))
@@ -209,14 +247,21 @@ def render_tables(tables, fmt):
     return "\n\n".join(blocks) + "\n"
 
 
-def render_protocol(protocol, records, fmt="text", metric="accuracy", decimals=1, err=None, root=None):
-    """The table text of one protocol (base2new, xd or dg), with the note of a test-selected mark."""
+def render_protocol(protocol, records, fmt="text", metric="accuracy", decimals=1, err=None, root=None,
+                    reported=None):
+    """The table text of one protocol (base2new, xd or dg), with the note of a test-selected mark.
+    reported ('measured' / 'all', base2new only): the published rows and their sources."""
+    sources = []
     if protocol == "base2new":
-        tables = base2new_tables(records, err, decimals)
+        tables = base2new_tables(records, err, decimals, reported if metric == "accuracy" else None, sources)
+        if reported and not sources:
+            backbone, shots = reported_numbers.BASE2NEW_PROTOCOL
+            print(f"note: no reported base-to-new numbers apply (they are accuracy, {backbone}, {shots} shots, "
+                  f"for {', '.join(reported_numbers.REPORTED_BASE2NEW)})", file=err)
     else:
         tables = transfer_tables(records, protocol, err, decimals, root)
     if metric != "accuracy":
         tables = [t._replace(title=t.title.replace("accuracy (%)", f"{metric} (%)")) for t in tables]
     flagged = any(mt.MARK in c for t in tables for row in t.body for c in row)
-    notes = mt.test_selected_notes(flagged)
+    notes = mt.test_selected_notes(flagged) + tuple(sources)
     return render_tables(tables, fmt) + mt.notes_text(notes, fmt)

@@ -10,6 +10,8 @@ xd METHOD [CFG]   (cross-dataset transfer and domain generalisation), for each s
     test   $OUTPUT/xd/test/<target>/<TRAINER>/<cfg>_16shots/seed<S>    for every target of
            XD_TARGETS (CoOp's ten other datasets) and DG_TARGETS (the four ImageNet variants)
 ZeroshotCLIP learns nothing: its "train" run is an --eval-only run too and its tests load no model.
+base2new refuses a method that cannot score unseen classes (scores_unseen_classes false in the trainer
+catalogue, from its CLASS_TRANSFER) before any run, with the reason.
 
 Every run is started as CoOp's scripts do (python train.py --root ... --seed ... --trainer ...
 --dataset-config-file ... --config-file ... --output-dir ... KEY VALUE ...). A run whose folder holds
@@ -88,6 +90,17 @@ def resolve_trainer(method):
             return trainer
     raise UsageError(f"unknown method '{method}'; configs/trainers has: {', '.join(trainers)} "
                      f"(script names as in scripts/*.sh are accepted too)")
+
+
+def check_scores_unseen_classes(trainer):
+    """Base-to-new tests on classes the model never saw: a method that cannot score them (an empty
+    CLASS_TRANSFER, kept in the trainer catalogue) is refused before any run, with the reason."""
+    method = next((m for m in catalogue.load().values() if _squash(m.trainer) == _squash(trainer)), None)
+    if method is None or method.scores_unseen_classes:
+        return
+    raise UsageError(f"the base-to-new protocol is not applicable to {method.trainer}: it cannot score classes "
+                     f"it was not trained on ({method.unseen_classes}), and base-to-new tests on the unseen half. "
+                     f"Use the few-shot protocol instead: bash scripts/{method.script}.sh DATASET SHOTS")
 
 
 def check_configs(trainer, cfg, datasets):
@@ -344,6 +357,8 @@ def main(argv=None):
         if not needed <= len(args) <= needed + 1:
             raise UsageError(f"usage: {USAGE[protocol]}")
         trainer = resolve_trainer(args[0])
+        if protocol == "base2new":
+            check_scores_unseen_classes(trainer)
         cfg = args[needed] if len(args) > needed else DEFAULT_CFG
         seeds = parse_seeds(os.environ.get("SEEDS") or DEFAULT_SEEDS)
         settings = Settings()

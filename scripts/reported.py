@@ -1,8 +1,12 @@
 """Published accuracies (%) that make_table.py --reported prints beside measured ones.
 
-Source: the reported-numbers tables of the DVP (ICML 2025) and AttrVR (ICLR 2025) papers, 16-shot,
-ViT-B/16 with OpenAI weights, top-1 test accuracy. Keys are registered trainer names and
-DATASET.NAME values, the same spellings results.json uses.
+One source of truth per protocol: REPORTED_BY_PROTOCOL[(backbone, shots)] = {trainer: {DATASET.NAME: value}},
+with SOURCES (where each row comes from, printed under the table) and TEST_SELECTED (the rows or cells whose
+hyper-parameters were chosen on the test set: make_table marks them). REPORTED_BASE2NEW holds the base-to-new
+(base, new, HM) numbers that ``make_table.py --protocol base2new --reported`` prints. Top-1 test accuracy; keys
+are registered trainer names and DATASET.NAME values, the same spellings results.json uses. The numbers are
+transcribed from ../shared/docs/methods.md (ViT-B/16: the DVP and AttrVR papers) and ../shared/docs/baselines.md
+section 9 (RN50: Tip-Adapter's exp.log; base-to-new): tests/test_reported_numbers.py checks every one against them.
 """
 
 SHOTS = 16
@@ -40,21 +44,20 @@ REPORTED = {
 REPORTED_AVG = {"VP": 74.4, "AR": 76.5, "AttrVR": 78.5, "DVP_CLS": 79.7}
 
 NOTES = (
-    "reported: 16-shot ViT-B/16 (OpenAI weights) accuracies from the DVP and AttrVR papers "
-    "(scripts/reported.py; ZeroshotCLIP: zero-shot, CoOp's templates); their Avg is over this "
+    "reported: published accuracies (scripts/reported.py; each row's source below); their Avg is over this "
     "table's columns",
 )
 
 # Measured trainers with no per-dataset reported numbers: note shown when they are in a table.
 UNAVAILABLE = {
     "CoOp": "CoOp (reported): only an average is published there (81.1, 16 shots, ViT-B/16, "
-            "quoted by later work), so no row",
+            "quoted by later work), so no row (base-to-new: make_table.py --protocol base2new --reported)",
     "CoCoOp": "CoCoOp (reported): its paper reports base-to-new, not all-class 16-shot accuracy, so no row "
-              "(base-to-new averages: REPORTED_BASE2NEW in scripts/reported.py)",
+              "(base-to-new averages: make_table.py --protocol base2new --reported)",
     "KgCoOp": "KgCoOp (reported): its readme reports base-to-new, not all-class 16-shot accuracy, so no row "
-              "(base-to-new averages: REPORTED_BASE2NEW in scripts/reported.py)",
+              "(base-to-new averages: make_table.py --protocol base2new --reported)",
     "MaPLe": "MaPLe (reported): its paper reports base-to-new, not all-class 16-shot accuracy, so no row "
-             "(base-to-new averages: REPORTED_BASE2NEW in scripts/reported.py)",
+             "(base-to-new averages: make_table.py --protocol base2new --reported)",
     "LinearProbe": "LinearProbe (reported): CoOp's RN50 linear-probe results are a figure only, and the "
                    "ViT-B/16 16-shot table (PromptSRC) is not confirmed here, so no row",
     "LPPlusPlus": "LPPlusPlus (reported): LP++'s per-dataset table (RN50, 10 tasks) is not transcribed "
@@ -65,22 +68,10 @@ UNAVAILABLE = {
     "CLIPAdapter": "CLIPAdapter (reported): RN50 16-shot numbers only (REPORTED_RN50: Tip-Adapter's re-run)",
 }
 
-# Base-to-new (CoCoOp's protocol: ViT-B/16, 16 shots, 3 seeds): (base, new, HM) in %. "avg" is the
-# average over CoOp's 11 datasets as published; per-dataset values only where checked against the source.
-# Sources: CoCoOp Table 1 (CoCoOp), the KgCoOp readme (KgCoOp) and the MaPLe readme (MaPLe).
-REPORTED_BASE2NEW = {
-    "CoCoOp": {"avg": (80.47, 71.69, 75.83), "EuroSAT": (87.49, 60.04, 71.21),
-               "FGVCAircraft": (33.41, 23.71, 27.74), "DescribableTextures": (77.01, 56.00, 64.85)},
-    "KgCoOp": {"avg": (80.73, 73.60, 77.00)},
-    "MaPLe": {"avg": (82.28, 75.14, 78.55)},
-}
-
 # ---- RN50, 16 shots, Tip-Adapter's protocol: gaopengcuhk/Tip-Adapter exp.log, one seed ------------------
 # (baselines.md section 9). Tip-Adapter draws its own 16-shot sample; TipAdapterF's numbers are test-selected
 # (best test epoch, Tip-Adapter issue #11); CLIPAdapter's are the Tip-Adapter authors' re-run; ZeroshotCLIP is
 # RN50 with CoOp's templates (ImageNet: the 7-template ensemble). The averages are over these 11 columns.
-# make_table's reported rows are one protocol (BACKBONE, SHOTS above); REPORTED_BY_PROTOCOL lists the others
-# for it to read.
 _ORDER_TIP = ("ImageNet", "Caltech101", "OxfordPets", "StanfordCars", "OxfordFlowers", "Food101",
               "FGVCAircraft", "SUN397", "DescribableTextures", "EuroSAT", "UCF101")
 
@@ -96,4 +87,47 @@ REPORTED_RN50 = {
     "CLIPAdapter": _row_tip(63.59, 92.49, 87.84, 74.01, 93.90, 78.25, 32.10, 69.55, 65.96, 84.43, 76.76),
 }
 REPORTED_RN50_AVG = {"ZeroshotCLIP": 58.89, "TipAdapter": 70.32, "TipAdapterF": 75.83, "CLIPAdapter": 74.44}
-REPORTED_BY_PROTOCOL = {("RN50", 16): REPORTED_RN50}
+
+# ---- every few-shot protocol make_table reads: rows, their sources, the test-selected ones -----------------------
+REPORTED_BY_PROTOCOL = {(BACKBONE, SHOTS): REPORTED, ("RN50", 16): REPORTED_RN50}
+
+_VR_PAPERS = "DVP (ICML 2025) and AttrVR (ICLR 2025) papers' 16-shot tables, OpenAI weights"
+_TIP_LOG = "gaopengcuhk/Tip-Adapter exp.log (RN50, one seed, Tip-Adapter's own 16-shot draw)"
+SOURCES = {
+    (BACKBONE, SHOTS): {
+        "VP": _VR_PAPERS, "AR": _VR_PAPERS, "AttrVR": _VR_PAPERS, "DVP_CLS": _VR_PAPERS,
+        "DVP_CSE": _VR_PAPERS + " (partial: 5 datasets)",
+        "ZeroshotCLIP": "zero-shot CLIP ViT-B/16 with CoOp's class names and templates, as the DVP paper quotes it",
+    },
+    ("RN50", 16): {
+        "ZeroshotCLIP": _TIP_LOG + ", zero-shot with CoOp's templates (ImageNet: the 7-template ensemble)",
+        "TipAdapter": _TIP_LOG + ", beta / alpha searched on the full val split (ImageNet: on TEST, marked)",
+        "TipAdapterF": _TIP_LOG + ", TEST-SELECTED: the best test epoch is kept (Tip-Adapter issue #11)",
+        "CLIPAdapter": _TIP_LOG + ", CLIP-Adapter as re-run by the Tip-Adapter authors",
+    },
+}
+# Cells whose hyper-parameters were chosen on the test set (baselines.md section 10, pitfall 1): all of
+# Tip-Adapter-F's (best test epoch), and Tip-Adapter's ImageNet cell (its beta / alpha searched on test).
+EVERY_DATASET = "every dataset"
+TEST_SELECTED = {("RN50", 16): {"TipAdapterF": EVERY_DATASET, "TipAdapter": frozenset({"ImageNet"})}}
+
+# ---- base-to-new (CoCoOp's protocol: ViT-B/16, 16 shots, 3 seeds): (base, new, HM) in % -----------------------
+# "avg" is the average over CoOp's 11 datasets as published (baselines.md section 9); per-dataset values only
+# where baselines.md confirms them.
+BASE2NEW_PROTOCOL = ("ViT-B/16", 16)
+AVERAGE = "avg"
+REPORTED_BASE2NEW = {
+    "ZeroshotCLIP": {AVERAGE: (69.34, 74.22, 71.70)},
+    "CoOp": {AVERAGE: (82.69, 63.22, 71.66)},
+    "CoCoOp": {AVERAGE: (80.47, 71.69, 75.83), "EuroSAT": (87.49, 60.04, 71.21),
+               "FGVCAircraft": (33.41, 23.71, 27.74), "DescribableTextures": (77.01, 56.00, 64.85)},
+    "KgCoOp": {AVERAGE: (80.73, 73.60, 77.00)},
+    "MaPLe": {AVERAGE: (82.28, 75.14, 78.55)},
+}
+BASE2NEW_SOURCES = {
+    "ZeroshotCLIP": "CoCoOp Table 1 / MaPLe README (zero-shot CLIP)",
+    "CoOp": "CoCoOp Table 1 (the KgCoOp readme lists its own CoOp run: 82.63/67.99/74.60)",
+    "CoCoOp": "CoCoOp Table 1",
+    "KgCoOp": "KgCoOp readme",
+    "MaPLe": "MaPLe README",
+}

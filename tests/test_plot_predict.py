@@ -232,3 +232,87 @@ def test_predict_runs_from_the_command_line(dvp_run, tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("ERROR: ") and "missing.png does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# ---- predict on Tip-Adapter runs: the cache neighbours -------------------------------------------------
+@pytest.fixture(scope="module")
+def tip_runs(toy_root, tmp_path_factory):
+    """{trainer: run folder} of a TipAdapter and a TipAdapterF run on ToyColors (test-tiny, 2 shots: 8 keys)."""
+    from tests.test_trainers_features import run
+
+    folders = {}
+    for name in ("TipAdapter", "TipAdapterF"):
+        folders[name] = str(tmp_path_factory.mktemp(name.lower()))
+        run(name, toy_root, folders[name])
+    return folders
+
+
+def checkpoint_path(run_dir):
+    return max(Path(run_dir, "head").glob("model.pth.tar-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
+
+
+@pytest.mark.parametrize("name", ["TipAdapter", "TipAdapterF"])
+def test_predict_lists_the_cache_neighbours_of_highest_affinity(tip_runs, name, capsys):
+    from trainers.features import encode_images
+    from trainers.run_loading import load_run
+
+    run_dir = tip_runs[name]
+    loaded = load_run(run_dir, device="cpu")
+    test = loaded.trainer.dm.dataset.test
+    images = [item.impath for item in test[::3]]
+    assert predict.main([run_dir, *images, "--json", "--neighbours", "3", "--device", "cpu"]) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    # by hand, from the checkpoint's tensors: affinity f.F_n, weight exp(-beta (1 - a)), part alpha w L[n, c]
+    state = torch.load(checkpoint_path(run_dir), map_location="cpu", weights_only=False)
+    keys, values = state["state_dict"]["keys"].double(), state["state_dict"]["values"].double()
+    alpha, beta = float(state["state_dict"]["alpha"]), float(state["state_dict"]["beta"])
+    train_x = loaded.trainer.dm.dataset.train_x
+    assert keys.shape[0] == len(train_x) == 8
+    with torch.no_grad():
+        feats = torch.nn.functional.normalize(encode_images(loaded.model.encoder, loaded.images_to_batch(images))
+                                              .double(), dim=-1)
+    affinity = feats @ keys.t()
+    for rec, a, logits in zip(result["predictions"], affinity, loaded.class_logits(loaded.images_to_batch(images))):
+        ex = rec["explanation"]
+        predicted = rec["top"][0]["label"]
+        assert ex["kind"] == "cache_neighbours" and ex["label"] == predicted and ex["images_known"] is True
+        assert [n["index"] for n in ex["neighbours"]] == sorted(range(8), key=lambda n: -float(a[n]))[:3]
+        assert ex["neighbours"][0]["index"] == int(a.argmax())
+        for n in ex["neighbours"]:
+            i = n["index"]
+            assert n["image"] == train_x[i].impath and n["label"] == train_x[i].label
+            assert n["class"] == loaded.classnames[train_x[i].label]
+            assert n["affinity"] == pytest.approx(float(a[i]), abs=1e-5)
+            part = alpha * float(torch.exp(-beta * (1 - a[i]))) * float(values[i, predicted])
+            assert n["contribution"] == pytest.approx(part, rel=1e-4, abs=1e-6)
+            assert (n["contribution"] == 0) == (n["label"] != predicted)
+        cache = alpha * float((torch.exp(-beta * (1 - a)) * values[:, predicted]).sum())
+        assert ex["cache_logit"] == pytest.approx(cache, rel=1e-4)
+        assert ex["class_logit"] == pytest.approx(float(logits[predicted]), rel=1e-4)
+        assert ex["alpha"] == alpha and ex["beta"] == beta
+
+    assert predict.main([run_dir, images[0], "--neighbours", "2"]) == 0
+    out = capsys.readouterr().out
+    assert 'Cache behind "' in out and "nearest training images:" in out
+    assert out.count("affinity ") == 2 and train_x[int(affinity[0].argmax())].impath in out
+
+
+def test_a_tip_checkpoint_without_cache_images_still_explains_by_index(tip_runs, tmp_path, capsys):
+    """A checkpoint from before the cache's images were stored loads; the explanation says they are unknown."""
+    run_dir = tmp_path / "old_run"
+    shutil.copytree(tip_runs["TipAdapter"], run_dir)
+    path = checkpoint_path(run_dir)
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    assert len(state["run"].pop("cache_images")) == 8
+    torch.save(state, path)
+    from trainers.run_loading import load_run
+
+    image = load_run(str(run_dir), device="cpu").trainer.dm.dataset.test[0].impath
+    assert predict.main([str(run_dir), image, "--json"]) == 0
+    ex = json.loads(capsys.readouterr().out)["predictions"][0]["explanation"]
+    assert ex["images_known"] is False and "does not record the cache's training images" in ex["note"]
+    assert all(n["image"] is None for n in ex["neighbours"]) and len(ex["neighbours"]) == 5
+    assert predict.main([str(run_dir), image]) == 0
+    out = capsys.readouterr().out
+    assert "cache entry" in out and "(image unknown)" in out and "Note: the checkpoint does not record" in out

@@ -156,3 +156,16 @@ def test_every_shipped_config_matches_what_train_py_records(tmp_path):
             "accuracy": 1.0, "config": cfg_to_dict(cfg)}))
         verdict = layout.check_done(run, cfg.TRAINER.NAME, job.shots, job.seed, files, train_opts(job))
         assert verdict.done, (job, verdict.reason)
+
+
+def test_catalogue_says_which_methods_score_unseen_classes(tmp_path):
+    """From each trainer's CLASS_TRANSFER (empty: per-class heads and caches); base2new.sh reads it."""
+    methods = {m.trainer: m for m in catalogue.load(str(REPO / "runs" / "trainers.json")).values()}
+    cannot = {name for name, m in methods.items() if not m.scores_unseen_classes}
+    assert {"TipAdapter", "TipAdapterF", "LinearProbe", "LPPlusPlus"} <= cannot
+    assert not cannot & {"CoOp", "CoCoOp", "KgCoOp", "CLIPAdapter", "VP", "AR", "DVP_CLS", "ZeroshotCLIP"}
+    assert methods["TipAdapter"].unseen_classes.startswith("the cache's values are one-hot labels")
+    assert methods["CoOp"].unseen_classes.startswith("learned context kept")
+    old = tmp_path / "old.json"  # a plugin catalogue written before the fields existed still reads
+    old.write_text(json.dumps([{"script": "mine", "trainer": "Mine", "trains": True, "summary": "s"}]))
+    assert catalogue.load(str(old))["mine"].scores_unseen_classes is True

@@ -268,6 +268,21 @@ def test_base2new_bad_names_fail_before_any_run(ws):
     assert res.returncode == 2 and "usage: bash scripts/base2new.sh METHOD DATASET [CFG]" in res.stderr
 
 
+@pytest.mark.parametrize("method,trainer,why", [
+    ("tipadapter", "TipAdapter", "the cache's values are one-hot labels of the training classes"),
+    ("LinearProbe", "LinearProbe", "the logistic regression has one weight row and bias per training class"),
+    ("lpplusplus", "LPPlusPlus", "text blend factors alpha are per training class")])
+def test_base2new_is_refused_before_any_run_for_a_method_that_cannot_score_unseen_classes(ws, method, trainer,
+                                                                                          why):
+    ws.write(f"configs/trainers/{trainer}/vit_b16.yaml", "{}\n")
+    res = ws.run("base2new.sh", method, "eurosat")
+    assert res.returncode == 2 and ws.launched() == [] and res.stdout == ""
+    assert res.stderr.startswith(f"ERROR: the base-to-new protocol is not applicable to {trainer}: it cannot "
+                                 "score classes it was not trained on (")
+    assert why in res.stderr and f"bash scripts/{trainer.lower()}.sh DATASET SHOTS" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
 def test_xd_script_trains_on_imagenet_and_tests_every_target(ws):
     res = ws.run("xd.sh", "ar", SEEDS="1")
     assert res.returncode == 0, res.stderr + res.stdout

@@ -199,6 +199,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
     FITTED = False
     TRAIN_TRANSFORM = "dassl"  # the train loader's pipeline (clip_transforms)
     HEAD_KIND = ""  # the "kind" of prompt_identity
+    MODEL_CLASS = FeatureModel  # frozen CLIP + the head (a method's subclass may add what it can explain)
     PER_CLASS = ""  # what is learned per training class (why it cannot score other classes)
 
     # ---- what a method defines ------------------------------------------------------------------
@@ -284,7 +285,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
     def build_model(self):
         self.feature_dim = self.embed_dim()
         head = self.build_head(self.dm.dataset.classnames)
-        self.model = FeatureModel(self.encoder, head).to(self.device)
+        self.model = self.MODEL_CLASS(self.encoder, head).to(self.device)
         self.trainable_params = self.count_trainable_params(head)
         print(f"{self.cfg.TRAINER.NAME}: CLIP is frozen; trainable parameters: {self.trainable_params:,}")
         self.optim, self.sched = self.build_optimizer_and_scheduler(head)

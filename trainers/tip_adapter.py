@@ -31,9 +31,11 @@ from engine.extend import ensure_node, register_config
 from engine.schedulers import per_iteration_cosine
 
 from .features import (
+    FeatureModel,
     FeatureTrainer,
     accuracy,
     check_hp_selection,
+    encode_images,
     grid_search,
     hp_record,
     tip_grid,
@@ -113,12 +115,53 @@ class TipCache(nn.Module):
         f = F.normalize(features, dim=-1)
         return self.clip_logits(f) + self.alpha * self.cache_logits(self.affinity(f), self.values, self.beta)
 
+    def explain(self, features, labels, classnames=None, top=5):
+        """Why each image scores ``labels[b]``: its ``top`` cache neighbours (the keys of highest affinity f.F_n),
+        each with its training image (``cache_images``, None when the checkpoint predates them), label,
+        affinity, weight exp(-beta (1 - affinity)) and part of the class logit, alpha x weight x L[n, label]
+        (0 for a neighbour of another class). The class logit = clip_logit + cache_logit, the sum over all keys."""
+        f = F.normalize(features.float(), dim=-1)
+        affinity = self.affinity(f)
+        weight = torch.exp(-self.beta * (1.0 - affinity.double())).float()
+        clip = self.clip_logits(f)
+        key_labels = self.values.argmax(dim=1).tolist()
+        paths = getattr(self, "cache_images", None)
+        k = max(0, min(int(top), affinity.shape[1]))
+        alpha = float(self.alpha)
+        out = []
+        for b, label in enumerate(int(v) for v in labels):
+            share = alpha * weight[b] * self.values[:, label]
+            order = torch.sort(affinity[b], descending=True, stable=True).indices[:k].tolist()
+            neighbours = [{"rank": r, "index": n, "image": paths[n] if paths else None, "label": key_labels[n],
+                           "class": classnames[key_labels[n]] if classnames else None,
+                           "affinity": float(affinity[b, n]), "weight": float(weight[b, n]),
+                           "contribution": float(share[n])} for r, n in enumerate(order, 1)]
+            record = {"kind": "cache_neighbours", "label": label, "alpha": alpha, "beta": float(self.beta),
+                      "clip_logit": float(clip[b, label]), "cache_logit": float(share.sum()),
+                      "class_logit": float(clip[b, label] + share.sum()), "cache_entries": int(affinity.shape[1]),
+                      "images_known": bool(paths), "neighbours": neighbours}
+            if not paths:
+                why = getattr(self, "cache_images_note", "") or "made before they were stored"
+                record["note"] = (f"the checkpoint does not record the cache's training images ({why}): neighbours "
+                                  "are given by cache index and label; retrain to see paths")
+            out.append(record)
+        return out
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in ("keys", "values"):
             incoming = state_dict.get(prefix + name)
             if incoming is not None:
                 getattr(self, name).data = torch.zeros_like(incoming, device=self.text.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class TipModel(FeatureModel):
+    """Frozen CLIP + the cache; ``explain`` gives predict.py the cache neighbours of each image."""
+
+    @torch.no_grad()
+    def explain(self, images, labels, classnames=None, top=5):
+        """One JSON-able record per image (TipCache.explain) for class ``labels[b]``."""
+        return self.head.explain(encode_images(self.encoder, images), labels, classnames, top)
 
 
 def search_alpha_beta(clip_logits, affinity, values, labels, betas, alphas):
@@ -139,6 +182,7 @@ def search_alpha_beta(clip_logits, affinity, values, labels, betas, alphas):
 class _TipBase(FeatureTrainer):
     LEARN_KEYS = False
     HEAD_KIND = "tip_cache"
+    MODEL_CLASS = TipModel
     PER_CLASS = "the cache's values are one-hot labels of the training classes (its keys are training images)"
 
     def check_method_cfg(self, cfg):
@@ -181,6 +225,7 @@ class _TipBase(FeatureTrainer):
         """Keys from AUGMENT_EPOCH augmented passes over the K-shot set; one-hot values."""
         keys, labels = self.features("train", "cache", epochs=int(self.node.AUGMENT_EPOCH), normalise=True)
         self.model.head.set_cache(keys, F.one_hot(labels, self.num_classes))
+        self.model.head.cache_images = self.cache_images()
         print(f"Cache model: {keys.shape[0]} entries x {keys.shape[1]} dims ({self.node.AUGMENT_EPOCH} augmented "
               f"passes), {self.num_classes} classes")
 
@@ -204,6 +249,30 @@ class _TipBase(FeatureTrainer):
         head.set_hyper(alpha, beta)
         self.record = hp_record(self.selection, self.val_is_test, {"beta": beta, "alpha": alpha, **chosen})
         self.record["cache_entries"] = int(head.keys.shape[0])
+
+    def cache_images(self):
+        """The training image of each cache entry, in key order (the unshuffled passes over train_x)."""
+        return [item.impath for item in self.dm.dataset.train_x]
+
+    def run_identity(self):
+        identity = super().run_identity()
+        head = getattr(getattr(self, "model", None), "head", None)
+        if getattr(head, "cache_images", None):  # in the checkpoint: predict.py names each neighbour's image
+            identity["cache_images"] = list(head.cache_images)
+        return identity
+
+    def load_model(self, directory, epoch=None):
+        super().load_model(directory, epoch)
+        if not directory:
+            return
+        head = self.model.head  # the loaded checkpoint's images; None from one made before they were stored
+        images = (getattr(self, "loaded_run", None) or {}).get("cache_images")
+        head.cache_images, head.cache_images_note = images, ""
+        if images and len(images) != head.keys.shape[0]:
+            head.cache_images = None
+            head.cache_images_note = f"it lists {len(images)} images for {head.keys.shape[0]} cache entries"
+            print(f"WARNING: the checkpoint's cache image list does not match its cache: {head.cache_images_note}; "
+                  f"the explanations name cache entries by index.")
 
     def method_record(self):
         """The search's record; after --eval-only, the beta / alpha loaded from the checkpoint."""
@@ -251,6 +320,8 @@ class TipAdapterF(_TipBase):
         super().before_train()  # resumes the learned keys when a checkpoint exists
         if self.start_epoch == 0:
             self.build_cache()
+        else:  # resumed keys: the same protocol, so the same K-shot images in the same order
+            self.model.head.cache_images = self.cache_images()
 
     def forward_backward(self, batch):
         image, label = batch["img"].to(self.device), batch["label"].to(self.device)

@@ -104,11 +104,12 @@ class ReprogrammedCLIP(nn.Module):
         return self.aggregation(z), z
 
     @torch.no_grad()
-    def explain(self, x01: torch.Tensor, labels, n_texts: int = 5):
+    def explain(self, x01: torch.Tensor, labels, classnames=None, top: int = 5):
         """Why each image scored class ``labels[b]``, when that logit is a fixed weighted sum of text logits
         (``Aggregation.class_weights``): each prompt's weight mass and part of the logit, and the texts with
-        the largest weight x logit (texts of weight 0 do not count). One dict per image, or None when the
-        aggregation has no such weights (identity over one text, top-k)."""
+        the largest weight x logit (texts of weight 0 do not count; ``top`` of them). One dict per image, or
+        None when the aggregation has no such weights (identity over one text, top-k). The signature is
+        scripts/predict.py's ``explain`` contract (``classnames`` is not needed here)."""
         table, agg = self.text_table, self.aggregation
         z = self.description_logits(x01).float().reshape(x01.shape[0], -1)  # entry order of the table
         out = []
@@ -126,7 +127,7 @@ class ReprogrammedCLIP(nn.Module):
                 parts.append({"prompt": i, "mass": float(w[mine].sum()), "logit_part": float(scores[mine].sum()),
                               "descriptions": int(mine.sum())})
             used = torch.nonzero(w > 0).flatten()
-            order = used[torch.argsort(scores[used], descending=True)][:max(0, int(n_texts))].tolist()
+            order = used[torch.argsort(scores[used], descending=True)][:max(0, int(top))].tolist()
             texts = [{"text": table.entry_text(int(entries[j])), "prompt": int(prompts[j]), "weight": float(w[j]),
                       "logit": float(z[b, entries[j]]), "score": float(scores[j])} for j in order]
             out.append({"weights": agg.WEIGHT_KIND, "class_logit": float(scores.sum()), "prompts": parts,
