@@ -66,6 +66,12 @@ UNAVAILABLE = {
     "TipAdapterF": "TipAdapterF (reported): RN50 16-shot numbers only (REPORTED_RN50), selected on the TEST "
                    "set by the paper's code (best test epoch)",
     "CLIPAdapter": "CLIPAdapter (reported): RN50 16-shot numbers only (REPORTED_RN50: Tip-Adapter's re-run)",
+    "ILMVP": "ILMVP (reported): ILM-VP reports ViT-B/32 on the full training sets with the best test epoch, "
+             "not CoOp's few-shot splits, so no row",
+    "BLM": "BLM (reported): BLM reports ViT-B/32 on the full training sets with the best test epoch, "
+           "not CoOp's few-shot splits, so no row",
+    "BLMPlus": "BLMPlus (reported): BLM+ reports ViT-B/32 on the full training sets with the best test epoch, "
+               "not CoOp's few-shot splits, so no row",
 }
 
 # ---- RN50, 16 shots, Tip-Adapter's protocol: gaopengcuhk/Tip-Adapter exp.log, one seed ------------------

@@ -46,6 +46,8 @@ def test_the_mapping_of_epoch_0_is_counted_with_the_zero_prompt_before_any_step(
     (zero) watermark over the un-augmented training images, the argmax of every sample counted."""
     trainer = make_trainer(toy_cfg("ILMVP", toy_root, tmp_path, "", epochs=1, opts=ONE_BATCH))
     model = trainer.model
+    steps = [type(t).__name__ for t in trainer.train_loader_x.dataset.transform.transforms]
+    assert steps == ["Resize", "CenterCrop", "ToTensor"]  # no augmentation: the test transform, as the references
     batches = list(trainer.train_loader_x)  # one pass: images and labels of the same order
     images, labels = torch.cat([b["img"] for b in batches]), torch.cat([b["label"] for b in batches])
     with torch.no_grad():

@@ -168,8 +168,9 @@ class PromptLearner(nn.Module):
     """
 
     def __init__(self, classnames, tower: TextTower, tokenizer, n_ctx=16, ctx_init="", csc=False,
-                 position="end"):
+                 position="end", node="TRAINER.COOP"):
         super().__init__()
+        self.node = node  # the config node whose keys the messages name (MaPLe: TRAINER.MAPLE)
         check_position(position)
         n_cls = len(classnames)
         ctx_init = str(ctx_init or "").replace("_", " ").strip()
@@ -177,7 +178,7 @@ class PromptLearner(nn.Module):
         if ctx_init:
             n_ctx = count_tokens(tokenizer, ctx_init)
             if n_ctx < 1:
-                raise ValueError(f'TRAINER.COOP.CTX_INIT "{ctx_init}" has no tokens.')
+                raise ValueError(f'{node}.CTX_INIT "{ctx_init}" has no tokens.')
             init = tower.embed(tokenizer([ctx_init]).to(device))[0, 1:1 + n_ctx]
             ctx = init.unsqueeze(0).repeat(n_cls, 1, 1) if csc else init.clone()
             prefix_text = ctx_init
@@ -200,7 +201,7 @@ class PromptLearner(nn.Module):
         for name, prompt in zip(classnames, prompts):
             if count_tokens(tokenizer, prompt) + 2 > limit:
                 raise ValueError(f'The CoOp prompt of class "{name}" has {count_tokens(tokenizer, prompt) + 2} '
-                                 f"tokens, more than CLIP's context length {limit}. Lower TRAINER.COOP.N_CTX "
+                                 f"tokens, more than CLIP's context length {limit}. Lower {node}.N_CTX "
                                  f"(now {n_ctx}) or shorten the class name.")
         tokens = tokenizer(prompts).to(device)
         if tokens.shape[1] != limit:
@@ -231,7 +232,7 @@ class PromptLearner(nn.Module):
             raise ValueError(
                 f"The checkpoint's context vectors have shape {tuple(ctx.shape)}, this CoOp model's "
                 f"{tuple(module.ctx.shape)} ({module.n_cls} classes, n_ctx {module.n_ctx}, CSC {module.csc}). "
-                f"Evaluate with the dataset and TRAINER.COOP.N_CTX / CSC / CTX_INIT of the training run.")
+                f"Evaluate with the dataset and {module.node}.N_CTX / CSC / CTX_INIT of the training run.")
 
 
 class CoOpCLIP(nn.Module):
@@ -310,6 +311,12 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
         self.model = CoOpCLIP(encoder, tower, learner).to(self.device)
         print(f"CLIP is frozen (image and text encoders); trained: the context vectors "
               f"({learner.ctx.numel():,} parameters)")
+        self.register_learner(learner)
+
+    def register_learner(self, learner):
+        """The learned module's optional initial weights, optimiser, per-epoch schedule (as CoOp), checkpoint
+        name and precision: the end of every CoOp-family build_model."""
+        cfg = self.cfg
         if cfg.MODEL.INIT_WEIGHTS:
             load_pretrained_weights(learner, cfg.MODEL.INIT_WEIGHTS)
         self.optim = build_optimizer(learner, cfg.OPTIM)

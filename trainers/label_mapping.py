@@ -15,6 +15,7 @@ from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
 from vr import TextTable, aggregation_from_node, templates_for
+from vr.mapping import check_settings
 
 from .base import VRTrainer, add_common_keys, save_tensors, write_csv
 
@@ -67,9 +68,10 @@ class LabelMappingTrainer(VRTrainer):
         if choice not in SOURCE_TEMPLATES:
             raise ValueError(f'Unknown source templates "{choice}" (TRAINER.{self.NODE}.SOURCE_TEMPLATES). Use one '
                              f"of: {', '.join(SOURCE_TEMPLATES)}.")
-        ratio = cfg.TRAINER[self.NODE].get("TOPK_RATIO")
-        if ratio is not None and not 0.0 < float(ratio) <= 1.0:
-            raise ValueError(f"TRAINER.{self.NODE}.TOPK_RATIO must lie in (0, 1], got {ratio}.")
+        node = cfg.TRAINER[self.NODE]
+        check_settings(laplace=node.get("LAPLACE"), topk_ratio=node.get("TOPK_RATIO"), node=f"TRAINER.{self.NODE}")
+        if choice != "reference":
+            templates_for(cfg.DATASET.NAME, choice)  # a dataset without a CoOp template fails here, not later
 
     def source_templates(self):
         choice = str(self.vcfg.SOURCE_TEMPLATES).lower()

@@ -18,19 +18,20 @@ weights); PREC fp16 = CUDA fp16 autocast for training and test (MaPLe casts its 
 so its fp32/amp are effectively unsupported); N_CTX may not exceed CTX_INIT's tokens (MaPLe hard-codes
 the check to 4). New classes: yes, with the evaluated class names (nothing learned is class-specific).
 """
+import copy
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engine import TRAINER_REGISTRY, build_optimizer, load_pretrained_weights
+from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
-from engine.schedulers import build_lr_scheduler
 from vr.clip import FrozenCLIP
 from vr.deep_prompts import (check_image_forward, deep_prompt_refusal, encode_image_deep, replacing,
                              transformer_blocks)
 
 from .clip_plumbing import check_precision
-from .coop import (MODEL_NAME, PRECISIONS, CoOp, CoOpCLIP, PromptLearner, TextTower, check_input_size,
+from .coop import (PRECISIONS, CoOp, CoOpCLIP, PromptLearner, TextTower, check_input_size,
                    count_tokens)
 from .features import count_trainable
 
@@ -61,8 +62,8 @@ def add_deep_prompts(learner, depth, text_width, vision_width):
         deeper.append(nn.Parameter(p.to(device)))
     learner.compound_prompts_text = nn.ParameterList(deeper)
     learner.proj = coupling(text_width, vision_width).to(device)
-    learner.compound_prompt_projections = nn.ModuleList(
-        [coupling(text_width, vision_width).to(device) for _ in range(depth - 1)])
+    first_deeper = coupling(text_width, vision_width).to(device)  # MaPLe clones one layer: F_1 .. F_{J-1} start equal
+    learner.compound_prompt_projections = nn.ModuleList([copy.deepcopy(first_deeper) for _ in range(depth - 1)])
 
 
 def learn_first_tokens(learner, n):
@@ -142,13 +143,13 @@ class MaPLe(CoOp):
                              f'TRAINER.MAPLE.CTX_INIT "{ctx_init}": lower N_CTX, or set CTX_INIT "" (random context).')
 
     def build_model(self):
-        cfg, node = self.cfg, self.node
+        node = self.node
         backbone = self.backbone
         encoder = FrozenCLIP(backbone)
         tower = TextTower(backbone.model, encoder.name)
         print("Building MaPLe's CLIP")
         learner = PromptLearner(self.dm.dataset.classnames, tower, backbone.tokenizer, n_ctx=node.N_CTX,
-                                ctx_init=node.CTX_INIT)
+                                ctx_init=node.CTX_INIT, node="TRAINER.MAPLE")
         if learner.n_ctx != int(node.N_CTX):
             learn_first_tokens(learner, int(node.N_CTX))
             print(f"MaPLe: the first {learner.n_ctx} of those tokens are learned; the rest stay fixed words")
@@ -162,12 +163,7 @@ class MaPLe(CoOp):
         print(f"CLIP is frozen; trained: {learner.n_ctx} prompt tokens in the first {depth} blocks of the text "
               f"tower and {depth} couplings {tower.width} -> {vision_width} to the image tower "
               f"({self.trainable_params:,} parameters)")
-        if cfg.MODEL.INIT_WEIGHTS:
-            load_pretrained_weights(learner, cfg.MODEL.INIT_WEIGHTS)
-        self.optim = build_optimizer(learner, cfg.OPTIM)
-        self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)  # stepped once per epoch, as CoOp and MaPLe
-        self.register_model(MODEL_NAME, learner, self.optim, self.sched)
-        self.setup_precision()
+        self.register_learner(learner)  # stepped once per epoch, as CoOp and MaPLe
 
     def extra_results(self):
         node, learner = self.node, self.model.prompt_learner
