@@ -146,7 +146,7 @@ def test_plot_prm_on_a_run_without_prm_draws_only_the_prompt(toy_root, toy_descr
     assert sorted(os.listdir(run_dir / "plots")) == ["prompt_0.png"]
     # the left panel is exactly what the padding prompt adds on the frame: sigmoid(delta)
     delta = trainer.model.prompts.delta.detach()[0]
-    panels = plot_prm.prompt_images({"prompts.delta": delta[None]}, plot_prm.read_config(str(run_dir)))[0]
+    panels = plot_prm.prompt_images({"prompts.delta": delta[None]}, plot_prm.read_config(str(run_dir)), str(run_dir))[0]
     frame = panels[0][0][:8, :8]  # top-left corner lies on the frame
     assert torch.allclose(torch.from_numpy(frame), torch.sigmoid(delta).permute(1, 2, 0)[:8, :8], atol=1e-6)
     inner = panels[0][0][112, 112]
