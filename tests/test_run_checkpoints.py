@@ -239,6 +239,7 @@ def test_nearest_centroid_hand_example():
 
 
 # ---- B: resume after kill -9 is exact --------------------------------------------------------------
+@pytest.mark.slow  # three train.py subprocesses (about 20 s)
 def test_kill9_then_resume_equals_an_uninterrupted_run(toy_root, toy_descriptions, tmp_path):
     """The shipped default (no TRAIN.CHECKPOINT_FREQ): a resumable checkpoint after every epoch, the latest kept."""
     def argv(out):
