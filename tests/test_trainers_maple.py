@@ -373,3 +373,19 @@ def test_configs_state_the_papers_protocol_and_leave_out_resnets():
             validate([Job("maple", "dtd", 16, "rn50", 1)])
     finally:
         os.chdir(cwd)
+
+
+def test_the_deeper_couplings_start_as_clones_of_one_layer_as_maple_does():
+    """MaPLe's code builds one Linear and deep-copies it for F_1 .. F_{J-1}; F_0 (proj) is drawn on its own."""
+    import torch.nn as nn
+
+    from trainers.maple import add_deep_prompts
+
+    learner = nn.Module()
+    learner.ctx = nn.Parameter(torch.zeros(2, 8))
+    add_deep_prompts(learner, depth=4, text_width=8, vision_width=12)
+    first, *others = learner.compound_prompt_projections
+    assert len(others) == 2 and all(torch.equal(o.weight, first.weight) and torch.equal(o.bias, first.bias)
+                                    for o in others)
+    assert all(o.weight is not first.weight for o in others)  # clones, not shared parameters
+    assert not torch.equal(learner.proj.weight, first.weight)
