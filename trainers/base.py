@@ -251,7 +251,6 @@ class VRTrainer(PerEpochTestCurve, RunCheckpoints, TrainerX):
         self.optim, self.sched = optim, sched
         self.register_model(MODEL_NAME, self.model, optim, sched)
         self._precision_note_done = False
-        self.per_epoch_test = []
 
     # ---- checkpoints: identity and other class sets (trainers/checkpoints.py) --------------------
     def prompt_identity(self):

@@ -51,6 +51,11 @@ class PerEpochTestCurve:
     in OUTPUT_DIR/per_epoch_test.json; a resumed run keeps the entries of the epochs it has done.
     Selected on the test set (the references' protocol), so never the headline number."""
 
+    @property
+    def per_epoch_test(self):
+        """The curve's accuracies in epoch order (read from its records; empty before training)."""
+        return [r["accuracy"] for r in getattr(self, "_per_epoch_records", [])]
+
     def resume_test_curve(self):
         """In before_train: the curve so far (empty, or the done epochs' entries when resuming)."""
         self._per_epoch_records = []
@@ -58,14 +63,12 @@ class PerEpochTestCurve:
         if self.cfg.TEST.get("PER_EPOCH", False) and self.start_epoch > 0 and os.path.isfile(path):
             with open(path) as f:
                 self._per_epoch_records = [r for r in json.load(f) if r["epoch"] <= self.start_epoch]
-            self.per_epoch_test = [r["accuracy"] for r in self._per_epoch_records]
 
     def extend_test_curve(self):
         """In after_epoch: test and add the accuracy (when TEST.PER_EPOCH is on and testing is not off)."""
         if not self.cfg.TEST.get("PER_EPOCH", False) or self.cfg.TEST.NO_TEST:
             return
         acc = float(self.test())
-        self.per_epoch_test.append(acc)
         self._per_epoch_records.append({"epoch": self.epoch + 1, "accuracy": acc})
         if distributed.is_main_process():  # one writer per run
             atomic_write_json(os.path.join(self.output_dir, PER_EPOCH_FILE), self._per_epoch_records)

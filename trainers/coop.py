@@ -331,7 +331,6 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
         if prec != "fp32" and not self.autocast_on:
             print(f'Note: TRAINER.{self.NODE}.PREC "{prec}" needs CUDA; running in fp32 on the {self.device.type}.')
         self.scaler = torch.amp.GradScaler("cuda") if self.autocast_on and prec == "amp" else None
-        self.per_epoch_test = []
 
     def autocast(self, training):
         """fp16 autocast for "fp16" (training and test) and "amp" (training only), on CUDA."""
