@@ -20,8 +20,9 @@ _ORDER = ("FGVCAircraft", "Caltech101", "StanfordCars", "DescribableTextures", "
           "OxfordFlowers", "Food101", "OxfordPets", "SUN397", "UCF101", "Resisc45")
 
 
-def _row(*values):
-    return dict(zip(_ORDER, values))
+def _row(*values, order=_ORDER):
+    """A published table row: its values in ``order``, by dataset name."""
+    return dict(zip(order, values))
 
 
 REPORTED = {
@@ -81,16 +82,11 @@ UNAVAILABLE = {
 _ORDER_TIP = ("ImageNet", "Caltech101", "OxfordPets", "StanfordCars", "OxfordFlowers", "Food101",
               "FGVCAircraft", "SUN397", "DescribableTextures", "EuroSAT", "UCF101")
 
-
-def _row_tip(*values):
-    return dict(zip(_ORDER_TIP, values))
-
-
 REPORTED_RN50 = {
-    "ZeroshotCLIP": _row_tip(60.32, 85.92, 85.83, 55.74, 66.02, 77.32, 17.10, 58.52, 42.20, 37.52, 61.35),
-    "TipAdapter": _row_tip(62.01, 90.18, 88.14, 66.77, 89.89, 77.83, 29.76, 66.85, 60.93, 70.54, 70.58),
-    "TipAdapterF": _row_tip(65.51, 92.86, 89.70, 75.74, 94.80, 79.43, 35.55, 71.47, 66.55, 84.54, 78.03),
-    "CLIPAdapter": _row_tip(63.59, 92.49, 87.84, 74.01, 93.90, 78.25, 32.10, 69.55, 65.96, 84.43, 76.76),
+    "ZeroshotCLIP": _row(60.32, 85.92, 85.83, 55.74, 66.02, 77.32, 17.10, 58.52, 42.20, 37.52, 61.35, order=_ORDER_TIP),
+    "TipAdapter": _row(62.01, 90.18, 88.14, 66.77, 89.89, 77.83, 29.76, 66.85, 60.93, 70.54, 70.58, order=_ORDER_TIP),
+    "TipAdapterF": _row(65.51, 92.86, 89.70, 75.74, 94.80, 79.43, 35.55, 71.47, 66.55, 84.54, 78.03, order=_ORDER_TIP),
+    "CLIPAdapter": _row(63.59, 92.49, 87.84, 74.01, 93.90, 78.25, 32.10, 69.55, 65.96, 84.43, 76.76, order=_ORDER_TIP),
 }
 REPORTED_RN50_AVG = {"ZeroshotCLIP": 58.89, "TipAdapter": 70.32, "TipAdapterF": 75.83, "CLIPAdapter": 74.44}
 
