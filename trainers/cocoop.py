@@ -20,10 +20,9 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
-from engine import TRAINER_REGISTRY, build_optimizer, load_pretrained_weights
-from engine.schedulers import build_lr_scheduler
+from engine import TRAINER_REGISTRY
 
-from .coop import MODEL_NAME, CoOp, CoOpCLIP
+from .coop import CoOp, CoOpCLIP
 from .features import count_trainable
 
 
@@ -74,23 +73,16 @@ class CoCoOp(CoOp):
             raise ValueError(f'CoCoOp puts the class name at the end of the prompt: set '
                              f'TRAINER.COOP.CLASS_TOKEN_POSITION "end" (got "{node.CLASS_TOKEN_POSITION}").')
 
-    def build_model(self):
-        super().build_model()  # CoOp's context, registered as prompt_learner; the meta-net joins it here
-        cfg, coop = self.cfg, self.model
+    def extend_model(self, coop):
+        """The meta-net joins CoOp's prompt learner, so the one registration covers context and meta-net."""
         learner = coop.prompt_learner
         vis_dim = int(coop.encoder.model.visual.output_dim)
         learner.add_module("meta_net", build_meta_net(vis_dim, coop.tower.width).to(learner.ctx.device))
-        self.model = CoCoOpCLIP(coop.encoder, coop.tower, learner)
-        if cfg.MODEL.INIT_WEIGHTS:  # again, now that the meta-net exists
-            load_pretrained_weights(learner, cfg.MODEL.INIT_WEIGHTS)
-        # the optimiser and schedule of CoOp's registration cover the context only: rebuilt over both
-        self.optim = build_optimizer(learner, cfg.OPTIM)
-        self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
-        self._optims[MODEL_NAME], self._scheds[MODEL_NAME] = self.optim, self.sched
         self.trainable_params = count_trainable(learner)
         hidden = learner.meta_net.linear1.out_features
         print(f"CoCoOp: meta-net {vis_dim} -> {hidden} -> {coop.tower.width}; trained: the context and the "
               f"meta-net ({self.trainable_params:,} parameters)")
+        return CoCoOpCLIP(coop.encoder, coop.tower, learner)
 
     def extra_results(self):
         results = super().extra_results()

@@ -311,7 +311,12 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
         self.model = CoOpCLIP(encoder, tower, learner).to(self.device)
         print(f"CLIP is frozen (image and text encoders); trained: the context vectors "
               f"({learner.ctx.numel():,} parameters)")
-        self.register_learner(learner)
+        self.model = self.extend_model(self.model)
+        self.register_learner(self.model.prompt_learner)
+
+    def extend_model(self, model):
+        """A variant's additions to CoOp's model before it is registered (CoCoOp: the meta-net)."""
+        return model
 
     def register_learner(self, learner):
         """The learned module's optional initial weights, optimiser, per-epoch schedule (as CoOp), checkpoint
