@@ -8,7 +8,6 @@ Deliberate difference from CoOp: `--seed 0` sets seed 0 (CoOp's `if args.seed:` 
 import argparse
 import glob
 import os
-import re
 import sys
 import time
 import traceback
@@ -19,14 +18,14 @@ import engine
 from engine import build_trainer, distributed, collect_env_info, get_cfg_default, set_random_seed
 from engine.checkpoint_files import EPOCH_FILE, EPOCH_FILE_GLOB, model_file
 from engine.errors import user_error_message
-from engine.names import close_matches
+from engine.names import did_you_mean
 from engine.results import build_results, git_revision, write_config, write_results
 from engine.run_logging import final_error_log, setup_run_logger, stop_run_logger
 from plugins import load_plugins
+from runs.jobs import CONFIG_KEY  # OPTIM.MAX_EPOCH, TRAINER.DVP_CLS.V, ...
 from trainers.checkpoints import (RunCheckpoints, check_resume_folder, check_run_folder, check_unrecorded_eval,
                                   evaluated_record, evaluating, read_checkpoint)
 
-CONFIG_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")  # OPTIM.MAX_EPOCH, TRAINER.DVP_CLS.V, ...
 LIST_FLAGS = ("source_domains", "target_domains", "transforms")  # nargs="+": they would swallow KEY VALUE
 
 
@@ -62,7 +61,7 @@ def split_trailing_opts(args):
         values = getattr(args, name)
         if not values:
             continue
-        cut = next((i for i, v in enumerate(values) if CONFIG_KEY_RE.match(v)), None)
+        cut = next((i for i, v in enumerate(values) if CONFIG_KEY.match(v)), None)
         if cut is not None:
             setattr(args, name, values[:cut] or None)
             args.opts = values[cut:] + list(args.opts or [])
@@ -133,18 +132,14 @@ def check_inputs(cfg, args):
     if not cfg.TRAINER.NAME:
         raise UsageError(f"No trainer given. Pass --trainer NAME, one of {sorted(trainers)}.")
     if cfg.TRAINER.NAME not in trainers:
-        hint = close_matches(cfg.TRAINER.NAME, trainers)
-        raise UsageError(f'Unknown trainer "{cfg.TRAINER.NAME}"'
-                         + (f' (do you mean "{hint[0]}"?)' if hint else "")
+        raise UsageError(f'Unknown trainer "{cfg.TRAINER.NAME}"' + did_you_mean(cfg.TRAINER.NAME, trainers)
                          + f". Registered trainers: {sorted(trainers)}.")
     datasets = engine.DATASET_REGISTRY.registered_names()
     if not cfg.DATASET.NAME:
         raise UsageError("No dataset given. Pass --dataset-config-file configs/datasets/<name>.yaml.")
     if cfg.DATASET.NAME not in datasets:
-        hint = close_matches(cfg.DATASET.NAME, datasets)
         raise UsageError(f'Unknown dataset "{cfg.DATASET.NAME}" (DATASET.NAME)'
-                         + (f' (do you mean "{hint[0]}"?)' if hint else "")
-                         + f". Registered datasets: {sorted(datasets)}.")
+                         + did_you_mean(cfg.DATASET.NAME, datasets) + f". Registered datasets: {sorted(datasets)}.")
     if getattr(engine.DATASET_REGISTRY.get(cfg.DATASET.NAME), "test_only", False) and not args.eval_only:
         raise UsageError(f"{cfg.DATASET.NAME} is a test-only dataset (all its images are test images): do not "
                          f"train on it; evaluate a trained run with --eval-only --model-dir RUN (scripts/xd.sh).")
