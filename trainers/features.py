@@ -12,7 +12,6 @@ Images are transformed here from the backbone's own size, mean and std (INPUT.* 
 - "dassl": RandomResizedCrop(scale 0.08-1, bicubic) + flip + normalise (CoOp/Dassl training, CLIP-Adapter).
 """
 import hashlib
-import io
 import json
 import os
 import time
@@ -25,11 +24,10 @@ from torchvision import transforms as T
 
 from engine import DatasetWrapper, TrainerX
 from engine.checkpoint_files import model_file
-from engine.io import atomic_write_bytes
 from vr.clip import FrozenCLIP
 from vr.text import class_text, templates_for
 
-from .base import DATA_MANAGER_ATTRIBUTES
+from .base import DATA_MANAGER_ATTRIBUTES, save_tensors
 from .checkpoints import CheckpointError, RunCheckpoints
 from .clip_plumbing import load_backbone
 
@@ -124,10 +122,7 @@ class FeatureStore:
         print(f"Extracted features of the {split} split: {tuple(feats.shape)} ({transform_name} transform, "
               f"{epochs} pass(es), {time.time() - start:.1f}s)")
         if path:
-            buf = io.BytesIO()
-            torch.save({"features": feats, "labels": labels}, buf)
-            os.makedirs(self.folder, exist_ok=True)
-            atomic_write_bytes(path, buf.getvalue())
+            save_tensors(path, {"features": feats, "labels": labels})
         self._memory[key] = (feats, labels)
         return feats, labels
 
