@@ -30,6 +30,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import protocols  # noqa: E402  (scripts/protocols.py: the protocols' run folders)
 import reported as reported_numbers  # noqa: E402  (scripts/reported.py)
 from engine.io import atomic_write_text  # noqa: E402  (tables are shared: umask permissions)
+from engine.names import squash  # noqa: E402  (stdlib only)
 from runs import catalogue, layout  # noqa: E402  (the registered datasets; the run-folder layout)
 
 FORMATS = ("text", "markdown", "csv", "latex")
@@ -61,9 +62,6 @@ class BadResult(ValueError):
     """A results.json that cannot be used; the message says why."""
 
 
-def _squash(name):
-    return re.sub(r"[^a-z0-9]", "", str(name).lower())
-
 
 def dataset_order():
     """DATASET.NAME of the registered datasets in table order (each loader's table_order; the
@@ -81,9 +79,9 @@ def __getattr__(name):
 
 def canonical_dataset(name):
     """DATASET.NAME for a dataset spelled as in results.json, its table name, config name or an alias."""
-    key = _squash(name)
+    key = squash(name)
     for row in catalogue.load_datasets().values():
-        if key in {_squash(n) for n in (row.name, row.display_name, row.config_name, *row.aliases)}:
+        if key in {squash(n) for n in (row.name, row.display_name, row.config_name, *row.aliases)}:
             return row.name
     return name
 
@@ -129,7 +127,7 @@ def column_of(rec):
 
 def same_backbone(a, b):
     """ViT-B/16, ViT-B-16 and vit_b16 name the same backbone."""
-    return _squash(a) == _squash(b)
+    return squash(a) == squash(b)
 
 
 def _order(names, preferred, key=lambda n: n):

@@ -25,6 +25,7 @@ from collections import defaultdict, namedtuple
 import make_table as mt  # scripts/make_table.py
 import protocols  # scripts/protocols.py: the protocols' dataset lists
 import reported as reported_numbers  # scripts/reported.py: the published base-to-new numbers
+from engine.names import squash
 
 BASE, NEW = "base", "new"
 ProtoTable = namedtuple("ProtoTable", "title headers body")  # body: rows of strings
@@ -140,8 +141,8 @@ def base2new_tables(records, err, decimals=1, reported=None, notes=None):
     for (shots, backbone), by_method in sorted(_grouped(split).items()):
         body, shown = [], []
         published = set()
-        if reported and (shots, mt._squash(backbone)) == (reported_numbers.BASE2NEW_PROTOCOL[1],
-                                                          mt._squash(reported_numbers.BASE2NEW_PROTOCOL[0])):
+        if reported and (shots, squash(backbone)) == (reported_numbers.BASE2NEW_PROTOCOL[1],
+                                                          squash(reported_numbers.BASE2NEW_PROTOCOL[0])):
             published = {m for m in reported_numbers.REPORTED_BASE2NEW if reported == "all" or m in by_method}
         table_datasets = mt._order({r.dataset for m in by_method.values() for v in m.values() for r in v},
                                    mt.DATASET_ORDER, key=mt.canonical_dataset)

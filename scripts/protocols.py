@@ -28,7 +28,6 @@ import glob
 import json
 import os
 import os.path as osp
-import re
 import shlex
 import signal
 import subprocess
@@ -39,6 +38,7 @@ from collections import namedtuple
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from engine.checkpoint_files import EPOCH_FILE, EPOCH_FILE_GLOB, epoch_of, model_file  # noqa: E402  (stdlib only)
 from engine.io import atomic_write_json  # noqa: E402  (stdlib only)
+from engine.names import squash  # noqa: E402  (stdlib only)
 from runs import catalogue, layout  # noqa: E402  (the registered datasets; the run-folder layout)
 from runs.jobs import DEFAULT_CFG, DEFAULT_SEEDS, Settings, UsageError, available_cfgs, available_datasets  # noqa: E402
 from runs.launcher import run_lock  # noqa: E402  (the sweep's per-run lock)
@@ -73,9 +73,6 @@ EVAL_ONLY = frozenset(m.trainer for m in catalogue.load().values() if not m.trai
 Step = namedtuple("Step", "label folder trainer classes options model_dir")
 
 
-def _squash(name):
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
 
 def resolve_trainer(method):
     """The trainer (configs/trainers/<TRAINER>) of a script name (ar, dvp_cls, zsclip) or trainer."""
@@ -84,9 +81,9 @@ def resolve_trainer(method):
         raise UsageError(f"no configs/trainers folder in {os.getcwd()}; run the scripts from the "
                          "repository root")
     trainers = sorted(os.listdir(folder))
-    wanted = _squash(ALIASES.get(method.lower(), method))
+    wanted = squash(ALIASES.get(method.lower(), method))
     for trainer in trainers:
-        if _squash(trainer) == wanted:
+        if squash(trainer) == wanted:
             return trainer
     raise UsageError(f"unknown method '{method}'; configs/trainers has: {', '.join(trainers)} "
                      f"(script names as in scripts/*.sh are accepted too)")
@@ -95,7 +92,7 @@ def resolve_trainer(method):
 def check_scores_unseen_classes(trainer):
     """Base-to-new tests on classes the model never saw: a method that cannot score them (an empty
     CLASS_TRANSFER, kept in the trainer catalogue) is refused before any run, with the reason."""
-    method = next((m for m in catalogue.load().values() if _squash(m.trainer) == _squash(trainer)), None)
+    method = next((m for m in catalogue.load().values() if squash(m.trainer) == squash(trainer)), None)
     if method is None or method.scores_unseen_classes:
         return
     raise UsageError(f"the base-to-new protocol is not applicable to {method.trainer}: it cannot score classes "
