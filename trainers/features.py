@@ -262,6 +262,15 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
         feats = F.normalize(feats, dim=-1) if normalise else feats
         return feats.to(self.device), labels.to(self.device)
 
+    def hp_selection(self, without_val_note):
+        """HP_SELECTION as run: "val" without validation images becomes "defaults", said with the note that
+        ends "Note: no validation images" (what the method keeps instead; recorded in results.json)."""
+        wanted = str(self.node.HP_SELECTION)
+        if wanted == "val" and not self.dm.dataset.val:
+            print(f"Note: no validation images{without_val_note}")
+            return "defaults"
+        return wanted
+
     def embed_dim(self):
         """Width of CLIP's joint embedding (the image features' size)."""
         return int(self.encoder.encode_text(["a"]).shape[-1])

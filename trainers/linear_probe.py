@@ -105,17 +105,10 @@ class LinearProbe(FeatureTrainer):
         self.record = {}
         return nn.Linear(self.feature_dim, len(classnames))
 
-    def selection(self):
-        """Where C is chosen: the configured split, or the default C when there is no val image."""
-        wanted = str(self.node.HP_SELECTION)
-        if wanted == "val" and not self.dm.dataset.val:
-            print(f"Note: no validation images; LinearProbe uses the default C = {self.node.C} "
-                  f"(TRAINER.LINEARPROBE.C), recorded in results.json.")
-            return "defaults"
-        return wanted
-
     def fit(self):
-        node, selection = self.node, self.selection()
+        node = self.node
+        selection = self.hp_selection(f"; LinearProbe uses the default C = {node.C} (TRAINER.LINEARPROBE.C), "
+                                      f"recorded in results.json.")
         x, y = (t.cpu().numpy() for t in self.features("train"))
         if selection == "defaults":
             clf, c, trace = fit_logistic(x, y, node.C, node.MAX_ITER), float(node.C), []

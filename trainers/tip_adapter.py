@@ -210,12 +210,10 @@ class _TipBase(FeatureTrainer):
         if paper is not None and self.TRAINS and not self.FITTED and paper[2] != self.cfg.OPTIM.MAX_EPOCH:
             print(f"Note: the paper trains {self.cfg.TRAINER.NAME} for {paper[2]} epochs on {self.cfg.DATASET.NAME}; "
                   f"this run uses OPTIM.MAX_EPOCH = {self.cfg.OPTIM.MAX_EPOCH}.")
-        self.selection = str(self.node.HP_SELECTION)
-        if self.selection == "val" and not self.dm.dataset.val:
-            print(f"Note: no validation images, so beta / alpha are not searched: {self.cfg.TRAINER.NAME} keeps the "
-                  f"initial beta = {self.node.INIT_BETA} and alpha = {self.init_alpha} "
-                  f"(recorded in results.json as hp_selection 'defaults').")
-            self.selection = "defaults"
+        self.selection = self.hp_selection(
+            f", so beta / alpha are not searched: {self.cfg.TRAINER.NAME} keeps the initial beta = "
+            f"{self.node.INIT_BETA} and alpha = {self.init_alpha} (recorded in results.json as hp_selection "
+            f"'defaults').")
 
     def build_head(self, classnames):
         self.record = {}
