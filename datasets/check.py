@@ -23,7 +23,7 @@ from .digits import Digits
 from .digits_data import SHIFTS, shift_dir
 from .errors import download_command
 from .imagefolder import NOT_CLASSES, ImageFolder
-from .imageio import read_image
+from .imageio import is_image_name, read_image
 from .splits import class_folders, list_images
 
 LOCAL = {"digits": Digits, "imagefolder": ImageFolder}  # built here / the user's own folder
@@ -99,8 +99,8 @@ def _images_by_class(loader):
     """{"all": [(path, class)]} of an image folder without a split file yet."""
     entries = []
     for folder in class_folders(loader.dataset_dir, ignored=NOT_CLASSES):
-        entries += [(os.path.join(loader.dataset_dir, folder, f), folder)
-                    for f in list_images(os.path.join(loader.dataset_dir, folder))]
+        entries += [(os.path.join(loader.dataset_dir, folder, f), folder)  # the files the loader would split
+                    for f in list_images(os.path.join(loader.dataset_dir, folder), keep=is_image_name)]
     return {"all": entries}
 
 

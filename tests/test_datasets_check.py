@@ -46,6 +46,7 @@ def test_check_imagefolder_before_and_after_its_split(tmp_path):
     for cls in ("cat", "dog"):
         for i in range(4):
             write_png(tmp_path / "pets" / cls / f"{i}.png", 40 * i)
+    (tmp_path / "pets" / "cat" / "notes.txt").write_text("not an image: the loader leaves it out, so does the check")
     rc, out = run_check("--root", tmp_path, "imagefolder", "--folder", "pets")
     assert rc == 0, out
     assert "== imagefolder" in out and "found" in out
