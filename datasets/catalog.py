@@ -12,6 +12,9 @@ the rest of the toolkit needs to know about its dataset; :data:`FACTS` lists the
     source             datasets.sources.Source: what ``python -m datasets.download`` fetches (None: nothing)
     test_only          True: evaluation only (train.py refuses to train on it)
     dvp_cls_v          DVP-CLS's number of prompts v, as in its reference configuration (None: V_DEFAULT)
+    column_key         {"key": K, "default": D[, "path": True]}: results whose DATASET.K differ are separate
+                       table columns, "<display_name> (<value>)" unless the value is D (a path: resolved
+                       against DATASET.ROOT); None: one column per dataset
 
 The public datasets are the registered loaders with a download source. Stdlib-only scripts read the
 same facts from runs/datasets.json (``python -m runs.catalogue`` writes it; a test checks it is current).
@@ -28,7 +31,8 @@ for _module in BUILTIN_MODULES:
 
 DEFAULT_TEMPLATE = "a photo of a {}."  # any dataset whose loader states none (e.g. ImageFolder)
 FACTS = {"config_name": "", "descriptions_key": "", "zeroshot_template": DEFAULT_TEMPLATE, "display_name": "",
-         "table_order": None, "aliases": (), "source": None, "test_only": False, "dvp_cls_v": None}
+         "table_order": None, "aliases": (), "source": None, "test_only": False, "dvp_cls_v": None,
+         "column_key": None}
 
 
 def fact(cls, name):
@@ -109,7 +113,8 @@ def record(cls):
     """The facts of a loader that stdlib-only scripts need (one row of runs/datasets.json)."""
     return {"name": cls.__name__, "config_name": cls.config_name, "display_name": fact(cls, "display_name"),
             "table_order": fact(cls, "table_order"), "aliases": list(fact(cls, "aliases")),
-            "descriptions_key": fact(cls, "descriptions_key"), "test_only": bool(fact(cls, "test_only"))}
+            "descriptions_key": fact(cls, "descriptions_key"), "test_only": bool(fact(cls, "test_only")),
+            "column_key": fact(cls, "column_key")}
 
 
 def descriptions_key(cfg):

@@ -38,6 +38,7 @@ class Digits(CoOpDataset):
     descriptions_key = "digits"
     shifts = SHIFTS
     shift = "none"  # set from DATASET.DIGITS_SHIFT before the paths are used
+    column_key = {"key": "DIGITS_SHIFT", "default": "none"}  # each shift is its own table column
     layout = f"""\
 digits/<shift>/                           (built on first use from scikit-learn; shifts: {", ".join(SHIFTS)})
   images/<class>/<index>.png

@@ -83,6 +83,8 @@ class ImageFolder(CoOpDataset):
     split_file = SPLIT_FILE
     config_name = "imagefolder"
     descriptions_key = ""
+    # each folder is its own table column, named by its path (resolved against DATASET.ROOT)
+    column_key = {"key": "IMAGEFOLDER_DIR", "default": "", "path": True}
     layout = """\
 <DATASET.IMAGEFOLDER_DIR>/
   <class name>/*.jpg|png|...             (one folder per class, at least 4 images each)

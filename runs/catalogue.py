@@ -34,8 +34,9 @@ DATASETS_DEFAULT_PATH = osp.join(HERE, "datasets.json")
 Method = namedtuple("Method", "script trainer trains summary scores_unseen_classes unseen_classes",
                     defaults=(True, ""))
 # One dataset loader: class name (DATASET.NAME), config name, table column name and order, aliases,
-# description key, test-only (see datasets/catalog.py).
-Dataset = namedtuple("Dataset", "name config_name display_name table_order aliases descriptions_key test_only")
+# description key, test-only, the config key that splits its table column (see datasets/catalog.py).
+Dataset = namedtuple("Dataset", "name config_name display_name table_order aliases descriptions_key test_only "
+                     "column_key", defaults=(None,))
 
 SCRIPT_TEMPLATE = """\
 #!/usr/bin/env bash

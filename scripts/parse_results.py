@@ -11,14 +11,11 @@ of DIR without a log.txt is reported on stderr and skipped, and "nothing found" 
 message (with a hint when the logs are eval-only logs and --test-log was forgotten).
 """
 import argparse
-import math
-import os
 import os.path as osp
-import re
 import sys
 
-TRAIN_END = "Finish training"
-TEST_START = "=> result"
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from results.coop_logs import TEST_START, TRAIN_END, NothingFound, run  # noqa: E402
 
 EPILOG = f"""\
 matching rules (as CoOp's parse_test_res.py):
@@ -38,116 +35,6 @@ examples:
   python scripts/parse_results.py output/caltech101/ZeroshotCLIP/vit_b16_16shots --test-log
   python scripts/parse_results.py output/caltech101/AR --multi-exp --keyword macro_f1
 """
-
-
-class NothingFound(RuntimeError):
-    """No log under a directory had a matching result line."""
-
-
-def list_visible(directory):
-    """Sorted non-hidden entry names of a directory (as Dassl's listdir_nohidden(sort=True))."""
-    return sorted(name for name in os.listdir(directory) if not name.startswith("."))
-
-
-def mean(values):
-    return sum(values) / len(values)
-
-
-def pstd(values):
-    """Population std, the same number numpy.std (CoOp's choice) gives."""
-    mu = mean(values)
-    return math.sqrt(sum((v - mu) ** 2 for v in values) / len(values))
-
-
-def ci95(values):
-    return 1.96 * pstd(values) / math.sqrt(len(values))
-
-
-def metric_regex(keyword):
-    return re.compile(r"\* " + re.escape(keyword) + r": ([\.\deE+-]+)%")
-
-
-def parse_log(fpath, regex, end_signal):
-    """Last value matched after the end-signal line, or None; also whether '=> result' was seen."""
-    started = False
-    value = None
-    saw_result = False
-    with open(fpath, "r", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if line == TEST_START:
-                saw_result = True
-            if line == end_signal:
-                started = True
-            if started:
-                match = regex.search(line)
-                if match:
-                    value = float(match.group(1))
-    return value, saw_result
-
-
-def parse_directory(directory, keyword="accuracy", test_log=False, use_ci95=False,
-                    out=None, err=None):
-    """Print per-seed values and the summary of one experiment folder; return the mean."""
-    out = out or sys.stdout
-    err = err or sys.stderr
-    end_signal = TEST_START if test_log else TRAIN_END
-    regex = metric_regex(keyword)
-    print(f"Parsing files in {directory}", file=out)
-    found = []  # (log path, value)
-    saw_result = False
-    for name in list_visible(directory):
-        sub = osp.join(directory, name)
-        if not osp.isdir(sub):
-            continue
-        fpath = osp.join(sub, "log.txt")
-        if not osp.isfile(fpath):
-            print(f"warning: no log.txt in {sub}; skipped", file=err)
-            continue
-        value, seen = parse_log(fpath, regex, end_signal)
-        saw_result = saw_result or seen
-        if value is not None:
-            found.append((fpath, value))
-
-    if not found:
-        msg = f"Nothing found in {directory} (no '* {keyword}: X%' line after '{end_signal}')"
-        if not test_log and saw_result:
-            msg += (f". The logs contain '{TEST_START}' but no '{TRAIN_END}' line: they look like "
-                    "eval-only (zero-shot) logs; rerun with --test-log")
-        raise NothingFound(msg)
-
-    for fpath, value in found:
-        print(f"file: {fpath}. {keyword}: {value:.2f}%. ", file=out)
-    values = [v for _, v in found]
-    avg = mean(values)
-    spread = ci95(values) if use_ci95 else pstd(values)
-    print("===", file=out)
-    print(f"Summary of directory: {directory}", file=out)
-    print(f"* {keyword}: {avg:.2f}% +- {spread:.2f}%", file=out)
-    print("===", file=out)
-    return avg
-
-
-def run(args, out=None, err=None):
-    out = out or sys.stdout
-    if not osp.isdir(args.directory):
-        raise FileNotFoundError(f"{args.directory} is not a directory; pass the folder that holds "
-                                "the seed folders (e.g. output/caltech101/AR/vit_b16_16shots)")
-    kwargs = dict(keyword=args.keyword, test_log=args.test_log, use_ci95=args.ci95,
-                  out=out, err=err)
-    if not args.multi_exp:
-        parse_directory(args.directory, **kwargs)
-        return
-    means = []
-    for name in list_visible(args.directory):
-        sub = osp.join(args.directory, name)
-        if osp.isdir(sub):
-            means.append(parse_directory(sub, **kwargs))
-    if not means:
-        raise NothingFound(f"Nothing found in {args.directory}: --multi-exp expects experiment "
-                           "folders that hold seed folders")
-    print("Average performance", file=out)
-    print(f"* {args.keyword}: {mean(means):.2f}%", file=out)
 
 
 def build_parser():

@@ -42,19 +42,11 @@ from engine.names import squash  # noqa: E402  (stdlib only)
 from runs import catalogue, layout  # noqa: E402  (the registered datasets; the run-folder layout)
 from runs.jobs import DEFAULT_CFG, DEFAULT_SEEDS, Settings, UsageError, available_cfgs, available_datasets  # noqa: E402
 from runs.launcher import run_lock  # noqa: E402  (the sweep's per-run lock)
+from runs.protocol_layout import (BASE2NEW_TEST, BASE2NEW_TRAIN, PROTOCOL_SHOTS, XD_SOURCE, XD_TARGETS,  # noqa: E402,F401
+                                  XD_TEST, XD_TRAIN, dg_targets, protocol_dir_of, run_folder)  # (the tables read them)
 
-PROTOCOL_SHOTS = 16  # the protocols' published setting (CoCoOp, CoOp): 16 shots
 RESULTS = layout.RESULTS
 TESTED_MODEL = "tested_model.json"  # in a test run: trained_model() of the training run it evaluated
-XD_SOURCE = "imagenet"
-# CoOp's cross-dataset targets and its domain-generalisation targets (config names).
-XD_TARGETS = ("caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
-              "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101")
-# DG_TARGETS: the config names of the test-only datasets (dg_targets(); read from the catalogue when asked).
-
-
-def dg_targets():
-    return tuple(row.config_name for row in catalogue.load_datasets().values() if row.test_only)
 
 
 def __getattr__(name):
@@ -63,9 +55,6 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# Folders under $OUTPUT of each protocol's runs (see run_folder).
-BASE2NEW_TRAIN, BASE2NEW_TEST = ("base2new", "train_base"), ("base2new", "test_new")
-XD_TRAIN, XD_TEST = ("xd", "train"), ("xd", "test")
 # Script names of the registered trainers (zsclip -> ZeroshotCLIP), and the trainers that only evaluate.
 ALIASES = {m.script: m.trainer for m in catalogue.load().values()}
 EVAL_ONLY = frozenset(m.trainer for m in catalogue.load().values() if not m.trains)
@@ -125,18 +114,6 @@ def parse_seeds(text):
 
 
 dataset_config = layout.dataset_config
-
-
-def run_folder(output, protocol_dir, dataset, trainer, cfg, seed):
-    """<output>/<protocol_dir>/<dataset>/<TRAINER>/<cfg>_16shots/seed<S> (see protocol_dir_of)."""
-    return layout.run_dir(osp.join(output, *protocol_dir), dataset, trainer, cfg, PROTOCOL_SHOTS, seed)
-
-
-def protocol_dir_of(results_path):
-    """The protocol folder (XD_TEST, ...) a results.json lies in by run_folder's layout, or None."""
-    parts = tuple(osp.normpath(osp.abspath(results_path)).split(os.sep))
-    found = parts[-7:-5] if len(parts) >= 7 else ()
-    return found if found in (BASE2NEW_TRAIN, BASE2NEW_TEST, XD_TRAIN, XD_TEST) else None
 
 
 # ---------------------------------------------------------------- the steps of a protocol

@@ -1,4 +1,4 @@
-"""scripts/reported.py against the facts sheets it transcribes, and make_table.py --reported with them.
+"""results/reported.py against the facts sheets it transcribes, and make_table.py --reported with them.
 
 Every number reported.py holds is parsed back out of ../shared/docs/methods.md (ViT-B/16 16-shot VR table,
 zero-shot and DVP-cse lines) and ../shared/docs/baselines.md section 9 (RN50 16-shot Tip-Adapter table;
@@ -12,9 +12,9 @@ import pytest
 
 from tests.conftest import SHARED
 from tests.test_scripts_protocols import table, write_run
-from tests.test_scripts_results import load_script, table_rows
+from results import reported
+from tests.test_scripts_results import table_rows
 
-reported = load_script("reported")
 DOCS = f"{SHARED}/docs"
 
 # The facts sheets' abbreviations and row names -> DATASET.NAME / trainer names.
@@ -192,4 +192,4 @@ def test_every_catalogued_trainer_has_reported_numbers_or_a_stated_reason():
     for rows in reported.REPORTED_BY_PROTOCOL.values():
         covered |= set(rows)
     missing = [m.trainer for m in catalogue.load(str(catalogue.DEFAULT_PATH)).values() if m.trainer not in covered]
-    assert not missing, f"scripts/reported.py has neither rows nor an UNAVAILABLE note for {missing}"
+    assert not missing, f"results/reported.py has neither rows nor an UNAVAILABLE note for {missing}"

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from results import names
 from tests.fake_workspace import REPO, SCRIPTS, FakeWorkspace
 from tests.test_scripts_results import load_script, table_rows
 
@@ -84,7 +85,7 @@ def test_duplicate_cell_is_reported_not_dropped_silently(tmp_path, capsys):
 
 
 def test_dataset_key_from_config():
-    key = make_table.dataset_key
+    key = names.dataset_key
     assert key({"dataset": "Caltech101", "config": {}}) == "Caltech101"
     assert key({"dataset": "Digits", "config": {"DATASET": {"DIGITS_SHIFT": "none"}}}) == "Digits"
     assert key({"dataset": "Digits", "config": {"DATASET": {"DIGITS_SHIFT": "noisy"}}}) \

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from results import names, reported
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
 
@@ -23,7 +25,6 @@ def load_script(name):
 
 parse_results = load_script("parse_results")
 make_table = load_script("make_table")
-reported = load_script("reported")
 
 
 def pstd(values):  # numpy.std (ddof=0), the reference CoOp's script uses
@@ -234,7 +235,7 @@ def test_reported_numbers_match_published_averages():
         assert len(values) == 11
         assert round(sum(values.values()) / 11, 1) == avg
     for row in reported.REPORTED.values():
-        assert set(row) <= set(make_table.DATASET_ORDER)
+        assert set(row) <= set(names.dataset_order())
 
 
 def test_table_duplicate_variants_and_bad_root(tmp_path, capsys):
@@ -248,8 +249,8 @@ def test_table_duplicate_variants_and_bad_root(tmp_path, capsys):
     write_result(root, "dtd", "CoOp", 1, 65.0, dataset="DescribableTextures")
     rc, out, _ = run_table(capsys, root, "--reported")
     assert "CoOp (reported): only an average is published" in out
-    assert make_table.canonical_dataset("oxford_flowers") == "OxfordFlowers"
-    assert make_table.canonical_dataset("dtd") == "DescribableTextures"
+    assert names.canonical_dataset("oxford_flowers") == "OxfordFlowers"
+    assert names.canonical_dataset("dtd") == "DescribableTextures"
 
     rc, _, err = run_table(capsys, tmp_path / "nope")
     assert rc == 2 and "is not a directory" in err

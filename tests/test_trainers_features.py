@@ -397,11 +397,11 @@ def test_bad_hp_selection_is_one_clear_error(toy_root, tmp_path, capsys):
 
 
 def test_reported_rn50_numbers_match_their_averages():
-    from tests.test_scripts_results import make_table, reported
+    from results import names, reported
 
     for method, avg in reported.REPORTED_RN50_AVG.items():
         values = reported.REPORTED_RN50[method]
-        assert len(values) == 11 and set(values) <= set(make_table.DATASET_ORDER)
+        assert len(values) == 11 and set(values) <= set(names.dataset_order())
         assert round(sum(values.values()) / 11, 2) == avg
     assert reported.REPORTED_BY_PROTOCOL[("RN50", 16)] is reported.REPORTED_RN50
     for name in sorted({**FITTED, **LOOPED}):

@@ -28,16 +28,11 @@ from engine import distributed, load_checkpoint, save_checkpoint
 from engine.checkpoint_files import EPOCH_FILE, model_file
 from engine.extend import register_config
 from engine.io import atomic_write_json
+from engine.protocol_keys import PROTOCOL_EXCLUDED, is_excluded  # the keys never compared (shared with results/)
 
 from .loading import SafeLoadModel
 
 RUN_FILE = "run.json"
-# Keys that do not change what is trained or measured (paths, devices, workers, logging, exact speed
-# options). Every other key of the merged config is part of the protocol a resume must not change.
-PROTOCOL_EXCLUDED = ("OUTPUT_DIR", "RESUME", "USE_CUDA", "VERBOSE", "DATASET.ROOT", "DATALOADER.NUM_WORKERS",
-                     "DATALOADER.CACHE_TRAIN", "DATALOADER.CACHE_TEST", "DATALOADER.CACHE_MAX_MB",
-                     "DATALOADER.TEST.BATCH_SIZE", "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ",
-                     "TRAIN.RESUME_EVERY_EPOCH", "TRAINER.*.ENCODER_CHUNK", "TRAINER.*.FIRST_LAYER_SPLIT")
 # What must match between a checkpoint and the model it is evaluated with (the class set has its policy).
 IDENTITY_KEYS = ("trainer", "backbone", "prompt")
 
@@ -62,10 +57,6 @@ def flatten(node, prefix=""):
         else:
             out[name] = json.loads(json.dumps(value, default=str))
     return out
-
-
-def is_excluded(key):
-    return any(fnmatch.fnmatchcase(key, pattern) for pattern in PROTOCOL_EXCLUDED)
 
 
 def protocol_config(cfg):

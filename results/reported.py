@@ -45,7 +45,7 @@ REPORTED = {
 REPORTED_AVG = {"VP": 74.4, "AR": 76.5, "AttrVR": 78.5, "DVP_CLS": 79.7}
 
 NOTES = (
-    "reported: published accuracies (scripts/reported.py; each row's source below); their Avg is over this "
+    "reported: published accuracies (results/reported.py; each row's source below); their Avg is over this "
     "table's columns",
 )
 

@@ -7,7 +7,7 @@ dataset: base and new as mean +- std over seeds (number of seeds), HM = harmonic
 means (the convention of CoCoOp's tables); the Average row averages base and new over the datasets
 that have both and takes the HM of those averages. A base seed without its new run (or the reverse)
 is reported on stderr; a tree without any new-class run is an error naming the missing runs. With
---reported, a method's published rows (scripts/reported.py REPORTED_BASE2NEW: its datasets in the table and the
+--reported, a method's published rows (results/reported.py REPORTED_BASE2NEW: its datasets in the table and the
 published 11-dataset average, CoCoOp's protocol ViT-B/16 16 shots) follow its own, their sources under the table.
 
 xd / dg: the all-class results in scripts/xd.sh's folders $OUTPUT/xd/{train,test} (so the output root
@@ -15,17 +15,19 @@ works as well as $OUTPUT/xd; a tree without them is an error, never its few-shot
 is the source, the other datasets (xd) or the ImageNet variants (dg) the targets, all keyed by DATASET.NAME
 and shown by display_name; Average is the mean over the targets for rows that have every target.
 
-A cell, HM or average that holds a test-selected result carries make_table's MARK, and the tables get
-its note.
+A cell, HM or average that holds a test-selected result carries the MARK of results/cells.py, and the
+tables get its note.
 """
-import csv
-import io
 from collections import defaultdict, namedtuple
 
-import make_table as mt  # scripts/make_table.py
-import protocols  # scripts/protocols.py: the protocols' dataset lists
-import reported as reported_numbers  # scripts/reported.py: the published base-to-new numbers
 from engine.names import squash
+from runs import protocol_layout as protocols
+
+from . import names
+from . import reported as reported_numbers
+from .cells import MARK, cell_of, flagged, test_selected_notes
+from .fewshot import row_label
+from .render import format_avg, format_cell, notes_text, render_tables
 
 BASE, NEW = "base", "new"
 ProtoTable = namedtuple("ProtoTable", "title headers body")  # body: rows of strings
@@ -39,23 +41,33 @@ def harmonic_mean(a, b):
     return 0.0 if a + b == 0 else 2 * a * b / (a + b)
 
 
-def _label(method, variant, variants):
-    return f"{method} [{variant or 'other'}]" if len(variants) > 1 else method
-
-
 def _grouped(records):
-    """{(shots, backbone): {method: {variant: [records]}}}"""
+    """{(shots, backbone): {method: {(variant, setting): [records]}}}"""
     groups = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for rec in records:
-        groups[(rec.shots, rec.backbone)][rec.method][rec.variant].append(rec)
+        groups[(rec.shots, rec.backbone)][rec.method][(rec.variant, rec.setting)].append(rec)
     return groups
 
 
+def _lines(method, lines):
+    """(row label, records) of one method's (variant, setting) lines, in order."""
+    variants = {v for v, _ in lines}
+    for variant, setting in sorted(lines, key=lambda vs: (vs[0] is None, vs[0] or "", vs[1])):
+        yield row_label(method, variant, variants, setting), lines[(variant, setting)]
+
+
 def _methods(by_method):
-    for method in mt._order(by_method, mt.METHOD_ORDER):
-        variants = by_method[method]
-        for variant in sorted(variants, key=lambda v: (v is None, v or "")):
-            yield _label(method, variant, variants), variants[variant]
+    for method in names.ordered(by_method, names.METHOD_ORDER):
+        yield from _lines(method, by_method[method])
+
+
+def used_records(protocol, records):
+    """The records a protocol's tables read: base and new class runs (base2new); all-class runs in
+    scripts/xd.sh's folders (xd, dg)."""
+    if protocol == "base2new":
+        return [r for r in records if r.classes in (BASE, NEW)]
+    return [r for r in records if r.classes == names.ALL_CLASSES
+            and protocols.protocol_dir_of(r.path) in (protocols.XD_TRAIN, protocols.XD_TEST)]
 
 
 # ---------------------------------------------------------------- base-to-new
@@ -82,13 +94,13 @@ def missing_pairs(records):
 
 def reported_base2new_rows(method, datasets, decimals=1):
     """'<method> (reported)' rows: its published (base, new, HM) for the table's datasets and the published
-    average over CoOp's 11 datasets (scripts/reported.py REPORTED_BASE2NEW)."""
+    average over CoOp's 11 datasets (results/reported.py REPORTED_BASE2NEW)."""
     published = reported_numbers.REPORTED_BASE2NEW[method]
     label = f"{method} (reported)"
-    rows = [[label, dataset, *(mt.format_avg(v, decimals) for v in published[mt.canonical_dataset(dataset)])]
-            for dataset in datasets if mt.canonical_dataset(dataset) in published]
+    rows = [[label, dataset, *(format_avg(v, decimals) for v in published[names.canonical_dataset(dataset)])]
+            for dataset in datasets if names.canonical_dataset(dataset) in published]
     rows.append([label, "Average (published, 11 datasets)",
-                 *(mt.format_avg(v, decimals) for v in published[reported_numbers.AVERAGE])])
+                 *(format_avg(v, decimals) for v in published[reported_numbers.AVERAGE])])
     return rows
 
 
@@ -102,31 +114,31 @@ def _base2new_rows(label, recs, decimals):
     values = defaultdict(lambda: defaultdict(list))
     for rec in recs:
         values[rec.dataset][rec.classes].append(rec)
-    datasets = mt._order(values, mt.DATASET_ORDER, key=mt.canonical_dataset)
+    datasets = names.ordered_datasets(values)
     body, paired = [], []
     for dataset in datasets:
-        base, new = (mt.cell_of(values[dataset][c]) if values[dataset].get(c) else None for c in (BASE, NEW))
+        base, new = (cell_of(values[dataset][c]) if values[dataset].get(c) else None for c in (BASE, NEW))
         hm = None
         if base and new:
             paired.append((base, new))
             hm = harmonic_mean(base.mean, new.mean)
-        body.append([label, dataset, mt.format_cell(base, decimals), mt.format_cell(new, decimals),
-                     mt.format_avg(hm, decimals, hm is not None and _flagged(base, new))])
+        body.append([label, dataset, format_cell(base, decimals), format_cell(new, decimals),
+                     format_avg(hm, decimals, hm is not None and flagged(base, new))])
     if paired:
         avg_base = sum(b.mean for b, _ in paired) / len(paired)
         avg_new = sum(n.mean for _, n in paired) / len(paired)
-        flag_base, flag_new = (_flagged(*side) for side in zip(*paired))
+        flag_base, flag_new = (flagged(*side) for side in zip(*paired))
         name = "Average" if len(paired) == len(datasets) else f"Average ({len(paired)} of {len(datasets)} datasets)"
-        body.append([label, name, mt.format_avg(avg_base, decimals, flag_base),
-                     mt.format_avg(avg_new, decimals, flag_new),
-                     mt.format_avg(harmonic_mean(avg_base, avg_new), decimals, flag_base or flag_new)])
+        body.append([label, name, format_avg(avg_base, decimals, flag_base),
+                     format_avg(avg_new, decimals, flag_new),
+                     format_avg(harmonic_mean(avg_base, avg_new), decimals, flag_base or flag_new)])
     return body
 
 
 def base2new_tables(records, err, decimals=1, reported=None, notes=None):
     """The base-to-new tables; MissingRuns when there is nothing to pair. reported: None, 'measured' or 'all'
     methods get the published rows (tables of BASE2NEW_PROTOCOL only); their sources are appended to notes."""
-    split = [r for r in records if r.classes in (BASE, NEW)]
+    split = used_records("base2new", records)
     if not split:
         raise MissingRuns("no base-to-new results (DATASET.SUBSAMPLE_CLASSES base or new) in this "
                           "tree; make them with: bash scripts/base2new.sh METHOD DATASET")
@@ -144,12 +156,11 @@ def base2new_tables(records, err, decimals=1, reported=None, notes=None):
         if reported and (shots, squash(backbone)) == (reported_numbers.BASE2NEW_PROTOCOL[1],
                                                           squash(reported_numbers.BASE2NEW_PROTOCOL[0])):
             published = {m for m in reported_numbers.REPORTED_BASE2NEW if reported == "all" or m in by_method}
-        table_datasets = mt._order({r.dataset for m in by_method.values() for v in m.values() for r in v},
-                                   mt.DATASET_ORDER, key=mt.canonical_dataset)
-        for method in mt._order(set(by_method) | published, mt.METHOD_ORDER):
-            variants = by_method.get(method, {})
-            for variant in sorted(variants, key=lambda v: (v is None, v or "")):
-                body += _base2new_rows(_label(method, variant, variants), variants[variant], decimals)
+        table_datasets = names.ordered_datasets(
+            {r.dataset for m in by_method.values() for v in m.values() for r in v})
+        for method in names.ordered(set(by_method) | published, names.METHOD_ORDER):
+            for label, recs in _lines(method, by_method.get(method, {})):
+                body += _base2new_rows(label, recs, decimals)
             if method in published:  # after the method's own rows
                 body += reported_base2new_rows(method, table_datasets, decimals)
                 shown.append(method)
@@ -164,35 +175,29 @@ def base2new_tables(records, err, decimals=1, reported=None, notes=None):
 # ---------------------------------------------------------------- cross-dataset / domain generalisation
 
 def _names(config_names):
-    return [mt.canonical_dataset(name) for name in config_names]
-
-
-def _flagged(*cells):
-    return any(c.test_selected for c in cells)
+    return [names.canonical_dataset(name) for name in config_names]
 
 
 def transfer_tables(records, protocol, err, decimals=1, root=None):
     """Source ImageNet and the xd (other datasets) or dg (ImageNet variants) targets."""
-    source = mt.canonical_dataset(protocols.XD_SOURCE)
-    variants = _names(protocols.DG_TARGETS)
+    source = names.canonical_dataset(protocols.XD_SOURCE)
+    variants = _names(protocols.dg_targets())
     expected = variants if protocol == "dg" else _names(protocols.XD_TARGETS)
-    usable = [r for r in records if r.classes == mt.ALL_CLASSES]
-    layout = [r for r in usable if protocols.protocol_dir_of(r.path) in (protocols.XD_TRAIN, protocols.XD_TEST)]
-    if not layout:  # few-shot runs of a target are in-domain numbers, not transfer from ImageNet
+    usable = used_records(protocol, records)
+    if not usable:  # few-shot runs of a target are in-domain numbers, not transfer from ImageNet
         raise MissingRuns(f"no scripts/xd.sh runs under {root or 'this tree'}; run bash scripts/xd.sh "
                           "METHOD first")
-    usable = layout
-    if not any(mt.canonical_dataset(r.dataset) == source for r in usable):
+    if not any(names.canonical_dataset(r.dataset) == source for r in usable):
         print(f"warning: no {source} (source) result in this tree; scripts/xd.sh writes the "
               "protocol's runs under $OUTPUT/xd", file=err)
     tables = []
     for (shots, backbone), by_method in sorted(_grouped(usable).items()):
-        present = {mt.canonical_dataset(r.dataset) for m in by_method.values() for v in m.values() for r in v}
+        present = {names.canonical_dataset(r.dataset) for m in by_method.values() for v in m.values() for r in v}
         if protocol == "dg":
             targets = expected
         else:
             extra = [d for d in present if d not in expected and d not in variants and d != source]
-            targets = expected + mt._order(extra, mt.DATASET_ORDER, key=mt.canonical_dataset)
+            targets = expected + names.ordered_datasets(extra)
         absent = [t for t in targets if t not in present]
         if absent:
             print(f"note: {shots} shots, {backbone}: no result for target(s) " + ", ".join(absent),
@@ -201,57 +206,26 @@ def transfer_tables(records, protocol, err, decimals=1, root=None):
         for label, recs in _methods(by_method):
             values = defaultdict(list)
             for rec in recs:
-                values[mt.canonical_dataset(rec.dataset)].append(rec)
-            cells = {d: mt.cell_of(v) for d, v in values.items()}
+                values[names.canonical_dataset(rec.dataset)].append(rec)
+            cells = {d: cell_of(v) for d, v in values.items()}
             avg = (sum(cells[t].mean for t in targets) / len(targets)
                    if targets and all(t in cells for t in targets) else None)
-            body.append([label] + [mt.format_cell(cells.get(d), decimals) for d in [source] + targets]
-                        + [mt.format_avg(avg, decimals, avg is not None
-                                         and _flagged(*(cells[t] for t in targets)))])
+            body.append([label] + [format_cell(cells.get(d), decimals) for d in [source] + targets]
+                        + [format_avg(avg, decimals, avg is not None
+                                         and flagged(*(cells[t] for t in targets)))])
         kind = "domain generalisation" if protocol == "dg" else "cross-dataset transfer"
         title = (f"{kind} ({source} -> targets), {shots} shots, {backbone}: accuracy (%), "
                  "mean +- std over seeds (number of seeds)")
-        headers = (["Method", f"{mt.display_name(source)} (source)"] + [mt.display_name(t) for t in targets]
+        headers = (["Method", f"{names.display_name(source)} (source)"] + [names.display_name(t) for t in targets]
                    + ["Average"])
         tables.append(ProtoTable(title, headers, body))
     return tables
 
 
-# ---------------------------------------------------------------- rendering
-
-def render_tables(tables, fmt):
-    from tabulate import tabulate
-
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        for table in tables:
-            writer.writerow([table.title])
-            writer.writerow(table.headers)
-            writer.writerows(table.body)
-        return buf.getvalue()
-    blocks = []
-    for table in tables:
-        if fmt == "latex":
-            esc = mt._latex_escape
-            body = [[esc(c).replace("+-", r"$\pm$").replace(mt.MARK, mt.LATEX_MARK) for c in row]
-                    for row in table.body]
-            text = tabulate(body, [esc(h) for h in table.headers], tablefmt="latex_raw",
-                            disable_numparse=True)
-            blocks.append(f"% {esc(table.title)}\n{text}")
-        elif fmt == "markdown":
-            text = tabulate(table.body, table.headers, tablefmt="github", disable_numparse=True)
-            blocks.append(f"### {table.title}\n\n{text}")
-        else:
-            text = tabulate(table.body, table.headers, tablefmt="simple", disable_numparse=True)
-            blocks.append(f"{table.title}\n{text}")
-    return "\n\n".join(blocks) + "\n"
-
-
 def render_protocol(protocol, records, fmt="text", metric="accuracy", decimals=1, err=None, root=None,
-                    reported=None):
-    """The table text of one protocol (base2new, xd or dg), with the note of a test-selected mark.
-    reported ('measured' / 'all', base2new only): the published rows and their sources."""
+                    reported=None, notes=()):
+    """The table text of one protocol (base2new, xd or dg), with ``notes``, the note of a test-selected mark
+    and, with reported ('measured' / 'all', base2new only), the published rows and their sources."""
     sources = []
     if protocol == "base2new":
         tables = base2new_tables(records, err, decimals, reported if metric == "accuracy" else None, sources)
@@ -263,6 +237,6 @@ def render_protocol(protocol, records, fmt="text", metric="accuracy", decimals=1
         tables = transfer_tables(records, protocol, err, decimals, root)
     if metric != "accuracy":
         tables = [t._replace(title=t.title.replace("accuracy (%)", f"{metric} (%)")) for t in tables]
-    flagged = any(mt.MARK in c for t in tables for row in t.body for c in row)
-    notes = mt.test_selected_notes(flagged) + tuple(sources)
-    return render_tables(tables, fmt) + mt.notes_text(notes, fmt)
+    marks = any(MARK in c for t in tables for row in t.body for c in row)
+    notes = tuple(notes) + test_selected_notes(marks) + tuple(sources)
+    return render_tables(tables, fmt) + notes_text(notes, fmt)

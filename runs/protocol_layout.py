@@ -1,0 +1,37 @@
+"""Where the protocols' runs live under $OUTPUT (scripts/base2new.sh, scripts/xd.sh): the runner writes
+there and the tables read the protocol of a result from its place (stdlib only).
+
+    <output>/base2new/train_base/<dataset>/<TRAINER>/<cfg>_16shots/seed<S>   base-class training runs
+    <output>/base2new/test_new/<dataset>/...                                 their new-class tests
+    <output>/xd/train/imagenet/...                                           the source run of xd / dg
+    <output>/xd/test/<target>/...                                            its tests on each target
+"""
+import os
+import os.path as osp
+
+from . import catalogue, layout
+
+PROTOCOL_SHOTS = 16  # the protocols' published setting (CoCoOp, CoOp): 16 shots
+XD_SOURCE = "imagenet"
+# CoOp's cross-dataset targets (config names); the domain-generalisation targets are the test-only datasets.
+XD_TARGETS = ("caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
+              "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101")
+BASE2NEW_TRAIN, BASE2NEW_TEST = ("base2new", "train_base"), ("base2new", "test_new")
+XD_TRAIN, XD_TEST = ("xd", "train"), ("xd", "test")
+
+
+def dg_targets():
+    """Config names of the test-only datasets (the ImageNet variants), read from the dataset catalogue."""
+    return tuple(row.config_name for row in catalogue.load_datasets().values() if row.test_only)
+
+
+def run_folder(output, protocol_dir, dataset, trainer, cfg, seed):
+    """<output>/<protocol_dir>/<dataset>/<TRAINER>/<cfg>_16shots/seed<S> (see protocol_dir_of)."""
+    return layout.run_dir(osp.join(output, *protocol_dir), dataset, trainer, cfg, PROTOCOL_SHOTS, seed)
+
+
+def protocol_dir_of(results_path):
+    """The protocol folder (XD_TEST, ...) a results.json lies in by run_folder's layout, or None."""
+    parts = tuple(osp.normpath(osp.abspath(results_path)).split(os.sep))
+    found = parts[-7:-5] if len(parts) >= 7 else ()
+    return found if found in (BASE2NEW_TRAIN, BASE2NEW_TEST, XD_TRAIN, XD_TEST) else None
