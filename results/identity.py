@@ -2,11 +2,13 @@
 
 A result's settings are its recorded config (results.json ``config``, flattened to dotted keys) without
 SEED and the keys that never change a run (engine/protocol_keys.py PROTOCOL_EXCLUDED), plus its recorded
-data identity (results.json ``data_identity``: split, few-shot draw, classes; opaque, compared key by key).
-A result without a data identity is grouped only with others without one. Seeds whose settings differ
-(another learning rate, a yaml edited between seeds, another split) are never one cell: :func:`split_settings`
-finds every such cell, so the caller can stop with :func:`conflict_message` or, when asked, show each
-setting as its own row, labelled by the keys that differ ("AR [OPTIM.LR=1.0, OPTIM.MAX_EPOCH=5]").
+data identity (results.json ``data_identity``: split, classes, counts; compared key by key, whatever the
+keys are) without the keys that differ between seeds by design (PER_SEED_DATA_KEYS: the few-shot draw
+is the seed's own). A result without a data identity is grouped only with others without one.
+Seeds whose settings differ (another learning rate, a yaml edited between seeds, another split) are never
+one cell: :func:`split_settings` finds every such cell, so the caller can stop with :func:`conflict_message`
+or, when asked, show each setting as its own row, labelled by the keys that differ
+("AR [OPTIM.LR=1.0, OPTIM.MAX_EPOCH=5]").
 """
 import json
 import os.path as osp
@@ -18,6 +20,9 @@ DATA_IDENTITY = "data_identity"
 NOT_RECORDED = "not recorded"
 ABSENT = "<absent>"
 NOT_COMPARED = frozenset({"SEED"})  # a cell's seeds differ in it by design
+# data_identity keys that differ between the seeds of one setting by design: each seed draws its own few-shot
+# sample (engine/data_identity.py dataset_identity: fewshot_sha256, the hash of the training images used).
+PER_SEED_DATA_KEYS = frozenset({"fewshot_sha256"})
 
 # One cell that holds results of different settings: ``where`` names the cell, ``keys`` the differing keys,
 # ``groups`` [(the differing keys' values, [record, ...])] one per setting.
@@ -44,7 +49,8 @@ def settings_of(data):
         settings = {"config": NOT_RECORDED}
     identity = data.get(DATA_IDENTITY)
     if isinstance(identity, dict):
-        settings.update({f"{DATA_IDENTITY}.{k}": v for k, v in _flatten(identity).items()})
+        settings.update({f"{DATA_IDENTITY}.{k}": v for k, v in _flatten(identity).items()
+                         if k not in PER_SEED_DATA_KEYS})
     else:
         settings[DATA_IDENTITY] = NOT_RECORDED
     return settings
