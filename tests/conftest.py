@@ -17,6 +17,16 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 
+def docs_text():
+    """The README and every docs/ page, as one text with single spaces (what the documentation states)."""
+    pages = ["README.md"] + sorted(os.path.join("docs", f) for f in os.listdir(os.path.join(REPO, "docs")))
+    text = ""
+    for rel in pages:
+        with open(os.path.join(REPO, rel), encoding="utf-8") as f:
+            text += f.read() + "\n"
+    return " ".join(text.split())
+
+
 def subprocess_env(**extra):
     """Environment for running the project's commands in a child process."""
     env = dict(os.environ)

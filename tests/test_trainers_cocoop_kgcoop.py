@@ -13,6 +13,7 @@ import torch.nn.functional as F
 import train
 from engine import build_trainer, set_random_seed
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
+from tests.conftest import docs_text
 from trainers.cocoop import conditioned_context
 from trainers.kgcoop import anchor_template, knowledge_guided_term
 
@@ -228,17 +229,17 @@ def test_configs_state_the_papers_protocol(method):
 
 
 def test_readme_and_reported_numbers_agree_with_the_parameter_counts():
-    """ViT-B/16 (image embedding 512, text width 512, 4 context tokens): the counts the README states."""
+    """ViT-B/16 (image embedding 512, text width 512, 4 context tokens): the counts the docs state."""
     from results import reported
     from trainers.cocoop import build_meta_net
 
     cocoop = 4 * 512 + sum(p.numel() for p in build_meta_net(512, 512).parameters())
     assert cocoop == 35_360  # baselines.md: CoCoOp's trainable parameters at ViT-B/16
-    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    assert f"{cocoop:,} parameters at ViT-B/16" in readme and f"{4 * 512:,} parameters at ViT-B/16" in readme
+    docs = docs_text()
+    assert f"{cocoop:,} parameters at ViT-B/16" in docs and f"{4 * 512:,} parameters at ViT-B/16" in docs
     for method in ("CoCoOp", "KgCoOp"):
         base, new, hm = reported.REPORTED_BASE2NEW[method]["avg"]
-        assert f"{method} {base:.2f}/{new:.2f}/{hm:.2f}" in " ".join(readme.split())
+        assert f"{method} {base:.2f}/{new:.2f}/{hm:.2f}" in docs
         assert hm == pytest.approx(2 * base * new / (base + new), abs=0.01)
 
 

@@ -19,6 +19,7 @@ from engine import build_trainer, set_random_seed
 from engine.results import write_config
 from trainers.run_loading import read_rgb
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
+from tests.conftest import docs_text
 from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
 from trainers.coop import TextTower
 from trainers.maple import add_deep_prompts, coupling
@@ -220,7 +221,7 @@ def test_loads_a_released_style_checkpoint_with_maples_names(toy_root, tmp_path)
         learner.load_state_dict(dict(state, other=torch.zeros(1)))
 
 
-def test_readme_states_the_vit_b16_count():
+def test_docs_state_the_vit_b16_count():
     """ViT-B/16: text width 512, image width 768, 2 tokens, depth 9 (baselines.md: about 3.55M)."""
     import torch.nn as nn
 
@@ -230,8 +231,7 @@ def test_readme_states_the_vit_b16_count():
     count = sum(p.numel() for p in learner.parameters())
     assert count == hand_count(2, 9, 512, 768) == 3_555_072
     assert sum(p.numel() for p in coupling(512, 768).parameters()) == 512 * 768 + 768
-    readme = " ".join(open(os.path.join(ROOT, "README.md"), encoding="utf-8").read().split())
-    assert f"{count:,} parameters at ViT-B/16" in readme
+    assert f"{count:,} parameters at ViT-B/16" in docs_text()
 
 
 # ---- training, checkpoints, eval-only, new classes -----------------------------------------------------
