@@ -17,6 +17,7 @@ loaded at any precision (the code loads it only with PREC fp16); every training 
 (no drop_last) with seeded order and augmentation (resume-exact); the K-shot sample is the toolkit's.
 New classes: no (X has one row per training class), said in one error.
 """
+import hashlib
 import os
 
 import torch
@@ -193,8 +194,13 @@ class TaskRes(FeatureTrainer):
         return {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item()}
 
     def head_identity(self):
-        return {"residual_scale": self.alpha, "enhanced_base": os.path.basename(self.enhanced) if self.enhanced
-                else "", "base_templates": base_templates(self.cfg.DATASET.NAME)}
+        """The base a residual was learned on: templates and the enhanced file's content (its sha256)."""
+        digest = ""
+        if self.enhanced:
+            with open(self.enhanced, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()[:16]
+        return {"residual_scale": self.alpha, "enhanced_base_sha256": digest,
+                "base_templates": base_templates(self.cfg.DATASET.NAME)}
 
     def method_record(self):
         return {"residual_scale": self.alpha, "lr": self.lr, "settings_from": self.source,
