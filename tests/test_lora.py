@@ -116,3 +116,20 @@ def test_positions_follow_clip_lora_and_fail_clearly():
         block_indices("bottom", 2)
     with pytest.raises(ValueError, match='Unknown LoRA position "middle"'):
         block_indices("middle", 12)
+
+
+def test_lora_runs_under_autocast_with_fp32_adapters(tiny):
+    """CLIP-LoRA's precision: the forward under autocast (bf16 on the CPU, as fp16 runs on CUDA), A and B and
+    their gradients fp32; the evaluation path under autocast too."""
+    model, images, tokens = tiny
+    adapters = apply_lora(model)
+    adapters.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        f_img, f_txt = model.encode_image(images), model.encode_text(tokens)
+    assert f_img.dtype == torch.bfloat16
+    (f_img.float().sum() + f_txt.float().sum()).backward()
+    grads = [p.grad for n, p in adapters.named_parameters() if n.endswith("lora_A")]
+    assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+    adapters.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.isfinite(model.encode_text(tokens).float()).all()

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 import train
 from engine import build_trainer, set_random_seed
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
+from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
 from tests.conftest import REPO, SHARED, run_cmd
 from trainers.checkpoints import CheckpointError
 
@@ -278,3 +279,46 @@ def test_reported_clip_lora_numbers_are_the_facts_sheets():
     assert reported.CLIP_LORA_AVERAGES == dict(zip((1, 2, 4, 8, 16), map(float, averages)))
     assert "copied" in reported.SOURCES[(reported.BACKBONE, reported.SHOTS)]["CLIPLoRA"]
     assert "TaskRes" in reported.UNAVAILABLE
+
+
+# ---- the low-contrast digits with digits-tiny and the demo configs (slow) -----------------------------------
+# margins below the accuracies measured over seeds 1 and 2: benchmarks/README.md, 'CLIP-LoRA and TaskRes on
+# digits-tiny'
+DIGITS_MARGIN = {"CLIPLoRA": None, "TaskRes": None}
+
+
+@pytest.fixture(scope="module")
+def digits_runs(tmp_path_factory, digits_tiny):  # noqa: F811
+    """Run a method once on the low-contrast digits (16 shots, seed 1) with its demo config -> test accuracy."""
+    import contextlib
+    import io
+
+    import engine
+    from engine.distributed import seeded_rngs
+
+    root, out, runs = str(tmp_path_factory.mktemp("digits_root")), tmp_path_factory.mktemp("digits_runs"), {}
+
+    def run(name):
+        if name not in runs:
+            args = train.build_parser().parse_args([
+                "--root", root, "--trainer", name, "--seed", "1", "--output-dir", str(out / name),
+                "--dataset-config-file", "configs/datasets/digits_lowcontrast.yaml",
+                "--config-file", f"configs/trainers/{name}/demo.yaml", "DATASET.NUM_SHOTS", "16",
+                "DATALOADER.NUM_WORKERS", "0", "TRAIN.PRINT_FREQ", "1000", "USE_CUDA", "False"])
+            cfg = train.setup_cfg(args)
+            with contextlib.redirect_stdout(io.StringIO()), seeded_rngs(cfg.SEED):
+                trainer = engine.build_trainer(cfg)
+                if name != "ZeroshotCLIP":
+                    trainer.train()
+                runs[name] = trainer.test()
+        return runs[name]
+
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(DIGITS_MARGIN))
+def test_beats_zero_shot_on_low_contrast_digits(digits_runs, name):
+    zero_shot, acc = digits_runs("ZeroshotCLIP"), digits_runs(name)
+    print(f"{name}: {acc:.2f}% (zero-shot {zero_shot:.2f}%)")
+    assert acc >= zero_shot + DIGITS_MARGIN[name], f"{name}: {acc:.1f}% vs zero-shot {zero_shot:.1f}%"
