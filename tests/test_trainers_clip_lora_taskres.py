@@ -319,6 +319,8 @@ def digits_runs(tmp_path_factory, digits_tiny):  # noqa: F811
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(DIGITS_MARGIN))
 def test_beats_zero_shot_on_low_contrast_digits(digits_runs, name):
+    if DIGITS_MARGIN[name] is None:  # not measured yet (digits-tiny was not available in the session that wrote it)
+        pytest.skip(f"{name}: no digits margin measured yet (benchmarks/README.md)")
     zero_shot, acc = digits_runs("ZeroshotCLIP"), digits_runs(name)
     print(f"{name}: {acc:.2f}% (zero-shot {zero_shot:.2f}%)")
     assert acc >= zero_shot + DIGITS_MARGIN[name], f"{name}: {acc:.1f}% vs zero-shot {zero_shot:.1f}%"
