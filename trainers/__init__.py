@@ -13,6 +13,7 @@ import os
 
 from . import (ar, attrvr, clip_adapter, dvp, label_mapping, linear_probe, lpplusplus, tip_adapter, vp,  # noqa: F401
                zsclip)
+from . import clip_lora, taskres  # noqa: F401  (CLIP-LoRA: LoRA in both encoders; TaskRes: a text-classifier residual)
 
 for _module in ("coop", "cocoop", "kgcoop", "maple"):
     if os.path.exists(os.path.join(os.path.dirname(__file__), f"{_module}.py")):
