@@ -290,7 +290,7 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
 
     def build_data_loader(self):
         """CLIP first: missing weights fail before the dataset is read."""
-        self.backbone = load_backbone(self.cfg, self.device)
+        self.backbone = load_backbone(self.cfg, self.device, self)
         self.check_backbone(self.backbone)
         super().build_data_loader()
 
