@@ -24,7 +24,7 @@ from engine.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from vr import ReprogrammedCLIP, loader_size_for, prompt_class, prompt_from_node, prompt_settings
 from vr.classifier import ReprogrammedClassifier
 
-from .backbone_kind import frozen_backbone
+from .backbone_kind import check_backbone_kind, frozen_backbone
 from .checkpoints import CheckpointError, RunCheckpoints
 from .classifier_source import ClassifierSource
 from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used
@@ -141,6 +141,7 @@ class VRTrainer(ClassifierSource, PerEpochTestCurve, RunCheckpoints, TrainerX):
         return self.cfg.TRAINER[self.NODE]
 
     def check_cfg(self, cfg):
+        check_backbone_kind(type(self), cfg)  # a classifier for a text method: refused first
         node = cfg.TRAINER.get(self.NODE)
         if node is None:
             raise KeyError(f"Config node TRAINER.{self.NODE} is missing: build the config with engine.extend_cfg.")

@@ -28,7 +28,7 @@ from vr.text import class_text, templates_for
 
 from .base import DATA_MANAGER_ATTRIBUTES, save_tensors
 from .checkpoints import CheckpointError, RunCheckpoints
-from .backbone_kind import frozen_backbone, is_classifier_encoder
+from .backbone_kind import check_backbone_kind, frozen_backbone, is_classifier_encoder
 from .clip_plumbing import load_backbone
 
 FEATURE_DIR = "features"  # OUTPUT_DIR/features/<split>-<fingerprint>.pt: extracted features, reused on rerun
@@ -229,6 +229,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
         return self.cfg.TRAINER[self.NODE]
 
     def check_cfg(self, cfg):
+        check_backbone_kind(type(self), cfg)  # a classifier for a text method: refused first
         if cfg.TRAINER.get(self.NODE) is None:
             raise KeyError(f"Config node TRAINER.{self.NODE} is missing: build the config with engine.extend_cfg.")
         choice = str(cfg.TRAINER[self.NODE].get("TEMPLATES", "coop")).lower()
