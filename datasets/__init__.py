@@ -16,7 +16,7 @@ from .imagefolder import ImageFolder
 __all__ = ["LOADERS", "NAMES", "ImageFolder", "descriptions_key", "find_loader", "registered_loaders"]
 
 # loaders written elsewhere in this package (e.g. digits.py) register themselves when imported
-for _module in ("digits",):
+for _module in ("digits", "mnist"):
     if os.path.exists(os.path.join(os.path.dirname(__file__), f"{_module}.py")):
         importlib.import_module(f"{__name__}.{_module}")
 

@@ -16,6 +16,7 @@ import sys
 
 from . import sources
 from .fetch import DownloadError, gdown_download, http_download, unpack, verify
+from .catalog import find_loader
 from .sources import gdrive_view_url, get_source, resolve_url
 
 
@@ -79,6 +80,9 @@ def download_dataset(name, root, mirror=None, keep_archives=False, quiet=False):
             print(f"  FAILED: {err}")
     if failed:
         return "failed"
+    build = getattr(find_loader(source.name), "build_from_local", None)  # built from local files (MNIST family)
+    if build is not None:
+        return "ok" if build(root, quiet=quiet) else "manual"
     if source.manual and not layout_complete(source.name, root):
         print("  Manual steps needed:\n" + "\n".join("    " + line for line in
                                                       source.manual.format(dataset_dir=dataset_dir).splitlines()))

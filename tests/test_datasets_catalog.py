@@ -44,7 +44,8 @@ def test_dvp_cls_v_is_the_loaders_and_a_disagreeing_legacy_entry_is_an_error():
 
 
 def test_public_datasets_and_their_sources_are_the_registered_loaders():
-    assert datasets.NAMES[:3] == ("caltech101", "dtd", "eurosat") and len(datasets.NAMES) == 16
+    assert datasets.NAMES[:3] == ("caltech101", "dtd", "eurosat") and len(datasets.NAMES) == 18
+    assert datasets.NAMES[-2:] == ("fashion_mnist", "mnist")  # built from local IDX files by datasets.download
     assert "digits" not in datasets.NAMES  # built locally, nothing to download
     assert set(sources.SOURCES) == set(datasets.NAMES)
     for cls in datasets.LOADERS:

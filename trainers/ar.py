@@ -14,3 +14,4 @@ def _ar_keys(cfg):
 @TRAINER_REGISTRY.register()
 class AR(TemplateTrainer):
     NODE = "AR"
+    NEEDS_TEXT_ENCODER = False  # on a classifier: a fixed random label map (trainers/classifier_source.py)

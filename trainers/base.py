@@ -21,9 +21,12 @@ from torchvision import transforms as T
 
 from engine import DataManager, TrainerX, build_lr_scheduler, build_optimizer, build_sampler, distributed
 from engine.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from vr import FrozenCLIP, ReprogrammedCLIP, loader_size_for, prompt_class, prompt_from_node, prompt_settings
+from vr import ReprogrammedCLIP, loader_size_for, prompt_class, prompt_from_node, prompt_settings
+from vr.classifier import ReprogrammedClassifier
 
+from .backbone_kind import check_backbone_kind, frozen_backbone
 from .checkpoints import CheckpointError, RunCheckpoints
+from .classifier_source import ClassifierSource
 from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used
 from .pipeline import VRDatasetWrapper, augment_seed, check_pipeline_cfg, set_loader_epoch
 
@@ -97,7 +100,7 @@ def _eval_wrapper(cfg, data_source, transform=None, is_train=False):
                             what="evaluation images")
 
 
-class VRTrainer(PerEpochTestCurve, RunCheckpoints, TrainerX):
+class VRTrainer(ClassifierSource, PerEpochTestCurve, RunCheckpoints, TrainerX):
     """Base of the VR trainers. Subclasses set NODE and implement build_text / build_aggregation.
 
     Evaluating on another class set (trainers/checkpoints.py): the learned prompts are kept; a class seen
@@ -138,6 +141,7 @@ class VRTrainer(PerEpochTestCurve, RunCheckpoints, TrainerX):
         return self.cfg.TRAINER[self.NODE]
 
     def check_cfg(self, cfg):
+        check_backbone_kind(type(self), cfg)  # a classifier for a text method: refused first
         node = cfg.TRAINER.get(self.NODE)
         if node is None:
             raise KeyError(f"Config node TRAINER.{self.NODE} is missing: build the config with engine.extend_cfg.")
@@ -206,7 +210,7 @@ class VRTrainer(PerEpochTestCurve, RunCheckpoints, TrainerX):
 
     def build_data_loader(self):
         cfg = self.cfg
-        self.clip = FrozenCLIP(load_backbone(cfg, self.device))
+        self.clip = frozen_backbone(load_backbone(cfg, self.device, self))  # CLIP or a classifier
         node = self.vcfg
         self.make_prompts(1)  # checks the prompt geometry against the backbone before loading data
         size = loader_size_for(node, self.clip.image_size)
@@ -232,10 +236,12 @@ class VRTrainer(PerEpochTestCurve, RunCheckpoints, TrainerX):
     def build_model(self):
         cfg = self.cfg
         classnames = self.dm.dataset.classnames
-        table = self.build_text(classnames)
+        on_classifier = self.on_classifier  # its source classes, mapped (trainers/classifier_source.py)
+        table = self.clip.source_table(len(classnames)) if on_classifier else self.build_text(classnames)
         prompts = self.make_prompts(self.num_prompts())
-        aggregation = self.build_aggregation(table)
-        self.model = ReprogrammedCLIP(self.clip, prompts, table, aggregation,
+        aggregation = self.classifier_mapping(table) if on_classifier else self.build_aggregation(table)
+        model_class = ReprogrammedClassifier if on_classifier else ReprogrammedCLIP
+        self.model = model_class(self.clip, prompts, table, aggregation,
                                       encoder_chunk=self.vcfg.ENCODER_CHUNK,
                                       first_layer_split=self.vcfg.FIRST_LAYER_SPLIT,
                                       scale_first=self.vcfg.LOGIT_MATH == "reference").to(self.device)
@@ -428,6 +434,7 @@ class VRTrainer(PerEpochTestCurve, RunCheckpoints, TrainerX):
             record["description_files"] = [{"group": s.group, "suffix": s.suffix, "path": s.path,
                                             "report": s.report.to_dict()} for s in sets]
         record.update(self.run_record())
+        record.update(self.classifier_record())
         atomic_write_json(os.path.join(out, "vr_texts.json"), record)
         self.write_method_files(out)
 
@@ -448,6 +455,7 @@ class VRTrainer(PerEpochTestCurve, RunCheckpoints, TrainerX):
             info["description_sampling"] = self.vcfg.SAMPLING
             info["description_files"] = [f"{s.group}/{os.path.basename(s.path)}" for s in sets]
         info.update(self.run_record())
+        info.update(self.classifier_record())
         return {"vr": info, **self.loaded_results()}
 
 
@@ -508,6 +516,10 @@ class TemplateTrainer(VRTrainer):
     """One template text per class, one prompt, identity aggregation (ZeroshotCLIP, VP, AR)."""
 
     CLASS_TRANSFER = "learned prompt kept; every evaluated class is scored by its own template text"
+
+    def write_method_files(self, output_dir):
+        if self.on_classifier:  # VP / AR on a classifier: their fixed map
+            self.write_label_map(output_dir)
 
     def check_method_cfg(self, cfg):
         from vr import templates_for

@@ -19,11 +19,23 @@ AUTOCAST_DTYPES = {"fp16": torch.float16, "amp": torch.float16, "bf16": torch.bf
 CUDA_ONLY = ("fp16", "amp")  # fp16 autocast needs CUDA: fp32 elsewhere (bf16 autocast runs on the CPU too)
 
 
-def load_backbone(cfg, device):
-    """The CLIP of cfg.MODEL.BACKBONE (backbones.load_clip), announced first: missing weights fail early."""
+def load_backbone(cfg, device, trainer=None):
+    """The CLIP or classifier of cfg.MODEL.BACKBONE (backbones.load_clip / backbones.classifiers), announced
+    first: missing weights fail early; a classifier for a ``trainer`` that needs text fails before that."""
     from backbones import load_clip
+    from backbones.classifiers import is_classifier, load_classifier
+
+    from .backbone_kind import check_backbone_kind
 
     backbone = cfg.MODEL.BACKBONE
+    if trainer is not None:
+        check_backbone_kind(type(trainer), cfg)
+    if is_classifier(backbone.NAME):
+        print(f"Loading classifier (backbone: {backbone.NAME})")
+        loaded = load_classifier(backbone.NAME, device, weights=backbone.WEIGHTS, pretrained=backbone.PRETRAINED)
+        print(f"Classifier {loaded.architecture}: weights {loaded.weights or 'random (PRETRAINED False)'}, "
+              f"{len(loaded.classnames)} source classes, input normalised with mean {loaded.mean} std {loaded.std}")
+        return loaded
     print(f"Loading CLIP (backbone: {backbone.NAME})")
     return load_clip(backbone.NAME, device, weights=backbone.WEIGHTS, pretrained=backbone.PRETRAINED)
 

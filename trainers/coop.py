@@ -29,6 +29,7 @@ from vr.clip import FrozenCLIP
 from vr.deep_prompts import run_blocks
 
 from .checkpoints import CheckpointError, RunCheckpoints
+from .backbone_kind import check_backbone_kind
 from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used
 
 MODEL_NAME = "prompt_learner"  # checkpoints: OUTPUT_DIR/prompt_learner/model.pth.tar-<epoch> (as CoOp)
@@ -280,6 +281,7 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
         return self.cfg.TRAINER[self.NODE]
 
     def check_cfg(self, cfg):
+        check_backbone_kind(type(self), cfg)  # a classifier for a text method: refused first
         node = cfg.TRAINER.get("COOP")
         if node is None:
             raise KeyError("Config node TRAINER.COOP is missing: build the config with engine.extend_cfg.")
@@ -290,7 +292,7 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
 
     def build_data_loader(self):
         """CLIP first: missing weights fail before the dataset is read."""
-        self.backbone = load_backbone(self.cfg, self.device)
+        self.backbone = load_backbone(self.cfg, self.device, self)
         self.check_backbone(self.backbone)
         super().build_data_loader()
 

@@ -24,11 +24,11 @@ from torchvision import transforms as T
 
 from engine import DatasetWrapper, TrainerX
 from engine.checkpoint_files import model_file
-from vr.clip import FrozenCLIP
 from vr.text import class_text, templates_for
 
 from .base import DATA_MANAGER_ATTRIBUTES, save_tensors
 from .checkpoints import CheckpointError, RunCheckpoints
+from .backbone_kind import check_backbone_kind, frozen_backbone, is_classifier_encoder
 from .clip_plumbing import load_backbone
 
 FEATURE_DIR = "features"  # OUTPUT_DIR/features/<split>-<fingerprint>.pt: extracted features, reused on rerun
@@ -59,6 +59,8 @@ def clip_transforms(encoder):
 def encode_images(encoder, images):
     """(B, D) UNnormalised fp32 image embeddings of normalised images (frozen CLIP, no gradient)."""
     with torch.autocast(images.device.type, enabled=False):
+        if is_classifier_encoder(encoder):  # pooled penultimate features
+            return encoder.image_features(images).float()
         return encoder.model.encode_image(images).float()
 
 
@@ -227,6 +229,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
         return self.cfg.TRAINER[self.NODE]
 
     def check_cfg(self, cfg):
+        check_backbone_kind(type(self), cfg)  # a classifier for a text method: refused first
         if cfg.TRAINER.get(self.NODE) is None:
             raise KeyError(f"Config node TRAINER.{self.NODE} is missing: build the config with engine.extend_cfg.")
         choice = str(cfg.TRAINER[self.NODE].get("TEMPLATES", "coop")).lower()
@@ -239,7 +242,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
         from engine import DataManager
 
         cfg = self.cfg
-        self.encoder = FrozenCLIP(load_backbone(cfg, self.device))
+        self.encoder = frozen_backbone(load_backbone(cfg, self.device, self))
         self.transforms = clip_transforms(self.encoder)
         dm = DataManager(cfg, custom_tfm_train=self.transforms[self.TRAIN_TRANSFORM],
                          custom_tfm_test=self.transforms["test"])
@@ -273,6 +276,8 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
 
     def embed_dim(self):
         """Width of CLIP's joint embedding (the image features' size)."""
+        if is_classifier_encoder(self.encoder):
+            return self.encoder.feature_dim
         return int(self.encoder.encode_text(["a"]).shape[-1])
 
     def text_weights(self):

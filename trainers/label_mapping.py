@@ -8,8 +8,6 @@ over the training set with the current prompt (trainers/base.py ``statistics_pas
 get the test transform (the references use CLIP's preprocess, no augmentation). The mapping needs the
 training labels of every class, so these methods cannot score unseen classes.
 """
-import os
-
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
 from engine import TRAINER_REGISTRY
@@ -17,11 +15,10 @@ from engine.extend import ensure_node, register_config
 from vr import TextTable, aggregation_from_node, templates_for
 from vr.mapping import check_settings
 
-from .base import VRTrainer, add_common_keys, save_tensors, write_csv
+from .base import VRTrainer, add_common_keys
 
 FIRST_TEMPLATE = "This is a photo of a {}."  # the references' DEFAULT_TEMPLATE
 SOURCE_TEMPLATES = ("reference", "vr", "coop")
-MAP_FILE = "label_map.csv"
 
 
 def reference_templates():
@@ -61,6 +58,7 @@ class LabelMappingTrainer(VRTrainer):
     registered aggregation kind, vr/mapping.py)."""
 
     TRAIN_AUGMENT = False
+    NEEDS_TEXT_ENCODER = False  # also maps a classifier's source classes (trainers/classifier_source.py)
     CLASS_TRANSFER = ""  # the mapping is counted from the training labels of every class
 
     def check_method_cfg(self, cfg):
@@ -90,22 +88,18 @@ class LabelMappingTrainer(VRTrainer):
                  else ""))
         return mapping
 
+    def classifier_mapping(self, table):
+        return self.build_aggregation(table)  # the method's own mapping, over the classifier's source classes
+
     def run_record(self):
         agg = self.model.aggregation
+        if self.on_classifier:
+            return {}  # classifier_record says it all
         return {"source_templates": str(self.vcfg.SOURCE_TEMPLATES).lower(), "source_texts": len(self.model.text_table),
                 "mapping": agg.WEIGHT_KIND, "mapping_estimates": int(agg.epochs_estimated)}
 
     def write_method_files(self, output_dir):
-        """label_map.csv (each class's largest mapping weights and their source texts) and label_map.pt."""
-        agg, table = self.model.aggregation, self.model.text_table
-        rows = []
-        for t, name in enumerate(self.dm.dataset.classnames):
-            for rank, (s, w) in enumerate(agg.mapping_of(t, n=5), 1):
-                rows.append([t, name, rank, s, table.entry_text(s), f"{w:.6f}"])
-        write_csv(os.path.join(output_dir, MAP_FILE), ["label", "class", "rank", "source", "source_text", "weight"],
-                  rows)
-        save_tensors(os.path.join(output_dir, "label_map.pt"),
-                     {"omega": agg.weight.cpu(), "counts": agg.last_counts.cpu(), "kind": agg.WEIGHT_KIND})
+        self.write_label_map(output_dir)
 
 
 @TRAINER_REGISTRY.register()

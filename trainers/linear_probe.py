@@ -91,6 +91,7 @@ class LinearProbe(FeatureTrainer):
     """Logistic regression on frozen CLIP features, C chosen on the validation split."""
 
     NODE = "LINEARPROBE"
+    NEEDS_TEXT_ENCODER = False  # image features only: also a classifier's pooled features
     FITTED = True
     HEAD_KIND = "linear_probe"
     PER_CLASS = "the logistic regression has one weight row and bias per training class"

@@ -14,3 +14,4 @@ def _vp_keys(cfg):
 @TRAINER_REGISTRY.register()
 class VP(TemplateTrainer):
     NODE = "VP"
+    NEEDS_TEXT_ENCODER = False  # on a classifier: a fixed random label map (trainers/classifier_source.py)
