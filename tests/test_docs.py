@@ -82,10 +82,11 @@ def project_command_lines():
 
 
 def sources_for(path):
-    """The text a command's flags must appear in: the file itself, and for shell wrappers the Python they run."""
+    """The text a command's flags must appear in: the file itself, and for the shell wrappers and thin front
+    ends the Python behind them (scripts/, runs/, results/)."""
     text = read(path) if os.path.exists(os.path.join(REPO, path)) else ""
-    if path.endswith(".sh"):
-        for folder in ("scripts", "runs"):
+    if path.startswith("scripts/"):
+        for folder in ("scripts", "runs", "results"):
             for name in sorted(os.listdir(os.path.join(REPO, folder))):
                 if name.endswith(".py"):
                     text += read(os.path.join(folder, name))

@@ -28,6 +28,7 @@ from vr.clip import FrozenCLIP
 from vr.lora import PROJECTIONS, apply_lora, block_indices, tower_blocks, towers_of
 from vr.text import class_text
 
+from .backbone_kind import check_backbone_kind
 from .base import DATA_MANAGER_ATTRIBUTES, full_pass_loader
 from .checkpoints import RunCheckpoints
 from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used
@@ -110,6 +111,7 @@ class CLIPLoRA(PerEpochTestCurve, RunCheckpoints, TrainerX):
         return self.cfg.TRAINER.CLIPLORA
 
     def check_cfg(self, cfg):
+        check_backbone_kind(type(self), cfg)  # a classifier for a text method: refused first
         node = cfg.TRAINER.get("CLIPLORA")
         if node is None:
             raise KeyError("Config node TRAINER.CLIPLORA is missing: build the config with engine.extend_cfg.")
