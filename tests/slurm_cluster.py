@@ -18,7 +18,7 @@ from pathlib import Path
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "scontrol", "scancel")
 MAX_ARRAY_SIZE = 11
-CPUS = 4  # declared (config_overrides): four one-CPU tasks at once on any machine
+CPUS = 8  # declared (config_overrides): eight one-CPU tasks at once on any machine
 
 
 def missing():

@@ -1,0 +1,167 @@
+"""sweep.sh --mode slurm against a REAL single-node SLURM (tests/slurm_cluster.py; skipped without one):
+arrays split within MaxArraySize, short runs packed, a failed run reported and rerun, --status during and
+after, and a run stopped by SIGUSR1 (the signal before the time limit) requeued and resumed bit-identical."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+from tests.fake_workspace import SCRIPTS, FakeWorkspace
+from tests.slurm_cluster import MAX_ARRAY_SIZE, SlurmCluster, missing
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    why = missing()
+    if why:
+        pytest.skip(why)
+    # a short folder: the munge socket path must fit in a unix socket name
+    root = tmp_path_factory.mktemp("slurm")
+    cluster = SlurmCluster(root)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def sweep(env, cwd, *args):
+    return subprocess.run(["/bin/bash", str(SCRIPTS / "sweep.sh"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def counts(status_out):
+    """{'done': n, 'running': n, 'failed': n, 'pending': n} of a --status report's first line."""
+    return {k: int(v) for v, k in ((m.group(2), m.group(1)) for m in
+                                   re.finditer(r"(done|running|failed|pending) (\d+)", status_out.splitlines()[0]))}
+
+
+def fake_ws(tmp_path, cluster, **env):
+    ws = FakeWorkspace(tmp_path, ("dtd", "eurosat"), ("AR", "VP", "ZeroshotCLIP"),
+                       path=os.pathsep.join([os.path.dirname(sys.executable), "/usr/bin", "/bin", "/usr/sbin"]),
+                       SLURM_CONF=cluster.env["SLURM_CONF"], **env)
+    return ws
+
+
+def test_sweep_larger_than_max_array_size_runs_every_run_once(cluster, tmp_path):
+    ws = fake_ws(tmp_path, cluster)
+    env = dict(ws.env, FAKE_SLEEP_IN="eurosat/VP", FAKE_SLEEP="3")
+    args = ["--methods", "ar vp zsclip", "--datasets", "dtd eurosat", "--shots", "1", "--seeds", "1 2 3 4 5",
+            "--mode", "slurm", "--name", "big", "--gpus-per-task", "0", "--pack-minutes", "0",
+            "--max-parallel", "6"]
+    res = sweep(env, tmp_path, *args)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "30 unfinished runs" in res.stdout and f"at most {MAX_ARRAY_SIZE} tasks" in res.stdout
+    assert len(re.findall(r"submitted array job \d+", res.stdout)) == 3  # 11 + 11 + 8
+
+    during = sweep(env, tmp_path, "--status", "--name", "big")
+    assert sum(counts(during.stdout).values()) == 30 and counts(during.stdout)["done"] < 30, during.stdout
+    deadline = time.time() + 90
+    while time.time() < deadline:  # the slow eurosat VP runs show as running
+        during = sweep(env, tmp_path, "--status", "--name", "big")
+        if re.search(r"vp eurosat +\d+ +[1-4] ", during.stdout):
+            break
+        time.sleep(1)
+    assert re.search(r"vp eurosat +\d+ +[1-4] ", during.stdout), during.stdout
+    assert during.returncode == 0 and counts(during.stdout)["running"] >= 1, during.stdout
+
+    cluster.wait_idle(150)
+    launched = [r["argv"][r["argv"].index("--output-dir") + 1] for r in ws.launched()]
+    assert len(launched) == 30 and len(set(launched)) == 30  # every run once
+    after = sweep(env, tmp_path, "--status", "--name", "big")
+    assert after.returncode == 0 and counts(after.stdout) == {"done": 30, "running": 0, "failed": 0, "pending": 0}
+    assert re.search(r"ar dtd +5 +0 +0 +0", after.stdout), after.stdout
+    again = sweep(env, tmp_path, *args)
+    assert "nothing to submit: every run is finished" in again.stdout
+
+
+def test_packed_runs_a_failure_is_reported_and_rerun(cluster, tmp_path):
+    ws = fake_ws(tmp_path, cluster)
+    args = ["--methods", "zsclip ar", "--datasets", "dtd", "--shots", "1", "--seeds", "1 2 3 4 5 6",
+            "--mode", "slurm", "--name", "packed", "--gpus-per-task", "0", "--pack-minutes", "10"]
+    res = sweep(dict(ws.env, FAKE_FAIL="AR/vit_b16_1shots/seed3"), tmp_path, *args)
+    assert res.returncode == 0, res.stdout + res.stderr
+    tasks = int(re.search(r"-> (\d+) array tasks", res.stdout).group(1))
+    assert 1 < tasks < 12  # 12 runs of a few estimated minutes each, packed by 10 minutes
+    cluster.wait_idle(120)
+    assert len(ws.launched()) == 12  # the failure did not stop the rest of its pack
+
+    status = sweep(ws.env, tmp_path, "--status", "--name", "packed")
+    assert status.returncode == 1
+    assert counts(status.stdout) == {"done": 11, "running": 0, "failed": 1, "pending": 0}, status.stdout
+    log = tmp_path / "out/sweeps/packed/logs/dtd_AR_vit_b16_1shots_seed3.log"
+    assert "ar dtd 1 shots seed 3: exit 3" in status.stdout
+    assert f"log: {log.relative_to(tmp_path)}" in status.stdout or f"log: {log}" in status.stdout
+    assert "last: ERROR: fake failure (FAKE_FAIL=AR/vit_b16_1shots/seed3)" in status.stdout
+
+    rerun = sweep(ws.env, tmp_path, "--rerun-failed", "--name", "packed", "--gpus-per-task", "0")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "1 unfinished runs" in rerun.stdout
+    cluster.wait_idle(60)
+    assert len(ws.launched()) == 13
+    final = sweep(ws.env, tmp_path, "--status", "--name", "packed")
+    assert final.returncode == 0 and counts(final.stdout)["done"] == 12, final.stdout
+
+
+# ---- a real train.py (test-tiny, ToyColors) stopped by the pre-limit signal, requeued, resumed ----------
+
+TOY_OPTS = ("MODEL.BACKBONE.NAME test-tiny USE_CUDA False DATALOADER.NUM_WORKERS 0 DATALOADER.TRAIN_X.BATCH_SIZE 2 "
+            "OPTIM.MAX_EPOCH 8 TRAIN.PRINT_FREQ 100 OPTIM.WARMUP_EPOCH 0")
+
+
+def toy_workspace(tmp_path):
+    """The repository's code and trainer configs (links) plus a ToyColors dataset config."""
+    ws = tmp_path / "ws"
+    (ws / "configs" / "datasets").mkdir(parents=True)
+    for entry in os.listdir(REPO):
+        if entry not in ("configs", ".git") and not entry.startswith("."):
+            (ws / entry).symlink_to(os.path.join(REPO, entry))
+    (ws / "configs" / "trainers").symlink_to(os.path.join(REPO, "configs", "trainers"))
+    (ws / "configs" / "datasets" / "toy.yaml").write_text("DATASET:\n  NAME: ToyColors\n")
+    return ws
+
+
+def test_signal_before_the_limit_requeues_and_resumes_bit_identical(cluster, tmp_path, toy_root):
+    ws = toy_workspace(tmp_path)
+    env = dict(cluster.env, PYTHON=sys.executable, DATA=toy_root, VR_PLUGINS="tests.toy_plugin",
+               OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", RUNNER_PYTHON=sys.executable, PYTHONUNBUFFERED="1")
+    args = ["--methods", "ar", "--datasets", "toy", "--shots", "2", "--seeds", "1", "--opts", TOY_OPTS]
+    res = sweep(dict(env, OUTPUT=str(tmp_path / "whole")), ws, *args)  # uninterrupted, here
+    assert res.returncode == 0, res.stdout + res.stderr
+
+    out = tmp_path / "out"
+    res = sweep(dict(env, OUTPUT=str(out)), ws, *args, "--mode", "slurm", "--name", "rq", "--gpus-per-task", "0",
+                "--time", "10", "--signal-seconds", "60")
+    assert res.returncode == 0, res.stdout + res.stderr
+    array = re.search(r"submitted array job (\d+)", res.stdout).group(1)
+    run = out / "toy/AR/vit_b16_2shots/seed1"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "vr_model" / "model.pth.tar-3").exists():
+        time.sleep(0.3)
+    assert (run / "vr_model" / "model.pth.tar-3").exists(), cluster.log_tail()
+    # what SLURM sends --signal-seconds before the limit (B: to the batch shell), sent now
+    subprocess.run(["scancel", "--signal=USR1", "--batch", f"{array}_0"], env=cluster.env, check=True)
+    cluster.wait_idle(150)
+
+    task_log = (out / "sweeps/rq/logs" / f"slurm-{array}_0.out").read_text()
+    assert "requeued task" in task_log, task_log
+    run_log = (out / "sweeps/rq/logs/toy_AR_vit_b16_2shots_seed1.log").read_text()
+    assert "Previous epoch" in run_log and "epoch [8/8]" in run_log, run_log[-2000:]
+    job = subprocess.run(["scontrol", "show", "job", f"{array}_0"], env=cluster.env, capture_output=True, text=True)
+    assert "Restarts=1" in job.stdout and "COMPLETED" in job.stdout, job.stdout
+
+    whole = tmp_path / "whole/toy/AR/vit_b16_2shots/seed1"
+    a, b = (torch.load(d / "vr_model" / "model.pth.tar-8", weights_only=True)["state_dict"] for d in (whole, run))
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    ra, rb = (json.loads((d / "results.json").read_text()) for d in (whole, run))
+    assert ra["accuracy"] == rb["accuracy"]
+    status = sweep(dict(env, OUTPUT=str(out)), ws, "--status", "--name", "rq")
+    assert counts(status.stdout) == {"done": 1, "running": 0, "failed": 0, "pending": 0}, status.stdout
