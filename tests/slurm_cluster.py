@@ -2,7 +2,8 @@
 
 Where munged, slurmctld and slurmd exist (Debian: apt-get install slurm-wlm munge) and we are root, the
 fixture writes a munge key, a slurm.conf (this host as the one node, state and spool folders, logs and
-the munge socket under the temp folder, MaxArraySize 11 so a 30-run sweep needs several arrays) and
+the munge socket under the temp folder, cred_expire 5 s (a requeued job may start again after it, not
+after the default 120 s), MaxArraySize 11 so a 30-run sweep needs several arrays) and
 starts munged, slurmctld and slurmd; at the end it stops exactly the processes it started (by their pid
 files). The commands (sbatch, squeue, scontrol, ...) find the cluster through SLURM_CONF in ``env``.
 Anywhere else the tests skip, saying what is missing.
@@ -56,7 +57,7 @@ class SlurmCluster:
         settings = {
             "ClusterName": "vrtest", "SlurmctldHost": self.host, "SlurmUser": "root", "SlurmdUser": "root",
             "SlurmctldPort": _free_port(), "SlurmdPort": _free_port(), "AuthType": "auth/munge",
-            "AuthInfo": f"socket={self.socket}", "CredType": "cred/munge",
+            "AuthInfo": f"socket={self.socket},cred_expire=5", "CredType": "cred/munge",
             "StateSaveLocation": self.root / "state", "SlurmdSpoolDir": self.root / "spool",
             "SlurmctldPidFile": self.root / "slurmctld.pid", "SlurmdPidFile": self.root / "slurmd.pid",
             "SlurmctldLogFile": self.root / "log" / "slurmctld.log",
