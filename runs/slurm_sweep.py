@@ -87,8 +87,10 @@ def submit_slurm(todo, settings, sweep_dir, name, args, runner_script):
     folder, arrays, chained = write_submission(todo, packs, settings, sweep_dir, name, res, max_array,
                                                runner_script)
     hours = sum(map(estimate_seconds, todo)) / 3600
+    packing = (f"{sum(len(p) > 1 for p in packs)} of them packs of short runs, up to {args.pack_minutes:g} min each"
+               if args.pack_minutes else "one run each: --pack-minutes 0")
     print(f"{len(todo)} unfinished runs (about {hours:.0f} GPU-hours estimated) -> {len(packs)} array tasks "
-          f"({sum(len(p) > 1 for p in packs)} of them packs of short runs, up to {args.pack_minutes:g} min each) "
+          f"({packing}) "
           f"-> {len(arrays)} array job(s) of at most {max_array} tasks ({source}); files in {folder}")
     if chained:
         print(f"--max-parallel {args.max_parallel} < {len(arrays)} arrays: each array waits for the one before it")

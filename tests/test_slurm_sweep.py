@@ -4,6 +4,7 @@ after, and a run stopped by SIGUSR1 (the signal before the time limit) requeued 
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -145,21 +146,46 @@ def flat(state, prefix=""):
     return out
 
 
-def test_signal_before_the_limit_requeues_and_resumes_bit_identical(cluster, tmp_path, toy_root):
-    ws = toy_workspace(tmp_path)
-    env = dict(cluster.env, PYTHON=sys.executable, DATA=toy_root, VR_PLUGINS="tests.toy_plugin",
-               OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", RUNNER_PYTHON=sys.executable, PYTHONUNBUFFERED="1")
-    args = ["--methods", "ar", "--datasets", "toy", "--shots", "2", "--seeds", "1", "--opts", TOY_OPTS]
-    uninterrupted = subprocess.Popen(["/bin/bash", str(SCRIPTS / "sweep.sh"), *args], cwd=ws, text=True,
-                                     env=dict(env, OUTPUT=str(tmp_path / "whole")), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)  # here, meanwhile
+TOY_ARGS = ["--methods", "ar", "--datasets", "toy", "--shots", "2", "--seeds", "1", "--opts", TOY_OPTS]
+TOY_RUN = "toy/AR/vit_b16_2shots/seed1"
+
+
+class Reference:
+    """The toy run uninterrupted and in one process, started at once in the background (sweep.sh, seq)."""
+
+    def __init__(self, root, cluster, toy_root):
+        self.ws = toy_workspace(root)
+        self.env = dict(cluster.env, PYTHON=sys.executable, DATA=toy_root, VR_PLUGINS="tests.toy_plugin",
+                        OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", RUNNER_PYTHON=sys.executable,
+                        PYTHONUNBUFFERED="1")
+        self.out = root / "whole"
+        self.proc = subprocess.Popen(["/bin/bash", str(SCRIPTS / "sweep.sh"), *TOY_ARGS], cwd=self.ws, text=True,
+                                     env=dict(self.env, OUTPUT=str(self.out)), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+
+    def run_dir(self):
+        assert self.proc.wait(timeout=180) == 0, self.proc.stdout.read()
+        return self.out / TOY_RUN
+
+
+@pytest.fixture(scope="module")
+def reference(cluster, tmp_path_factory, toy_root):
+    ref = Reference(tmp_path_factory.mktemp("toy"), cluster, toy_root)
+    yield ref
+    if ref.proc.poll() is None:
+        ref.proc.kill()
+        ref.proc.wait()
+
+
+def test_signal_before_the_limit_requeues_and_resumes_bit_identical(cluster, reference, tmp_path):
+    ws, env, args = reference.ws, reference.env, TOY_ARGS
 
     out = tmp_path / "out"
     res = sweep(dict(env, OUTPUT=str(out)), ws, *args, "--mode", "slurm", "--name", "rq", "--gpus-per-task", "0",
                 "--time", "10", "--signal-seconds", "60")
     assert res.returncode == 0, res.stdout + res.stderr
     array = re.search(r"submitted array job (\d+)", res.stdout).group(1)
-    run = out / "toy/AR/vit_b16_2shots/seed1"
+    run = out / TOY_RUN
     deadline = time.time() + 120
     while time.time() < deadline and not (run / "vr_model" / "model.pth.tar-1").exists():
         time.sleep(0.3)
@@ -168,7 +194,6 @@ def test_signal_before_the_limit_requeues_and_resumes_bit_identical(cluster, tmp
     subprocess.run(["scancel", "--signal=USR1", "--batch", f"{array}_0"], env=cluster.env, check=True)
     cluster.wait_idle(90)
 
-    assert uninterrupted.wait(timeout=120) == 0, uninterrupted.stdout.read()
     task_log = (out / "sweeps/rq/logs" / f"slurm-{array}_0.out").read_text()
     assert "requeued task" in task_log, task_log
     run_log = (out / "sweeps/rq/logs/toy_AR_vit_b16_2shots_seed1.log").read_text()
@@ -176,7 +201,7 @@ def test_signal_before_the_limit_requeues_and_resumes_bit_identical(cluster, tmp
     job = subprocess.run(["scontrol", "show", "job", f"{array}_0"], env=cluster.env, capture_output=True, text=True)
     assert "Restarts=1" in job.stdout and "COMPLETED" in job.stdout, job.stdout
 
-    whole = tmp_path / "whole/toy/AR/vit_b16_2shots/seed1"
+    whole = reference.run_dir()
     a, b = (flat(torch.load(d / "vr_model" / "model.pth.tar-3", weights_only=True)["state_dict"])
             for d in (whole, run))
     assert a.keys() == b.keys() and all(same(a[k], b[k]) for k in a), [k for k in a if not same(a[k], b[k])]
@@ -184,3 +209,27 @@ def test_signal_before_the_limit_requeues_and_resumes_bit_identical(cluster, tmp
     assert ra["accuracy"] == rb["accuracy"]
     status = sweep(dict(env, OUTPUT=str(out)), ws, "--status", "--name", "rq")
     assert counts(status.stdout) == {"done": 1, "running": 0, "failed": 0, "pending": 0}, status.stdout
+
+
+def test_one_run_over_the_tasks_of_one_allocation_matches_one_process(cluster, reference, tmp_path):
+    """scripts/srun_train.sh: srun's two tasks are the two ranks of one run (gloo on CPU, engine/distributed.py);
+    the global batch of 2 is split over them, and the run ends as the one-process run does."""
+    from runs.jobs import Settings, command
+    from runs.slurm import parse_job_line
+
+    out = tmp_path / "two"
+    job = parse_job_line("\t".join(["ar", "toy", "2", "vit_b16", "1", *TOY_OPTS.split()]))
+    argv = command(job, Settings(dict(reference.env, OUTPUT=str(out))))[1:]  # train.py ... as the sweep runs it
+    wrap = f"srun bash scripts/srun_train.sh {shlex.join(argv)}"
+    submitted = subprocess.run(["sbatch", "--parsable", "--ntasks=2", "--cpus-per-task=1", f"--output={tmp_path}/o.txt",
+                                "--wrap", wrap], cwd=reference.ws, env=reference.env, capture_output=True, text=True)
+    assert submitted.returncode == 0, submitted.stderr
+    cluster.wait_idle(150)
+    log = (out / TOY_RUN / "log.txt").read_text()
+    assert "epoch [3/3]" in log and log.count("Finish training") == 1, (tmp_path / "o.txt").read_text()[-3000:]
+    one, two = reference.run_dir(), out / TOY_RUN
+    a, b = (flat(torch.load(d / "vr_model" / "model.pth.tar-3", weights_only=True)["state_dict"]) for d in (one, two))
+    tensors = [k for k in a if isinstance(a[k], torch.Tensor) and a[k].is_floating_point()]
+    assert tensors and all(torch.allclose(a[k], b[k], atol=1e-4) for k in tensors)
+    ra, rb = (json.loads((d / "results.json").read_text()) for d in (one, two))
+    assert ra["accuracy"] == rb["accuracy"]
