@@ -89,6 +89,7 @@ def report(rows, name, queue_known=True):
     if failed:
         lines.append("failed runs (sweep.sh ... --rerun-failed submits them again):")
         for job, detail, log in failed:
+            detail = detail.replace(f"; log: {log}", "") if log else detail
             lines.append(f"  {job.method} {job.dataset} {job.shots} shots seed {job.seed}: {detail}")
             if log:
                 lines.append(f"    log: {log}")
