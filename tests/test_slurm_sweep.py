@@ -111,6 +111,26 @@ def test_packed_runs_a_failure_is_reported_and_rerun(cluster, tmp_path):
     assert final.returncode == 0 and counts(final.stdout)["done"] == 12, final.stdout
 
 
+def test_real_time_limit_signals_the_task_which_requeues_and_finishes(cluster, tmp_path):
+    """--time 1 (SLURM's unit: minutes) and the signal 50 s before it: SLURM itself sends SIGUSR1 to the
+    task whose first attempt hangs; the task stops it, requeues itself, and the second attempt finishes."""
+    ws = fake_ws(tmp_path, cluster)
+    hang_once = ws.write("hang_once", f"#!/bin/bash\n[ -n \"${{SLURM_RESTART_COUNT:-}}\" ] || exec sleep 300\n"
+                                      f"exec {ws.fake} \"$@\"\n")
+    hang_once.chmod(0o755)
+    res = sweep(dict(ws.env, PYTHON=str(hang_once)), tmp_path, "--methods", "vp", "--datasets", "dtd", "--shots", "1",
+                "--seeds", "1", "--mode", "slurm", "--name", "limit", "--gpus-per-task", "0", "--time", "1",
+                "--signal-seconds", "50")
+    assert res.returncode == 0, res.stdout + res.stderr
+    array = re.search(r"submitted array job (\d+)", res.stdout).group(1)
+    cluster.wait_idle(150)
+    task_log = (tmp_path / "out/sweeps/limit/logs" / f"slurm-{array}_0.out").read_text()
+    assert "signal 10" in task_log and "requeued task" in task_log and "TIME LIMIT" not in task_log, task_log
+    assert (tmp_path / "out/dtd/VP/vit_b16_1shots/seed1/results.json").exists()
+    job = subprocess.run(["scontrol", "show", "job", f"{array}_0"], env=cluster.env, capture_output=True, text=True)
+    assert "Restarts=1" in job.stdout and "COMPLETED" in job.stdout, job.stdout
+
+
 # ---- a real train.py (test-tiny, ToyColors) stopped by the pre-limit signal, requeued, resumed ----------
 
 TOY_OPTS = ("MODEL.BACKBONE.NAME test-tiny DATALOADER.NUM_WORKERS 0 DATALOADER.TRAIN_X.BATCH_SIZE 2 "
