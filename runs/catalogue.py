@@ -31,8 +31,9 @@ REPO = osp.dirname(HERE)
 DEFAULT_PATH = osp.join(HERE, "trainers.json")
 DATASETS_DEFAULT_PATH = osp.join(HERE, "datasets.json")
 
-Method = namedtuple("Method", "script trainer trains summary scores_unseen_classes unseen_classes",
-                    defaults=(True, ""))
+# run_cost: the trainer's RUN_COST (trainers/checkpoints.py), what runs/slurm_pack.py packs by.
+Method = namedtuple("Method", "script trainer trains summary scores_unseen_classes unseen_classes run_cost",
+                    defaults=(True, "", "backprop"))
 # One dataset loader: class name (DATASET.NAME), config name, table column name and order, aliases,
 # description key, test-only, the config key that splits its table column (see datasets/catalog.py).
 Dataset = namedtuple("Dataset", "name config_name display_name table_order aliases descriptions_key test_only "
@@ -118,8 +119,9 @@ def from_registry():
         if summary.startswith(f"{name}:"):
             summary = summary[len(name) + 1:].strip()
         trains = bool(getattr(cls, "TRAINS", True))
+        run_cost = str(getattr(cls, "RUN_COST", "") or ("backprop" if trains else "eval"))
         methods.append(Method(getattr(cls, "SCRIPT_NAME", "") or name.lower(), name, trains, summary,
-                              *unseen_classes_policy(cls, trains)))
+                              *unseen_classes_policy(cls, trains), run_cost))
     return methods
 
 

@@ -1,11 +1,26 @@
-"""Job files (one run per line) and the SLURM array script that runs them."""
+"""Job files (one run per line), pack files (one array task per line) and the array scripts that run them.
+
+One submission of a sweep is a folder ``<sweep>/slurm/<NNN>/`` that never changes once submitted (a
+later submission gets the next number, so tasks still queued keep reading their own files)::
+
+    jobs.txt        one run per line (job_line)
+    packs.txt       one array task per line: the line numbers (0-based) of jobs.txt it runs, in order
+    array-<k>.slurm the k-th array job: its tasks are packs.txt lines offset+0 .. offset+n-1
+    submitted.txt   "<array job id> <first pack> <last pack>" per submitted array
+"""
 import os
 import os.path as osp
 import shlex
 import sys
+from collections import namedtuple
 
 from engine.io import atomic_write_text
 from .jobs import Job, UsageError, parse_ints, parse_opts, resolve_method
+
+# gpus: per task (0: a CPU-only sweep); cpus, mem, time, partition: as sbatch takes them ("" = the
+# cluster's default); extra: free sbatch options; signal_s: seconds before the time limit at which the
+# task gets SIGUSR1 (it then stops its run and requeues itself); max_parallel: over all arrays.
+Resources = namedtuple("Resources", "gpus cpus mem time partition extra signal_s max_parallel")
 
 
 def job_line(job):
@@ -22,6 +37,19 @@ def parse_job_line(line):
                parse_ints(seed, "seed", 0)[0], parse_opts(fields[5:], "job line options"))
 
 
+def read_lines(path):
+    with open(path) as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
+
+
+def read_pack(folder, index):
+    """The jobs of array task ``index`` of a submission folder."""
+    lines, packs = read_lines(osp.join(folder, "jobs.txt")), read_lines(osp.join(folder, "packs.txt"))
+    if not 0 <= index < len(packs):
+        raise UsageError(f"task {index} out of range: {folder}/packs.txt has {len(packs)} tasks")
+    return [parse_job_line(lines[int(i)]) for i in packs[index].split()]
+
+
 def sbatch_lines(text):
     """'--partition=gpu --time 1:00:00' -> ['--partition=gpu', '--time 1:00:00']."""
     lines = []
@@ -33,30 +61,70 @@ def sbatch_lines(text):
     return lines
 
 
-def write_slurm(jobs, settings, sweep_dir, name, extra, max_parallel, runner_script):
-    """Job file + array script for the given (unfinished) jobs; returns the script path.
+def resource_lines(res):
+    """#SBATCH options for the resources; a GPU request in the free options replaces the default."""
+    extra = sbatch_lines(res.extra)
+    lines = ["--requeue", "--open-mode=append", f"--signal=B:USR1@{res.signal_s}"]
+    asks_gpu = any(opt.split("=")[0].split()[0] in ("--gres", "--gpus", "--gpus-per-task", "-G") for opt in extra)
+    if res.gpus and not asks_gpu:
+        lines.append(f"--gres=gpu:{res.gpus}")
+    lines += [f"--{key}={value}" for key, value in (("cpus-per-task", res.cpus), ("mem", res.mem),
+                                                      ("time", res.time), ("partition", res.partition)) if value]
+    return lines + extra
 
-    ``runner_script`` is the run_one.py each array task executes (``job JOBFILE INDEX``)."""
+
+def chunks(n_tasks, max_array):
+    """(offset, size) of the arrays that split ``n_tasks`` tasks into arrays of at most ``max_array``."""
+    return [(start, min(max_array, n_tasks - start)) for start in range(0, n_tasks, max_array)]
+
+
+def parallel_limits(sizes, max_parallel):
+    """(per-array %limit, chained?) so that at most ``max_parallel`` tasks run at once over all arrays:
+    the limit is shared out among the arrays when there are enough slots, else the arrays run one after
+    another (each waits for the previous one: --dependency=afterany)."""
+    if not max_parallel:
+        return [0] * len(sizes), False
+    if max_parallel >= len(sizes):
+        base, extra = divmod(max_parallel, len(sizes))
+        return [base + (1 if k < extra else 0) for k in range(len(sizes))], False
+    return [max_parallel] * len(sizes), True
+
+
+def write_submission(jobs, packs, settings, sweep_dir, name, res, max_array, runner_script):
+    """Write the next submission folder; returns (folder, [(script, offset, size, %limit)], chained)."""
     sweep_dir = osp.abspath(sweep_dir)
-    job_file = osp.join(sweep_dir, "slurm_jobs.txt")
-    atomic_write_text(job_file, "".join(job_line(j) + "\n" for j in jobs))
-    array = f"0-{len(jobs) - 1}" + (f"%{max_parallel}" if max_parallel else "")
+    base = osp.join(sweep_dir, "slurm")
+    os.makedirs(base, exist_ok=True)
+    used = [int(d) for d in os.listdir(base) if d.isdigit()]
+    folder = osp.join(base, f"{max(used, default=0) + 1:03d}")
+    os.makedirs(folder)
+    os.makedirs(osp.join(sweep_dir, "logs"), exist_ok=True)
+    atomic_write_text(osp.join(folder, "jobs.txt"), "".join(job_line(j) + "\n" for j in jobs))
+    atomic_write_text(osp.join(folder, "packs.txt"), "".join(" ".join(map(str, p)) + "\n" for p in packs))
+    spans = chunks(len(packs), max_array)
+    limits, chained = parallel_limits([size for _, size in spans], res.max_parallel)
+    arrays = []
+    for k, ((offset, size), limit) in enumerate(zip(spans, limits)):
+        script = osp.join(folder, f"array-{k}.slurm")
+        text = array_script(settings, sweep_dir, folder, name, res, offset, size, limit, runner_script)
+        atomic_write_text(script, text, mode=0o777)
+        arrays.append((script, offset, size, limit))
+    return folder, arrays, chained
+
+
+def array_script(settings, sweep_dir, folder, name, res, offset, size, limit, runner_script):
     q = shlex.quote
     lines = ["#!/bin/bash",
              f"#SBATCH --job-name={q('sweep-' + name)}",
-             f"#SBATCH --array={array}",
-             "#SBATCH --gres=gpu:1",
+             f"#SBATCH --array=0-{size - 1}" + (f"%{limit}" if limit else ""),
              f"#SBATCH --output={q(osp.join(sweep_dir, 'logs', 'slurm-%A_%a.out'))}"]
-    lines += [f"#SBATCH {opt}" for opt in sbatch_lines(extra)]
-    lines += ["# One array task = one line of slurm_jobs.txt; finished runs are skipped, so the",
-              "# script can be submitted again to finish what is left.",
+    lines += [f"#SBATCH {opt}" for opt in resource_lines(res)]
+    lines += [f"# Array task i runs line {offset}+i of packs.txt: its runs one after another, each logged to",
+              "# logs/<run>.log; finished runs are skipped. On SIGUSR1 (sent before the time limit) the",
+              "# running train.py is stopped and the task requeues itself; the run resumes from its checkpoint.",
               "set -eu",
               f"cd {q(os.getcwd())}",
-              f"export PYTHON={q(settings.python_raw)} DATA={q(settings.data)} "
-              f"OUTPUT={q(settings.output)}",
-              f"exec {q(sys.executable)} {q(osp.abspath(runner_script))} job {q(job_file)} "
-              '"$SLURM_ARRAY_TASK_ID"', ""]
-    script = osp.join(sweep_dir, "sweep.slurm")
-    atomic_write_text(script, "\n".join(lines), mode=0o777)
-    os.makedirs(osp.join(sweep_dir, "logs"), exist_ok=True)
-    return script
+              f"export PYTHON={q(settings.python_raw)} DATA={q(settings.data)} OUTPUT={q(settings.output)}",
+              f"exec {q(sys.executable)} {q(osp.abspath(runner_script))} task {q(folder)} "
+              f'"$(( {offset} + SLURM_ARRAY_TASK_ID ))"', ""]
+    return "\n".join(lines)

@@ -21,8 +21,10 @@ modes:
   seq    one run after another, train.py output on the terminal (default)
   gpus   one run per GPU in parallel (CUDA_VISIBLE_DEVICES); GPUs from --gpus 0,1 or nvidia-smi;
          each run's output goes to <sweep folder>/logs/
-  slurm  writes <sweep folder>/sweep.slurm (an array job over the unfinished runs) and submits it
-         with sbatch; without sbatch on PATH the script is still written and the exit code is 2
+  slurm  packs the unfinished runs into tasks, writes array jobs within the cluster's MaxArraySize under
+         <sweep folder>/slurm/<NNN>/ and submits them with sbatch (without sbatch on PATH the scripts
+         are still written and the exit code is 2); tasks requeue themselves before their time limit;
+         --status shows where the sweep stands, --rerun-failed resubmits the failed runs (docs/sweeps.md)
 A run counts as finished when its results.json parses and matches the run (trainer, shots, seed and
 every value its config files and options set); any other run is run again, and the progress line
 says why. A killed sweep is resumed by running the same command again.

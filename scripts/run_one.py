@@ -17,7 +17,8 @@ train.py exits 0 AND its results.json matches. Stdlib only, so it runs with any 
 Entry points (run from the repository root):
     run_one.py method NAME DATASET SHOTS [CFG] [KEY VALUE ...]   scripts/method.sh (env SEEDS)
     run_one.py sweep [options]                                   scripts/sweep.sh (see --help)
-    run_one.py job JOBFILE INDEX                                 one line of a job file (SLURM array task)
+    run_one.py job JOBFILE INDEX                                 one line of a job file
+    run_one.py task FOLDER INDEX                                 one SLURM array task (runs/slurm_task.py)
 Environment: PYTHON (interpreter for train.py, default python; may hold arguments),
 DATA (dataset root, default ./data), OUTPUT (output root, default output).
 """
@@ -26,8 +27,6 @@ import hashlib
 import os
 import os.path as osp
 import shlex
-import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -38,7 +37,9 @@ from runs.jobs import (CONFIG_KEY, DEFAULT_CFG, DEFAULT_SEEDS, Job, Settings, Us
                        resolve_method, run_dir, trainable_datasets, trainer_of, validate)
 from runs.progress import Progress  # noqa: E402
 from runs.schedule import run_jobs  # noqa: E402
-from runs.slurm import job_line, parse_job_line, write_slurm  # noqa: E402
+from runs.slurm import job_line, parse_job_line  # noqa: E402
+from runs import slurm_status, slurm_sweep  # noqa: E402
+from runs.slurm_task import run_pack  # noqa: E402
 from runs.sweepfile import SWEEP_FILE_HELP, SWEEP_KEYS, check_name, read_sweep_file  # noqa: E402
 
 RESUME_NOTE = ("A run whose results.json parses and matches it (trainer, shots, seed, config) is "
@@ -100,10 +101,7 @@ def sweep_parser():
     parser.add_argument("--sweep-dir", help="sweep folder (default $OUTPUT/sweeps/<name>)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would run (slurm: write the script) and launch nothing")
-    parser.add_argument("--slurm-args", default="",
-                        help="extra sbatch options, e.g. '--partition=gpu --time=24:00:00'")
-    parser.add_argument("--max-parallel", type=int,
-                        help="slurm: at most this many array tasks at once")
+    slurm_sweep.add_arguments(parser)
     return parser
 
 
@@ -134,27 +132,8 @@ def sweep_jobs(spec):
     return jobs
 
 
-def submit_slurm(todo, settings, sweep_dir, name, args):
-    if not todo:
-        print("nothing to submit: every run is finished")
-        return 0
-    script = write_slurm(todo, settings, sweep_dir, name, args.slurm_args, args.max_parallel, __file__)
-    print(f"wrote {script} (array of {len(todo)} unfinished runs)")
-    if args.dry_run:
-        with open(script) as f:
-            print(f.read(), end="")
-        return 0
-    if shutil.which("sbatch") is None:
-        print(f"error: sbatch not found on PATH, nothing submitted. Submit the script on a "
-              f"SLURM login node with: sbatch {script}", file=sys.stderr)
-        return 2
-    submitted = subprocess.run(["sbatch", script], capture_output=True, text=True)
-    print((submitted.stdout + submitted.stderr).strip())
-    return submitted.returncode
-
-
 def main_sweep(argv):
-    args = sweep_parser().parse_args(argv)
+    args = sweep_parser().parse_args(slurm_sweep.glue_values(argv))
     spec = read_sweep_file(args.file) if args.file else {}
     for key in SWEEP_KEYS:
         value = getattr(args, key)
@@ -166,10 +145,16 @@ def main_sweep(argv):
     if spec.get("name") is not None:
         check_name(spec["name"])
     settings = Settings()
+    slurm_sweep.check_arguments(args)
+    if (args.status or args.rerun_failed) and not spec.get("methods") and (spec.get("name") or args.sweep_dir):
+        sweep_dir = args.sweep_dir or osp.join(settings.output, "sweeps", spec["name"])
+        jobs = slurm_status.sweep_jobs(sweep_dir)
+        if jobs is None:
+            raise UsageError(f"no sweep in {sweep_dir} (no jobs.txt); give the sweep's --name or --sweep-dir")
+        return slurm_sweep.status_command(jobs, settings, sweep_dir, spec.get("name") or osp.basename(sweep_dir),
+                                          args, __file__)
     jobs = sweep_jobs(spec)
     gpus = detect_gpus(spec.get("gpus")) if mode == "gpus" and not args.dry_run else None
-    if args.max_parallel is not None and args.max_parallel < 1:
-        raise UsageError("--max-parallel must be >= 1")
 
     digest = hashlib.sha1("\n".join(map(job_line, jobs)).encode()).hexdigest()[:8]
     name = check_name(spec.get("name") or (osp.splitext(osp.basename(args.file))[0] if args.file
@@ -177,6 +162,8 @@ def main_sweep(argv):
     sweep_dir = args.sweep_dir or osp.join(settings.output, "sweeps", name)
     atomic_write_text(osp.join(sweep_dir, "jobs.txt"),
                       "".join(f"{job_line(j)}\t{run_dir(j, settings)}\n" for j in jobs))
+    if args.status or args.rerun_failed:
+        return slurm_sweep.status_command(jobs, settings, sweep_dir, name, args, __file__)
     show_cfg = len({j.cfg for j in jobs}) > 1
     verdicts = {job: done(job, settings) for job in jobs}
     todo = [j for j in jobs if not verdicts[j].done]
@@ -184,7 +171,7 @@ def main_sweep(argv):
           f"mode {mode}, folder {sweep_dir}", flush=True)
 
     if mode == "slurm":
-        return submit_slurm(todo, settings, sweep_dir, name, args)
+        return slurm_sweep.submit_slurm(todo, settings, sweep_dir, name, args, __file__)
 
     if args.dry_run:
         progress = Progress(jobs, settings, show_cfg)
@@ -218,9 +205,16 @@ def main_job(argv):
     return run_jobs([job], Settings())[0]
 
 
+def main_task(argv):
+    """run_one.py task FOLDER INDEX: the runs of pack INDEX of a submission folder (one SLURM array task)."""
+    if len(argv) != 2:
+        raise UsageError("usage: run_one.py task FOLDER INDEX")
+    return run_pack(argv[0], parse_ints(argv[1], "INDEX", 0)[0])
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    entries = {"method": main_method, "sweep": main_sweep, "job": main_job}
+    entries = {"method": main_method, "sweep": main_sweep, "job": main_job, "task": main_task}
     if not argv or argv[0] not in entries:
         print(__doc__, file=sys.stderr)
         return 2

@@ -5,8 +5,8 @@ PYTHON points at FAKE_TRAIN, which appends its arguments (with CUDA_VISIBLE_DEVI
 $FAKE_RECORD and writes a results.json into --output-dir that records the merged config the way train.py
 does (the two yaml files, then the trailing KEY VALUE pairs, merged here independently of runs/layout.py),
 so the tests see exactly which runs were launched and the runner's done check reads a real record.
-Switches: FAKE_FAIL (exit 3 when the output dir contains it), FAKE_SLEEP (seconds) and FAKE_SLEEP_IN (sleep
-only in output dirs containing it, after writing its pid there), FAKE_NO_RESULTS (exit 0 without
+Switches: FAKE_FAIL (an ERROR line and exit 3 when the output dir contains it), FAKE_SLEEP (seconds) and
+FAKE_SLEEP_IN (sleep only in output dirs containing it, after writing its pid there), FAKE_NO_RESULTS (exit 0 without
 results.json), FAKE_CHECKPOINTS (a training run leaves prompt_learner/model.pth.tar-3 and -12).
 """
 import json
@@ -38,6 +38,7 @@ if (os.environ.get("FAKE_SLEEP") or sleep_in) and sleep_in in out:
     time.sleep(float(os.environ.get("FAKE_SLEEP") or 60))
 fail = os.environ.get("FAKE_FAIL")
 if fail and fail in out:
+    print(f"ERROR: fake failure (FAKE_FAIL={{fail}})", file=sys.stderr)
     sys.exit(3)
 if os.environ.get("FAKE_NO_RESULTS"):
     sys.exit(0)

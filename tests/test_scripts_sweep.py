@@ -202,18 +202,20 @@ def test_sweep_slurm_without_sbatch_writes_script_and_fails(ws):
             "--mode", "slurm", "--name", "s1", "--slurm-args", "--partition=gpu --time 2:00:00"]
     res = ws.run("sweep.sh", *args)
     assert res.returncode == 2
-    script = ws.root / "out/sweeps/s1/sweep.slurm"
+    script = ws.root / "out/sweeps/s1/slurm/001/array-0.slurm"
     assert "sbatch not found on PATH" in res.stderr and str(script) in res.stderr
     text = script.read_text()
     assert "#SBATCH --array=0-0" in text  # only the unfinished run
     assert "#SBATCH --partition=gpu" in text and "#SBATCH --time 2:00:00" in text
+    assert "#SBATCH --gres=gpu:1" in text and "#SBATCH --signal=B:USR1@300" in text
     assert ws.launched() == []
 
-    # The array task runs its line of the job file through the same runner.
+    # The array task runs its pack of the submission through the same runner.
     task = subprocess.run(["/bin/bash", str(script)], cwd="/", capture_output=True, text=True,
                           env=dict(ws.env, SLURM_ARRAY_TASK_ID="0"), timeout=60)
     assert task.returncode == 0, task.stderr
     assert ws.launched_dirs() == ["out/dtd/AR/vit_b16_16shots/seed2"]
+    assert (ws.root / "out/sweeps/s1/logs/dtd_AR_vit_b16_16shots_seed2.log").exists()
 
     res = ws.run("sweep.sh", *args)
     assert res.returncode == 0 and "nothing to submit" in res.stdout
@@ -222,15 +224,17 @@ def test_sweep_slurm_without_sbatch_writes_script_and_fails(ws):
 def test_sweep_slurm_dry_run_and_submit(ws):
     args = ["--methods", "vp", "--datasets", "dtd", "--shots", "1", "--mode", "slurm",
             "--name", "s2", "--max-parallel", "2"]
-    res = ws.run("sweep.sh", *args, "--dry-run")
+    res = ws.run("sweep.sh", *args, "--dry-run", "--pack-minutes", "0")
     assert res.returncode == 0
     assert "#SBATCH --array=0-2%2" in res.stdout
 
-    sbatch = ws.write("bin/sbatch", "#!/bin/bash\necho \"Submitted batch job 42 ($1)\"\n")
+    sbatch = ws.write("bin/sbatch", "#!/bin/bash\necho \"$@\" >> sbatch.args; echo 42\n")
     sbatch.chmod(0o755)
-    res = ws.run("sweep.sh", *args)
+    res = ws.run("sweep.sh", *args, "--pack-minutes", "0")
     assert res.returncode == 0, res.stderr
-    assert f"Submitted batch job 42 ({ws.root}/out/sweeps/s2/sweep.slurm)" in res.stdout
+    script = ws.root / "out/sweeps/s2/slurm/002/array-0.slurm"  # 001 was the dry run's
+    assert f"submitted array job 42: tasks 0..2 ({script})" in res.stdout
+    assert (ws.root / "sbatch.args").read_text() == f"--parsable {script}\n"
     assert ws.launched() == []
 
 
@@ -342,7 +346,7 @@ def test_sweep_opts_reach_every_run_and_the_slurm_job_file(ws):
     res = ws.run("sweep.sh", "--methods", "vp", "--datasets", "dtd", "--shots", "2", "--seeds", "1 2",
                  "--opts", "OPTIM.MAX_EPOCH 3", "--mode", "slurm", "--name", "o")
     assert res.returncode == 2  # no sbatch; only seed 2 is unfinished
-    assert (ws.root / "out/sweeps/o/slurm_jobs.txt").read_text() == "vp\tdtd\t2\tvit_b16\t2\tOPTIM.MAX_EPOCH\t3\n"
+    assert (ws.root / "out/sweeps/o/slurm/001/jobs.txt").read_text() == "vp\tdtd\t2\tvit_b16\t2\tOPTIM.MAX_EPOCH\t3\n"
 
 
 def test_generic_method_runner_takes_any_registered_trainer(ws):
@@ -377,7 +381,8 @@ def test_sweep_files_get_the_usual_permissions(ws):
     modes = {p.relative_to(ws.root / "out/sweeps").as_posix(): p.stat().st_mode & 0o777
              for p in (ws.root / "out/sweeps").rglob("*") if p.is_file()}
     assert modes == {"p/jobs.txt": 0o644, "p/summary.txt": 0o644, "q/jobs.txt": 0o644,
-                     "q/slurm_jobs.txt": 0o644, "q/sweep.slurm": 0o755}
+                     "q/slurm/001/jobs.txt": 0o644, "q/slurm/001/packs.txt": 0o644,
+                     "q/slurm/001/array-0.slurm": 0o755}
 
 
 def test_ctrl_c_in_gpus_mode_reports_interrupted_runs_not_failed(ws):

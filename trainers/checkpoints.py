@@ -249,6 +249,9 @@ class RunCheckpoints(SafeLoadModel):
 
     CLASS_TRANSFER = ""
     TRAINS = True
+    # What one run costs, for packing short runs into one SLURM task (runs/slurm_pack.py): "backprop"
+    # (gradients through CLIP every epoch), "features" (frozen CLIP features, a light head), "eval" (one test pass).
+    RUN_COST = "backprop"
 
     # ---- what a trainer defines ------------------------------------------------------------------
     def prompt_identity(self):

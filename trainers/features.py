@@ -193,6 +193,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
     NODE = ""
     MODEL_NAME = "head"
     TRAINS = True
+    RUN_COST = "features"
     FITTED = False
     TRAIN_TRANSFORM = "dassl"  # the train loader's pipeline (clip_transforms)
     HEAD_KIND = ""  # the "kind" of prompt_identity

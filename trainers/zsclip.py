@@ -18,4 +18,5 @@ def _zsclip_keys(cfg):
 class ZeroshotCLIP(TemplateTrainer):
     NODE = "ZEROSHOTCLIP"
     TRAINS = False
+    RUN_COST = "eval"
     SCRIPT_NAME = "zsclip"
