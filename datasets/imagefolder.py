@@ -10,7 +10,10 @@ Only files with an image extension (.jpg, .png, ...; engine/imageio.py) are list
 named in the log; every listed image's header is checked on each load, so an unreadable file stops the run
 before training, with its name. Labels follow the sorted folder names and the split is CoOp's 50/20/30
 per class, created once from a fixed seed and saved beside the images in the split-json format (delete it
-to re-split, e.g. after adding images). Class names are the folder names, or come from
+to re-split, e.g. after adding images). The split file records the list of images it was made from: when
+images or class folders are added or removed later, loading stops with one error naming the change and
+the fix (delete it to re-split); a few-shot cache drawn from an older split is drawn again (said in the
+log). Class names are the folder names, or come from
 ``DATASET.CLASSNAMES_FILE`` (a json ``{folder: name}`` or lines ``<folder> <name>``); names are applied
 when loading, so editing that file needs no re-split. The description key (``python -m
 descriptions.generate``, description-based trainers) is ``DATASET.DESCRIPTIONS_KEY`` or the folder's name.
@@ -23,7 +26,7 @@ from engine import DATASET_REGISTRY
 from .base import CoOpDataset
 from .errors import DatasetNotFoundError, SplitFileError
 from .imageio import ImageReadError, is_image_name, unreadable_images
-from .splits import SPLITS, class_folders, read_and_split_data, read_split
+from .splits import SPLITS, class_folders, images_changed, list_images, read_and_split_data, read_split
 
 SPLIT_FILE = "split_ImageFolder.json"
 NOT_CLASSES = ("split_fewshot",)
@@ -127,6 +130,10 @@ class ImageFolder(CoOpDataset):
         for name in SPLITS:
             out[name] = [(p, y, self.classname(os.path.relpath(p, self.image_dir).split(os.sep)[0]))
                          for p, y, _ in splits[name]]
+        why = images_changed(self.split_path, listed_images(self.dataset_dir), self.image_dir)
+        if why:
+            raise SplitFileError(f"{why}. The split no longer describes the folder: delete {self.split_path} to "
+                                 f"split it again (each run records the split it used), or restore the images.")
         listed = {os.path.relpath(p, self.image_dir).split(os.sep)[0] for p, _, _ in out["train"]}
         extra = sorted(set(class_folders(self.dataset_dir, ignored=NOT_CLASSES)) - listed)
         if extra:
@@ -143,6 +150,15 @@ class ImageFolder(CoOpDataset):
         splits = super().load_splits()
         check_images([d.impath for items in splits for d in items], self.split_path)
         return splits
+
+
+def listed_images(folder):
+    """``[(path, class folder)]``: the files the loader splits (image extensions, in the class folders)."""
+    entries = []
+    for name in class_folders(folder, ignored=NOT_CLASSES):
+        entries += [(os.path.join(folder, name, f), name)
+                    for f in list_images(os.path.join(folder, name), keep=is_image_name)]
+    return entries
 
 
 def report_non_images(image_dir, folders):
