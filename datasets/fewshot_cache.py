@@ -84,14 +84,16 @@ def draw_identity(data, dataset_dir, split_hash):
     return identity
 
 
-def stale_reason(data, dataset_dir, split_hash, split_source):
-    """Why a cache cannot be used with the current split, or None when it was drawn from it."""
+def stale_reason(data, dataset_dir, split_hash, split_source, path, with_val=True):
+    """Why a cache cannot be used with the current split, or None when it was drawn from it (a cache of
+    this split whose images are gone, made under another data root, is the error that says so)."""
     recorded = data.get("identity")
     if not isinstance(recorded, dict) or "split_sha256" not in recorded:
         return (f"records no identity of the split it was drawn from (written by CoOp or older code), so it "
                 f"cannot be checked against {split_source}")
     if recorded["split_sha256"] != split_hash:
         return f"was drawn from another split than {split_source} (the split changed since)"
+    check_cache_images(data, path, with_val)
     if draw_identity({k: data[k] for k in ("train", "val") if k in data}, dataset_dir, split_hash) != \
             {k: recorded.get(k) for k in ("split_sha256", "train_sha256", "val_sha256") if k in recorded}:
         return "does not hold the images it records (edited or corrupt)"
@@ -147,12 +149,11 @@ def fewshot_train_val(dataset_dir, train, val, cfg, generate_fn, with_val=True, 
     if os.path.exists(path):
         print(f"Loading preprocessed few-shot data from {path}")
         data = read_cache(path, with_val)
-        why = stale_reason(data, dataset_dir, split_hash, split_source)
+        why = stale_reason(data, dataset_dir, split_hash, split_source, path, with_val)
         if why:
             print(f"Note: few-shot cache {path} {why}; drawing it again from {split_source} and overwriting it.")
             data = None
         else:
-            check_cache_images(data, path, with_val)
             names = {d.label: d.classname for d in train}
             train = with_current_names(data["train"], names)
             if with_val:

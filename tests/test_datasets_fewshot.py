@@ -115,7 +115,8 @@ def test_dassl_written_cache_is_read(tmp_path, capsys):
     ds = load(tmp_path, "DescribableTextures", NUM_SHOTS=3)
     assert "records no identity of the split it was drawn from (written by CoOp or older code)" in \
         capsys.readouterr().out
-    assert len(ds.train_x) == 3 * len(ds.classnames)
+    assert relpaths(ds.train_x, tmp_path) == relpaths(full.train_x, tmp_path)  # 2 per class: K=3 keeps all
+    assert read_cache(str(path))["identity"]["split_sha256"] == ds.split_sha256
 
 
 def test_cache_is_readable_by_dassl(tmp_path):
