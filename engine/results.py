@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 from sklearn.metrics import f1_score
 
-from .data_identity import IDENTITY_KEY, SOURCES_KEY, dataset_identity
+from .data_identity import IDENTITY_KEY, SOURCES_KEY, dataset_folder, dataset_identity, source_record
 from .io import atomic_write_json, atomic_write_text
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -103,7 +103,10 @@ def build_results(cfg, trainer, elapsed_s):
     dataset = getattr(getattr(trainer, "dm", None), "dataset", None)
     if dataset is not None:  # what data the numbers come from (engine/data_identity.py)
         results[IDENTITY_KEY] = dataset_identity(dataset)
-        results[SOURCES_KEY] = list(getattr(dataset, "data_sources", []))
+        # a loader that records no files (a plugin's own DatasetBase): at least its folder must be there
+        results[SOURCES_KEY] = list(getattr(dataset, "data_sources", None) or [
+            source_record("dataset_dir", dataset_folder(dataset), os.path.abspath(os.path.expanduser(
+                cfg.DATASET.ROOT)))])
     curve = getattr(trainer, "per_epoch_test", None)
     if curve:
         results["per_epoch_test"] = [float(a) for a in curve]

@@ -74,6 +74,8 @@ def test_results_and_config_files(toy_root, tmp_path):
     assert all(isinstance(v, (str, int)) for v in identity.values())
     assert identity["num_classes"] == 4 and identity["num_test"] == 16
     assert on_disk["versions"]["torch"] == torch.__version__ and on_disk["versions"]["python"]
+    # a plugin loader that records no files: its folder, relative to the data root, is what the sweep checks
+    assert on_disk["data_sources"] == [{"role": "dataset_dir", "path": "toy_colors"}]
     assert on_disk["config"]["OPTIM"]["MAX_EPOCH"] == 4
     assert res["accuracy"] == on_disk["accuracy"]
     cfg = yaml.safe_load((out / "config.yaml").read_text())
