@@ -101,9 +101,10 @@ class ImageFolder(CoOpDataset):
         self.split_path = os.path.join(self.dataset_dir, SPLIT_FILE)
         self.split_fewshot_dir = os.path.join(self.dataset_dir, "split_fewshot")
         self.descriptions_key = cfg.DATASET.DESCRIPTIONS_KEY or folder_descriptions_key(self.dataset_dir)
-        self.renames = {}
+        self.renames, self.classnames_path = {}, ""
         if cfg.DATASET.CLASSNAMES_FILE:
-            self.renames = read_renames(os.path.join(self.dataset_dir, os.path.expanduser(cfg.DATASET.CLASSNAMES_FILE)))
+            self.classnames_path = os.path.join(self.dataset_dir, os.path.expanduser(cfg.DATASET.CLASSNAMES_FILE))
+            self.renames = read_renames(self.classnames_path)
 
     def check_layout(self):
         if not os.path.isdir(self.dataset_dir):
@@ -117,6 +118,10 @@ class ImageFolder(CoOpDataset):
         if unknown:
             print(f"Warning: the class names file names folders that do not exist in {self.dataset_dir}: "
                   f"{', '.join(unknown[:5])}")
+
+    def split_files(self):
+        """The split file, and the class names file (edited names change the numbers: the done check sees it)."""
+        return super().split_files() + ([self.classnames_path] if self.classnames_path else [])
 
     def classname(self, folder):
         return self.renames.get(folder, folder)

@@ -44,7 +44,7 @@ def _source_problem(source, data_root):
         if not osp.isfile(path):
             return f"data not found: no split file {path}"
         if _file_sha256(path) != source.get("sha256"):
-            return f"split file {path} changed since this run"
+            return f"split file {path} changed since this run (sha256 differs)"
         return None
     if role == "fewshot":
         if not osp.isfile(path):

@@ -73,12 +73,22 @@ def test_a_cache_without_identity_is_drawn_again_and_said(tmp_path, capsys):
 
 
 def test_cached_images_take_the_current_class_names(tmp_path):
+    """Names are applied at load time (ImageFolder's docstring): a cache made before must not keep the old
+    ones; and a result made with other names is not done (the names file is one of its data sources)."""
+    from engine.data_identity import dataset_identity
+    from runs.data_check import data_problems
+
     make_folder(tmp_path / "pets", ["cat", "dog"])
     load(tmp_path, "ImageFolder", IMAGEFOLDER_DIR="pets", NUM_SHOTS=1)
-    (tmp_path / "pets" / "names.txt").write_text("cat house cat\n")
+    names = tmp_path / "pets" / "names.txt"
+    names.write_text("cat house cat\n")
     ds = load(tmp_path, "ImageFolder", IMAGEFOLDER_DIR="pets", NUM_SHOTS=1, CLASSNAMES_FILE="names.txt")
     assert ds.classnames == ["house cat", "dog"]
     assert {d.classname for d in ds.train_x} == {"house cat", "dog"}
+    results = {"data_identity": dataset_identity(ds), "data_sources": ds.data_sources}
+    assert data_problems(results, str(tmp_path)) == []
+    names.write_text("cat kitty\n")
+    assert data_problems(results, str(tmp_path)) == [f"split file {names} changed since this run (sha256 differs)"]
 
 
 def test_datasets_check_reports_a_stale_cache_and_a_split_that_no_longer_matches(tmp_path, capsys):

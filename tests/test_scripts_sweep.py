@@ -332,7 +332,7 @@ def test_a_run_on_other_data_is_not_done(ws, tmp_path):
     res = ws.run("sweep.sh", "--methods", "ar", "--datasets", "caltech101", "--shots", "16", "--seeds", "1",
                  "--dry-run")
     assert f"would run (results.json does not match this run: split file {ws.root}/data/caltech101/split.json " \
-           "changed since this run)" in res.stdout
+           "changed since this run (sha256 differs))" in res.stdout
 
 
 def test_runs_of_other_data_options_get_their_own_folders(ws):
