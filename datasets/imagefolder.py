@@ -22,6 +22,7 @@ import json
 import os
 
 from engine import DATASET_REGISTRY
+from engine.data_identity import folder_listing_sha256, source_record
 
 from .base import CoOpDataset
 from .errors import DatasetNotFoundError, SplitFileError
@@ -122,6 +123,12 @@ class ImageFolder(CoOpDataset):
     def split_files(self):
         """The split file, and the class names file (edited names change the numbers: the done check sees it)."""
         return super().split_files() + ([self.classnames_path] if self.classnames_path else [])
+
+    def source_records(self, found=()):
+        """Also the folder's file listing: images added or removed since make a result not done."""
+        listing = source_record("listing", self.dataset_dir, self.root, ignored=list(NOT_CLASSES),
+                                sha256=folder_listing_sha256(self.dataset_dir, NOT_CLASSES))
+        return super().source_records(found) + [listing]
 
     def classname(self, folder):
         return self.renames.get(folder, folder)

@@ -118,6 +118,19 @@ def duplicate_classnames_warning(lab2cname):
             f"keyed by label.")
 
 
+def folder_listing_sha256(folder, ignored=()):
+    """Hash of the names of the files one level inside the sub-folders of ``folder`` (hidden ones and
+    ``ignored`` sub-folders left out): a cheap check that no image was added or removed (not decoded)."""
+    lines = []
+    for sub in sorted(os.listdir(folder)):
+        path = os.path.join(folder, sub)
+        if sub.startswith(".") or sub in ignored or not os.path.isdir(path):
+            continue
+        lines += [f"{sub}/{name}" for name in sorted(os.listdir(path))
+                  if not name.startswith(".") and os.path.isfile(os.path.join(path, name))]
+    return sha256_text("\n".join(lines))
+
+
 def source_record(role, path, root, **hashes):
     """One ``data_sources`` entry: a file the run's data came from, relative to the data root when inside it."""
     path = os.path.abspath(path)

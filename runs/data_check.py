@@ -8,6 +8,7 @@ seconds to minutes per run, so this check compares the files instead, cheaply an
 - the dataset folder must exist under the current data root ("data not found" otherwise: the run then
   fails with the loader's clear error);
 - each split file must exist and have the sha256 recorded;
+- an ImageFolder's file listing must be the one recorded (images added or removed: not done);
 - a few-shot cache, where it exists, must record the split and the draw the run used (a cache that is
   gone is drawn again from the same split, so it does not make the result stale).
 
@@ -15,7 +16,7 @@ A result without ``data_identity`` (older code) is not done: what it was compute
 """
 import os.path as osp
 
-from engine.data_identity import IDENTITY_KEY, SOURCES_KEY, sha256_file
+from engine.data_identity import IDENTITY_KEY, SOURCES_KEY, folder_listing_sha256, sha256_file
 from engine.fewshot_cache import read_cache_identity
 
 _HASHES = {}  # (path, mtime, size) -> sha256: a sweep checks the same split file for many runs
@@ -45,6 +46,12 @@ def _source_problem(source, data_root):
             return f"data not found: no split file {path}"
         if _file_sha256(path) != source.get("sha256"):
             return f"split file {path} changed since this run (sha256 differs)"
+        return None
+    if role == "listing":
+        if not osp.isdir(path):
+            return f"data not found: no folder {path}"
+        if folder_listing_sha256(path, source.get("ignored", ())) != source.get("sha256"):
+            return f"the files in {path} changed since this run (files added or removed)"
         return None
     if role == "fewshot":
         if not osp.isfile(path):

@@ -89,6 +89,10 @@ def test_cached_images_take_the_current_class_names(tmp_path):
     assert data_problems(results, str(tmp_path)) == []
     names.write_text("cat kitty\n")
     assert data_problems(results, str(tmp_path)) == [f"split file {names} changed since this run (sha256 differs)"]
+    names.write_text("cat house cat\n")
+    write_image(str(tmp_path / "pets" / "dog" / "new.png"))  # the split would now be refused: not done
+    assert data_problems(results, str(tmp_path)) == [
+        f"the files in {tmp_path / 'pets'} changed since this run (files added or removed)"]
 
 
 def test_datasets_check_reports_a_stale_cache_and_a_split_that_no_longer_matches(tmp_path, capsys):
