@@ -65,6 +65,10 @@ class CoOpDataset(DatasetBase):
         train, val, test = self.finalize(train, val, test, cfg)
         super().__init__(train_x=train, val=val, test=test)
         self.data_sources = self.source_records(found)
+        self.warn_duplicate_names()
+
+    def warn_duplicate_names(self):
+        """Once per run (the dataset is built once): classes whose names collide for CLIP."""
         warning = duplicate_classnames_warning(self.lab2cname)
         if warning:
             print(warning)

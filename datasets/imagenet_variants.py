@@ -42,6 +42,7 @@ class ImageNetVariant(CoOpDataset):
         (test,) = subsample_classes(test, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
         DatasetBase.__init__(self, train_x=test, val=[], test=test)
         self.data_sources = self.source_records()
+        self.warn_duplicate_names()
 
     def split_files(self):
         return [os.path.join(self.dataset_dir, CLASSNAMES)]
