@@ -16,18 +16,22 @@ has one, how to create the split when the split file is missing::
 
 Construction (``Loader(cfg)``) then does, as CoOp: check the layout (a missing folder names the layout
 and the download command) -> read the split file, or create it with ``create_splits`` and save it ->
-check that every image exists -> few-shot step with CoOp's cache (:mod:`datasets.fewshot_cache`) ->
-base/new subsampling (:mod:`datasets.subsample`) -> ``DatasetBase.__init__``.
+check that every image exists -> hash the split (engine/data_identity.py) -> few-shot step with CoOp's
+cache, which must record that hash (:mod:`datasets.fewshot_cache`) -> base/new subsampling
+(:mod:`datasets.subsample`) -> ``DatasetBase.__init__`` -> warn about class names that collide.
+The loaded dataset carries ``split_sha256`` and ``data_sources`` (the files its data came from, with
+their hashes: what the sweep's done check compares, runs/data_check.py); :meth:`split_files` names them.
 Loaders with their own split format override :meth:`read_splits` (FGVCAircraft) or
 :meth:`load_splits` (ImageNet).
 """
 import os
 
 from engine import DatasetBase
+from engine.data_identity import duplicate_classnames_warning, sha256_file, source_record, split_sha256
 
 from .errors import missing_layout_error
 from .fewshot_cache import fewshot_train_val
-from .splits import SPLITS, read_split, save_split, split_rng, to_datums
+from .splits import SPLITS, image_list_record, read_split, save_split, split_rng, to_datums
 from .subsample import subsample_classes
 from .writable import existing_path, write_beside_data
 
@@ -53,10 +57,33 @@ class CoOpDataset(DatasetBase):
         self.configure(cfg)
         self.check_layout()
         train, val, test = self.load_splits()
+        self.split_sha256 = split_sha256((train, val, test), self.dataset_dir)
+        found = []
         train, val = fewshot_train_val(self.dataset_dir, train, val, cfg, self.generate_fewshot_dataset,
-                                       with_val=self.fewshot_val)
+                                       with_val=self.fewshot_val, split_hash=self.split_sha256,
+                                       split_source=self.split_source(), sources=found)
         train, val, test = self.finalize(train, val, test, cfg)
         super().__init__(train_x=train, val=val, test=test)
+        self.data_sources = self.source_records(found)
+        self.warn_duplicate_names()
+
+    def warn_duplicate_names(self):
+        """Once per run (the dataset is built once): classes whose names collide for CLIP."""
+        warning = duplicate_classnames_warning(self.lab2cname)
+        if warning:
+            print(warning)
+
+    def split_files(self):
+        """The files the split was read from (hashed into ``data_sources``); loaders without a split json
+        name theirs (FGVCAircraft's lists, ImageNet's classnames.txt)."""
+        return [self.split_path] if self.split_path and os.path.isfile(self.split_path) else []
+
+    def source_records(self, found=()):
+        """``data_sources``: the dataset folder, each split file with its sha256, the few-shot cache used."""
+        records = [source_record("dataset_dir", self.dataset_dir, self.root)]
+        records += [source_record("split", path, self.root, sha256=sha256_file(path)) for path in self.split_files()]
+        records += [source_record(role, path, self.root, **hashes) for role, path, hashes in found]
+        return records
 
     # -- paths ------------------------------------------------------------------------------------------
     def set_paths(self, root):
@@ -121,7 +148,9 @@ class CoOpDataset(DatasetBase):
             train, val, test = self.create_splits(split_rng())
             self.split_path = write_beside_data(
                 self.dataset_dir, os.path.relpath(self.split_path, self.dataset_dir),
-                lambda path: save_split(train, val, test, path, self.image_dir), "split file")
+                lambda path: save_split(train, val, test, path, self.image_dir,
+                                        made_from=image_list_record(train + val + test, self.image_dir)),
+                "split file")
             splits = {"train": train, "val": val, "test": test}
         source = self.split_source()
         return tuple(to_datums(splits[name], source) for name in SPLITS)

@@ -4,10 +4,18 @@
     python -m datasets.check --root DATA digits [--shift SHIFT]          (default: every built shift)
     python -m datasets.check --root DATA imagefolder --folder MY_IMAGES  (DATASET.IMAGEFOLDER_DIR)
 
-Per dataset: the status (found / missing / incomplete), for each split the number of images on disk
-against the number its split file lists (CoOp's published size beside it), the first missing and
-unreadable images, and the command that fixes a missing dataset. Every image is decoded unless
-``--quick``. The exit status is 0 only when every checked dataset is found.
+What it verifies, per dataset (docs/data-identity.md):
+
+- the dataset folder and its split file(s) exist (else: missing / incomplete, with the command that fixes it);
+- every image a split lists exists and (unless ``--quick``) decodes; each split's size is shown beside
+  CoOp's published one;
+- a split this toolkit made (ImageFolder's ``split_ImageFolder.json``) still matches the images on disk:
+  images or class folders added or removed since it was made make the dataset incomplete, with the fix;
+- each few-shot cache (``split_fewshot/shot_K-seed_S.pkl``) was drawn from the current split: a cache
+  drawn from another split (the split file was replaced or re-made since), or recording no split
+  (written by CoOp or older code), is listed; runs draw such a cache again and overwrite it.
+
+The exit status is 0 only when every checked dataset is found.
 """
 import argparse
 import contextlib
@@ -18,13 +26,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+from engine.data_identity import split_sha256
+from engine.fewshot_cache import read_cache_identity
+
 from .catalog import find_loader, public_names
 from .digits import Digits
 from .digits_data import SHIFTS, shift_dir
-from .errors import download_command
-from .imagefolder import NOT_CLASSES, ImageFolder
-from .imageio import is_image_name, read_image
-from .splits import class_folders, list_images
+from .errors import SplitFileError, download_command
+from .imagefolder import ImageFolder, listed_images
+from .imageio import read_image
+from .splits import SPLITS
+from .writable import fallback_path
 
 LOCAL = {"digits": Digits, "imagefolder": ImageFolder}  # built here / the user's own folder
 
@@ -97,11 +109,7 @@ def check_imagefolder(root, folder, quick=False, workers=8):
 
 def _images_by_class(loader):
     """{"all": [(path, class)]} of an image folder without a split file yet."""
-    entries = []
-    for folder in class_folders(loader.dataset_dir, ignored=NOT_CLASSES):
-        entries += [(os.path.join(loader.dataset_dir, folder, f), folder)  # the files the loader would split
-                    for f in list_images(os.path.join(loader.dataset_dir, folder), keep=is_image_name)]
-    return {"all": entries}
+    return {"all": listed_images(loader.dataset_dir)}
 
 
 def _get(fix):
@@ -119,6 +127,10 @@ def check_located(loader, root, quick, workers, fix, name=None, unsplit_ok=False
         loader.check_layout()
         with contextlib.redirect_stdout(io.StringIO()):  # the loaders' "Reading split from ..." lines
             splits = loader.read_splits()
+    except SplitFileError as err:  # its message names the fix
+        report.status = "incomplete"
+        report.problems.append(str(err).split("\n")[0])
+        return report
     except (FileNotFoundError, ValueError) as err:
         report.status = "incomplete"
         report.problems.append(str(err).split("\n")[0] + f"  (fix: {fix})")
@@ -145,6 +157,8 @@ def check_located(loader, root, quick, workers, fix, name=None, unsplit_ok=False
         report.splits[split_name] = sr
         if sr.missing or sr.unreadable:
             report.status = "incomplete"
+    if splits is not None and "all" not in splits:
+        report.notes += stale_caches(loader, splits)
     expected = COOP_SIZES.get(loader.config_name)
     if expected:
         listed = {"train": expected[0], "val": expected[1], "test": expected[2]}
@@ -153,6 +167,32 @@ def check_located(loader, root, quick, workers, fix, name=None, unsplit_ok=False
         if differ:
             report.notes.append("split sizes differ from CoOp's published split (" + ", ".join(differ) + ")")
     return report
+
+
+def stale_caches(loader, splits):
+    """Notes on the few-shot caches of ``loader`` that were not drawn from ``splits`` (the current split)."""
+    # the loader hashes (train, val, test) as loaded: ImageNet's val is its test
+    parts = [splits.get(name, splits.get("test", [])) for name in SPLITS]
+    current = split_sha256(parts, loader.dataset_dir)
+    folders = [os.path.join(loader.dataset_dir, "split_fewshot"), fallback_path(loader.dataset_dir, "split_fewshot")]
+    notes = []
+    for folder in folders:
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(f for f in os.listdir(folder) if f.endswith(".pkl")):
+            path = os.path.join(folder, name)
+            try:
+                identity = read_cache_identity(path)
+            except Exception as err:
+                notes.append(f"few-shot cache {path} cannot be read ({type(err).__name__}); delete it")
+                continue
+            if identity is None:
+                notes.append(f"few-shot cache {path} records no split it was drawn from (written by CoOp or older "
+                             f"code): runs draw it again from the current split and overwrite it")
+            elif identity.get("split_sha256") != current:
+                notes.append(f"few-shot cache {path} does not match its split: it was drawn from another split "
+                             f"than {loader.split_source()}; runs draw it again and overwrite it")
+    return notes
 
 
 def format_report(report):

@@ -17,10 +17,17 @@ Use from any loader (CoOp-style or not)::
 - A data root that cannot be written still works: the cache goes to the user cache instead, and is read
   from there later (:mod:`datasets.writable`, said in the log).
 - A class with fewer than K training images keeps all of them (Dassl's rule); this is said once.
+- The cache records what it was drawn from (``"identity"``: the split's hash and the draw's own hashes,
+  engine/data_identity.py). A cache drawn from another split (the split file was replaced, or an
+  ImageFolder re-split), one whose images are not the draw it records, and one without a recorded
+  identity (written by CoOp or older code: it cannot be checked) is drawn again from the current split and
+  overwritten, and the log says so naming both files. Class names come from the current split.
 - A cache that lists images that are no longer on disk (data root moved: CoOp stores absolute paths)
   is an error that says which file to delete.
 """
 import os
+
+from engine.data_identity import items_sha256, split_sha256
 
 from .errors import find_missing, missing_images_error
 from .writable import existing_path, write_beside_data
@@ -34,8 +41,8 @@ def fewshot_cache_relpath(num_shots, seed):
 
 
 
-def load_cache(path, with_val=True):
-    """Load and check one cache file (keys, and that the images it names exist)."""
+def read_cache(path, with_val=True):
+    """Read one cache file and check its keys (not yet its images)."""
     from engine import load_fewshot_cache
 
     try:
@@ -47,7 +54,12 @@ def load_cache(path, with_val=True):
     if not isinstance(data, dict) or any(k not in data for k in needed):
         raise ValueError(f"Few-shot cache {path} must hold a dict with keys {list(needed)}; delete it and it "
                          f"is created again.")
-    items = [d for k in needed for d in data[k]]
+    return data
+
+
+def check_cache_images(data, path, with_val=True):
+    """A cache whose images are gone (made under another data root) is an error naming what to delete."""
+    items = [d for k in (("train", "val") if with_val else ("train",)) for d in data[k]]
     missing = find_missing([d.impath for d in items])
     if missing:
         raise missing_images_error(
@@ -55,7 +67,48 @@ def load_cache(path, with_val=True):
             hint=f"The cache stores absolute paths; it was probably made under another data root. Delete "
                  f"{os.path.dirname(path)} and it is created again.",
         )
+
+
+def load_cache(path, with_val=True):
+    """Load and check one cache file (keys, and that the images it names exist)."""
+    data = read_cache(path, with_val)
+    check_cache_images(data, path, with_val)
     return data
+
+
+def draw_identity(data, dataset_dir, split_hash):
+    """The ``"identity"`` a cache records: the split it was drawn from and its own train (and val) draw."""
+    identity = {"split_sha256": split_hash, "train_sha256": items_sha256(data["train"], dataset_dir)}
+    if "val" in data:
+        identity["val_sha256"] = items_sha256(data["val"], dataset_dir)
+    return identity
+
+
+def stale_reason(data, dataset_dir, split_hash, split_source, path, with_val=True):
+    """Why a cache cannot be used with the current split, or None when it was drawn from it (a cache of
+    this split whose images are gone, made under another data root, is the error that says so)."""
+    recorded = data.get("identity")
+    if not isinstance(recorded, dict) or "split_sha256" not in recorded:
+        return (f"records no identity of the split it was drawn from (written by CoOp or older code), so it "
+                f"cannot be checked against {split_source}")
+    if recorded["split_sha256"] != split_hash:
+        return f"was drawn from another split than {split_source} (the split changed since)"
+    check_cache_images(data, path, with_val)
+    if draw_identity({k: data[k] for k in ("train", "val") if k in data}, dataset_dir, split_hash) != \
+            {k: recorded.get(k) for k in ("split_sha256", "train_sha256", "val_sha256") if k in recorded}:
+        return "does not hold the images it records (edited or corrupt)"
+    return None
+
+
+def with_current_names(items, names):
+    """``items`` with the class names of the current split (a renamed ImageFolder class, an edited names
+    file): the cache keeps images and labels; names always come from the split."""
+    from engine import Datum
+
+    if all(names.get(d.label, d.classname) == d.classname for d in items):
+        return items
+    return [Datum(impath=d.impath, label=d.label, domain=d.domain, classname=names.get(d.label, d.classname))
+            for d in items]
 
 
 def report_shortfall(items, num_shots, key):
@@ -75,28 +128,46 @@ def report_shortfall(items, num_shots, key):
     return short
 
 
-def fewshot_train_val(dataset_dir, train, val, cfg, generate_fn, with_val=True):
-    """Return the few-shot ``(train, val)`` for ``cfg`` (see the module docstring)."""
+def fewshot_train_val(dataset_dir, train, val, cfg, generate_fn, with_val=True, split_hash=None,
+                      split_source="", sources=None):
+    """Return the few-shot ``(train, val)`` for ``cfg`` (see the module docstring).
+
+    ``split_hash``: the hash of the whole split (engine.data_identity.split_sha256; default: of ``train``
+    and ``val``), which a cache must record; ``split_source`` names the split in messages; ``sources``, a
+    list, gets ``("fewshot", path, identity)`` of the cache used."""
     from engine import save_fewshot_cache
 
     num_shots = cfg.DATASET.NUM_SHOTS
     if num_shots < 1:
         return train, val
+    if split_hash is None:
+        split_hash = split_sha256((train, val, []), dataset_dir)
+    split_source = split_source or f"the split of {dataset_dir}"
     relpath = fewshot_cache_relpath(num_shots, cfg.SEED)
     path = existing_path(dataset_dir, relpath, "few-shot cache")
+    data = None
     if os.path.exists(path):
         print(f"Loading preprocessed few-shot data from {path}")
-        data = load_cache(path, with_val)
-        train = data["train"]
-        if with_val:
-            val = data["val"]
-    else:
+        data = read_cache(path, with_val)
+        why = stale_reason(data, dataset_dir, split_hash, split_source, path, with_val)
+        if why:
+            print(f"Note: few-shot cache {path} {why}; drawing it again from {split_source} and overwriting it.")
+            data = None
+        else:
+            names = {d.label: d.classname for d in train}
+            train = with_current_names(data["train"], names)
+            if with_val:
+                val = with_current_names(data["val"], names)
+    if data is None:
         train = generate_fn(train, num_shots=num_shots)
         data = {"train": train}
         if with_val:
             val = generate_fn(val, num_shots=min(num_shots, 4))
             data["val"] = val
+        data["identity"] = draw_identity(data, dataset_dir, split_hash)
         print(f"Saving preprocessed few-shot data to {path}")
-        write_beside_data(dataset_dir, relpath, lambda p: save_fewshot_cache(p, data), "few-shot cache")
+        path = write_beside_data(dataset_dir, relpath, lambda p: save_fewshot_cache(p, data), "few-shot cache")
+    if sources is not None:
+        sources.append(("fewshot", path, dict(data["identity"])))
     report_shortfall(train, num_shots, (os.path.abspath(dataset_dir), num_shots))
     return train, val

@@ -33,6 +33,10 @@ fgvc_aircraft/                           (the data/ folder of fgvc-aircraft-2013
     def split_source(self):
         return f"{self.dataset_dir}/images_variant_{{train,val,test}}.txt"
 
+    def split_files(self):
+        return [os.path.join(self.dataset_dir, name) for name in
+                ("variants.txt", "images_variant_train.txt", "images_variant_val.txt", "images_variant_test.txt")]
+
     def read_splits(self):
         with open(self.require_file("variants.txt"), "r") as f:
             classnames = [line.strip() for line in f if line.strip()]

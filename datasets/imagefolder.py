@@ -10,7 +10,10 @@ Only files with an image extension (.jpg, .png, ...; engine/imageio.py) are list
 named in the log; every listed image's header is checked on each load, so an unreadable file stops the run
 before training, with its name. Labels follow the sorted folder names and the split is CoOp's 50/20/30
 per class, created once from a fixed seed and saved beside the images in the split-json format (delete it
-to re-split, e.g. after adding images). Class names are the folder names, or come from
+to re-split, e.g. after adding images). The split file records the list of images it was made from: when
+images or class folders are added or removed later, loading stops with one error naming the change and
+the fix (delete it to re-split); a few-shot cache drawn from an older split is drawn again (said in the
+log). Class names are the folder names, or come from
 ``DATASET.CLASSNAMES_FILE`` (a json ``{folder: name}`` or lines ``<folder> <name>``); names are applied
 when loading, so editing that file needs no re-split. The description key (``python -m
 descriptions.generate``, description-based trainers) is ``DATASET.DESCRIPTIONS_KEY`` or the folder's name.
@@ -19,11 +22,12 @@ import json
 import os
 
 from engine import DATASET_REGISTRY
+from engine.data_identity import folder_listing_sha256, source_record
 
 from .base import CoOpDataset
 from .errors import DatasetNotFoundError, SplitFileError
 from .imageio import ImageReadError, is_image_name, unreadable_images
-from .splits import SPLITS, class_folders, read_and_split_data, read_split
+from .splits import SPLITS, class_folders, images_changed, list_images, read_and_split_data, read_split
 
 SPLIT_FILE = "split_ImageFolder.json"
 NOT_CLASSES = ("split_fewshot",)
@@ -100,9 +104,10 @@ class ImageFolder(CoOpDataset):
         self.split_path = os.path.join(self.dataset_dir, SPLIT_FILE)
         self.split_fewshot_dir = os.path.join(self.dataset_dir, "split_fewshot")
         self.descriptions_key = cfg.DATASET.DESCRIPTIONS_KEY or folder_descriptions_key(self.dataset_dir)
-        self.renames = {}
+        self.renames, self.classnames_path = {}, ""
         if cfg.DATASET.CLASSNAMES_FILE:
-            self.renames = read_renames(os.path.join(self.dataset_dir, os.path.expanduser(cfg.DATASET.CLASSNAMES_FILE)))
+            self.classnames_path = os.path.join(self.dataset_dir, os.path.expanduser(cfg.DATASET.CLASSNAMES_FILE))
+            self.renames = read_renames(self.classnames_path)
 
     def check_layout(self):
         if not os.path.isdir(self.dataset_dir):
@@ -117,6 +122,16 @@ class ImageFolder(CoOpDataset):
             print(f"Warning: the class names file names folders that do not exist in {self.dataset_dir}: "
                   f"{', '.join(unknown[:5])}")
 
+    def split_files(self):
+        """The split file, and the class names file (edited names change the numbers: the done check sees it)."""
+        return super().split_files() + ([self.classnames_path] if self.classnames_path else [])
+
+    def source_records(self, found=()):
+        """Also the folder's file listing: images added or removed since make a result not done."""
+        listing = source_record("listing", self.dataset_dir, self.root, ignored=list(NOT_CLASSES),
+                                sha256=folder_listing_sha256(self.dataset_dir, NOT_CLASSES))
+        return super().source_records(found) + [listing]
+
     def classname(self, folder):
         return self.renames.get(folder, folder)
 
@@ -129,6 +144,10 @@ class ImageFolder(CoOpDataset):
         for name in SPLITS:
             out[name] = [(p, y, self.classname(os.path.relpath(p, self.image_dir).split(os.sep)[0]))
                          for p, y, _ in splits[name]]
+        why = images_changed(self.split_path, listed_images(self.dataset_dir), self.image_dir)
+        if why:
+            raise SplitFileError(f"{why}. The split no longer describes the folder: delete {self.split_path} to "
+                                 f"split it again (each run records the split it used), or restore the images.")
         listed = {os.path.relpath(p, self.image_dir).split(os.sep)[0] for p, _, _ in out["train"]}
         extra = sorted(set(class_folders(self.dataset_dir, ignored=NOT_CLASSES)) - listed)
         if extra:
@@ -145,6 +164,15 @@ class ImageFolder(CoOpDataset):
         splits = super().load_splits()
         check_images([d.impath for items in splits for d in items], self.split_path)
         return splits
+
+
+def listed_images(folder):
+    """``[(path, class folder)]``: the files the loader splits (image extensions, in the class folders)."""
+    entries = []
+    for name in class_folders(folder, ignored=NOT_CLASSES):
+        entries += [(os.path.join(folder, name, f), name)
+                    for f in list_images(os.path.join(folder, name), keep=is_image_name)]
+    return entries
 
 
 def report_non_images(image_dir, folders):

@@ -83,6 +83,11 @@ imagenet/
                         for im in list_images(os.path.join(folder, wnid))]
         return entries
 
+    def split_files(self):
+        """classnames.txt (the split itself is the image folders, listed once into preprocessed.pkl)."""
+        path = os.path.join(self.dataset_dir, "classnames.txt")
+        return [path] if os.path.isfile(path) else []
+
     def read_splits(self):
         """``{"train", "test"}`` entries from preprocessed.pkl, or from the folders when it is absent."""
         if os.path.exists(self.preprocessed):

@@ -41,6 +41,11 @@ class ImageNetVariant(CoOpDataset):
         test = to_datums(self.read_splits()["test"], self.split_source())
         (test,) = subsample_classes(test, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
         DatasetBase.__init__(self, train_x=test, val=[], test=test)
+        self.data_sources = self.source_records()
+        self.warn_duplicate_names()
+
+    def split_files(self):
+        return [os.path.join(self.dataset_dir, CLASSNAMES)]
 
     def split_source(self):
         return f"the class folders of {self.image_dir}"

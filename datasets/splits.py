@@ -7,7 +7,10 @@ Shared by every loader (and usable by new ones):
   entries first gives one clear error with the first few missing paths and their count.
 - :func:`read_split` / :func:`save_split`: CoOp's ``split_zhou_<Name>.json`` format,
   ``{"train"|"val"|"test": [[relpath, label, classname], ...]}`` with paths relative to an image folder.
-  Saving is atomic (temporary file + rename), so parallel runs never read half a split.
+  Saving is atomic (temporary file + rename), so parallel runs never read half a split. A split this
+  toolkit creates also records ``"made_from"``: the identity of the image list it was made from
+  (:func:`image_list_record`; CoOp's readers ignore the extra key), so a loader that can list its images
+  again (ImageFolder) notices images added or removed since (:func:`images_changed`).
 - :func:`read_and_split_data` (one folder per class, CoOp's 50/20/30 split per class, with ignored
   folders and renames), :func:`split_trainval` (CoOp's per-class 80/20 train/val split) and
   :func:`split_groups` (the per-class split behind both).
@@ -49,8 +52,53 @@ def relative_to(path, prefix):
     return rel.replace(os.sep, "/")
 
 
-def save_split(train, val, test, filepath, path_prefix):
-    """Write CoOp's split json (paths relative to ``path_prefix``) atomically; items: Datum or entries."""
+def _path(item):
+    return item[0] if isinstance(item, (tuple, list)) else item.impath
+
+
+def image_list_record(entries, path_prefix):
+    """``{"images_sha256", "num_images"}`` of the images a split is made from (paths relative to
+    ``path_prefix``, labels ignored: the list of files, in any order)."""
+    from engine.data_identity import sha256_text
+
+    rels = sorted(relative_to(_path(e), path_prefix) for e in entries)
+    return {"images_sha256": sha256_text("\n".join(rels)), "num_images": len(rels)}
+
+
+def recorded_image_list(filepath):
+    """The ``"made_from"`` record of a split file, or None (CoOp's files, older splits of this toolkit)."""
+    try:
+        with open(filepath, "r") as f:
+            record = json.load(f).get("made_from")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return record if isinstance(record, dict) and "images_sha256" in record else None
+
+
+def images_changed(filepath, listed, path_prefix):
+    """Why the images ``listed`` now (entries) are not those the split file was made from, or None (also
+    when the split records no image list)."""
+    record = recorded_image_list(filepath)
+    if record is None or image_list_record(listed, path_prefix) == record:
+        return None
+    with open(filepath, "r") as f:
+        split = json.load(f)
+    in_split = {row[0] for name in SPLITS for row in split[name]}
+    now = {relative_to(_path(e), path_prefix) for e in listed}
+    added, removed = sorted(now - in_split), sorted(in_split - now)
+
+    def show(paths):
+        return ", ".join(paths[:3]) + (f", ... ({len(paths) - 3} more)" if len(paths) > 3 else "")
+
+    parts = ([f"{len(added)} added ({show(added)})"] if added else []) + \
+            ([f"{len(removed)} removed ({show(removed)})"] if removed else [])
+    return (f"the images in {path_prefix} changed since {filepath} was made from them ("
+            f"{record['num_images']} then, {len(now)} now: {'; '.join(parts) or 'other files'})")
+
+
+def save_split(train, val, test, filepath, path_prefix, made_from=None):
+    """Write CoOp's split json (paths relative to ``path_prefix``) atomically; items: Datum or entries.
+    ``made_from``: the :func:`image_list_record` of the images it was made from (recorded beside)."""
     from engine.io import atomic_write_text
 
     split = {}
@@ -60,6 +108,8 @@ def save_split(train, val, test, filepath, path_prefix):
             impath, label, classname = _fields(item)
             rows.append([relative_to(impath, path_prefix), label, classname])
         split[name] = rows
+    if made_from is not None:
+        split["made_from"] = made_from
     atomic_write_text(filepath, json.dumps(split, indent=4, separators=(",", ": ")))
     print(f"Saved split to {filepath}")
 

@@ -6,6 +6,10 @@ path to the Datum of the active backend. Writing always names Dassl's class path
 so a data root shared with CoOp itself holds only caches that CoOp's plain ``pickle.load`` reads.
 Writes are atomic (parallel runs share a data root).
 
+A cache written here also holds ``"identity"``: ``{"split_sha256", "train_sha256"[, "val_sha256"]}`` (the
+split it was drawn from and the draw itself, engine/data_identity.py); :func:`read_cache_identity` reads it
+without the backend (stdlib only: the sweep's done check uses it). CoOp's ``pickle.load`` ignores the key.
+
 Loading is restricted: a pickle can run any code it names when loaded, so only the classes a cache may hold
 (Datum under its known paths, plain containers and numbers, numpy scalars) are resolved; anything else
 stops the load with an error naming the class, before it can run.
@@ -32,11 +36,14 @@ class UnsafeCacheError(pickle.UnpicklingError):
 
 
 class _DatumUnpickler(pickle.Unpickler):
+    def datum_class(self):
+        from engine import Datum
+
+        return Datum
+
     def find_class(self, module, name):
         if (module, name) in DATUM_PATHS:
-            from engine import Datum
-
-            return Datum
+            return self.datum_class()
         if (module, name) in SAFE_GLOBALS:
             return super().find_class(module, name)
         raise UnsafeCacheError(f"it references {module}.{name}, which a few-shot cache never holds (only Datum, "
@@ -73,6 +80,24 @@ def load_fewshot_cache(path):
     """Return the pickled ``{"train": [...], "val": [...]}`` dict with Datum objects of this backend."""
     with open(path, "rb") as f:
         return _DatumUnpickler(io.BytesIO(f.read())).load()
+
+
+class _PlainDatum:
+    """Stands for Datum when only a cache's identity is read (its attributes are set, nothing is checked)."""
+
+
+class _PeekUnpickler(_DatumUnpickler):
+    def datum_class(self):
+        return _PlainDatum
+
+
+def read_cache_identity(path):
+    """The ``"identity"`` dict a cache records, or None (a cache written by CoOp or older code); stdlib only.
+    Raises OSError / pickle errors for a file that cannot be read."""
+    with open(path, "rb") as f:
+        data = _PeekUnpickler(io.BytesIO(f.read())).load()
+    identity = data.get("identity") if isinstance(data, dict) else None
+    return dict(identity) if isinstance(identity, dict) else None
 
 
 def save_fewshot_cache(path, data):

@@ -1,10 +1,12 @@
 """results.json and config.yaml of a run: the files that tables and sweeps read."""
 import os
+import platform
 import subprocess
 
 import numpy as np
 from sklearn.metrics import f1_score
 
+from .data_identity import IDENTITY_KEY, SOURCES_KEY, dataset_folder, dataset_identity, source_record
 from .io import atomic_write_json, atomic_write_text
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,8 +36,22 @@ def write_config(cfg, output_dir):
     atomic_write_text(os.path.join(output_dir, "config.yaml"), cfg.dump())
 
 
+def versions():
+    """Python, torch and open_clip versions of this run (None for a package that is not installed)."""
+    found = {"python": platform.python_version()}
+    for name in ("torch", "open_clip"):
+        try:
+            module = __import__(name)
+            found[name] = str(getattr(module, "__version__", "unknown"))
+        except ImportError:
+            found[name] = None
+    return found
+
+
 def evaluation_summary(y_true, y_pred, lab2cname):
-    """accuracy, macro_f1 and per-class accuracy (percent) from the labels of the last evaluation."""
+    """accuracy, macro_f1 and per-class accuracy (percent) from the labels of the last evaluation;
+    ``per_class`` is keyed by label (as a string), ``{"name": class name, "accuracy": percent}``, so two
+    classes of the same name both appear."""
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     if y_true.size == 0:
@@ -46,7 +62,8 @@ def evaluation_summary(y_true, y_pred, lab2cname):
     for label in sorted(lab2cname):
         mask = y_true == label
         if mask.any():
-            per_class[lab2cname[label]] = 100.0 * float((y_pred[mask] == label).mean())
+            per_class[str(label)] = {"name": lab2cname[label],
+                                     "accuracy": 100.0 * float((y_pred[mask] == label).mean())}
     return {"accuracy": accuracy, "macro_f1": macro_f1, "per_class": per_class}
 
 
@@ -81,7 +98,15 @@ def build_results(cfg, trainer, elapsed_s):
         "trainable_params": trainable_params(trainer),
         "git": git_revision(),
         "config": cfg_to_dict(cfg),
+        "versions": versions(),
     }
+    dataset = getattr(getattr(trainer, "dm", None), "dataset", None)
+    if dataset is not None:  # what data the numbers come from (engine/data_identity.py)
+        results[IDENTITY_KEY] = dataset_identity(dataset)
+        # a loader that records no files (a plugin's own DatasetBase): at least its folder must be there
+        results[SOURCES_KEY] = list(getattr(dataset, "data_sources", None) or [
+            source_record("dataset_dir", dataset_folder(dataset), os.path.abspath(os.path.expanduser(
+                cfg.DATASET.ROOT)))])
     curve = getattr(trainer, "per_epoch_test", None)
     if curve:
         results["per_epoch_test"] = [float(a) for a in curve]

@@ -164,7 +164,8 @@ def validate(jobs):
 
 
 def run_dir(job, settings):
-    return layout.run_dir(settings.output, job.dataset, trainer_of(job.method), job.cfg, job.shots, job.seed)
+    return layout.run_dir(settings.output, job.dataset, trainer_of(job.method), job.cfg, job.shots, job.seed,
+                          job.opts)
 
 
 def train_opts(job):
@@ -188,7 +189,7 @@ def command(job, settings):
 def done(job, settings):
     """layout.Verdict for the job's folder."""
     return layout.check_done(run_dir(job, settings), trainer_of(job.method), job.shots, job.seed,
-                             config_files(job), train_opts(job))
+                             config_files(job), train_opts(job), data_root=settings.data)
 
 
 def label(job, show_cfg=False):

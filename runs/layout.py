@@ -7,18 +7,29 @@ Layout (relative to the repository root, as CoOp's scripts have it)::
     configs/trainers/<TRAINER>/<cfg>.yaml           trainer config
     <output>/<dataset>/<TRAINER>/<cfg>_<K>shots/seed<S>/   one run: log.txt, config.yaml, results.json
 
-A run is done when its results.json parses, records the run's trainer, shots and seed, and its
+``<dataset>`` is the dataset config's name, followed by each trailing ``DATASET.*`` option that chooses
+other data (every one but NUM_SHOTS): ``imagefolder--imagefolder_dir-pets``, ``digits--digits_shift-tinted``,
+``caltech101--subsample_classes-base`` (a value that is not a plain name is cleaned and gets a short hash).
+So runs of different ImageFolders, Digits shifts or class subsets never share (and overwrite) a folder.
+Folders of older code (``<dataset>`` alone) are read as before.
+
+A run is done when its results.json parses, records the run's trainer, shots and seed, its
 recorded config holds every value that the run's two config files and its trailing KEY VALUE options
-set. Anything else (missing, empty, corrupt, another run's file, a config file edited since, an untrained
-``--eval-only`` result recording ``"untrained": true``) is not done, and ``check_done`` says why.
+set, and the data it records (``data_identity`` / ``data_sources``) is the data under the current data
+root (runs/data_check.py: the dataset folder exists, the split files have the recorded hashes, an
+existing few-shot cache holds the recorded draw). Anything else (missing, empty, corrupt, another run's
+file, a config file edited since, an untrained ``--eval-only`` result recording ``"untrained": true``,
+no recorded data identity, data not found or changed) is not done, and ``check_done`` says why.
 """
 import ast
+import hashlib
 import json
 import os.path as osp
 import re
 from collections import namedtuple
 
 from . import yaml_subset
+from .data_check import data_problems
 
 RESULTS = "results.json"
 # Other files of a run folder: train.py's merged config and log; DVP's PRM file; plot_prm's default output.
@@ -38,15 +49,35 @@ def trainer_config(trainer, cfg):
     return osp.join(CONFIGS, "trainers", trainer, f"{cfg}.yaml")
 
 
-def run_dir(output, dataset, trainer, cfg, shots, seed):
-    return osp.join(output, dataset, trainer, f"{cfg}_{shots}shots", f"seed{seed}")
+# options that do not choose other data (NUM_SHOTS has its own folder level; ROOT may differ between machines)
+SAME_DATA_KEYS = frozenset({"DATASET.NUM_SHOTS", "DATASET.ROOT"})
+
+
+def _folder_value(value):
+    text = str(value)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:40]
+    return safe if safe == text else f"{safe}-{hashlib.sha1(text.encode()).hexdigest()[:8]}".lstrip("-")
+
+
+def dataset_folder(dataset, opts=()):
+    """The run layout's dataset level: the config name and the DATASET.* options that choose other data."""
+    parts = [f"{key[len('DATASET.'):].lower()}-{_folder_value(value)}"
+             for key, value in sorted(zip(opts[::2], opts[1::2]))
+             if key.startswith("DATASET.") and key not in SAME_DATA_KEYS]
+    return "--".join([dataset] + parts)
+
+
+def run_dir(output, dataset, trainer, cfg, shots, seed, opts=()):
+    """One run's folder; ``opts``: the run's trailing KEY VALUE options (see :func:`dataset_folder`)."""
+    return osp.join(output, dataset_folder(dataset, opts), trainer, f"{cfg}_{shots}shots", f"seed{seed}")
 
 
 RunPath = namedtuple("RunPath", "dataset trainer cfg shots seed")
 
 
 def parse_run_dir(path):
-    """RunPath of a folder in the layout (a results.json path works too), or None."""
+    """RunPath of a folder in the layout (a results.json path works too), or None; ``dataset`` is the
+    dataset config's name (without the options of :func:`dataset_folder`)."""
     parts = osp.normpath(path).split(osp.sep)
     if parts and parts[-1] == RESULTS:
         parts = parts[:-1]
@@ -55,7 +86,7 @@ def parse_run_dir(path):
     match = _RUN_DIR.match(parts[-2])
     if not match:
         return None
-    return RunPath(parts[-4], parts[-3], match["cfg"], int(match["shots"]), int(parts[-1][4:]))
+    return RunPath(parts[-4].split("--")[0], parts[-3], match["cfg"], int(match["shots"]), int(parts[-1][4:]))
 
 
 def decode_value(value):
@@ -127,9 +158,10 @@ def _show(value, limit=60):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def check_done(folder, trainer, shots, seed, config_files, opts=()):
+def check_done(folder, trainer, shots, seed, config_files, opts=(), data_root=None):
     """Verdict(done, reason): is ``folder`` a finished run of exactly this trainer, shots, seed and
-    config? ``reason`` names the first problems found (or says what matched)."""
+    config, computed on the data under ``data_root`` (DATA; None: only that a data identity is
+    recorded)? ``reason`` names the first problems found (or says what matched)."""
     results, why = read_results(folder)
     if results is None:
         return Verdict(False, why)
@@ -151,6 +183,8 @@ def check_done(folder, trainer, shots, seed, config_files, opts=()):
                 problems.append(f"{key} not recorded (config sets {_show(want)})")
             elif _plain(flat[key]) != want:
                 problems.append(f"{key} {_show(flat[key])}, config sets {_show(want)}")
+    if not problems:  # the data check reads files: only for a result that matches otherwise
+        problems += data_problems(results, data_root)
     if problems:
         more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
         return Verdict(False, f"{RESULTS} does not match this run: " + "; ".join(problems[:3]) + more)

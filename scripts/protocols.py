@@ -181,14 +181,15 @@ def recorded_model(step):
         return None
 
 
-def finished(step):
-    """(True, "") when the step's folder holds a finished run of exactly this step (runs/layout.py's
-    check_done; a test also of the current result of its training run); (False, why not) otherwise."""
+def finished(step, data=None):
+    """(True, "") when the step's folder holds a finished run of exactly this step on the data under
+    ``data`` (runs/layout.py's check_done; a test also of the current result of its training run);
+    (False, why not) otherwise."""
     if not osp.exists(osp.join(step.folder, RESULTS)):
         return False, ""
     _, _, seed = step.options
     verdict = layout.check_done(step.folder, step.trainer, PROTOCOL_SHOTS, seed, config_files(step),
-                                protocol_options(step))
+                                protocol_options(step), data_root=data)
     if not verdict.done:
         return False, f"{osp.join(step.folder, RESULTS)}: {verdict.reason}"
     if step.model_dir and step.trainer not in EVAL_ONLY:  # ZeroshotCLIP's tests load no model
@@ -240,12 +241,12 @@ def launch(step, python, data):
     with run_lock(step.folder) as lock_file:
         if lock_file is None:
             return "busy", "another process is running it; run again when it has finished"
-        if finished(step)[0]:
+        if finished(step, data)[0]:
             return "skipped", "another process finished it meanwhile"
-        return _run_locked(step, cmd, python, lock_file)
+        return _run_locked(step, cmd, python, lock_file, data)
 
 
-def _run_locked(step, cmd, python, lock_file):
+def _run_locked(step, cmd, python, lock_file, data):
     start = time.time()
     tested = trained_model(step.model_dir) if step.model_dir and step.trainer not in EVAL_ONLY else None
     try:
@@ -259,7 +260,7 @@ def _run_locked(step, cmd, python, lock_file):
         return "failed", f"exit {rc} after {took:.0f} s; see {osp.join(step.folder, layout.LOG_FILE)}"
     if tested is not None:
         atomic_write_json(osp.join(step.folder, TESTED_MODEL), tested, indent=1)
-    done, why = finished(step)
+    done, why = finished(step, data)
     if not done:
         return "failed", f"exit 0 but {why or 'no results.json in ' + step.folder}"
     return "done", f"{took:.1f} s"
@@ -277,7 +278,7 @@ def run_steps(steps, python, data):
     try:
         for i, step in enumerate(steps, 1):
             prefix = f"[{i}/{total}] {step.label} ..."
-            done, why = finished(step)
+            done, why = finished(step, data)
             if done:
                 status[step.folder] = "skipped"
                 print(f"{prefix} skip (results.json exists)", flush=True)

@@ -8,6 +8,9 @@ so the tests see exactly which runs were launched and the runner's done check re
 Switches: FAKE_FAIL (an ERROR line and exit 3 when the output dir contains it), FAKE_SLEEP (seconds) and
 FAKE_SLEEP_IN (sleep only in output dirs containing it, after writing its pid there), FAKE_NO_RESULTS (exit 0 without
 results.json), FAKE_CHECKPOINTS (a training run leaves prompt_learner/model.pth.tar-3 and -12).
+Data as train.py finds it: the dataset folder is $DATA/<dataset config name> (the workspace creates one
+per dataset, with a split.json); without it the fake fails as train.py does; results.json records
+data_identity and data_sources (the folder and split.json's sha256) as train.py does.
 """
 import json
 import subprocess
@@ -75,8 +78,19 @@ for key, value in zip(opts[::2], opts[1::2]):
     for part in parents:
         node = node.setdefault(part, {{}})
     node[leaf] = value
+import hashlib
+dataset = os.path.splitext(os.path.basename(flag("--dataset-config-file")))[0]
+split = os.path.join(flag("--root"), dataset, "split.json")
+if not os.path.isfile(split):
+    print(f"ERROR: dataset folder not found: {{split}}", file=sys.stderr)
+    sys.exit(4)
+with open(split, "rb") as f:
+    split_hash = hashlib.sha256(f.read()).hexdigest()
 results = {{"method": flag("--trainer"), "shots": config["DATASET"]["NUM_SHOTS"],
-           "seed": int(flag("--seed")), "accuracy": 50.0, "config": config}}
+           "seed": int(flag("--seed")), "accuracy": 50.0, "config": config,
+           "data_identity": {{"split_sha256": split_hash, "num_classes": 2}},
+           "data_sources": [{{"role": "dataset_dir", "path": dataset}},
+                            {{"role": "split", "path": dataset + "/split.json", "sha256": split_hash}}]}}
 with open(os.path.join(out, "results.json"), "w") as f:
     json.dump(results, f)
 """
@@ -93,6 +107,7 @@ class FakeWorkspace:
         self.root = root
         for name in datasets:
             self.write(f"configs/datasets/{name}.yaml", "DATASET:\n  NAME: X\n")
+            self.write(f"data/{name}/split.json", '{"train": [], "val": [], "test": []}\n')
         for trainer in trainers:
             self.write(f"configs/trainers/{trainer}/vit_b16.yaml", "{}\n")
         self.fake = root / "fake_python"
@@ -101,7 +116,7 @@ class FakeWorkspace:
         self.record = root / "record.jsonl"
         self.bin = root / "bin"
         self.bin.mkdir()
-        self.env = {"PYTHON": str(self.fake), "DATA": "/datasets", "OUTPUT": "out",
+        self.env = {"PYTHON": str(self.fake), "DATA": str(root / "data"), "OUTPUT": "out",
                     "FAKE_RECORD": str(self.record), "RUNNER_PYTHON": sys.executable,
                     "PATH": path or str(self.bin), "HOME": str(root), **env}
 

@@ -108,7 +108,8 @@ def test_fallback_split_is_created_once_and_seeded(tmp_path, name):
     assert sizes(ds) == mini.sizes and ds.classnames == mini.classnames
     with open(mini.split_path) as f:
         split = json.load(f)
-    assert sorted(split) == ["test", "train", "val"]
+    assert sorted(split) == ["made_from", "test", "train", "val"]  # made_from: the image list it was made from
+    assert split.pop("made_from")["num_images"] == sum(mini.sizes.values())
     assert all(len(row) == 3 and not os.path.isabs(row[0]) for rows in split.values() for row in rows)
     mtime = os.path.getmtime(mini.split_path)
     again = load(tmp_path / "a", CLASS_NAMES[name])  # reads the saved file

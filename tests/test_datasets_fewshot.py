@@ -63,7 +63,8 @@ def test_cache_file_name_contents_and_reuse(tmp_path, capsys):
     assert relpaths(ds.train_x, tmp_path) == relpaths(expected_train, tmp_path)
     assert relpaths(ds.val, tmp_path) == relpaths(expected_val, tmp_path)
     cache = load_fewshot_cache(str(path))
-    assert sorted(cache) == ["train", "val"]
+    assert sorted(cache) == ["identity", "train", "val"]  # identity: the split it was drawn from, and the draw
+    assert cache["identity"]["split_sha256"] == ds.split_sha256
     assert relpaths(cache["train"], tmp_path) == relpaths(ds.train_x, tmp_path)
     assert all(os.path.isabs(d.impath) for d in cache["train"])
 
@@ -79,12 +80,13 @@ def test_imagenet_cache_holds_train_only(tmp_path):
     build("imagenet", tmp_path)
     ds = load(tmp_path, "ImageNet", NUM_SHOTS=1)
     cache = load_fewshot_cache(str(tmp_path / "imagenet" / "split_fewshot" / "shot_1-seed_1.pkl"))
-    assert list(cache) == ["train"] and len(cache["train"]) == 4
+    assert list(cache) == ["train", "identity"] and len(cache["train"]) == 4
     assert len(ds.train_x) == 4 and len(ds.test) == 8 and len(ds.val) == 8
 
 
-def test_dassl_written_cache_is_read(tmp_path):
-    """A cache pickled by Dassl (class path dassl.data.datasets.base_dataset.Datum) loads here."""
+def test_dassl_written_cache_is_read(tmp_path, capsys):
+    """A cache pickled by Dassl (class path dassl.data.datasets.base_dataset.Datum) loads here; it records no
+    split it was drawn from, so it is drawn again (said) rather than trusted (issue 19)."""
     import json
 
     from engine import Datum
@@ -104,10 +106,17 @@ def test_dassl_written_cache_is_read(tmp_path):
                          text=True, env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": fake_dassl(tmp_path)})
     assert out.returncode == 0, out.stderr
     assert b"dassl.data.datasets.base_dataset" in path.read_bytes()
+    from datasets.fewshot_cache import read_cache
+
+    cached = read_cache(str(path))
+    assert all(isinstance(d, Datum) for d in cached["train"] + cached["val"])
+    assert relpaths(cached["train"], tmp_path) == relpaths(chosen["train"], tmp_path)
+    capsys.readouterr()
     ds = load(tmp_path, "DescribableTextures", NUM_SHOTS=3)
-    assert all(isinstance(d, Datum) for d in ds.train_x + ds.val)
-    assert relpaths(ds.train_x, tmp_path) == relpaths(chosen["train"], tmp_path)
-    assert relpaths(ds.val, tmp_path) == relpaths(chosen["val"], tmp_path)
+    assert "records no identity of the split it was drawn from (written by CoOp or older code)" in \
+        capsys.readouterr().out
+    assert relpaths(ds.train_x, tmp_path) == relpaths(full.train_x, tmp_path)  # 2 per class: K=3 keeps all
+    assert read_cache(str(path))["identity"]["split_sha256"] == ds.split_sha256
 
 
 def test_cache_is_readable_by_dassl(tmp_path):
@@ -188,7 +197,10 @@ def test_readers_never_see_a_half_written_cache(tmp_path):
     build("dtd", tmp_path)
     ds = load(tmp_path, "DescribableTextures", NUM_SHOTS=2)
     path = str(tmp_path / "dtd" / "split_fewshot" / "shot_2-seed_1.pkl")
+    from datasets.fewshot_cache import draw_identity
+
     data = {"train": ds.train_x * 200, "val": ds.val}  # a larger file, so a torn read would show
+    data["identity"] = draw_identity(data, str(tmp_path / "dtd"), ds.split_sha256)
     ctx = mp.get_context("fork")
     stop = ctx.Event()
     writer = ctx.Process(target=_rewrite_cache, args=(path, data, stop))

@@ -60,13 +60,22 @@ def test_results_and_config_files(toy_root, tmp_path):
     res = train.run(args)
     on_disk = json.loads((out / "results.json").read_text())
     assert set(on_disk) == {"method", "dataset", "backbone", "shots", "seed", "accuracy", "macro_f1",
-                            "per_class", "elapsed_s", "trainable_params", "git", "config"}
+                            "per_class", "elapsed_s", "trainable_params", "git", "config", "versions",
+                            "data_identity", "data_sources"}
     assert on_disk["trainable_params"] == 3 * 8 * 8 * 4 + 4  # a plugin trainer: its model's gradient parameters
     assert on_disk["method"] == "ToyLinear" and on_disk["dataset"] == "ToyColors" and on_disk["seed"] == 1
     assert 0 <= on_disk["accuracy"] <= 100 and 0 <= on_disk["macro_f1"] <= 100
-    assert set(on_disk["per_class"]) == {"red", "green", "blue", "yellow"}
+    assert on_disk["per_class"].keys() == {"0", "1", "2", "3"}  # keyed by label, the name beside it
+    assert [on_disk["per_class"][k]["name"] for k in "0123"] == ["red", "green", "blue", "yellow"]
     n_test = 4
-    assert all(v * n_test / 100 == pytest.approx(round(v * n_test / 100)) for v in on_disk["per_class"].values())
+    assert all(v["accuracy"] * n_test / 100 == pytest.approx(round(v["accuracy"] * n_test / 100))
+               for v in on_disk["per_class"].values())
+    identity = on_disk["data_identity"]  # flat: strings and ints only (tables group runs by it)
+    assert all(isinstance(v, (str, int)) for v in identity.values())
+    assert identity["num_classes"] == 4 and identity["num_test"] == 16
+    assert on_disk["versions"]["torch"] == torch.__version__ and on_disk["versions"]["python"]
+    # a plugin loader that records no files: its folder, relative to the data root, is what the sweep checks
+    assert on_disk["data_sources"] == [{"role": "dataset_dir", "path": "toy_colors"}]
     assert on_disk["config"]["OPTIM"]["MAX_EPOCH"] == 4
     assert res["accuracy"] == on_disk["accuracy"]
     cfg = yaml.safe_load((out / "config.yaml").read_text())

@@ -67,7 +67,12 @@ def test_checkpoint_and_run_folder_record_what_made_them(ar_run):
     assert record["dataset"]["NAME"] == "ToyColors" and record["dataset"]["SUBSAMPLE_CLASSES"] == "all"
     assert record["config"]["OPTIM.LR"] == 10.0 and "OUTPUT_DIR" not in record["config"]
     assert len(record["config_hash"]) == 16 and record["excluded_keys"] == list(PROTOCOL_EXCLUDED)
-    assert json.loads((ar_run / "run.json").read_text())["config_hash"] == record["config_hash"]
+    run_record = json.loads((ar_run / "run.json").read_text())
+    assert run_record["config_hash"] == record["config_hash"]
+    # the data it trained on (issue 19): the same flat identity as results.json's
+    assert run_record["data_identity"] == record["data_identity"] == \
+        json.loads((ar_run / "results.json").read_text())["data_identity"]
+    assert record["data_identity"]["num_classes"] == 4 and record["data_identity"]["num_train"] == 8
 
 
 def test_resume_with_another_config_is_an_error_naming_the_keys(toy_root, toy_descriptions, tmp_path):

@@ -49,7 +49,8 @@ def test_check_done_names_what_differs(tmp_path):
     run.mkdir()
     config = {"DATASET": {"NAME": "Digits", "DIGITS_SHIFT": "tinted", "NUM_SHOTS": 16, "ROOT": "/elsewhere"},
               "OPTIM": {"LR": 10.0}, "MODEL": {"BACKBONE": {"NAME": "digits-tiny"}}, "SEED": 1}
-    results = {"method": "AR", "shots": 16, "seed": 1, "accuracy": 51.0, "config": config}
+    results = {"method": "AR", "shots": 16, "seed": 1, "accuracy": 51.0, "config": config,
+               "data_identity": {"split_sha256": "x"}}
     (run / "results.json").write_text(json.dumps(results))
     args = ("AR", 16, 1, [ds, tr], ["DATASET.NUM_SHOTS", "16"])
     assert layout.check_done(run, *args) == (True, "results.json matches")
@@ -68,7 +69,8 @@ def test_check_done_refuses_an_untrained_result(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     config = {"DATASET": {"NAME": "Digits", "NUM_SHOTS": 16}}
-    results = {"method": "AR", "shots": 16, "seed": 1, "accuracy": 9.0, "config": config, "untrained": True}
+    results = {"method": "AR", "shots": 16, "seed": 1, "accuracy": 9.0, "config": config, "untrained": True,
+               "data_identity": {"split_sha256": "x"}}
     (run / "results.json").write_text(json.dumps(results))
     verdict = layout.check_done(run, "AR", 16, 1, [], ["DATASET.NUM_SHOTS", "16"])
     assert verdict == (False, 'results.json does not match this run: "untrained": true (--eval-only without '
@@ -153,7 +155,7 @@ def test_every_shipped_config_matches_what_train_py_records(tmp_path):
         run.mkdir(exist_ok=True)
         (run / "results.json").write_text(json.dumps({
             "method": cfg.TRAINER.NAME, "shots": int(cfg.DATASET.NUM_SHOTS), "seed": int(cfg.SEED),
-            "accuracy": 1.0, "config": cfg_to_dict(cfg)}))
+            "accuracy": 1.0, "config": cfg_to_dict(cfg), "data_identity": {"split_sha256": "x"}}))
         verdict = layout.check_done(run, cfg.TRAINER.NAME, job.shots, job.seed, files, train_opts(job))
         assert verdict.done, (job, verdict.reason)
 

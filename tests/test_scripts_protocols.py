@@ -217,17 +217,17 @@ def test_base2new_script_trains_on_base_then_tests_new(ws):
     res = ws.run("base2new.sh", "ar", "eurosat")
     assert res.returncode == 0, res.stderr + res.stdout
     argvs = ws.launched()
-    common = ["--root", "/datasets", "--trainer", "AR",
+    common = ["--root", ws.env["DATA"], "--trainer", "AR",
               "--dataset-config-file", "configs/datasets/eurosat.yaml",
               "--config-file", "configs/trainers/AR/vit_b16.yaml"]
     expected = []
     for seed in (1, 2, 3):
         train = f"out/base2new/train_base/eurosat/AR/vit_b16_16shots/seed{seed}"
         test = f"out/base2new/test_new/eurosat/AR/vit_b16_16shots/seed{seed}"
-        expected.append(["train.py", "--root", "/datasets", "--seed", str(seed), "--trainer", "AR",
+        expected.append(["train.py", "--root", ws.env["DATA"], "--seed", str(seed), "--trainer", "AR",
                          *common[4:], "--output-dir", train,
                          "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "base"])
-        expected.append(["train.py", "--root", "/datasets", "--seed", str(seed), "--trainer", "AR",
+        expected.append(["train.py", "--root", ws.env["DATA"], "--seed", str(seed), "--trainer", "AR",
                          *common[4:], "--output-dir", test, "--eval-only", "--model-dir", train,
                          "--load-epoch", "12",
                          "DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "new"])

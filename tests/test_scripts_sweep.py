@@ -1,6 +1,7 @@
 """scripts/<method>.sh and scripts/sweep.sh through a fake train.py (tests/fake_workspace.py)."""
 import json
 import os
+from hashlib import sha1
 import signal
 import subprocess
 import time
@@ -40,12 +41,16 @@ def ws(tmp_path):
     return Workspace(tmp_path)
 
 
+def out_dir(argv):
+    return argv[argv.index("--output-dir") + 1]
+
+
 def test_method_script_runs_coop_command_per_seed(ws):
     res = ws.run("ar.sh", "caltech101", "16")
     assert res.returncode == 0, res.stderr
     argvs = [r["argv"] for r in ws.launched()]
     assert argvs == [
-        ["train.py", "--root", "/datasets", "--seed", str(seed), "--trainer", "AR",
+        ["train.py", "--root", ws.env["DATA"], "--seed", str(seed), "--trainer", "AR",
          "--dataset-config-file", "configs/datasets/caltech101.yaml",
          "--config-file", "configs/trainers/AR/vit_b16.yaml",
          "--output-dir", f"out/caltech101/AR/vit_b16_16shots/seed{seed}",
@@ -173,7 +178,7 @@ def test_sweep_dry_run_launches_nothing(ws):
     res = ws.run("sweep.sh", "--methods", "ar", "--datasets", "dtd", "--shots", "2",
                  "--seeds", "1", "--dry-run")
     assert res.returncode == 0
-    assert ("would run (no results.json): " + str(ws.fake) + " train.py --root /datasets --seed 1") in res.stdout
+    assert f"would run (no results.json): {ws.fake} train.py --root {ws.env['DATA']} --seed 1" in res.stdout
     assert "dry run: 1 would run, 0 skipped" in res.stdout
     assert ws.launched() == []
 
@@ -313,6 +318,57 @@ def test_config_file_edited_after_a_run_makes_it_unfinished(ws):
             "OPTIM.LR not recorded (config sets 10.0))") in res.stdout
 
 
+def test_a_run_on_other_data_is_not_done(ws, tmp_path):
+    """Issue 19 item 3: a finished run is done only on the data it was computed on (DATA=/an/empty/folder
+    used to print "skip (results.json matches)")."""
+    ws.finish("caltech101/AR/vit_b16_16shots/seed1")
+    same = ws.run("ar.sh", "caltech101", "16", SEEDS="1")
+    assert "skip (results.json matches)" in same.stdout and ws.launched() == []
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = ws.run("ar.sh", "caltech101", "16", SEEDS="1", DATA=str(empty))
+    assert "skip (results.json matches)" not in res.stdout
+    assert f"running (results.json does not match this run: data not found: no dataset folder {empty}/caltech101)" \
+        in res.stdout
+    assert res.returncode == 1  # the run itself then fails with its clear error; the old result is kept
+    assert json.loads((ws.root / "out/caltech101/AR/vit_b16_16shots/seed1/results.json").read_text())["accuracy"]
+    ws.write("data/caltech101/split.json", '{"train": [["a.jpg", 0, "a"]], "val": [], "test": []}\n')
+    res = ws.run("sweep.sh", "--methods", "ar", "--datasets", "caltech101", "--shots", "16", "--seeds", "1",
+                 "--dry-run")
+    assert f"would run (results.json does not match this run: split file {ws.root}/data/caltech101/split.json " \
+           "changed since this run (sha256 differs))" in res.stdout
+
+
+def test_runs_of_other_data_options_get_their_own_folders(ws):
+    """Issue 19 item 6: two ImageFolders (or Digits shifts, or class subsets) shared output/imagefolder/AR/...:
+    the second run overwrote the first one's result."""
+    for name in ("pets", "cars"):
+        ws.write(f"data/{name}/split.json", "{}\n")
+    opts = [("DATASET.IMAGEFOLDER_DIR", "pets"), ("DATASET.IMAGEFOLDER_DIR", "cars"),
+            ("DATASET.SUBSAMPLE_CLASSES", "base"), ("DATASET.IMAGEFOLDER_DIR", "/data/my pets")]
+    for key, value in opts:
+        assert ws.run("ar.sh", "caltech101", "4", key, value, SEEDS="1").returncode == 0
+    folders = [out_dir(r["argv"]) for r in ws.launched()]
+    assert folders == ["out/caltech101--imagefolder_dir-pets/AR/vit_b16_4shots/seed1",
+                       "out/caltech101--imagefolder_dir-cars/AR/vit_b16_4shots/seed1",
+                       "out/caltech101--subsample_classes-base/AR/vit_b16_4shots/seed1",
+                       f"out/caltech101--imagefolder_dir-data_my_pets-{sha1(b'/data/my pets').hexdigest()[:8]}"
+                       "/AR/vit_b16_4shots/seed1"]
+    assert len(set(folders)) == 4 and all((ws.root / f / "results.json").exists() for f in folders)
+    again = ws.run("ar.sh", "caltech101", "4", "DATASET.IMAGEFOLDER_DIR", "pets", SEEDS="1")
+    assert "skip (results.json matches)" in again.stdout
+    assert parse_run_dir(folders[0]).dataset == "caltech101"
+
+
+def test_a_result_without_data_identity_is_not_done(ws):
+    results = ws.finish("dtd/AR/vit_b16_16shots/seed1")
+    data = json.loads(results.read_text())
+    del data["data_identity"]
+    results.write_text(json.dumps(data))
+    res = ws.run("sweep.sh", "--methods", "ar", "--datasets", "dtd", "--shots", "16", "--seeds", "1", "--dry-run")
+    assert "would run (results.json does not match this run: no data identity recorded" in res.stdout
+
+
 def test_exit_zero_with_a_mismatching_results_json_is_a_failure(ws):
     fake = ws.fake.read_text().replace('"seed": int(flag("--seed"))', '"seed": 99')
     ws.fake.write_text(fake)
@@ -432,7 +488,8 @@ def test_a_sweep_checks_each_run_once_before_launching_it(ws, monkeypatch, capsy
     ws.finish("dtd/AR/vit_b16_16shots/seed1")
     calls = []
     check_done = layout.check_done
-    monkeypatch.setattr(layout, "check_done", lambda folder, *a: calls.append(folder) or check_done(folder, *a))
+    monkeypatch.setattr(layout, "check_done",
+                        lambda folder, *a, **kw: calls.append(folder) or check_done(folder, *a, **kw))
     for key, value in ws.env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(ws.root)

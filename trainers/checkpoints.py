@@ -26,6 +26,7 @@ import zipfile
 
 from engine import distributed, load_checkpoint, save_checkpoint
 from engine.checkpoint_files import EPOCH_FILE, model_file
+from engine.data_identity import IDENTITY_KEY, dataset_identity
 from engine.extend import register_config
 from engine.io import atomic_write_json
 from engine.protocol_keys import PROTOCOL_EXCLUDED, is_excluded  # the keys never compared (shared with results/)
@@ -295,6 +296,7 @@ class RunCheckpoints(SafeLoadModel):
             "config_hash": config_hash(protocol),
             "excluded_keys": list(PROTOCOL_EXCLUDED),
             "git": self._git_revision,
+            IDENTITY_KEY: dataset_identity(self.dm.dataset),  # the data it trained on (docs/data-identity.md)
         }
 
     def write_run_record(self, extra=None):
