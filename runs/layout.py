@@ -18,7 +18,7 @@ import os.path as osp
 import re
 from collections import namedtuple
 
-from . import yaml_subset
+import yaml
 
 RESULTS = "results.json"
 # Other files of a run folder: train.py's merged config and log; DVP's PRM file; plot_prm's default output.
@@ -28,6 +28,12 @@ CONFIGS = "configs"
 FLAG_KEYS = frozenset({"OUTPUT_DIR", "DATASET.ROOT", "SEED", "TRAINER.NAME", "RESUME"})
 
 _RUN_DIR = re.compile(r"(?P<cfg>.+)_(?P<shots>-?\d+)shots$")
+
+
+def load_yaml(path):
+    """A config yaml as train.py's config library reads it (yaml.safe_load; an empty file is {})."""
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
 
 
 def dataset_config(dataset):
@@ -89,7 +95,7 @@ def expected_config(config_files, opts=()):
     """{dotted key: value} that the config files and the trailing KEY VALUE pairs set, in merge order."""
     expected = {}
     for path in config_files:
-        expected.update(_flatten(yaml_subset.load(path) or {}))
+        expected.update(_flatten(load_yaml(path)))
     expected.update(zip(opts[::2], opts[1::2]))
     return {k: _plain(decode_value(v)) for k, v in expected.items() if k not in FLAG_KEYS}
 
