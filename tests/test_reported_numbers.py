@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import SHARED
 from tests.test_scripts_protocols import table, write_run
-from tests.test_scripts_results import load_script, table_rows
+from tests.script_helpers import load_script, table_rows
 
 reported = load_script("reported")
 DOCS = f"{SHARED}/docs"

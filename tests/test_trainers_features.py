@@ -397,7 +397,9 @@ def test_bad_hp_selection_is_one_clear_error(toy_root, tmp_path, capsys):
 
 
 def test_reported_rn50_numbers_match_their_averages():
-    from tests.test_scripts_results import make_table, reported
+    from tests.script_helpers import load_script
+
+    make_table, reported = load_script("make_table"), load_script("reported")
 
     for method, avg in reported.REPORTED_RN50_AVG.items():
         values = reported.REPORTED_RN50[method]
