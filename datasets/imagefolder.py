@@ -20,9 +20,11 @@ descriptions.generate``, description-based trainers) is ``DATASET.DESCRIPTIONS_K
 """
 import json
 import os
+import re
 
 from engine import DATASET_REGISTRY
 from engine.data_identity import folder_listing_sha256, source_record
+from engine.names import is_file_key
 
 from .base import CoOpDataset
 from .errors import DatasetNotFoundError, SplitFileError
@@ -40,19 +42,14 @@ def folder_descriptions_key(folder):
 
 def checked_folder_descriptions_key(folder):
     """folder_descriptions_key, refused with where it came from when it cannot name description files."""
-    import re
-
-    from descriptions.files import check_key
-
     key = folder_descriptions_key(folder)
-    try:
-        return check_key(key)
-    except ValueError:
-        suggestion = re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("_.-") or "my_dataset"
-        raise ValueError(f"The description key {key!r} comes from the name of the image folder "
-                         f"(DATASET.IMAGEFOLDER_DIR {folder}) and cannot name description files (letters, "
-                         f"digits, '_', '-' or '.'). Set DATASET.DESCRIPTIONS_KEY to override it, e.g. "
-                         f"DATASET.DESCRIPTIONS_KEY {suggestion}.") from None
+    if is_file_key(key):
+        return key
+    suggestion = re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("_.-") or "my_dataset"
+    raise ValueError(f"The description key {key!r} comes from the name of the image folder "
+                     f"(DATASET.IMAGEFOLDER_DIR {folder}) and cannot name description files (letters, "
+                     f"digits, '_', '-' or '.'). Set DATASET.DESCRIPTIONS_KEY to override it, e.g. "
+                     f"DATASET.DESCRIPTIONS_KEY {suggestion}.")
 
 
 def read_renames(path):

@@ -4,7 +4,7 @@ Trainers use::
 
     from descriptions import load_and_sample
     sets = load_and_sample(cfg.DATASET.NAME, classnames, [("attributes", "des")], m=20, seed=cfg.SEED,
-                           descriptions_dir=cfg.DATASET.DESCRIPTIONS_DIR, key=cfg.DATASET.DESCRIPTIONS_KEY)
+                           descriptions_dir=cfg.DATASET.DESCRIPTIONS_DIR, key=datasets.descriptions_key(cfg))
     print(sets[0].line)
 
 Commands: ``python -m descriptions.download`` (published files), ``python -m descriptions.generate``
@@ -14,7 +14,6 @@ from .files import (
     BUILTIN_DIR,
     CFG_DESCRIPTIONS_DIR,
     CFG_DESCRIPTIONS_KEY,
-    DATASET_KEYS,
     DEFAULT_DIR,
     Descriptions,
     available_suffixes,
@@ -38,7 +37,7 @@ from .sampling import (
 )
 
 __all__ = [
-    "BUILTIN_DIR", "CFG_DESCRIPTIONS_DIR", "CFG_DESCRIPTIONS_KEY", "DATASET_KEYS", "DEFAULT_DIR",
+    "BUILTIN_DIR", "CFG_DESCRIPTIONS_DIR", "CFG_DESCRIPTIONS_KEY", "DEFAULT_DIR",
     "Descriptions", "available_suffixes", "check_description_object", "dataset_key",
     "load_descriptions", "read_description_file", "resolve_file", "search_dirs",
     "write_description_file", "published_files", "published_suffixes", "MODES", "DescriptionSet",

@@ -12,16 +12,9 @@ import os
 import re
 
 from engine.io import atomic_write_bytes
-from engine.names import close_matches
-from runs import catalogue
+from engine.names import close_matches, is_file_key
 
 from .published import published_suffixes
-
-# DATASET.NAME (registered loader class) -> key used in the published file names: each loader's
-# descriptions_key (datasets/catalog.py), read from the dataset catalogue (runs/datasets.json). Test-only
-# loaders (the ImageNet variants) are left out: they are tested with the descriptions of their training set.
-DATASET_KEYS = {d.name: d.descriptions_key for d in catalogue.load_datasets().values()
-                if d.descriptions_key and not d.test_only}
 
 # Config options the trainers read; named once here so that messages and code agree.
 CFG_DESCRIPTIONS_DIR = "DATASET.DESCRIPTIONS_DIR"
@@ -34,12 +27,11 @@ BUILTIN_DIR = os.path.join(PACKAGE_DIR, "builtin")  # shipped with the toolkit
 GROUPS = ("attributes", "causes")
 ATTRIBUTE_SUFFIXES = ("des", "dist")
 _CAUSE_SUFFIX = re.compile(r"^[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*$")
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def check_key(key):
     """A key becomes part of a file name: refuse separators and the like."""
-    if not isinstance(key, str) or not _KEY.match(key):
+    if not is_file_key(key):
         raise ValueError(
             f"invalid description key {key!r}: use letters, digits, '_', '-' or '.', "
             "e.g. 'my_flowers' (files are then named attributes/my_flowers_des.json ...)"
@@ -47,23 +39,19 @@ def check_key(key):
     return key
 
 
-def dataset_key(name, override=""):
-    """The file-name key for dataset ``name`` (DATASET.NAME); ``override`` wins when given.
+def dataset_key(name, key=""):
+    """The file-name key for dataset ``name`` (DATASET.NAME): ``key``, checked.
 
-    Published keys (``caltech101``, ``dtd``, ...) are accepted as names too.
+    The key is a fact of the dataset, which its loader owns (``datasets.descriptions_key(cfg)``: the
+    loader's ``descriptions_key``, DATASET.DESCRIPTIONS_KEY overriding it); the trainers pass it here.
     """
-    if override:
-        return check_key(override)
-    if name in DATASET_KEYS:
-        return DATASET_KEYS[name]
-    if name in DATASET_KEYS.values():
-        return name
+    if key:
+        return check_key(key)
     raise ValueError(
         f"dataset {name!r} has no description key. Set {CFG_DESCRIPTIONS_KEY} to the key of your "
         f"description files (they are named attributes/<key>_des.json, attributes/<key>_dist.json, "
         f"causes/<key>_cse_1.json ...), or create them with: python -m descriptions.generate "
-        f"--classnames <dataset folder or class list> --key <key> --dest <folder>. "
-        f"Known datasets: {', '.join(sorted(DATASET_KEYS))}."
+        f"--classnames <dataset folder or class list> --key <key> --dest <folder>."
     )
 
 

@@ -1,4 +1,5 @@
-"""The project's one "did you mean" helper (stdlib only): the known names closest to a mistyped one."""
+"""Name rules shared by every layer (stdlib only): "did you mean" hints, loose comparison, and which keys
+can become part of a file name."""
 import difflib
 import re
 
@@ -21,3 +22,12 @@ def did_you_mean(name, choices, cutoff=0.5):
 def squash(name):
     """A name compared loosely: lower case, letters and digits only ("ViT-B/16" -> "vitb16", "DVP_CLS" -> "dvpcls")."""
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+_FILE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def is_file_key(key):
+    """Whether ``key`` can name files as it is (``attributes/<key>_des.json``): letters, digits, '_', '-', '.',
+    not starting with a separator. The one rule for description keys, whichever layer names them."""
+    return isinstance(key, str) and bool(_FILE_KEY.match(key))

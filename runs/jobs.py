@@ -5,9 +5,11 @@ import re
 import shlex
 from collections import namedtuple
 
+import yaml
+
 from engine.names import did_you_mean
 
-from . import catalogue, layout, yaml_subset
+from . import catalogue, layout
 
 DEFAULT_CFG = "vit_b16"
 DEFAULT_SEEDS = "1 2 3"
@@ -80,7 +82,7 @@ def available_datasets():
 
 def dataset_of(config_name):
     """DATASET.NAME that configs/datasets/<config_name>.yaml sets ("" when it sets none)."""
-    data = yaml_subset.load(layout.dataset_config(config_name)) or {}
+    data = layout.load_yaml(layout.dataset_config(config_name))
     return str((data.get("DATASET") or {}).get("NAME") or "")
 
 
@@ -155,8 +157,8 @@ def validate(jobs):
     if not problems:  # the done check reads them: a file it cannot read fails here, not mid-sweep
         for path in sorted({p for j in jobs for p in config_files(j)}):
             try:
-                yaml_subset.load(path)
-            except (yaml_subset.YamlSubsetError, OSError, UnicodeDecodeError) as err:
+                layout.load_yaml(path)
+            except (yaml.YAMLError, OSError, UnicodeDecodeError) as err:
                 problems.append(f"cannot read {path}: {err}")
     if problems:
         raise UsageError("; ".join(problems) if len(problems) == 1

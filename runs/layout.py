@@ -28,7 +28,8 @@ import os.path as osp
 import re
 from collections import namedtuple
 
-from . import yaml_subset
+import yaml
+
 from .data_check import data_problems
 
 RESULTS = "results.json"
@@ -39,6 +40,12 @@ CONFIGS = "configs"
 FLAG_KEYS = frozenset({"OUTPUT_DIR", "DATASET.ROOT", "SEED", "TRAINER.NAME", "RESUME"})
 
 _RUN_DIR = re.compile(r"(?P<cfg>.+)_(?P<shots>-?\d+)shots$")
+
+
+def load_yaml(path):
+    """A config yaml as train.py's config library reads it (yaml.safe_load; an empty file is {})."""
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
 
 
 def dataset_config(dataset):
@@ -120,7 +127,7 @@ def expected_config(config_files, opts=()):
     """{dotted key: value} that the config files and the trailing KEY VALUE pairs set, in merge order."""
     expected = {}
     for path in config_files:
-        expected.update(_flatten(yaml_subset.load(path) or {}))
+        expected.update(_flatten(load_yaml(path)))
     expected.update(zip(opts[::2], opts[1::2]))
     return {k: _plain(decode_value(v)) for k, v in expected.items() if k not in FLAG_KEYS}
 

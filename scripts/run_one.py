@@ -12,7 +12,7 @@ Rules shared by every entry point: a run whose results.json parses and matches t
 any other folder (crashed, killed, corrupt or stale results.json) is run again, the progress line
 says why, and train.py resumes from its checkpoint; all names are checked against the trainer
 registry (runs/trainers.json) and configs/ before anything starts; a run counts as done only when
-train.py exits 0 AND its results.json matches. Stdlib only, so it runs with any python3.
+train.py exits 0 AND its results.json matches. Needs only the standard library and PyYAML (a requirement).
 
 Entry points (run from the repository root):
     run_one.py method NAME DATASET SHOTS [CFG] [KEY VALUE ...]   scripts/method.sh (env SEEDS)
@@ -30,6 +30,11 @@ import shlex
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+try:
+    import yaml  # noqa: F401  (the runner reads the config yamls as train.py does)
+except ImportError:
+    sys.exit("ERROR: this python has no PyYAML, which the runner needs: pip install -r requirements.txt, "
+             "or set RUNNER_PYTHON to the python that has the toolkit's requirements")
 from engine.io import atomic_write_text  # noqa: E402
 from runs.gpus import detect_gpus  # noqa: E402
 from runs.jobs import (CONFIG_KEY, DEFAULT_CFG, DEFAULT_SEEDS, Job, Settings, UsageError,  # noqa: E402

@@ -65,7 +65,7 @@ def test_sweep_all_leaves_out_test_only_datasets(monkeypatch):
 
 
 def test_a_missing_dataset_catalogue_is_one_error_naming_the_fix(tmp_path, monkeypatch, capsys):
-    from tests.test_scripts_results import load_script
+    from tests.script_helpers import load_script
 
     monkeypatch.setenv("VR_DATASET_CATALOGUE", str(tmp_path / "mine.json"))
     (tmp_path / "out").mkdir()

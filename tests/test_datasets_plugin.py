@@ -115,7 +115,7 @@ def test_plugin_dataset_loads_trains_sweeps_and_tabulates(workspace, tmp_path, m
     other = ws / "out" / "dtd" / "AR" / "tiny_2shots" / "seed1"
     other.mkdir(parents=True)
     (other / "results.json").write_text(json.dumps(dict(results, dataset="DescribableTextures", config={})))
-    from tests.test_scripts_results import load_script  # not at import: this module is a plugin too
+    from tests.script_helpers import load_script  # not at import: this module is a plugin too
 
     make_table = load_script("make_table")
     capsys.readouterr()

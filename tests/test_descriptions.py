@@ -8,7 +8,6 @@ import pytest
 import descriptions
 from descriptions import files as dfiles
 from descriptions import (
-    DATASET_KEYS,
     dataset_key,
     format_report,
     load_and_sample,
@@ -47,17 +46,22 @@ def folders(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ keys
 
 def test_dataset_keys_match_published_names():
-    assert DATASET_KEYS == {
+    """The key is the loader's fact (datasets/catalog.py): the published file names' key of each dataset;
+    test-only loaders (the ImageNet variants) use the descriptions of their training set."""
+    from datasets.catalog import fact, registered_loaders
+    from plugins import load_plugins
+
+    load_plugins()
+    keys = {cls.__name__: fact(cls, "descriptions_key") for cls in registered_loaders()
+            if not fact(cls, "test_only") and cls.__module__.startswith("datasets.") and cls.__name__ != "ImageFolder"}
+    assert keys == {
         "Caltech101": "caltech101", "DescribableTextures": "dtd", "EuroSAT": "eurosat",
         "FGVCAircraft": "fgvc", "Food101": "food101", "OxfordFlowers": "oxford_flowers",
         "OxfordPets": "oxford_pets", "StanfordCars": "stanford_cars", "SUN397": "sun397",
         "UCF101": "ucf101", "Resisc45": "resisc45", "ImageNet": "I", "Digits": "digits",
     }
-    assert dataset_key("FGVCAircraft") == "fgvc"
-    assert dataset_key("ImageNet") == "I"
-    assert dataset_key("dtd") == "dtd"  # a published key is accepted as a name
-    assert dataset_key("ImageFolder", override="my_flowers") == "my_flowers"
-    assert dataset_key("Caltech101", override="caltech_v2") == "caltech_v2"
+    assert dataset_key("ImageFolder", "my_flowers") == "my_flowers"
+    assert dataset_key("Caltech101", "caltech_v2") == "caltech_v2"
 
 
 def test_user_dataset_without_key_says_how_to_fix():
@@ -71,7 +75,7 @@ def test_user_dataset_without_key_says_how_to_fix():
 @pytest.mark.parametrize("bad", ["../etc", "a/b", " x", "-x"])
 def test_key_override_must_be_a_plain_name(bad):
     with pytest.raises(ValueError, match="invalid description key"):
-        dataset_key("ImageFolder", override=bad)
+        dataset_key("ImageFolder", bad)
 
 
 # ------------------------------------------------------------------ resolve_file
@@ -79,11 +83,11 @@ def test_key_override_must_be_a_plain_name(bad):
 def test_default_folder_then_builtin(folders):
     default, builtin = folders
     b = write_json(builtin / "attributes" / "digits_des.json", {"0": ["x" * 30]})
-    assert resolve_file("Digits", "attributes", "des") == b
+    assert resolve_file("Digits", "attributes", "des", key="digits") == b
     d = write_json(default / "attributes" / "digits_des.json", {"0": ["y" * 30]})
-    assert resolve_file("Digits", "attributes", "des") == d  # downloaded files win over built-in
+    assert resolve_file("Digits", "attributes", "des", key="digits") == d  # downloaded files win over built-in
     c = write_json(builtin / "causes" / "digits_cse_2.json", {"0": ["z" * 30]})
-    assert resolve_file("Digits", "causes", "cse_2") == c
+    assert resolve_file("Digits", "causes", "cse_2", key="digits") == c
 
 
 def test_descriptions_dir_replaces_default_folder(folders, tmp_path):
@@ -91,12 +95,12 @@ def test_descriptions_dir_replaces_default_folder(folders, tmp_path):
     mine = tmp_path / "mine"
     write_json(default / "attributes" / "eurosat_des.json", {"a": ["x" * 30]})
     with pytest.raises(FileNotFoundError):
-        resolve_file("EuroSAT", "attributes", "des", descriptions_dir=str(mine))
+        resolve_file("EuroSAT", "attributes", "des", descriptions_dir=str(mine), key="eurosat")
     p = write_json(mine / "attributes" / "eurosat_des.json", {"a": ["x" * 30]})
-    assert resolve_file("EuroSAT", "attributes", "des", descriptions_dir=str(mine)) == p
+    assert resolve_file("EuroSAT", "attributes", "des", descriptions_dir=str(mine), key="eurosat") == p
     # the built-in folder still comes after the configured one
     q = write_json(builtin / "causes" / "eurosat_cse_1.json", {"a": ["x" * 30]})
-    assert resolve_file("EuroSAT", "causes", "cse_1", descriptions_dir=str(mine)) == q
+    assert resolve_file("EuroSAT", "causes", "cse_1", descriptions_dir=str(mine), key="eurosat") == q
 
 
 def test_key_override_in_resolve(folders):
@@ -108,7 +112,7 @@ def test_key_override_in_resolve(folders):
 def test_missing_published_file_names_paths_and_download(folders):
     default, builtin = folders
     with pytest.raises(FileNotFoundError) as e:
-        resolve_file("Caltech101", "attributes", "des")
+        resolve_file("Caltech101", "attributes", "des", key="caltech101")
     msg = str(e.value)
     assert "attributes/caltech101_des.json" in msg
     assert str(default / "attributes" / "caltech101_des.json") in msg
@@ -122,7 +126,7 @@ def test_unknown_cause_suffix_lists_present_files(folders):
     for s in ("cse_1", "cse_2", "cse_3"):
         write_json(default / "causes" / f"caltech101_{s}.json", {"a": ["x" * 30]})
     with pytest.raises(FileNotFoundError) as e:
-        resolve_file("Caltech101", "causes", "csl_4")
+        resolve_file("Caltech101", "causes", "csl_4", key="caltech101")
     msg = str(e.value)
     assert "cause files present for 'caltech101': cse_1, cse_2, cse_3" in msg
     assert "published cause files for 'caltech101': cse_1, cse_2, cse_3" in msg
@@ -131,7 +135,7 @@ def test_unknown_cause_suffix_lists_present_files(folders):
 
 def test_unpublished_key_points_to_generate(folders):
     with pytest.raises(FileNotFoundError) as e:
-        resolve_file("ImageNet", "causes", "cse_1")
+        resolve_file("ImageNet", "causes", "cse_1", key="I")
     msg = str(e.value)
     assert "no causes files are published for key 'I'" in msg
     assert "python -m descriptions.generate" in msg and "--key I" in msg
@@ -139,16 +143,16 @@ def test_unpublished_key_points_to_generate(folders):
 
 def test_bad_group_or_suffix():
     with pytest.raises(ValueError, match="'attributes' or 'causes'"):
-        resolve_file("Caltech101", "cause", "cse_1")
+        resolve_file("Caltech101", "cause", "cse_1", key="caltech101")
     with pytest.raises(ValueError, match="'des'.*'dist'"):
-        resolve_file("Caltech101", "attributes", "descriptive")
+        resolve_file("Caltech101", "attributes", "descriptive", key="caltech101")
     with pytest.raises(ValueError, match="cse_1"):
-        resolve_file("Caltech101", "causes", "../cse_1")
+        resolve_file("Caltech101", "causes", "../cse_1", key="caltech101")
 
 
 @needs_shared
 def test_resolve_in_published_folder():
-    p = resolve_file("DescribableTextures", "causes", "csl_7", descriptions_dir=str(SHARED))
+    p = resolve_file("DescribableTextures", "causes", "csl_7", descriptions_dir=str(SHARED), key="dtd")
     assert p == str(SHARED / "causes" / "dtd_csl_7.json")
 
 
@@ -272,7 +276,7 @@ def test_reference_mode_reproduces_reference_stream(seed):
     exp_dist = reference_sampling(dist, classnames, 20, rng)
     sets = load_and_sample("DescribableTextures", classnames,
                            [("attributes", "des"), ("attributes", "dist")], m=20, seed=seed,
-                           descriptions_dir=str(SHARED))
+                           descriptions_dir=str(SHARED), key="dtd")
     assert sets[0].sentences == exp_des
     assert sets[1].sentences == exp_dist
     assert sets[1].report.stream_index == 1 and sets[1].report.seed == seed
@@ -390,7 +394,7 @@ def test_load_and_sample_checks_every_file_first(folders, monkeypatch):
     monkeypatch.setattr(descriptions.sampling, "sample_descriptions",
                         lambda *a, **k: calls.append(1))
     with pytest.raises(FileNotFoundError, match="eurosat_cse_2.json"):
-        load_and_sample("EuroSAT", ["a"], [("causes", "cse_1"), ("causes", "cse_2")], 20, 0)
+        load_and_sample("EuroSAT", ["a"], [("causes", "cse_1"), ("causes", "cse_2")], 20, 0, key="eurosat")
     assert calls == []  # nothing sampled before every file is known good
 
 

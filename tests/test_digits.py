@@ -194,7 +194,7 @@ def test_description_files_name_their_digit_in_every_sentence():
     for rel, count in FILES.items():
         group, fname = rel.split("/")
         suffix = fname[len("digits_"):-len(".json")]
-        path = resolve_file("Digits", group, suffix, descriptions_dir=os.path.join(REPO, "no_such_dir"))
+        path = resolve_file("Digits", group, suffix, descriptions_dir=os.path.join(REPO, "no_such_dir"), key="digits")
         assert path == os.path.join(REPO, "descriptions", "builtin", rel)
         with open(path) as f:
             data = json.load(f)

@@ -122,7 +122,7 @@ def test_a_method_defined_in_a_test_file_trains_sweeps_tabulates_and_explains(wo
 
     ws, data = workspace, tmp_path / "data"
     methods = catalogue.write()
-    from tests.test_scripts_results import load_script  # after the catalogue: the scripts read it on import
+    from tests.script_helpers import load_script  # after the catalogue: the scripts read it on import
     assert "cornermap" in [m.script for m in methods]
     assert not (REPO / "scripts" / "cornermap.sh").exists()  # a plugin's catalogue writes no repo script
 

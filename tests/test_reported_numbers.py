@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import SHARED
 from tests.test_scripts_protocols import table, write_run
 from results import reported
-from tests.test_scripts_results import table_rows
+from tests.script_helpers import table_rows
 
 DOCS = f"{SHARED}/docs"
 

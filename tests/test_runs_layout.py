@@ -1,6 +1,5 @@
 """runs/: the run layout and "done" rule, the yaml reader the runner uses, the trainer catalogue,
 and the help texts of the run commands."""
-import glob
 import json
 import os
 import re
@@ -9,28 +8,29 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from runs import catalogue, layout, yaml_subset
+from runs import catalogue, layout
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("path", sorted(glob.glob(str(REPO / "configs" / "**" / "*.yaml"), recursive=True)),
-                         ids=lambda p: str(Path(p).relative_to(REPO / "configs")))
-def test_yaml_subset_reads_every_config_as_pyyaml_does(path):
-    with open(path) as f:
-        assert yaml_subset.load(path) == (yaml.safe_load(f) or {})
+def test_runner_reads_configs_with_pyyaml_and_names_an_unreadable_one(tmp_path, monkeypatch):
+    """The runner's done check reads the configs as train.py's config library does (yaml.safe_load: YAML
+    1.1: ``on`` a bool), and the sweep refuses a config it cannot read before it starts."""
+    from runs import jobs
 
-
-def test_yaml_subset_scalars_and_refusals(tmp_path):
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("A:\n  B: 1e-3  # a string in YAML 1.1\n  C: 1.0e-3\n  D: 'it''s'\n  E: [1, \"x, y\", on]\n"
-                   "  F:\n    - 3\n    - null\nG: ~\n")
-    assert yaml_subset.load(cfg) == yaml.safe_load(cfg.read_text())
-    cfg.write_text("A: &anchor 1\n")
-    with pytest.raises(yaml_subset.YamlSubsetError, match="c.yaml"):
-        yaml_subset.load(cfg)
+    (tmp_path / "configs" / "datasets").mkdir(parents=True)
+    (tmp_path / "configs" / "trainers" / "VP").mkdir(parents=True)
+    (tmp_path / "configs" / "datasets" / "toy.yaml").write_text("DATASET:\n  NAME: Toy\n")
+    bad = tmp_path / "configs" / "trainers" / "VP" / "x.yaml"
+    bad.write_text("OPTIM:\n  LR: 1e-3\n  MOMENTUM: 0.9\nUSE_CUDA: on\nMODEL: {A: [1, 'b']}\n")
+    monkeypatch.chdir(tmp_path)
+    assert layout.expected_config([str(bad)]) == {"OPTIM.LR": 0.001, "OPTIM.MOMENTUM": 0.9, "USE_CUDA": True,
+                                                  "MODEL.A": [1, "b"]}
+    jobs.validate([jobs.Job("vp", "toy", 1, "x", 1)])
+    bad.write_text("OPTIM:\n  LR: [1\n")
+    with pytest.raises(jobs.UsageError, match=r"cannot read configs/trainers/VP/x.yaml"):
+        jobs.validate([jobs.Job("vp", "toy", 1, "x", 1)])
 
 
 def test_run_dir_round_trip():

@@ -8,7 +8,7 @@ import pytest
 
 from results import names
 from tests.fake_workspace import REPO, SCRIPTS, FakeWorkspace
-from tests.test_scripts_results import load_script, table_rows
+from tests.script_helpers import load_script, table_rows
 
 make_table = load_script("make_table")
 protocols = load_script("protocols")

@@ -1,6 +1,5 @@
 """scripts/parse_results.py (CoOp's parse_test_res.py output) and scripts/make_table.py."""
 import csv
-import importlib.util
 import io
 import json
 import math
@@ -11,16 +10,10 @@ from pathlib import Path
 import pytest
 
 from results import names, reported
+from tests.script_helpers import load_script, table_rows
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"_scripts_{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 parse_results = load_script("parse_results")
@@ -150,19 +143,6 @@ def run_table(capsys, *argv):
     rc = make_table.main([str(a) for a in argv])
     out = capsys.readouterr()
     return rc, out.out, out.err
-
-
-def table_rows(text, title_start):
-    """Rows (label -> cells) of the 'simple' table under the given title."""
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(title_start))
-    rows = {}
-    for line in lines[start + 3:]:
-        if not line.strip():
-            break
-        parts = [p.strip() for p in line.split("  ") if p.strip()]
-        rows[parts[0]] = parts[1:]
-    return rows
 
 
 def test_table_text_cells_missing_and_corrupt(tree, capsys):
