@@ -14,6 +14,6 @@ import os
 from . import (ar, attrvr, clip_adapter, dvp, label_mapping, linear_probe, lpplusplus, tip_adapter, vp,  # noqa: F401
                zsclip)
 
-for _module in ("coop", "cocoop", "kgcoop", "maple"):
+for _module in ("coop", "cocoop", "kgcoop", "maple", "ivlp", "vpt", "promptsrc"):
     if os.path.exists(os.path.join(os.path.dirname(__file__), f"{_module}.py")):
         importlib.import_module(f"{__name__}.{_module}")
