@@ -30,6 +30,7 @@ class FixedText(nn.Module):
     normalised, fixed, never saved."""
 
     text_prompts = ()
+    csc = False  # CoOp's check before scoring other classes: nothing here is per class
 
     def __init__(self, features):
         super().__init__()
