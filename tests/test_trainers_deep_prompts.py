@@ -276,6 +276,22 @@ def test_every_precision_trains_a_step(method, prec, toy_root, tmp_path):
     assert all(not torch.equal(before[k], v) for k, v in learner.named_parameters())
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_a_half_precision_autocast_step_runs_on_the_cpu(method, toy_root, tmp_path):
+    """What PREC fp16 does on CUDA (fp32 prompts entering a half-precision stream), with CPU bfloat16 autocast:
+    finite loss, fp32 gradients reaching every prompt."""
+    trainer = make_trainer(method, toy_root, tmp_path)
+    image, label = trainer.parse_batch_train(next(iter(trainer.train_loader_x)))
+    trainer.set_model_mode("train")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = trainer.model(image)
+        loss = trainer.compute_loss(output, label)
+    loss.backward()
+    assert math.isfinite(loss.item())
+    for name, p in trainer.model.prompt_learner.named_parameters():
+        assert p.grad is not None and p.grad.dtype == torch.float32 and p.grad.abs().sum() > 0, name
+
+
 # ---- bad input -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("method,opts,message", [
     ("IVLP", ["MODEL.BACKBONE.NAME", "test-tiny-rn"], "IVLP prompts CLIP's image transformer, and the backbone "
