@@ -241,7 +241,7 @@ def test_trains_saves_the_prompts_and_reevaluates_on_base_and_new(method, toy_ro
 @pytest.mark.slow  # three train.py subprocesses
 def test_promptsrc_resumes_exactly_after_kill9_gpa_sum_included(toy_root, tmp_path):
     def argv(out):
-        return [sys.executable, "train.py", *run_args("PromptSRC", toy_root, out, *COMMON[:-5],
+        return [sys.executable, "train.py", *run_args("PromptSRC", toy_root, out, *COMMON[:6],
                                                        "OPTIM.MAX_EPOCH", 4, "TRAINER.PROMPTSRC.GPA_MEAN", 2.0)]
 
     whole, killed = tmp_path / "whole", tmp_path / "killed"

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from engine import set_random_seed
 from engine.extend import ensure_node
 from vr.clip import FrozenCLIP
 from vr.deep_prompts import (check_image_forward, deep_prompt_refusal, encode_image_deep, replacing,
@@ -182,6 +183,13 @@ class DeepPromptTrainer(CoOp):
         self.trainable_params = count_trainable(learner)
         print(f"CLIP is frozen; trained: {self.prompt_summary()} ({self.trainable_params:,} parameters)")
         self.register_learner(learner)  # stepped once per epoch, as the official code
+
+    def before_epoch(self):
+        """The global RNGs (CoOp's loader draws its order and augmentations from them) seeded from (SEED,
+        epoch), not left as this process's history: a resumed run sees an uninterrupted run's batches."""
+        super().before_epoch()
+        if int(self.cfg.SEED) >= 0:
+            set_random_seed(int(self.cfg.SEED) + 1000003 * int(self.epoch))
 
     def prompt_summary(self):
         parts = [f"{self.setting(f'N_CTX_{t}')} tokens in the first {self.setting(f'PROMPT_DEPTH_{t}')} "
