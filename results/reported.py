@@ -76,6 +76,14 @@ UNAVAILABLE = {
     "CLIPAdapter": "CLIPAdapter (reported): RN50 16-shot numbers only (REPORTED_RN50: Tip-Adapter's re-run)",
     "TaskRes": "TaskRes (reported): its tables (RN50, regular and enhanced base; ViT) are not transcribed "
                "(unconfirmed in ../shared/docs/baselines-2.md section 3), so no row",
+    # the deep-prompt baselines of the MaPLe / PromptSRC code (../shared/docs/baselines-2.md sections 2 and 4)
+    "IVLP": "IVLP (reported): base-to-new only (MaPLe and PromptSRC READMEs), so no row (make_table.py "
+            "--protocol base2new --reported)",
+    "VPT": "VPT (reported): base-to-new only (MaPLe README, deep vision prompting), so no row (make_table.py "
+           "--protocol base2new --reported)",
+    "PromptSRC": "PromptSRC (reported): its few-shot table (appendix Table 13) is not transcribed (unconfirmed in "
+                 "../shared/docs/baselines-2.md), so no row (base-to-new: make_table.py --protocol base2new "
+                 "--reported)",
     "ILMVP": "ILMVP (reported): ILM-VP reports ViT-B/32 on the full training sets with the best test epoch, "
              "not CoOp's few-shot splits, so no row",
     "BLM": "BLM (reported): BLM reports ViT-B/32 on the full training sets with the best test epoch, "
@@ -138,6 +146,11 @@ REPORTED_BASE2NEW = {
                "FGVCAircraft": (33.41, 23.71, 27.74), "DescribableTextures": (77.01, 56.00, 64.85)},
     "KgCoOp": {AVERAGE: (80.73, 73.60, 77.00)},
     "MaPLe": {AVERAGE: (82.28, 75.14, 78.55)},
+    # deep-prompt baselines, copied from the READMEs (baselines-2.md sections 2 and 4); IVLP: the row of its
+    # vit_b16.yaml protocol (2+2 tokens, depth 12, 5 epochs), not PromptSRC's 4+4 / 20-epoch IVLP
+    "IVLP": {AVERAGE: (82.15, 74.07, 77.90)},
+    "VPT": {AVERAGE: (80.24, 73.43, 76.68)},
+    "PromptSRC": {AVERAGE: (84.26, 76.10, 79.97)},
 }
 BASE2NEW_SOURCES = {
     "ZeroshotCLIP": "CoCoOp Table 1 / MaPLe README (zero-shot CLIP)",
@@ -145,4 +158,8 @@ BASE2NEW_SOURCES = {
     "CoCoOp": "CoCoOp Table 1",
     "KgCoOp": "KgCoOp readme",
     "MaPLe": "MaPLe README",
+    "IVLP": ("MaPLe README, Independent V-L Prompting (2+2 tokens, depth 12, 5 epochs: configs/trainers/IVLP/"
+             "vit_b16.yaml; PromptSRC README's 4+4 / depth 9 / 20 epochs, vit_b16_ep20.yaml: 84.21/71.79/77.51)"),
+    "VPT": "MaPLe README, Deep Vision Prompting (8 tokens, depth 12)",
+    "PromptSRC": "PromptSRC README (GPA model, 20 epochs)",
 }

@@ -29,6 +29,9 @@ METHOD_NAMES = {"zero-shot CLIP": "ZeroshotCLIP", "CLIP (zero-shot)": "ZeroshotC
                 "CoCoOp": "CoCoOp", "KgCoOp": "KgCoOp", "MaPLe": "MaPLe", "VP": "VP", "AR": "AR",
                 "AttrVR": "AttrVR", "DVP-cls": "DVP_CLS"}
 
+# base-to-new rows transcribed from baselines-2.md instead (checked in tests/test_trainers_deep_prompts.py)
+FROM_BASELINES_2 = frozenset({"IVLP", "VPT", "PromptSRC"})
+
 
 def read_doc(name):
     try:
@@ -95,14 +98,15 @@ def test_base_to_new_numbers_equal_baselines_md_section_9():
     header, body = markdown_tables(text)[1]
     assert header == ["method", "base", "new", "HM", "source"]
     averages = {METHOD_NAMES[row[0]]: tuple(float(v) for v in row[1:4]) for row in body}
-    assert {m: rows[reported.AVERAGE] for m, rows in reported.REPORTED_BASE2NEW.items()} == averages
+    in_doc = {m: rows for m, rows in reported.REPORTED_BASE2NEW.items() if m not in FROM_BASELINES_2}
+    assert {m: rows[reported.AVERAGE] for m, rows in in_doc.items()} == averages
     confirmed = re.search(r"Per-dataset CoCoOp values confirmed: (.*?)\.\s*The others", text, re.S).group(1)
     per_dataset = {DATASET_ABBREVIATIONS[name]: tuple(float(v) for v in (b, n, h))
                    for name, b, n, h in re.findall(r"\b(\w+) (\d+\.\d+)/(\d+\.\d+)/(\d+\.\d+)", confirmed)}
     assert len(per_dataset) == 3
     held = {k: v for k, v in reported.REPORTED_BASE2NEW["CoCoOp"].items() if k != reported.AVERAGE}
     assert held == per_dataset
-    for method, rows in reported.REPORTED_BASE2NEW.items():
+    for method, rows in in_doc.items():
         assert set(rows) <= {reported.AVERAGE} | set(per_dataset)  # no per-dataset number the doc does not hold
         source = next(row[4] for row in body if METHOD_NAMES[row[0]] == method)
         assert reported.BASE2NEW_SOURCES[method].split(" (")[0] in source

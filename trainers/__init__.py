@@ -15,6 +15,6 @@ from . import (ar, attrvr, clip_adapter, dvp, label_mapping, linear_probe, lpplu
                zsclip)
 from . import clip_lora, taskres  # noqa: F401  (CLIP-LoRA: LoRA in both encoders; TaskRes: a text-classifier residual)
 
-for _module in ("coop", "cocoop", "kgcoop", "maple"):
+for _module in ("coop", "cocoop", "kgcoop", "maple", "ivlp", "vpt", "promptsrc"):
     if os.path.exists(os.path.join(os.path.dirname(__file__), f"{_module}.py")):
         importlib.import_module(f"{__name__}.{_module}")
