@@ -18,6 +18,7 @@ import engine
 from engine import build_trainer, distributed, collect_env_info, get_cfg_default, set_random_seed
 from engine.checkpoint_files import EPOCH_FILE, EPOCH_FILE_GLOB, model_file
 from engine.errors import user_error_message
+from engine.finished_run import check_finished_run
 from engine.names import did_you_mean
 from engine.results import build_results, git_revision, write_config, write_results
 from engine.run_logging import final_error_log, setup_run_logger, stop_run_logger
@@ -51,6 +52,11 @@ def build_parser():
     p.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
     p.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
     p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow this command to rewrite a finished run (OUTPUT_DIR holding results.json): it is "
+                        "evaluated again from its checkpoints and its config.yaml and results.json are replaced")
+    p.add_argument("--check-opts", action="store_true",
+                   help="only check the config files and trailing KEY VALUE options (keys, types, values), then exit")
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command-line")
     return p
 
@@ -154,6 +160,7 @@ def check_inputs(cfg, args):
     training = not args.eval_only and not args.no_train
     if training and hasattr(trainer_class, "check_training_cfg"):
         trainer_class.check_training_cfg(cfg)  # NUM_SHOTS, MAX_EPOCH that would make training meaningless
+    check_finished_run(cfg.OUTPUT_DIR, args.overwrite, args.eval_only)  # a finished run changes only on request
     check_run_folder(cfg.OUTPUT_DIR, cfg)  # never reuse a folder of another run
     if training:
         check_resume_folder(cfg.RESUME or cfg.OUTPUT_DIR, cfg, required=bool(cfg.RESUME))
@@ -245,8 +252,6 @@ def _run(args, cfg, start):
     try:
         if torch.cuda.is_available() and cfg.USE_CUDA:
             torch.backends.cudnn.benchmark = True
-        if main_process:
-            write_config(cfg, cfg.OUTPUT_DIR)
         print_args(args, cfg)
         print("Collecting env info ...")
         print(f"** System info **\n{collect_env_info()}\n")
@@ -255,6 +260,8 @@ def _run(args, cfg, start):
             else (None, None)
         with evaluating(*evaluated):  # settings the model must take from its checkpoint (DVP_CLS's v)
             trainer = build_trainer(cfg)
+        if main_process:  # only now: data and model were found (a wrong --root leaves the folder's record alone)
+            write_config(cfg, cfg.OUTPUT_DIR)
         untrained = args.eval_only and not args.model_dir and getattr(trainer, "TRAINS", True)
         if args.eval_only:
             if untrained:

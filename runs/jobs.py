@@ -173,6 +173,12 @@ def train_opts(job):
     return ["DATASET.NUM_SHOTS", str(job.shots)] + list(job.opts)
 
 
+def rerun_flags(folder):
+    """["--overwrite"] for a folder that holds a results.json the runner found not done (stale, of an older
+    config file, untrained): the runner's rule is to run it again, and train.py refuses that without the flag."""
+    return ["--overwrite"] if osp.isfile(osp.join(folder, layout.RESULTS)) else []
+
+
 def command(job, settings):
     trainer = trainer_of(job.method)
     cmd = settings.python + [
@@ -182,7 +188,7 @@ def command(job, settings):
         "--output-dir", run_dir(job, settings)]
     if not method_info(job.method).trains:
         cmd.append("--eval-only")
-    return cmd + train_opts(job)
+    return cmd + rerun_flags(run_dir(job, settings)) + train_opts(job)
 
 
 def done(job, settings):

@@ -40,7 +40,8 @@ from engine.checkpoint_files import EPOCH_FILE, EPOCH_FILE_GLOB, epoch_of, model
 from engine.io import atomic_write_json  # noqa: E402  (stdlib only)
 from engine.names import squash  # noqa: E402  (stdlib only)
 from runs import catalogue, layout  # noqa: E402  (the registered datasets; the run-folder layout)
-from runs.jobs import DEFAULT_CFG, DEFAULT_SEEDS, Settings, UsageError, available_cfgs, available_datasets  # noqa: E402
+from runs.jobs import (DEFAULT_CFG, DEFAULT_SEEDS, Settings, UsageError, available_cfgs,  # noqa: E402
+                       available_datasets, rerun_flags)
 from runs.launcher import run_lock  # noqa: E402  (the sweep's per-run lock)
 
 PROTOCOL_SHOTS = 16  # the protocols' published setting (CoCoOp, CoOp): 16 shots
@@ -243,7 +244,7 @@ def command(step, python, data):
         if epoch is None:
             raise FileNotFoundError(f"no {EPOCH_FILE} checkpoint in {step.model_dir}/*/")
         cmd += ["--eval-only", "--model-dir", step.model_dir, "--load-epoch", str(epoch)]
-    return cmd + protocol_options(step)
+    return cmd + rerun_flags(step.folder) + protocol_options(step)
 
 
 # ---------------------------------------------------------------- running

@@ -58,7 +58,7 @@ for name in ("--dataset-config-file", "--config-file"):
         merge(config, yaml.safe_load(f) or {{}})
 rest, opts = args[args.index("--output-dir") + 2:], []
 while rest:  # train.py's flags after --output-dir (--eval-only, --model-dir DIR, --load-epoch N), then options
-    if rest[0] == "--eval-only":
+    if rest[0] in ("--eval-only", "--overwrite"):
         rest = rest[1:]
     elif rest[0].startswith("--"):
         rest = rest[2:]

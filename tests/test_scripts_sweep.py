@@ -49,7 +49,7 @@ def test_method_script_runs_coop_command_per_seed(ws):
          "--dataset-config-file", "configs/datasets/caltech101.yaml",
          "--config-file", "configs/trainers/AR/vit_b16.yaml",
          "--output-dir", f"out/caltech101/AR/vit_b16_16shots/seed{seed}",
-         "DATASET.NUM_SHOTS", "16"] for seed in (1, 2, 3)]
+         "DATASET.NUM_SHOTS", "16"] for seed in (1, 2, 3)]  # a new folder: no --overwrite
     assert "[2/3] ar caltech101 16 shots seed 2 ... done" in res.stdout
     assert "done 3 / failed 0 / skipped 0" in res.stdout
 
@@ -284,6 +284,8 @@ def test_corrupt_empty_or_foreign_results_are_rerun_and_said_why(ws):
     res = ws.run("ar.sh", "dtd", "16", SEEDS="1 2 3 4 5")
     assert res.returncode == 0, res.stderr
     assert ws.launched_dirs() == [f"{base}/seed{s}" for s in (1, 2, 3, 4)]
+    # a folder holding a results.json is rewritten only on request: the runner asks for it (train.py --overwrite)
+    assert all("--overwrite" in r["argv"] for r in ws.launched())
     out = res.stdout
     assert "[1/5] ar dtd 16 shots seed 1 ... running (results.json is empty)" in out
     assert "[2/5] ar dtd 16 shots seed 2 ... running (results.json is corrupt (" in out
