@@ -49,7 +49,8 @@ def test_an_eval_only_run_into_a_finished_folder_is_told_to_use_a_new_folder(toy
     opts = TOY + ["DATASET.NUM_SHOTS", "2", "OPTIM.MAX_EPOCH", "1"]
     assert train.main(["--root", toy_root, "--output-dir", str(out)] + opts) == 0
     results = (out / "results.json").read_bytes()
-    code = train.main(["--root", toy_root, "--output-dir", str(out), "--eval-only", "--model-dir", str(out), "--load-epoch", "1"] + opts)
+    evaluate = ["--eval-only", "--model-dir", str(out), "--load-epoch", "1"]
+    code = train.main(["--root", toy_root, "--output-dir", str(out)] + evaluate + opts)
     assert code == 1 and "pass another --output-dir" in capsys.readouterr().err
     assert (out / "results.json").read_bytes() == results
     assert train.main(["--root", toy_root, "--output-dir", str(tmp_path / "eval"), "--eval-only",
