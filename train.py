@@ -17,6 +17,7 @@ import torch
 import engine
 from engine import build_trainer, distributed, collect_env_info, get_cfg_default, set_random_seed
 from engine.checkpoint_files import EPOCH_FILE, EPOCH_FILE_GLOB, model_file
+from engine.config_check import check_model_selection, check_values, merge_options
 from engine.errors import user_error_message
 from engine.finished_run import check_finished_run
 from engine.names import did_you_mean
@@ -120,14 +121,8 @@ def setup_cfg(args):
     if args.config_file:
         _merge_file(cfg, args.config_file, "trainer config file")
     reset_cfg(cfg, args)
-    opts = args.opts or []
-    if len(opts) % 2:
-        raise UsageError(f"Trailing config options must be KEY VALUE pairs, got an odd number: {opts}")
-    try:
-        cfg.merge_from_list(opts)
-    except (KeyError, ValueError, AssertionError, TypeError) as err:
-        raise UsageError(f"Bad config option in {opts}: {err}. Keys are upper-case dotted paths such as "
-                         f"OPTIM.MAX_EPOCH, and values must have the type of the default.") from err
+    merge_options(cfg, args.opts)  # unknown keys named with the closest real one
+    check_values(cfg)
     cfg.freeze()
     return cfg
 
@@ -225,6 +220,9 @@ def run(args):
     """
     start = time.time()
     cfg = setup_cfg(args)
+    if args.check_opts:  # the runners' one check of a sweep's options before its first run
+        print("config files and options: OK")
+        return None
     check_inputs(cfg, args)
     multi = start_distributed(cfg)
     if not multi:
@@ -260,6 +258,7 @@ def _run(args, cfg, start):
             else (None, None)
         with evaluating(*evaluated):  # settings the model must take from its checkpoint (DVP_CLS's v)
             trainer = build_trainer(cfg)
+        check_model_selection(cfg, getattr(trainer, "val_loader", None))
         if main_process:  # only now: data and model were found (a wrong --root leaves the folder's record alone)
             write_config(cfg, cfg.OUTPUT_DIR)
         untrained = args.eval_only and not args.model_dir and getattr(trainer, "TRAINS", True)

@@ -7,7 +7,7 @@ from collections import namedtuple
 
 from engine.names import did_you_mean
 
-from . import catalogue, layout, yaml_subset
+from . import catalogue, layout, options, yaml_subset
 
 DEFAULT_CFG = "vit_b16"
 DEFAULT_SEEDS = "1 2 3"
@@ -116,15 +116,33 @@ def parse_ints(text, what, minimum):
     return values
 
 
-def parse_opts(words, where="config options"):
-    """Trailing KEY VALUE pairs -> tuple; keys are upper-case dotted config keys."""
+def parse_opts(words, where="config options", runner_keys=None):
+    """Trailing KEY VALUE pairs -> tuple; keys are upper-case dotted config keys that the runner does not set
+    itself (``runner_keys``: more such keys, {key: what sets it})."""
     words = list(words)
     if len(words) % 2:
         raise UsageError(f"{where} must be KEY VALUE pairs, got an odd number: {' '.join(words)}")
+    try:
+        options.check_runner_keys(words[::2], runner_keys)
+    except options.OptionError as err:
+        raise UsageError(f"{where}: {err}") from None
     for key in words[::2]:
         if not CONFIG_KEY.match(key):
             raise UsageError(f"{where}: '{key}' is not a config key (upper-case dotted, e.g. OPTIM.MAX_EPOCH)")
     return tuple(words)
+
+
+def starts_options(word):
+    """Whether a word after the positional arguments is the first KEY of the KEY VALUE options."""
+    return bool(CONFIG_KEY.match(word)) or word in options.RUNNER_KEYS
+
+
+def check_opts(opts, settings):
+    """The options' keys, types and values, by one train.py --check-opts call (runs/options.py)."""
+    try:
+        options.check_with_train_py(settings.python, list(opts))
+    except options.OptionError as err:
+        raise UsageError(f"config options: {err}") from None
 
 
 def config_files(job):
