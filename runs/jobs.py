@@ -137,6 +137,17 @@ def starts_options(word):
     return bool(CONFIG_KEY.match(word)) or word in options.RUNNER_KEYS
 
 
+def split_arguments(args, needed, usage, runner_keys=None):
+    """(positional arguments, KEY VALUE options) as scripts/method.sh splits them: ``needed`` positional
+    arguments, then an optional CFG unless the next word is already a KEY, then the options."""
+    positional = args[:needed + 1]
+    if len(positional) == needed + 1 and starts_options(positional[needed]):
+        positional = positional[:needed]
+    if len(positional) < needed or any(a.startswith("-") for a in positional):
+        raise UsageError(usage)
+    return positional, parse_opts(args[len(positional):], "config options", runner_keys)
+
+
 def check_opts(opts, settings):
     """The options' keys, types and values, by one train.py --check-opts call (runs/options.py)."""
     try:
