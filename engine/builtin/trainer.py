@@ -9,6 +9,7 @@ import torch
 
 from engine import distributed
 from engine.checkpoint_files import BEST_MODEL_FILE, model_file
+from engine.eval_progress import EvalProgress
 
 from .checkpoint import load_checkpoint, resume_from_checkpoint, save_checkpoint
 from .data.manager import DataManager
@@ -306,10 +307,13 @@ class SimpleTrainer(TrainerBase):
             split = "test"
             data_loader = self.test_loader
         print(f"Evaluate on the *{split}* set")
-        for batch in data_loader:
+        progress, seen = EvalProgress(split, len(data_loader)), 0
+        for index, batch in enumerate(data_loader, 1):
             input, label = self.parse_batch_test(batch)
             output = self.model_inference(input)
             self.evaluator.process(output, label)
+            seen += len(label)
+            progress.step(index, seen)
         results = self.evaluator.evaluate()
         for k, v in results.items():
             self.write_scalar(f"{split}/{k}", v, self.epoch)
