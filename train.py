@@ -193,14 +193,29 @@ def print_args(args, cfg):
 
 
 def nan_message(err, trainer):
-    """The NaN/inf-loss message with the epoch and batch where it happened. The builtin TrainerX puts them in
-    the message itself; real Dassl raises a bare "Loss is infinite or NaN!", so they are added here."""
+    """The NaN/inf-loss message with the epoch and batch where it happened, and advice that fits the precision
+    the run used. The builtin TrainerX puts epoch and batch in the message itself; real Dassl raises a bare
+    "Loss is infinite or NaN!", so they are added here."""
     msg = str(err)
-    if "(epoch " in msg or not hasattr(trainer, "batch_idx"):
-        return msg
-    return (f"{msg} (epoch {trainer.epoch + 1}/{trainer.max_epoch}, batch {trainer.batch_idx + 1}/"
-            f"{getattr(trainer, 'num_batches', '?')}). Training stopped; checkpoints of earlier epochs are kept. "
-            f"Lower OPTIM.LR or use fp32.")
+    if "(epoch " not in msg and hasattr(trainer, "batch_idx"):
+        msg = (f"{msg} (epoch {trainer.epoch + 1}/{trainer.max_epoch}, batch {trainer.batch_idx + 1}/"
+               f"{getattr(trainer, 'num_batches', '?')}). Training stopped; checkpoints of earlier epochs are kept.")
+    return f"{msg} {precision_advice(trainer)}"
+
+
+def precision_advice(trainer):
+    """"Lower OPTIM.LR", plus the precision key to set when the run trained under fp16/bf16 autocast."""
+    from trainers.clip_plumbing import precision_used
+
+    node_name = getattr(trainer, "NODE", "")
+    node = trainer.cfg.TRAINER.get(node_name) if node_name else None
+    for key in ("PRECISION", "PREC"):  # VR trainers; the CoOp family
+        if node is not None and key in node:
+            used = precision_used(node[key], trainer.device)
+            if used != "fp32":
+                return f"Lower OPTIM.LR, or train in fp32: TRAINER.{node_name}.{key} fp32 (this run used {used})."
+            return "Lower OPTIM.LR (this run already trained in fp32)."
+    return "Lower OPTIM.LR."
 
 
 def start_distributed(cfg):

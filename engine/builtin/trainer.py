@@ -348,7 +348,7 @@ class TrainerX(SimpleTrainer):
             except FloatingPointError as err:
                 raise FloatingPointError(
                     f"{err} (epoch {self.epoch + 1}/{self.max_epoch}, batch {self.batch_idx + 1}/{self.num_batches})."
-                    " Training stopped; checkpoints of earlier epochs are kept. Lower OPTIM.LR or use fp32.") from err
+                    " Training stopped; checkpoints of earlier epochs are kept.") from err  # train.py adds advice
             batch_time.update(time.time() - end)
             losses.update(loss_summary)
             meet_freq = (self.batch_idx + 1) % self.cfg.TRAIN.PRINT_FREQ == 0
