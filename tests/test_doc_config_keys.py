@@ -10,6 +10,7 @@ from tests.conftest import REPO
 
 KEY = re.compile(r"(?<![\w.<])[A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)+(?![\w<])")
 DEFINED_HERE = re.compile(r'ensure_node\(cfg, "([A-Z0-9_.]+)"\)')  # a plugin example that adds its own node
+SHOWN_AS_WRONG = re.compile(r"Unknown config key: [A-Z0-9_.]+")  # an example of the error itself
 SOURCES = ["README.md", "train.py", "docs/*.md", "scripts/*.sh", "scripts/*.py", "runs/*.py"]
 
 
@@ -20,7 +21,7 @@ def test_every_config_key_in_docs_and_help_texts_exists():
     for pattern in SOURCES:
         for path in sorted(glob.glob(os.path.join(REPO, pattern))):
             with open(path, encoding="utf-8") as f:
-                text = f.read()
+                text = SHOWN_AS_WRONG.sub("", f.read())
             defined = tuple(DEFINED_HERE.findall(text))
             for key in {m.group(0) for m in KEY.finditer(text)}:
                 if key not in leaves and key not in nodes and not key.startswith(defined or ("\0",)):
