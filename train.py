@@ -155,8 +155,8 @@ def check_inputs(cfg, args):
     training = not args.eval_only and not args.no_train
     if training and hasattr(trainer_class, "check_training_cfg"):
         trainer_class.check_training_cfg(cfg)  # NUM_SHOTS, MAX_EPOCH that would make training meaningless
-    check_finished_run(cfg.OUTPUT_DIR, args.overwrite, args.eval_only)  # a finished run changes only on request
     check_run_folder(cfg.OUTPUT_DIR, cfg)  # never reuse a folder of another run
+    check_finished_run(cfg.OUTPUT_DIR, args.overwrite, args.eval_only)  # a finished run changes only on request
     if training:
         check_resume_folder(cfg.RESUME or cfg.OUTPUT_DIR, cfg, required=bool(cfg.RESUME))
 
