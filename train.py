@@ -17,7 +17,9 @@ import torch
 import engine
 from engine import build_trainer, distributed, collect_env_info, get_cfg_default, set_random_seed
 from engine.checkpoint_files import EPOCH_FILE, EPOCH_FILE_GLOB, model_file
+from engine.config_check import check_model_selection, check_values, merge_options
 from engine.errors import user_error_message
+from engine.finished_run import check_finished_run
 from engine.names import did_you_mean
 from engine.results import build_results, git_revision, write_config, write_results
 from engine.run_logging import final_error_log, setup_run_logger, stop_run_logger
@@ -51,6 +53,11 @@ def build_parser():
     p.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
     p.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
     p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow this command to rewrite a finished run (OUTPUT_DIR holding results.json): it is "
+                        "evaluated again from its checkpoints and its config.yaml and results.json are replaced")
+    p.add_argument("--check-opts", action="store_true",
+                   help="only check the config files and trailing KEY VALUE options (keys, types, values), then exit")
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command-line")
     return p
 
@@ -114,14 +121,8 @@ def setup_cfg(args):
     if args.config_file:
         _merge_file(cfg, args.config_file, "trainer config file")
     reset_cfg(cfg, args)
-    opts = args.opts or []
-    if len(opts) % 2:
-        raise UsageError(f"Trailing config options must be KEY VALUE pairs, got an odd number: {opts}")
-    try:
-        cfg.merge_from_list(opts)
-    except (KeyError, ValueError, AssertionError, TypeError) as err:
-        raise UsageError(f"Bad config option in {opts}: {err}. Keys are upper-case dotted paths such as "
-                         f"OPTIM.MAX_EPOCH, and values must have the type of the default.") from err
+    merge_options(cfg, args.opts)  # unknown keys named with the closest real one
+    check_values(cfg)
     cfg.freeze()
     return cfg
 
@@ -155,6 +156,7 @@ def check_inputs(cfg, args):
     if training and hasattr(trainer_class, "check_training_cfg"):
         trainer_class.check_training_cfg(cfg)  # NUM_SHOTS, MAX_EPOCH that would make training meaningless
     check_run_folder(cfg.OUTPUT_DIR, cfg)  # never reuse a folder of another run
+    check_finished_run(cfg.OUTPUT_DIR, args.overwrite, args.eval_only)  # a finished run changes only on request
     if training:
         check_resume_folder(cfg.RESUME or cfg.OUTPUT_DIR, cfg, required=bool(cfg.RESUME))
 
@@ -191,14 +193,29 @@ def print_args(args, cfg):
 
 
 def nan_message(err, trainer):
-    """The NaN/inf-loss message with the epoch and batch where it happened. The builtin TrainerX puts them in
-    the message itself; real Dassl raises a bare "Loss is infinite or NaN!", so they are added here."""
+    """The NaN/inf-loss message with the epoch and batch where it happened, and advice that fits the precision
+    the run used. The builtin TrainerX puts epoch and batch in the message itself; real Dassl raises a bare
+    "Loss is infinite or NaN!", so they are added here."""
     msg = str(err)
-    if "(epoch " in msg or not hasattr(trainer, "batch_idx"):
-        return msg
-    return (f"{msg} (epoch {trainer.epoch + 1}/{trainer.max_epoch}, batch {trainer.batch_idx + 1}/"
-            f"{getattr(trainer, 'num_batches', '?')}). Training stopped; checkpoints of earlier epochs are kept. "
-            f"Lower OPTIM.LR or use fp32.")
+    if "(epoch " not in msg and hasattr(trainer, "batch_idx"):
+        msg = (f"{msg} (epoch {trainer.epoch + 1}/{trainer.max_epoch}, batch {trainer.batch_idx + 1}/"
+               f"{getattr(trainer, 'num_batches', '?')}). Training stopped; checkpoints of earlier epochs are kept.")
+    return f"{msg} {precision_advice(trainer)}"
+
+
+def precision_advice(trainer):
+    """"Lower OPTIM.LR", plus the precision key to set when the run trained under fp16/bf16 autocast."""
+    from trainers.clip_plumbing import precision_used
+
+    node_name = getattr(trainer, "NODE", "")
+    node = trainer.cfg.TRAINER.get(node_name) if node_name else None
+    for key in ("PRECISION", "PREC"):  # VR trainers; the CoOp family
+        if node is not None and key in node:
+            used = precision_used(node[key], trainer.device)
+            if used != "fp32":
+                return f"Lower OPTIM.LR, or train in fp32: TRAINER.{node_name}.{key} fp32 (this run used {used})."
+            return "Lower OPTIM.LR (this run already trained in fp32)."
+    return "Lower OPTIM.LR."
 
 
 def start_distributed(cfg):
@@ -218,6 +235,9 @@ def run(args):
     """
     start = time.time()
     cfg = setup_cfg(args)
+    if args.check_opts:  # the runners' one check of a sweep's options before its first run
+        print("config files and options: OK")
+        return None
     check_inputs(cfg, args)
     multi = start_distributed(cfg)
     if not multi:
@@ -245,8 +265,6 @@ def _run(args, cfg, start):
     try:
         if torch.cuda.is_available() and cfg.USE_CUDA:
             torch.backends.cudnn.benchmark = True
-        if main_process:
-            write_config(cfg, cfg.OUTPUT_DIR)
         print_args(args, cfg)
         print("Collecting env info ...")
         print(f"** System info **\n{collect_env_info()}\n")
@@ -255,6 +273,9 @@ def _run(args, cfg, start):
             else (None, None)
         with evaluating(*evaluated):  # settings the model must take from its checkpoint (DVP_CLS's v)
             trainer = build_trainer(cfg)
+        check_model_selection(cfg, getattr(trainer, "val_loader", None))
+        if main_process:  # only now: data and model were found (a wrong --root leaves the folder's record alone)
+            write_config(cfg, cfg.OUTPUT_DIR)
         untrained = args.eval_only and not args.model_dir and getattr(trainer, "TRAINS", True)
         if args.eval_only:
             if untrained:

@@ -10,10 +10,12 @@ refuse a method before any training; a catalogue written before these fields exi
 unseen classes" (the run then fails at its new-class test, as it did before). The runner is stdlib-only
 and must not import torch, so it reads the generated file; after adding a trainer, run ``python -m
 runs.catalogue`` to rewrite it and the scripts/<name>.sh one-liners (tests/test_runs_layout.py fails
-while either is stale).
-VR_PLUGINS is honoured, and VR_TRAINER_CATALOGUE names another catalogue file to read or write, for
-trainers of a plugin outside the repository (``VR_PLUGINS=my_pkg VR_TRAINER_CATALOGUE=my.json python -m
-runs.catalogue``, then ``VR_TRAINER_CATALOGUE=my.json bash scripts/method.sh MY_TRAINER ...``).
+while either is stale; ``--check`` says which files are stale and writes nothing; ``--help`` lists the options).
+VR_PLUGINS is honoured, and VR_TRAINER_CATALOGUE (or --trainers) names another catalogue file to read or
+write, for trainers of a plugin outside the repository; a plugin's trainers or datasets are never written into
+the repository's own files (one ERROR line says which variable to set): ``VR_PLUGINS=my_pkg
+VR_TRAINER_CATALOGUE=my.json python -m runs.catalogue``, then
+``VR_TRAINER_CATALOGUE=my.json bash scripts/method.sh MY_TRAINER ...``.
 
 Each registered dataset loader states its facts as class attributes (datasets/catalog.py); the ones the
 stdlib-only scripts need (table name and order, aliases, test-only) are kept in runs/datasets.json, or in
@@ -145,13 +147,66 @@ def script_text(method):
     return SCRIPT_TEMPLATE.format(**method._asdict())
 
 
+class CatalogueError(ValueError):
+    """The catalogue cannot be written as asked (a plugin's entries bound for the repository's files)."""
+
+
+def plugin_entries(classes):
+    """{name: class} -> the names whose class comes from a VR_PLUGINS module, not from the repository."""
+    from plugins import PROJECT_PACKAGES
+
+    return [name for name, cls in classes.items() if cls.__module__.split(".")[0] not in PROJECT_PACKAGES]
+
+
+def refuse_plugins_in_repo(trainer_path, dataset_path):
+    """A plugin's trainers or datasets never go into the repository's own catalogues and scripts."""
+    import engine
+    from datasets.catalog import registered_loaders
+
+    trainers = {name: engine.TRAINER_REGISTRY.get(name) for name in engine.TRAINER_REGISTRY.registered_names()}
+    datasets = {cls.__name__: cls for cls in registered_loaders()}  # the loaders the catalogue lists
+    for what, path, default, env, classes in (
+            ("trainer", trainer_path, DEFAULT_PATH, "VR_TRAINER_CATALOGUE", trainers),
+            ("dataset", dataset_path, DATASETS_DEFAULT_PATH, "VR_DATASET_CATALOGUE", datasets)):
+        foreign = plugin_entries(classes) if path and osp.abspath(path) == default else []
+        if foreign:
+            raise CatalogueError(
+                f"VR_PLUGINS registers the {what}(s) {', '.join(foreign)}, which are never written into the "
+                f"repository's {osp.relpath(default, REPO)}{' and scripts/' if what == 'trainer' else ''}. Set "
+                f"{env}=my_{what}s.json (a file of your own) and run again; the scripts then read it when "
+                f"{env} is set.")
+
+
+def planned_files(trainer_path=None, dataset_path=None, scripts_dir=None):
+    """({path: (text, mode)}, the trainers' Methods) of everything ``write`` writes: the trainer catalogue;
+    the dataset catalogue for the repository's trainer catalogue or when a dataset path is given
+    (VR_DATASET_CATALOGUE, --datasets); the scripts/<name>.sh one-liners for the repository's catalogue or
+    ``scripts_dir``."""
+    trainer_path = trainer_path or catalogue_path()
+    dataset_path = dataset_path or (datasets_path() if writes_datasets(trainer_path) else None)
+    import_registries()
+    refuse_plugins_in_repo(trainer_path, dataset_path)
+    methods = from_registry()
+    files = {trainer_path: (render(methods), None)}
+    if dataset_path:
+        files[dataset_path] = (render_datasets(datasets_from_registry()), None)
+    if osp.abspath(trainer_path) == DEFAULT_PATH or scripts_dir:
+        for method in methods:
+            target = osp.join(scripts_dir or osp.join(REPO, "scripts"), f"{method.script}.sh")
+            files[target] = (script_text(method), 0o777)
+    return files, methods
+
+
 def write_datasets(path=None):
     """Write the catalogue of the registered datasets (and VR_PLUGINS') to ``path`` (default:
     VR_DATASET_CATALOGUE, else runs/datasets.json); returns its rows."""
     from engine.io import atomic_write_text
 
+    import_registries()
+    path = path or datasets_path()
+    refuse_plugins_in_repo(None, path)
     rows = datasets_from_registry()
-    atomic_write_text(path or datasets_path(), render_datasets(rows))
+    atomic_write_text(path, render_datasets(rows))
     return rows
 
 
@@ -161,30 +216,65 @@ def writes_datasets(trainer_path):
     return osp.abspath(trainer_path) == DEFAULT_PATH or bool(os.environ.get("VR_DATASET_CATALOGUE"))
 
 
-def write(path=None, scripts_dir=None):
-    """Write the catalogue of the registered trainers (and VR_PLUGINS') to ``path``; the repository's
-    own catalogue also gets its scripts/<name>.sh one-liners (a plugin's trainers run through
-    scripts/method.sh NAME, with VR_TRAINER_CATALOGUE naming its catalogue), and the dataset catalogue
-    is written too (runs/datasets.json, or VR_DATASET_CATALOGUE when set)."""
+def write(path=None, scripts_dir=None, dataset_path=None):
+    """Write the files of :func:`planned_files`; returns the trainers' Methods."""
     from engine.io import atomic_write_text
 
-    path = path or catalogue_path()
-    methods = from_registry()
-    atomic_write_text(path, render(methods))
-    if writes_datasets(path):
-        write_datasets()
-    if osp.abspath(path) == DEFAULT_PATH or scripts_dir:
-        for method in methods:
-            target = osp.join(scripts_dir or osp.join(REPO, "scripts"), f"{method.script}.sh")
-            atomic_write_text(target, script_text(method), mode=0o777)
+    files, methods = planned_files(path, dataset_path, scripts_dir)
+    for target, (text, mode) in files.items():
+        atomic_write_text(target, text, **({"mode": mode} if mode else {}))
     return methods
 
 
-if __name__ == "__main__":
+def stale_files(files):
+    """The planned files whose content on disk differs (missing ones included)."""
+    stale = []
+    for target, (text, _) in files.items():
+        try:
+            with open(target, encoding="utf-8") as f:
+                current = f.read()
+        except OSError:
+            current = None
+        if current != text:
+            stale.append(target)
+    return stale
+
+
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m runs.catalogue",
+        description="Write the trainer and dataset catalogues (runs/trainers.json, runs/datasets.json) and the "
+                    "scripts/<name>.sh one-liners from the registries, so that the stdlib-only scripts know them.",
+        epilog="A plugin (VR_PLUGINS) writes into its own files: VR_TRAINER_CATALOGUE / VR_DATASET_CATALOGUE, or "
+               "--trainers / --datasets; never into the repository's.")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 naming the files that are stale or missing")
+    parser.add_argument("--trainers", metavar="PATH", help="trainer catalogue to write (default: "
+                        "$VR_TRAINER_CATALOGUE, else runs/trainers.json)")
+    parser.add_argument("--datasets", metavar="PATH", help="dataset catalogue to write (default: "
+                        "$VR_DATASET_CATALOGUE, else runs/datasets.json with the repository's trainer catalogue)")
+    parser.add_argument("--scripts-dir", metavar="DIR", help="also write the <name>.sh one-liners there")
+    args = parser.parse_args(argv)
     try:
-        written = write()
-    except RuntimeError as err:  # a VR_PLUGINS module that fails to import
-        sys.exit(f"ERROR: {err}")
-    print(f"wrote {catalogue_path()} for: {', '.join(m.script for m in written)}")
-    if writes_datasets(catalogue_path()):
-        print(f"wrote {datasets_path()} for: {', '.join(load_datasets())}")
+        files, _ = planned_files(args.trainers, args.datasets, args.scripts_dir)
+    except ValueError as err:  # CatalogueError, or plugins.PluginImportError: a VR_PLUGINS module that fails
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 2
+    if args.check:
+        stale = stale_files(files)
+        for target in stale:
+            print(f"stale: {target} (rewrite it with python -m runs.catalogue)")
+        print(f"{len(files) - len(stale)} of {len(files)} catalogue files are current")
+        return 1 if stale else 0
+    written = write(args.trainers, args.scripts_dir, args.datasets)
+    print(f"wrote {args.trainers or catalogue_path()} for: {', '.join(m.script for m in written)}")
+    for target in files:
+        if target.endswith(".json") and target != (args.trainers or catalogue_path()):
+            print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,7 @@ import yaml
 
 from engine.names import did_you_mean
 
-from . import catalogue, layout
+from . import catalogue, layout, options
 
 DEFAULT_CFG = "vit_b16"
 DEFAULT_SEEDS = "1 2 3"
@@ -118,15 +118,44 @@ def parse_ints(text, what, minimum):
     return values
 
 
-def parse_opts(words, where="config options"):
-    """Trailing KEY VALUE pairs -> tuple; keys are upper-case dotted config keys."""
+def parse_opts(words, where="config options", runner_keys=None):
+    """Trailing KEY VALUE pairs -> tuple; keys are upper-case dotted config keys that the runner does not set
+    itself (``runner_keys``: more such keys, {key: what sets it})."""
     words = list(words)
     if len(words) % 2:
         raise UsageError(f"{where} must be KEY VALUE pairs, got an odd number: {' '.join(words)}")
+    try:
+        options.check_runner_keys(words[::2], runner_keys)
+    except options.OptionError as err:
+        raise UsageError(f"{where}: {err}") from None
     for key in words[::2]:
         if not CONFIG_KEY.match(key):
             raise UsageError(f"{where}: '{key}' is not a config key (upper-case dotted, e.g. OPTIM.MAX_EPOCH)")
     return tuple(words)
+
+
+def starts_options(word):
+    """Whether a word after the positional arguments is the first KEY of the KEY VALUE options."""
+    return bool(CONFIG_KEY.match(word)) or word in options.RUNNER_KEYS
+
+
+def split_arguments(args, needed, usage, runner_keys=None):
+    """(positional arguments, KEY VALUE options) as scripts/method.sh splits them: ``needed`` positional
+    arguments, then an optional CFG unless the next word is already a KEY, then the options."""
+    positional = args[:needed + 1]
+    if len(positional) == needed + 1 and starts_options(positional[needed]):
+        positional = positional[:needed]
+    if len(positional) < needed or any(a.startswith("-") for a in positional):
+        raise UsageError(usage)
+    return positional, parse_opts(args[len(positional):], "config options", runner_keys)
+
+
+def check_opts(opts, settings):
+    """The options' keys, types and values, by one train.py --check-opts call (runs/options.py)."""
+    try:
+        options.check_with_train_py(settings.python, list(opts))
+    except options.OptionError as err:
+        raise UsageError(f"config options: {err}") from None
 
 
 def config_files(job):
@@ -176,6 +205,12 @@ def train_opts(job):
     return ["DATASET.NUM_SHOTS", str(job.shots)] + list(job.opts)
 
 
+def rerun_flags(folder):
+    """["--overwrite"] for a folder that holds a results.json the runner found not done (stale, of an older
+    config file, untrained): the runner's rule is to run it again, and train.py refuses that without the flag."""
+    return ["--overwrite"] if osp.isfile(osp.join(folder, layout.RESULTS)) else []
+
+
 def command(job, settings):
     trainer = trainer_of(job.method)
     cmd = settings.python + [
@@ -185,7 +220,7 @@ def command(job, settings):
         "--output-dir", run_dir(job, settings)]
     if not method_info(job.method).trains:
         cmd.append("--eval-only")
-    return cmd + train_opts(job)
+    return cmd + rerun_flags(run_dir(job, settings)) + train_opts(job)
 
 
 def done(job, settings):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run one registered trainer on one dataset, once per seed in $SEEDS; finished runs are skipped.
-# usage: bash scripts/method.sh METHOD DATASET SHOTS [CFG] [KEY VALUE ...]   (run from the repo root)
+# usage: bash scripts/method.sh METHOD DATASET SHOTS [CFG] [KEY VALUE ...] [--dry-run]   (run from the repo root)
 #   METHOD: a script name or trainer name of runs/trainers.json (python -m runs.catalogue rewrites it);
 #   CFG: configs/trainers/<TRAINER>/<CFG>.yaml (default vit_b16); KEY VALUE: config options for train.py.
 # env: SEEDS (default "1 2 3"), DATA (default ./data), OUTPUT (default output), PYTHON (default python)

@@ -15,7 +15,8 @@ that weighed most, and its part of the logit; with several prompts) and the N te
 weight x logit (texts of weight 0 do not count). Tip-Adapter / Tip-Adapter-F list the N cache neighbours
 (the training images whose keys have the highest affinity with the image, their labels, affinity and part
 of the predicted class's logit). N: --descriptions (or --neighbours), default 5.
---json prints the same as JSON.
+--json prints the same as JSON. An image that cannot be read (missing, truncated, a float TIFF) gets one
+ERROR line (and an "error" record) and is left out; the others are predicted; the exit status is then 1.
 """
 import argparse
 import json
@@ -57,8 +58,10 @@ def predict(run, images, topk=5, n_descriptions=5):
     k = max(1, min(int(topk), len(run.classnames)))
     records = []
     for start in range(0, len(images), BATCH):
-        paths = images[start:start + BATCH]
-        batch = run.images_to_batch(paths)
+        batch, paths, failed = read_batch(run, images[start:start + BATCH])
+        records += failed
+        if not paths:
+            continue
         with torch.no_grad():
             logits = run.class_logits(batch)
         probs = torch.softmax(logits.float(), dim=1)
@@ -74,7 +77,33 @@ def predict(run, images, topk=5, n_descriptions=5):
     return records
 
 
+def read_batch(run, paths):
+    """(batch of the images that decode, their paths, {"image", "error"} records of those that do not): a
+    truncated JPEG or a float TIFF is reported for itself and the other images are still predicted."""
+    tensors, kept, failed = [], [], []
+    for path in paths:
+        try:
+            tensors.append(run.images_to_batch([path]))
+            kept.append(path)
+        except (OSError, ValueError) as err:  # engine.imageio.ImageReadError names the file and the fix
+            failed.append({"image": path, "error": str(err)})
+    return (torch.cat(tensors) if tensors else None), kept, failed
+
+
+def checked_images(paths):
+    """(paths that exist and open as images, error records of the others), in the given order."""
+    good, failed = [], []
+    for path in paths:
+        try:
+            good += check_images([path])
+        except (FileNotFoundError, ValueError) as err:
+            failed.append({"image": path, "error": str(err)})
+    return good, failed
+
+
 def format_record(rec):
+    if "error" in rec:
+        return f"== {rec['image']}\n  not predicted: {rec['error']}"
     width = max(len(t["class"]) for t in rec["top"])
     lines = [f"== {rec['image']}"]
     for r, t in enumerate(rec["top"], 1):
@@ -121,7 +150,11 @@ def main(argv=None):
         if args.descriptions < 0:
             raise ValueError(f"--descriptions / --neighbours must be at least 0, got {args.descriptions}.")
         run_dir = check_run_dir(args.run_dir)
-        images = check_images(args.images)
+        images, failed = checked_images(args.images)
+        for rec in failed:
+            print(f"ERROR: {rec['error']}", file=sys.stderr)
+        if not images:
+            return 1
         run = load_run(run_dir, load_epoch=args.load_epoch, device=args.device, root=args.root or None,
                        quiet=not args.verbose)
         records = predict(run, images, topk=args.topk, n_descriptions=args.descriptions)
@@ -129,15 +162,21 @@ def main(argv=None):
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"ERROR: {msg}", file=sys.stderr)
         return 1
+    for rec in records:
+        if "error" in rec:
+            print(f"ERROR: {rec['error']}", file=sys.stderr)
+    order = {path: i for i, path in enumerate(args.images)}
+    records = sorted(failed + records, key=lambda rec: order.get(rec["image"], len(order)))
+    code = 1 if any("error" in rec for rec in records) else 0
     if args.json:
         print(json.dumps({"run_dir": run.run_dir, "trainer": run.cfg.TRAINER.NAME, "epoch": run.epoch,
                           "predictions": records}, indent=2))
-        return 0
+        return code
     print(f"Run {run.run_dir} ({run.cfg.TRAINER.NAME}, {run.cfg.DATASET.NAME}, checkpoint of epoch {run.epoch}, "
           f"device {run.device})")
     for rec in records:
         print(format_record(rec))
-    return 0
+    return code
 
 
 if __name__ == "__main__":

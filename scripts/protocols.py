@@ -1,11 +1,11 @@
 """The runner behind scripts/base2new.sh and scripts/xd.sh: train once, then test the same run elsewhere.
 
-base2new METHOD DATASET [CFG]   (CoCoOp's base-to-new protocol), for each seed in $SEEDS (1 2 3):
+base2new METHOD DATASET [CFG] [KEY VALUE ...] [--dry-run]   (CoCoOp's base-to-new protocol), per seed in $SEEDS:
     train  $OUTPUT/base2new/train_base/<dataset>/<TRAINER>/<cfg>_16shots/seed<S>
            DATASET.SUBSAMPLE_CLASSES base (its results.json is the base-class test)
     test   $OUTPUT/base2new/test_new/<dataset>/<TRAINER>/<cfg>_16shots/seed<S>
            --eval-only --model-dir <train run> --load-epoch <its last epoch>, SUBSAMPLE_CLASSES new
-xd METHOD [CFG]   (cross-dataset transfer and domain generalisation), for each seed:
+xd METHOD [CFG] [KEY VALUE ...] [--dry-run]   (cross-dataset transfer and domain generalisation), per seed:
     train  $OUTPUT/xd/train/imagenet/<TRAINER>/<cfg>_16shots/seed<S>   (all classes, 16 shots)
     test   $OUTPUT/xd/test/<target>/<TRAINER>/<cfg>_16shots/seed<S>    for every target of
            XD_TARGETS (CoOp's ten other datasets) and DG_TARGETS (the four ImageNet variants)
@@ -20,7 +20,7 @@ files and options set; a test also records in tested_model.json which training r
 and must match the training run's current one) is skipped; any other folder is run again (train.py
 resumes from its checkpoint), and why is said. Tests of a seed start only when its training run is
 done, and run again when that training run was run again (in this or an earlier invocation). All names
-are checked against configs/ before anything starts. Stdlib only. \
+are checked against configs/ (options: one train.py --check-opts) before anything starts. Stdlib only. \
 Environment: PYTHON (default python; may hold arguments), DATA (default ./data),
 OUTPUT (default output), SEEDS (default "1 2 3"), XD_TARGETS (overrides the xd target list).
 """
@@ -40,7 +40,8 @@ from engine.checkpoint_files import EPOCH_FILE, EPOCH_FILE_GLOB, epoch_of, model
 from engine.io import atomic_write_json  # noqa: E402  (stdlib only)
 from engine.names import squash  # noqa: E402  (stdlib only)
 from runs import catalogue, layout  # noqa: E402  (the registered datasets; the run-folder layout)
-from runs.jobs import DEFAULT_CFG, DEFAULT_SEEDS, Settings, UsageError, available_cfgs, available_datasets  # noqa: E402
+from runs.jobs import (DEFAULT_CFG, DEFAULT_SEEDS, Settings, UsageError, available_cfgs,  # noqa: E402
+                       available_datasets, check_opts, rerun_flags, split_arguments)
 from runs.launcher import run_lock  # noqa: E402  (the sweep's per-run lock)
 from runs.protocol_layout import (BASE2NEW_TEST, BASE2NEW_TRAIN, PROTOCOL_SHOTS, XD_SOURCE, XD_TARGETS,  # noqa: E402,F401
                                   XD_TEST, XD_TRAIN, dg_targets, protocol_dir_of, run_folder)  # (the tables read them)
@@ -59,7 +60,8 @@ def __getattr__(name):
 ALIASES = {m.script: m.trainer for m in catalogue.load().values()}
 EVAL_ONLY = frozenset(m.trainer for m in catalogue.load().values() if not m.trains)
 
-Step = namedtuple("Step", "label folder trainer classes options model_dir")
+# options: (dataset, cfg, seed); opts: the user's trailing KEY VALUE pairs (every step of the protocol gets them)
+Step = namedtuple("Step", "label folder trainer classes options model_dir opts", defaults=((),))
 
 
 
@@ -118,28 +120,28 @@ dataset_config = layout.dataset_config
 
 # ---------------------------------------------------------------- the steps of a protocol
 
-def base2new_steps(trainer, dataset, cfg, seeds, output):
+def base2new_steps(trainer, dataset, cfg, seeds, output, opts=()):
     steps = []
     for seed in seeds:
         train = run_folder(output, BASE2NEW_TRAIN, dataset, trainer, cfg, seed)
         test = run_folder(output, BASE2NEW_TEST, dataset, trainer, cfg, seed)
         steps.append(Step(f"{trainer} {dataset} seed {seed}: train on base classes", train,
-                          trainer, "base", (dataset, cfg, seed), None))
+                          trainer, "base", (dataset, cfg, seed), None, opts))
         steps.append(Step(f"{trainer} {dataset} seed {seed}: test on new classes", test,
-                          trainer, "new", (dataset, cfg, seed), train))
+                          trainer, "new", (dataset, cfg, seed), train, opts))
     return steps
 
 
-def xd_steps(trainer, cfg, seeds, output, targets):
+def xd_steps(trainer, cfg, seeds, output, targets, opts=()):
     steps = []
     for seed in seeds:
         train = run_folder(output, XD_TRAIN, XD_SOURCE, trainer, cfg, seed)
         steps.append(Step(f"{trainer} {XD_SOURCE} seed {seed}: train", train, trainer, "all",
-                          (XD_SOURCE, cfg, seed), None))
+                          (XD_SOURCE, cfg, seed), None, opts))
         for target in targets:
             steps.append(Step(f"{trainer} seed {seed}: test on {target}",
                               run_folder(output, XD_TEST, target, trainer, cfg, seed),
-                              trainer, "all", (target, cfg, seed), train))
+                              trainer, "all", (target, cfg, seed), train, opts))
     return steps
 
 
@@ -150,8 +152,8 @@ def config_files(step):
 
 
 def protocol_options(step):
-    """The KEY VALUE options every protocol run gets (command() appends them)."""
-    return ["DATASET.NUM_SHOTS", str(PROTOCOL_SHOTS), "DATASET.SUBSAMPLE_CLASSES", step.classes]
+    """The KEY VALUE options every protocol run gets (command() appends them), then the user's."""
+    return ["DATASET.NUM_SHOTS", str(PROTOCOL_SHOTS), "DATASET.SUBSAMPLE_CLASSES", step.classes] + list(step.opts)
 
 
 def trained_model(model_dir):
@@ -221,7 +223,7 @@ def command(step, python, data):
         if epoch is None:
             raise FileNotFoundError(f"no {EPOCH_FILE} checkpoint in {step.model_dir}/*/")
         cmd += ["--eval-only", "--model-dir", step.model_dir, "--load-epoch", str(epoch)]
-    return cmd + protocol_options(step)
+    return cmd + rerun_flags(step.folder) + protocol_options(step)
 
 
 # ---------------------------------------------------------------- running
@@ -317,8 +319,26 @@ def run_steps(steps, python, data):
 
 # ---------------------------------------------------------------- entry points
 
-USAGE = {"base2new": "bash scripts/base2new.sh METHOD DATASET [CFG]",
-         "xd": "bash scripts/xd.sh METHOD [CFG]"}
+USAGE = {"base2new": "bash scripts/base2new.sh METHOD DATASET [CFG] [KEY VALUE ...] [--dry-run]",
+         "xd": "bash scripts/xd.sh METHOD [CFG] [KEY VALUE ...] [--dry-run]"}
+PROTOCOL_KEYS = {"DATASET.SUBSAMPLE_CLASSES": "the protocol (base2new: base for training, new for its test)",
+                 "DATASET.NUM_SHOTS": f"the protocol ({PROTOCOL_SHOTS} shots, as published)"}
+
+
+def dry_run(steps, python, data):
+    """--dry-run: what each step would do, with its command; nothing is launched or written."""
+    todo = 0
+    for i, step in enumerate(steps, 1):
+        done, why = finished(step)
+        prefix = f"[{i}/{len(steps)}] {step.label} ..."
+        todo += not done
+        try:
+            shown = shlex.join(command(step, python, data))
+        except FileNotFoundError:  # a test of a training run not run yet: its last epoch is unknown until then
+            shown = f"after its training run {step.model_dir}"
+        print(f"{prefix} skip (results.json exists)" if done else f"{prefix} would run ({why or 'new'}): {shown}")
+    print(f"dry run: {todo} would run, {len(steps) - todo} skipped")
+    return 0
 
 
 def main(argv=None):
@@ -326,29 +346,31 @@ def main(argv=None):
     if not argv or argv[0] not in USAGE or any(a in ("-h", "--help") for a in argv):
         print(__doc__, file=sys.stderr)
         return 0 if any(a in ("-h", "--help") for a in argv) else 2
-    protocol, args = argv[0], argv[1:]
-    needed = 2 if protocol == "base2new" else 1
+    protocol, args = argv[0], [a for a in argv[1:] if a != "--dry-run"]
     try:
-        if not needed <= len(args) <= needed + 1:
-            raise UsageError(f"usage: {USAGE[protocol]}")
-        trainer = resolve_trainer(args[0])
+        needed = 2 if protocol == "base2new" else 1
+        positional, opts = split_arguments(args, needed, f"usage: {USAGE[protocol]}", PROTOCOL_KEYS)
+        trainer = resolve_trainer(positional[0])
         if protocol == "base2new":
             check_scores_unseen_classes(trainer)
-        cfg = args[needed] if len(args) > needed else DEFAULT_CFG
+        cfg = positional[needed] if len(positional) > needed else DEFAULT_CFG
         seeds = parse_seeds(os.environ.get("SEEDS") or DEFAULT_SEEDS)
         settings = Settings()
         python, data, output = settings.python, settings.data, settings.output
         if protocol == "base2new":
-            datasets = [args[1]]
-            steps = base2new_steps(trainer, args[1], cfg, seeds, output)
+            datasets = [positional[1]]
+            steps = base2new_steps(trainer, positional[1], cfg, seeds, output, opts)
         else:
             targets = (os.environ.get("XD_TARGETS") or " ".join(XD_TARGETS + dg_targets())).split()
             datasets = [XD_SOURCE] + targets
-            steps = xd_steps(trainer, cfg, seeds, output, targets)
+            steps = xd_steps(trainer, cfg, seeds, output, targets, opts)
         check_configs(trainer, cfg, datasets)
+        check_opts(opts, settings)
     except (UsageError, FileNotFoundError) as exc:  # FileNotFoundError: no dataset catalogue
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
+    if "--dry-run" in argv[1:]:
+        return dry_run(steps, python, data)
     return run_steps(steps, python, data)
 
 

@@ -37,9 +37,9 @@ except ImportError:
              "or set RUNNER_PYTHON to the python that has the toolkit's requirements")
 from engine.io import atomic_write_text  # noqa: E402
 from runs.gpus import detect_gpus  # noqa: E402
-from runs.jobs import (CONFIG_KEY, DEFAULT_CFG, DEFAULT_SEEDS, Job, Settings, UsageError,  # noqa: E402
-                       command, done, methods, parse_ints, parse_opts,
-                       resolve_method, run_dir, trainable_datasets, trainer_of, validate)
+from runs.jobs import (DEFAULT_CFG, DEFAULT_SEEDS, Job, Settings, UsageError,  # noqa: E402
+                       check_opts, command, done, methods, parse_ints, parse_opts,
+                       resolve_method, run_dir, starts_options, trainable_datasets, trainer_of, validate)
 from runs.progress import Progress  # noqa: E402
 from runs.schedule import run_jobs  # noqa: E402
 from runs.slurm import job_line, parse_job_line  # noqa: E402
@@ -56,15 +56,18 @@ RESUME_NOTE = ("A run whose results.json parses and matches it (trainer, shots, 
 
 def main_method(argv):
     """scripts/method.sh NAME DATASET SHOTS [CFG] [KEY VALUE ...]: seeds from $SEEDS."""
+    dry_run = "--dry-run" in argv
+    argv = [a for a in argv if a != "--dry-run"]
     if not argv:
-        raise UsageError("usage: run_one.py method NAME DATASET SHOTS [CFG] [KEY VALUE ...]")
+        raise UsageError("usage: run_one.py method NAME DATASET SHOTS [CFG] [KEY VALUE ...] [--dry-run]")
     method = resolve_method(argv[0])
     parser = argparse.ArgumentParser(
         prog=f"bash scripts/{method}.sh",
         description=f"Run {trainer_of(method)} on one dataset for each seed in $SEEDS "
                     f"(default '{DEFAULT_SEEDS}').",
         epilog="KEY VALUE pairs after the arguments go to train.py as config options, e.g. "
-               "DATASET.ROOT_FOLDER my_images OPTIM.MAX_EPOCH 50. env: PYTHON (default python), "
+               "OPTIM.MAX_EPOCH 50 OPTIM.LR 0.002 (checked before the first run; --dry-run: print what would "
+               "run). env: PYTHON (default python), "
                "DATA (default ./data), OUTPUT (default output), SEEDS. " + RESUME_NOTE)
     parser.add_argument("dataset", help="dataset config name (configs/datasets/<name>.yaml)")
     parser.add_argument("shots", help="shots per class (DATASET.NUM_SHOTS)")
@@ -74,7 +77,7 @@ def main_method(argv):
     parser.add_argument("opts", nargs="*", metavar="KEY VALUE", help="config options for train.py")
     rest = argv[1:]
     positional = rest[:3]
-    if len(positional) == 3 and CONFIG_KEY.match(positional[2]):  # no CFG: options start at once
+    if len(positional) == 3 and starts_options(positional[2]):  # no CFG: options start at once
         positional = positional[:2]
     args = parser.parse_args(positional)
     opts = parse_opts(rest[len(positional):])
@@ -83,7 +86,23 @@ def main_method(argv):
     seeds = parse_ints(os.environ.get("SEEDS") or DEFAULT_SEEDS, "SEEDS", 0)
     jobs = [Job(method, args.dataset, shots, args.cfg, seed, opts) for seed in seeds]
     validate(jobs)
+    check_opts(opts, settings)
+    if dry_run:
+        return dry_run_report(jobs, settings, False)
     return run_jobs(jobs, settings)[0]
+
+
+def dry_run_report(jobs, settings, show_cfg, verdicts=None):
+    """--dry-run: each run's verdict and the command that would start it; nothing is launched."""
+    verdicts = verdicts or {job: done(job, settings) for job in jobs}
+    progress = Progress(jobs, settings, show_cfg)
+    for job in jobs:
+        verdict = verdicts[job]
+        progress.say(job, f"skip ({verdict.reason})" if verdict.done else
+                     f"would run ({verdict.reason}): " + shlex.join(command(job, settings)))
+    todo = sum(1 for job in jobs if not verdicts[job].done)
+    print(f"dry run: {todo} would run, {len(jobs) - todo} skipped")
+    return 0
 
 
 # ---------------------------------------------------------------- entry: sweep
@@ -110,7 +129,7 @@ def sweep_parser():
     return parser
 
 
-def sweep_jobs(spec):
+def sweep_jobs(spec, settings):
     """Jobs in order methods > datasets > shots > cfgs > seeds, validated."""
     def words(key):
         return (spec.get(key) or "").split()
@@ -134,6 +153,7 @@ def sweep_jobs(spec):
                 for cfg in dict.fromkeys(cfgs):
                     jobs.extend(Job(method, dataset, shot, cfg, s, opts) for s in dict.fromkeys(seeds))
     validate(jobs)
+    check_opts(opts, settings)
     return jobs
 
 
@@ -158,7 +178,7 @@ def main_sweep(argv):
             raise UsageError(f"no sweep in {sweep_dir} (no jobs.txt); give the sweep's --name or --sweep-dir")
         return slurm_sweep.status_command(jobs, settings, sweep_dir, spec.get("name") or osp.basename(sweep_dir),
                                           args, __file__)
-    jobs = sweep_jobs(spec)
+    jobs = sweep_jobs(spec, settings)
     gpus = detect_gpus(spec.get("gpus")) if mode == "gpus" and not args.dry_run else None
 
     digest = hashlib.sha1("\n".join(map(job_line, jobs)).encode()).hexdigest()[:8]
@@ -179,13 +199,7 @@ def main_sweep(argv):
         return slurm_sweep.submit_slurm(todo, settings, sweep_dir, name, args, __file__)
 
     if args.dry_run:
-        progress = Progress(jobs, settings, show_cfg)
-        for job in jobs:
-            verdict = verdicts[job]
-            progress.say(job, f"skip ({verdict.reason})" if verdict.done else
-                         f"would run ({verdict.reason}): " + shlex.join(command(job, settings)))
-        print(f"dry run: {len(todo)} would run, {len(jobs) - len(todo)} skipped")
-        return 0
+        return dry_run_report(jobs, settings, show_cfg, verdicts)
 
     log_dir = osp.join(sweep_dir, "logs") if mode == "gpus" else None
     code, text = run_jobs(jobs, settings, parallel_gpus=gpus, log_dir=log_dir, show_cfg=show_cfg, verdicts=verdicts)

@@ -5,9 +5,11 @@ PYTHON points at FAKE_TRAIN, which appends its arguments (with CUDA_VISIBLE_DEVI
 $FAKE_RECORD and writes a results.json into --output-dir that records the merged config the way train.py
 does (the two yaml files, then the trailing KEY VALUE pairs, merged here independently of runs/layout.py),
 so the tests see exactly which runs were launched and the runner's done check reads a real record.
-Switches: FAKE_FAIL (an ERROR line and exit 3 when the output dir contains it), FAKE_SLEEP (seconds) and
-FAKE_SLEEP_IN (sleep only in output dirs containing it, after writing its pid there), FAKE_NO_RESULTS (exit 0 without
-results.json), FAKE_CHECKPOINTS (a training run leaves prompt_learner/model.pth.tar-3 and -12).
+`train.py --check-opts ...` (the runners' option check) is recorded in $FAKE_RECORD.checks and exits 0, or 1
+with an ERROR line when the options hold the key FAKE_BAD_OPT. Switches: FAKE_FAIL (an ERROR line and exit 3
+when the output dir contains it), FAKE_SLEEP (seconds) and FAKE_SLEEP_IN (sleep only in output dirs containing
+it, after writing its pid there), FAKE_NO_RESULTS (exit 0 without results.json), FAKE_CHECKPOINTS (a training
+run leaves prompt_learner/model.pth.tar-3 and -12).
 Data as train.py finds it: the dataset folder is $DATA/<dataset config name> (the workspace creates one
 per dataset, with a split.json); without it the fake fails as train.py does; results.json records
 data_identity and data_sources (the folder and split.json's sha256) as train.py does.
@@ -25,6 +27,15 @@ FAKE_TRAIN = """\
 import ast, json, os, sys, time
 import yaml
 args = sys.argv[1:]
+if "--check-opts" in args:  # the runner's one option check per sweep: recorded apart, refused by FAKE_BAD_OPT
+    if os.environ.get("FAKE_RECORD"):
+        with open(os.environ["FAKE_RECORD"] + ".checks", "a") as f:
+            f.write(json.dumps(args) + "\\n")
+    bad = os.environ.get("FAKE_BAD_OPT")
+    if bad in args:
+        print(f"ERROR: Unknown config key: {{bad}} (do you mean OPTIM.LR?). Keys are ...", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0)
 if os.environ.get("FAKE_RECORD"):
     with open(os.environ["FAKE_RECORD"], "a") as f:
         f.write(json.dumps({{"argv": args, "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"),
@@ -62,7 +73,7 @@ for name in ("--dataset-config-file", "--config-file"):
         merge(config, yaml.safe_load(f) or {{}})
 rest, opts = args[args.index("--output-dir") + 2:], []
 while rest:  # train.py's flags after --output-dir (--eval-only, --model-dir DIR, --load-epoch N), then options
-    if rest[0] == "--eval-only":
+    if rest[0] in ("--eval-only", "--overwrite"):
         rest = rest[1:]
     elif rest[0].startswith("--"):
         rest = rest[2:]
@@ -129,6 +140,11 @@ class FakeWorkspace:
     def run(self, script, *args, **env):
         return subprocess.run(["/bin/bash", str(SCRIPTS / script), *args], cwd=self.root,
                               env=dict(self.env, **env), capture_output=True, text=True, timeout=60)
+
+    def option_checks(self):
+        """The argument lists of the runners' ``train.py --check-opts`` calls so far."""
+        path = self.root / (self.record.name + ".checks")
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
     def launched(self):
         """The fake's records of the runs launched so far: {"argv", "gpu", "pid"} each."""

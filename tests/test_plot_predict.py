@@ -213,6 +213,30 @@ def test_predict_errors_are_one_clear_message(dvp_run, test_images, tmp_path, ca
     assert "given with --root does not exist" in err
 
 
+def test_one_bad_image_is_one_error_line_and_the_others_are_predicted(dvp_run, test_images, tmp_path, capsys):
+    """Issue 19: a truncated JPEG or a float TIFF aborted the whole batch with a traceback."""
+    import numpy as np
+    from PIL import Image
+
+    run_dir, _ = dvp_run
+    good = tmp_path / "good.jpg"
+    Image.open(test_images[0]).convert("RGB").save(good)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    float_tiff = tmp_path / "float.tif"
+    Image.fromarray(np.random.rand(16, 16).astype(np.float32), mode="F").save(float_tiff)
+    images = [str(truncated), test_images[0], str(float_tiff), test_images[1]]
+    assert predict.main([run_dir, *images, "--json", "--device", "cpu"]) == 1
+    out, err = capsys.readouterr()
+    errors = err.strip().splitlines()
+    assert len(errors) == 2 and all(line.startswith("ERROR: ") for line in errors) and "Traceback" not in err
+    assert str(truncated) in errors[0] and str(float_tiff) in errors[1] and "floating-point" in errors[1]
+    records = json.loads(out)["predictions"]
+    assert [r["image"] for r in records] == images
+    assert ["error" in r for r in records] == [True, False, True, False]
+    assert all(r["top"] and r["top"][0]["probability"] > 0 for r in records[1::2])
+
+
 def test_plugins_are_imported_from_vr_plugins(dvp_run, test_images, monkeypatch, capsys):
     run_dir, _ = dvp_run
     monkeypatch.setenv("VR_PLUGINS", "tests.toy_plugin")

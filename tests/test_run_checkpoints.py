@@ -293,6 +293,7 @@ def test_broken_checkpoints_and_resume_folders_fail_with_one_line(ar_run, toy_ro
 
     run = tmp_path / "run"
     shutil.copytree(ar_run, run)
+    (run / "results.json").unlink()  # an interrupted run (a finished one is refused before its checkpoints are read)
     pointer = run / "vr_model" / "checkpoint"
     pointer.write_text("")
     err = error_of(capsys, train.main(toy_argv("AR", toy_root, run, toy_descriptions)))

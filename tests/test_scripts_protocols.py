@@ -269,6 +269,39 @@ def test_base2new_bad_names_fail_before_any_run(ws):
     assert res.returncode == 2 and "usage: bash scripts/base2new.sh METHOD DATASET [CFG]" in res.stderr
 
 
+def test_protocol_scripts_take_trailing_options_and_a_dry_run(ws):
+    """Issue 19: base2new.sh and xd.sh take KEY VALUE options and --dry-run, as scripts/method.sh does."""
+    res = ws.run("base2new.sh", "ar", "eurosat", "--dry-run", "OPTIM.MAX_EPOCH", "2", SEEDS="1")
+    assert res.returncode == 0, res.stderr
+    assert ws.launched() == [] and not (ws.root / "out").exists()
+    assert "dry run: 2 would run, 0 skipped" in res.stdout and "OPTIM.MAX_EPOCH 2" in res.stdout
+    res = ws.run("base2new.sh", "ar", "eurosat", "rn50", "OPTIM.MAX_EPOCH", "2", SEEDS="1")
+    assert res.returncode == 2 and "no config 'rn50' for AR" in res.stderr  # CFG still comes before the options
+    res = ws.run("base2new.sh", "ar", "eurosat", "OPTIM.MAX_EPOCH", "2", SEEDS="1")
+    assert res.returncode == 0, res.stderr
+    assert [a[-6:] for a in ws.launched()] == [
+        ["DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "base", "OPTIM.MAX_EPOCH", "2"],
+        ["DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "new", "OPTIM.MAX_EPOCH", "2"]]
+    res = ws.run("base2new.sh", "ar", "eurosat", "OPTIM.MAX_EPOCH", "2", SEEDS="1")  # the done check sees them
+    assert res.returncode == 0 and ws.launched() == [] and "skipped 2" in res.stdout
+    res = ws.run("xd.sh", "zsclip", "OPTIM.MAX_EPOCH", "2", SEEDS="1", XD_TARGETS="dtd")
+    assert res.returncode == 0, res.stderr
+    assert all(a[-2:] == ["OPTIM.MAX_EPOCH", "2"] for a in ws.launched()) and len(ws.launched()) == 2
+
+
+@pytest.mark.parametrize("opts, needle", [
+    (("DATASET.SUBSAMPLE_CLASSES", "all"), "'DATASET.SUBSAMPLE_CLASSES' cannot be given as an option: it is set by "
+                                           "the protocol"),
+    (("DATASET.NUM_SHOTS", "4"), "'DATASET.NUM_SHOTS' cannot be given as an option"),
+    (("OPTIM.LRR", "1"), "Unknown config key: OPTIM.LRR"),
+])
+def test_protocol_options_are_checked_before_any_run(ws, opts, needle):
+    for res in (ws.run("base2new.sh", "ar", "eurosat", *opts, FAKE_BAD_OPT="OPTIM.LRR"),
+                ws.run("xd.sh", "ar", "vit_b16", *opts, FAKE_BAD_OPT="OPTIM.LRR")):
+        assert res.returncode == 2 and needle in res.stderr, res.stderr
+    assert ws.launched() == [] and not (ws.root / "out").exists()
+
+
 @pytest.mark.parametrize("method,trainer,why", [
     ("tipadapter", "TipAdapter", "the cache's values are one-hot labels of the training classes"),
     ("LinearProbe", "LinearProbe", "the logistic regression has one weight row and bias per training class"),

@@ -54,7 +54,7 @@ def test_method_script_runs_coop_command_per_seed(ws):
          "--dataset-config-file", "configs/datasets/caltech101.yaml",
          "--config-file", "configs/trainers/AR/vit_b16.yaml",
          "--output-dir", f"out/caltech101/AR/vit_b16_16shots/seed{seed}",
-         "DATASET.NUM_SHOTS", "16"] for seed in (1, 2, 3)]
+         "DATASET.NUM_SHOTS", "16"] for seed in (1, 2, 3)]  # a new folder: no --overwrite
     assert "[2/3] ar caltech101 16 shots seed 2 ... done" in res.stdout
     assert "done 3 / failed 0 / skipped 0" in res.stdout
 
@@ -293,6 +293,8 @@ def test_corrupt_empty_or_foreign_results_are_rerun_and_said_why(ws):
     res = ws.run("ar.sh", "dtd", "16", SEEDS="1 2 3 4 5")
     assert res.returncode == 0, res.stderr
     assert ws.launched_dirs() == [f"{base}/seed{s}" for s in (1, 2, 3, 4)]
+    # a folder holding a results.json is rewritten only on request: the runner asks for it (train.py --overwrite)
+    assert all("--overwrite" in r["argv"] for r in ws.launched())
     out = res.stdout
     assert "[1/5] ar dtd 16 shots seed 1 ... running (results.json is empty)" in out
     assert "[2/5] ar dtd 16 shots seed 2 ... running (results.json is corrupt (" in out
@@ -379,10 +381,10 @@ def test_exit_zero_with_a_mismatching_results_json_is_a_failure(ws):
 
 def test_method_scripts_pass_trailing_config_options(ws):
     """Issue 10 defect 10: KEY VALUE pairs after the arguments reach train.py (with or without CFG)."""
-    assert ws.run("ar.sh", "dtd", "4", "DATASET.ROOT_FOLDER", "my images", SEEDS="1").returncode == 0
+    assert ws.run("ar.sh", "dtd", "4", "DATASET.DESCRIPTIONS_DIR", "my images", SEEDS="1").returncode == 0
     assert ws.run("ar.sh", "dtd", "4", "rn50", "OPTIM.MAX_EPOCH", "5", SEEDS="1").returncode == 0
     first, second = [r["argv"] for r in ws.launched()]
-    assert first[-4:] == ["DATASET.NUM_SHOTS", "4", "DATASET.ROOT_FOLDER", "my images"]
+    assert first[-4:] == ["DATASET.NUM_SHOTS", "4", "DATASET.DESCRIPTIONS_DIR", "my images"]
     assert "configs/trainers/AR/vit_b16.yaml" in first
     assert second[-4:] == ["DATASET.NUM_SHOTS", "4", "OPTIM.MAX_EPOCH", "5"]
     assert "configs/trainers/AR/rn50.yaml" in second
@@ -391,6 +393,41 @@ def test_method_scripts_pass_trailing_config_options(ws):
     assert res.returncode == 2 and "KEY VALUE pairs, got an odd number" in res.stderr
     res = ws.run("ar.sh", "dtd", "4", "rn50", "epochs", "5")
     assert res.returncode == 2 and "'epochs' is not a config key" in res.stderr
+
+
+@pytest.mark.parametrize("opts, needle", [
+    (("DATASET.NUM_SHOTS", "8"), "'DATASET.NUM_SHOTS' cannot be given as an option: it is set by the SHOTS argument"),
+    (("SEED", "7"), "'SEED' cannot be given as an option: it is set by the seeds ($SEEDS"),
+    (("OUTPUT_DIR", "x"), "'OUTPUT_DIR' cannot be given as an option"),
+    (("TRAINER.NAME", "VP"), "set by the METHOD argument"),
+])
+def test_options_that_contradict_the_arguments_are_refused_before_any_run(ws, opts, needle):
+    """Issue 19: `ar.sh dtd 4 DATASET.NUM_SHOTS 8` trained 8 shots into a 4-shot folder and reported FAILED."""
+    for res in (ws.run("ar.sh", "dtd", "4", *opts),
+                ws.run("sweep.sh", "--methods", "ar", "--datasets", "dtd", "--shots", "4", "--opts", " ".join(opts))):
+        assert res.returncode == 2 and needle in res.stderr, res.stderr
+    assert ws.launched() == [] and not (ws.root / "out/dtd").exists()
+
+
+def test_option_keys_are_checked_once_per_sweep_before_the_first_run(ws):
+    """Issue 19: OPTIM.LRR was found by train.py only, after seconds and one failed folder per seed."""
+    res = ws.run("sweep.sh", "--methods", "ar vp", "--datasets", "dtd caltech101", "--shots", "2", "--seeds", "1 2",
+                 "--opts", "OPTIM.LRR 0.1", FAKE_BAD_OPT="OPTIM.LRR")
+    assert res.returncode == 2
+    assert 'config options: Unknown config key: OPTIM.LRR (do you mean OPTIM.LR?)' in res.stderr
+    assert ws.launched() == [] and not (ws.root / "out/dtd").exists()
+    assert ws.option_checks() == [["train.py", "--check-opts", "OPTIM.LRR", "0.1"]]  # one call for 8 runs
+    res = ws.run("ar.sh", "dtd", "2", "OPTIM.LRR", "0.1", FAKE_BAD_OPT="OPTIM.LRR")
+    assert res.returncode == 2 and "OPTIM.LRR" in res.stderr and ws.launched() == []
+    res = ws.run("ar.sh", "dtd", "2", "OPTIM.LR", "0.1", SEEDS="1 2")
+    assert res.returncode == 0 and len(ws.launched()) == 2 and len(ws.option_checks()) == 3
+
+
+def test_method_script_dry_run_launches_nothing(ws):
+    res = ws.run("ar.sh", "dtd", "2", "OPTIM.LR", "0.1", "--dry-run", SEEDS="1 2")
+    assert res.returncode == 0, res.stderr
+    assert ws.launched() == [] and "dry run: 2 would run, 0 skipped" in res.stdout
+    assert "would run (no results.json): " in res.stdout and "train.py --root /datasets --seed 1" in res.stdout
 
 
 def test_sweep_opts_reach_every_run_and_the_slurm_job_file(ws):

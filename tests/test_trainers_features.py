@@ -310,7 +310,7 @@ def test_a_rerun_reuses_the_extracted_features(toy_root, tmp_path, capsys):
     assert "Extracted features of the train split: (8, 64) (cache transform, 2 pass(es)" in out
     files = sorted(os.listdir(tmp_path / "features"))
     assert [f.split("-")[0] for f in files] == ["train", "val"]
-    again = run("TipAdapter", toy_root, tmp_path)
+    again = run("TipAdapter", toy_root, tmp_path, extra=["--overwrite"])  # a finished run: redone only on request
     out = capsys.readouterr().out
     assert "Extracted features" not in out and out.count("reused from") == 2
     assert again["accuracy"] == first["accuracy"] and again["tipadapter"] == first["tipadapter"]

@@ -81,7 +81,8 @@ def full_pass_loader(cfg, data_source, tfm, seed=None, batch_size=None):
     sampler = build_sampler(x.SAMPLER, cfg=cfg, data_source=data_source, batch_size=batch_size,
                             n_domain=x.N_DOMAIN, n_ins=x.N_INS)
     dataset = VRDatasetWrapper(cfg, data_source, transform=tfm, is_train=True,
-                               cache=cfg.DATALOADER.get("CACHE_TRAIN", False), seed=seed, what="training images")
+                               cache=cfg.DATALOADER.get("CACHE_TRAIN", False), seed=seed, what="training images",
+                               lazy_cache=True)  # decoded when training starts: never in an --eval-only run
     if seed is not None and not distributed.is_distributed():  # the order a multi-process run uses too
         sampler = distributed.SeededOrderSampler(sampler, seed)
     if distributed.is_distributed():

@@ -115,31 +115,45 @@ class VRDatasetWrapper(DatasetWrapper):
     image cache and per-sample augmentation seeds. ``set_epoch`` must be called before each epoch (before
     the loader's iterator is made; workers, also persistent ones, read it from shared memory)."""
 
-    def __init__(self, cfg, data_source, transform=None, is_train=False, cache=False, seed=None, what="images"):
+    def __init__(self, cfg, data_source, transform=None, is_train=False, cache=False, seed=None, what="images",
+                 lazy_cache=False):
         super().__init__(cfg, data_source, transform=transform, is_train=is_train)
         self.head, self.tail = split_transform(transform)
         self.seed = seed  # None: process-wide RNG
         # in shared memory, so that persistent loader workers see the epoch the trainer sets
         self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()
         self.cache = None
-        if cache and data_source:
-            limit = float(cfg.DATALOADER.get("CACHE_MAX_MB", 4096))
-            need = estimate_cache_mb(data_source, self.head)
-            if need > limit:
-                print(f"Note: caching the {len(data_source):,} {what} would take about {need:,.0f} MB > "
-                      f"DATALOADER.CACHE_MAX_MB = {limit:,.0f}; they are read from disk every epoch.")
-            else:
-                self.cache = ImageCache([item.impath for item in data_source], self.head)
-                print(f"Cached {len(self.cache):,} decoded {what} in memory ({self.cache.nbytes / 2 ** 20:,.1f} MB)")
+        # lazy_cache: built at the first set_epoch (or first read in the main process), so that a run that never
+        # reads the set (--eval-only, zero-shot) does not decode it
+        self._pending_cache = (float(cfg.DATALOADER.get("CACHE_MAX_MB", 4096)), what) if cache and data_source \
+            else None
+        if not lazy_cache:
+            self.ensure_cache()
+
+    def ensure_cache(self):
+        """Decode the set into memory now, if asked and within DATALOADER.CACHE_MAX_MB (once)."""
+        if self._pending_cache is None:
+            return
+        (limit, what), self._pending_cache = self._pending_cache, None
+        need = estimate_cache_mb(self.data_source, self.head)
+        if need > limit:
+            print(f"Note: caching the {len(self.data_source):,} {what} would take about {need:,.0f} MB > "
+                  f"DATALOADER.CACHE_MAX_MB = {limit:,.0f}; they are read from disk every epoch.")
+        else:
+            self.cache = ImageCache([item.impath for item in self.data_source], self.head)
+            print(f"Cached {len(self.cache):,} decoded {what} in memory ({self.cache.nbytes / 2 ** 20:,.1f} MB)")
 
     @property
     def epoch(self):
         return int(self._epoch[0])
 
     def set_epoch(self, epoch):
+        self.ensure_cache()  # in the main process, before the epoch's loader workers start
         self._epoch[0] = int(epoch)
 
     def __getitem__(self, idx):
+        if self._pending_cache is not None and torch.utils.data.get_worker_info() is None:
+            self.ensure_cache()  # read without set_epoch, in this process: cache now (a worker reads from disk)
         item = self.data_source[idx]
         img = self.cache[idx] if self.cache is not None else self.head(read_image(item.impath))
         if self.seed is None:

@@ -9,6 +9,7 @@ import torch
 
 from engine import distributed
 from engine.checkpoint_files import BEST_MODEL_FILE, model_file
+from engine.eval_progress import EvalProgress
 
 from .checkpoint import load_checkpoint, resume_from_checkpoint, save_checkpoint
 from .data.manager import DataManager
@@ -306,10 +307,13 @@ class SimpleTrainer(TrainerBase):
             split = "test"
             data_loader = self.test_loader
         print(f"Evaluate on the *{split}* set")
-        for batch in data_loader:
+        progress, seen = EvalProgress(split, len(data_loader)), 0
+        for index, batch in enumerate(data_loader, 1):
             input, label = self.parse_batch_test(batch)
             output = self.model_inference(input)
             self.evaluator.process(output, label)
+            seen += len(label)
+            progress.step(index, seen)
         results = self.evaluator.evaluate()
         for k, v in results.items():
             self.write_scalar(f"{split}/{k}", v, self.epoch)
@@ -344,7 +348,7 @@ class TrainerX(SimpleTrainer):
             except FloatingPointError as err:
                 raise FloatingPointError(
                     f"{err} (epoch {self.epoch + 1}/{self.max_epoch}, batch {self.batch_idx + 1}/{self.num_batches})."
-                    " Training stopped; checkpoints of earlier epochs are kept. Lower OPTIM.LR or use fp32.") from err
+                    " Training stopped; checkpoints of earlier epochs are kept.") from err  # train.py adds advice
             batch_time.update(time.time() - end)
             losses.update(loss_summary)
             meet_freq = (self.batch_idx + 1) % self.cfg.TRAIN.PRINT_FREQ == 0
