@@ -56,7 +56,8 @@ class ZerothOrderOptimizer(torch.optim.Optimizer):
         if direction is not None:
             self._shift(direction, scale)
         try:
-            return float(closure())
+            value = closure()
+            return float(value.detach() if torch.is_tensor(value) else value)
         finally:
             if direction is not None:
                 self._shift(direction, -scale)
@@ -114,7 +115,7 @@ class RGF(ZerothOrderOptimizer):
         lr = self.param_groups[0]["lr"]
         for p, g in zip(self.params, grad):
             p.add_(g, alpha=-lr)
-        self.state["zo"]["step"] += 1
+        self.state["zo"] = {"step": self.steps_done + 1}  # a new dict: a loaded state may share the old
         return base
 
 
@@ -169,7 +170,7 @@ class SPSAGC(ZerothOrderOptimizer):
             if "m" not in state:
                 state["m"] = g.clone()
             else:
-                state["m"].mul_(self.momentum).add_(g)
+                state["m"] = state["m"] * self.momentum + g  # not in place: a loaded state may share it
             p.add_(g + self.momentum * state["m"], alpha=-a_k)
-        self.state["zo"]["step"] = k
+        self.state["zo"] = {"step": k}
         return first
