@@ -62,7 +62,9 @@ class BlackBoxTrainer(VRTrainer):
     BLACK_BOX = True
     DEFAULT_OPTIMIZER = "spsa_gc"
     DEFAULT_LOSS = "ce"
-    CLASS_TRANSFER = ""  # base-to-new: refused (the black-box runs are evaluated on their training classes)
+    CLASS_TRANSFER = ""  # base-to-new: refused (runs/catalogue.py records PER_CLASS as the reason)
+    PER_CLASS = ("black-box runs are evaluated on their training classes only: scoring other classes (base-to-new, "
+                 "cross-dataset) is not implemented for the black-box trainers")
 
     @property
     def bcfg(self):

@@ -25,6 +25,8 @@ def _bar_keys(cfg):
 
 @TRAINER_REGISTRY.register()
 class BAR(BlackBoxTrainer, TemplateTrainer):
+    """BAR (Tsai et al. ICML'20) as BlackVIP re-implements it for CLIP: padding prompt, RGF, focal loss."""
+
     NODE = "BAR"
     SCRIPT_NAME = "bar"
     DEFAULT_OPTIMIZER = "rgf"
@@ -33,14 +35,14 @@ class BAR(BlackBoxTrainer, TemplateTrainer):
 
 @TRAINER_REGISTRY.register()
 class BlackBoxAR(BlackBoxTrainer, AR):
-    """AR's prompt and template (TRAINER.AR) through the black box."""
+    """Black-box AR: AR's prompt and template (TRAINER.AR), CLIP as a black box, SPSA-GC."""
 
     SCRIPT_NAME = "blackbox_ar"
 
 
 @TRAINER_REGISTRY.register()
 class BlackBoxDVP_CLS(BlackBoxTrainer, DVP_CLS):
-    """DVP-cls's prompts, clusters and PRM (TRAINER.DVP_CLS) through the black box."""
+    """Black-box DVP-cls: DVP-cls's prompts, clusters and PRM (TRAINER.DVP_CLS), CLIP as a black box, SPSA-GC."""
 
     SCRIPT_NAME = "blackbox_dvp_cls"
     CLASS_TRANSFER = ""
