@@ -134,9 +134,9 @@ def test_the_recorded_queries_are_what_the_schedule_implies(trained, name, epoch
 
 def run_train(argv, capsys):
     code = train.main(argv)
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return out
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
+    return captured.out
 
 
 def test_a_budget_stops_the_run_and_a_rerun_continues_it_exactly(toy_root, toy_descriptions, tmp_path, capsys):
@@ -194,3 +194,17 @@ def test_kill9_then_resume_keeps_the_query_count(toy_root, toy_descriptions, tmp
     assert b["black_box"]["train_image_queries_per_epoch"] == a["black_box"]["train_image_queries_per_epoch"] \
         == [16, 160, 160]
     assert b["accuracy"] == a["accuracy"]
+
+
+def test_eval_only_reevaluates_a_black_box_run_and_counts_its_queries(toy_root, toy_descriptions, tmp_path, capsys):
+    import tests.toy_plugin  # noqa: F401
+
+    run, ev = tmp_path / "run", tmp_path / "ev"
+    common = ("OPTIM.MAX_EPOCH", 2, "OPTIM.LR", 1.0)
+    run_train(toy_argv("BlackBoxAR", toy_root, run, toy_descriptions, *common), capsys)
+    run_train(toy_argv("BlackBoxAR", toy_root, ev, toy_descriptions, *common,
+                       extra=("--eval-only", "--model-dir", str(run), "--load-epoch", "2")), capsys)
+    trained, evaluated = (json.loads((d / "results.json").read_text()) for d in (run, ev))
+    assert evaluated["accuracy"] == trained["accuracy"]
+    assert evaluated["black_box"]["train_image_queries"] == 0  # evaluating spends no training queries
+    assert evaluated["black_box"]["eval_image_queries_this_process"] == 16
