@@ -12,6 +12,7 @@ optimiser's checkpoint).
 import torch
 import torch.nn.functional as F
 
+from engine import distributed
 from engine.extend import ensure_node, register_config
 from vr.blackbox import OUTPUTS, BlackBoxCLIP, QueryLedger
 from vr.blackbox_model import BlackBoxVRModel
@@ -84,7 +85,6 @@ class BlackBoxTrainer(VRTrainer):
                 raise ValueError(f"Unknown TRAINER.BLACKBOX.{key} {value!r}: use one of {', '.join(allowed)}.")
         if int(node.QUERY_BUDGET) < 0:
             raise ValueError(f"TRAINER.BLACKBOX.QUERY_BUDGET must be >= 0 (0: none), got {node.QUERY_BUDGET}.")
-        from engine import distributed
         if distributed.is_distributed():
             raise ValueError(f"{cfg.TRAINER.NAME} counts queries in one process: run it without torchrun.")
 
