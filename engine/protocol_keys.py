@@ -11,7 +11,8 @@ import fnmatch
 PROTOCOL_EXCLUDED = ("OUTPUT_DIR", "RESUME", "USE_CUDA", "VERBOSE", "DATASET.ROOT", "DATALOADER.NUM_WORKERS",
                      "DATALOADER.CACHE_TRAIN", "DATALOADER.CACHE_TEST", "DATALOADER.CACHE_MAX_MB",
                      "DATALOADER.TEST.BATCH_SIZE", "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ",
-                     "TRAIN.RESUME_EVERY_EPOCH", "TRAINER.*.ENCODER_CHUNK", "TRAINER.*.FIRST_LAYER_SPLIT")
+                     "TRAIN.RESUME_EVERY_EPOCH", "TRAINER.*.ENCODER_CHUNK", "TRAINER.*.FIRST_LAYER_SPLIT",
+                     "TRAINER.BLACKBOX.QUERY_BUDGET")  # a budget stop is recorded (black_box.stopped_by_budget)
 
 
 def is_excluded(key):

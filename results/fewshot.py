@@ -10,7 +10,8 @@ from . import reported as published
 from .cells import Cell, cell_of
 from .records import column_of
 
-Row = namedtuple("Row", "label cells avg")
+# queries: mean training image queries per run of a black-box row (None: not a black-box method)
+Row = namedtuple("Row", "label cells avg queries", defaults=(None,))
 Table = namedtuple("Table", "shots backbone columns rows")
 
 
@@ -18,6 +19,12 @@ def row_label(method, variant, variants, setting=""):
     """'AR', 'AR [vit_b16_ep50]' when the method has several trainer configs, then the setting label."""
     text = f"{method} [{variant or 'other'}]" if len(variants) > 1 else method
     return f"{text} {setting}" if setting else text
+
+
+def row_queries(recs):
+    """Mean training image queries per run over a row's records, when every one recorded them."""
+    counts = [r.queries for r in recs]
+    return sum(counts) / len(counts) if counts and None not in counts else None
 
 
 def row_avg(cells, columns):
@@ -92,8 +99,9 @@ def build_tables(records, metric="accuracy", reported=None):
                            key=lambda vs: (vs[0] is None, vs[0] or "", vs[1]))
             for variant, setting in lines:
                 cells = {col: cell_of(cell_recs) for col, cell_recs in values[(method, variant, setting)].items()}
+                runs = [r for col_recs in values[(method, variant, setting)].values() for r in col_recs]
                 rows.append(Row(row_label(method, variant, variants[method], setting), cells,
-                                row_avg(cells, columns)))
+                                row_avg(cells, columns), row_queries(runs)))
             extra = reported_row(method, shots, backbone, metric, columns) if reported else None
             if extra:
                 rows.append(extra)

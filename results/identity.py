@@ -53,6 +53,9 @@ def settings_of(data):
                          if k not in PER_SEED_DATA_KEYS})
     else:
         settings[DATA_IDENTITY] = NOT_RECORDED
+    stop = (data.get("black_box") or {}).get("budget_stop")
+    if isinstance(stop, dict):  # a query budget ended the run early: never averaged with complete runs
+        settings["black_box.stopped_by_budget_after_epoch"] = stop.get("epochs_done")
     return settings
 
 

@@ -21,8 +21,9 @@ METRICS = ("accuracy", "macro_f1")
 
 # settings: identity.frozen(identity.settings_of(results.json)); setting: the row label of a setting that
 # another result of its cell does not share (identity.split_settings), "" otherwise.
+# queries: the black-box trainers' training image queries (results.json black_box), None for the others.
 Record = namedtuple("Record", "method variant dataset classes backbone shots seed value path test_selected "
-                              "settings setting", defaults=(False, (), ""))
+                              "settings setting queries", defaults=(False, (), "", None))
 
 
 class BadResult(ValueError):
@@ -88,7 +89,13 @@ def load_result(path, metric):
     return Record(data["method"], variant_of(path), names.dataset_key(data), names.classes_of(data),
                   data["backbone"], _as_int(data, "shots"), _as_int(data, "seed"),
                   float(data[metric]), path, is_test_selected(data),
-                  identity.frozen(identity.settings_of(data)))
+                  identity.frozen(identity.settings_of(data)), "", queries_of(data))
+
+
+def queries_of(data):
+    """Training image queries a black-box run recorded, or None."""
+    value = (data.get("black_box") or {}).get("train_image_queries")
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def column_of(rec):

@@ -23,6 +23,11 @@ def format_avg(avg, decimals, flag=False, mark=MARK):
     return MISSING if avg is None else marked(f"{avg:.{decimals}f}", flag, mark)
 
 
+def format_queries(value):
+    """Training image queries per run (mean over the row's runs), '-' for a white-box row."""
+    return "-" if value is None else f"{value:,.0f}"
+
+
 def latex_escape(text):
     return re.sub(r"([_%&#$])", r"\\\1", str(text))
 
@@ -49,12 +54,14 @@ def render(tables, fmt="text", metric="accuracy", decimals=1, notes=()):
         columns = names.ordered_datasets({c for t in tables for c in t.columns})
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["shots", "backbone", "method"] + columns + ["Avg"])
+        queries = any(row.queries is not None for t in tables for row in t.rows)
+        writer.writerow(["shots", "backbone", "method"] + columns + ["Avg"] + (["Queries"] if queries else []))
         for t in tables:
             for row in t.rows:
                 writer.writerow([t.shots, t.backbone, row.label]
                                 + [format_cell(row.cells.get(c), decimals) for c in columns]
-                                + [format_avg(row.avg, decimals, avg_marked(row, t.columns))])
+                                + [format_avg(row.avg, decimals, avg_marked(row, t.columns))]
+                                + ([format_queries(row.queries)] if queries else []))
         return buf.getvalue() + notes_text(notes, fmt)
 
     blocks = []
@@ -69,6 +76,10 @@ def render(tables, fmt="text", metric="accuracy", decimals=1, notes=()):
             headers = ["Method"] + list(t.columns) + ["Avg"]
             body = [[row.label] + [format_cell(row.cells.get(c), decimals) for c in t.columns]
                     + [format_avg(row.avg, decimals, avg_marked(row, t.columns))] for row in t.rows]
+        if any(row.queries is not None for row in t.rows):  # black-box rows: training queries per run
+            headers.append("Queries")
+            for line, row in zip(body, t.rows):
+                line.append(format_queries(row.queries))
         blocks.append(_tabulate(body, headers, fmt, table_title(t, metric)))
     return "\n\n".join(blocks) + "\n" + notes_text(notes, fmt)
 

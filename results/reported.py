@@ -58,6 +58,11 @@ NOTES = (
 
 # Measured trainers with no per-dataset reported numbers: note shown when they are in a table.
 UNAVAILABLE = {
+    "BAR": "BAR (reported): BlackVIP's CLIP tables (BAR and BlackVIP, ViT-B/16, 16 shots) were not read from the "
+           "paper (unconfirmed in ../shared/docs/baselines-2.md), so no row",
+    "BlackBoxAR": "BlackBoxAR (reported): no published black-box AR (the toolkit's AR trained by SPSA-GC), so no row",
+    "BlackBoxDVP_CLS": "BlackBoxDVP_CLS (reported): no published black-box DVP-cls (the toolkit's DVP-cls trained "
+                       "by SPSA-GC), so no row",
     "CoOp": "CoOp (reported): only an average is published there (81.1, 16 shots, ViT-B/16, "
             "quoted by later work), so no row (base-to-new: make_table.py --protocol base2new --reported)",
     "CoCoOp": "CoCoOp (reported): its paper reports base-to-new, not all-class 16-shot accuracy, so no row "

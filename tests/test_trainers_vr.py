@@ -14,7 +14,9 @@ from trainers.base import VRTrainer
 from tests.trainer_fixtures import registered_trainers
 
 # every registered VR trainer that learns, also those defined in test plugin modules (tests/test_*_plugin.py)
-TRAINED = [n for n in registered_trainers(VRTrainer) if TRAINER_REGISTRY.get(n).TRAINS]
+# (the black-box trainers have their own tests: tests/test_trainers_blackbox.py)
+TRAINED = [n for n in registered_trainers(VRTrainer) if TRAINER_REGISTRY.get(n).TRAINS
+           and not getattr(TRAINER_REGISTRY.get(n), "BLACK_BOX", False)]
 
 
 @pytest.mark.parametrize("name", [n if n == "AR" else pytest.param(n, marks=pytest.mark.slow) for n in TRAINED])

@@ -2,7 +2,8 @@
 registers their config nodes (TRAINER.<NAME>.*).
 
 VR trainers (one model family, see vr/): ZeroshotCLIP, VP, AR, AttrVR, DVP_CSE, DVP_CLS, and the label-mapping
-family ILMVP, BLM, BLMPlus (trainers/label_mapping.py); shared code in
+family ILMVP, BLM, BLMPlus (trainers/label_mapping.py), the black-box family BAR, BlackBoxAR,
+BlackBoxDVP_CLS (trainers/blackbox_methods.py, trainers/blackbox.py); shared code in
 trainers/base.py. CoOp lives in trainers/coop.py when present; its variants CoCoOp (trainers/cocoop.py)
 and KgCoOp (trainers/kgcoop.py) build on it, and so does MaPLe (trainers/maple.py; its deep-prompt forward
 through CLIP's towers is vr/deep_prompts.py). Feature-based baselines (LinearProbe, LPPlusPlus, CLIPAdapter,
@@ -11,8 +12,8 @@ TipAdapter, TipAdapterF): heads on frozen CLIP features, shared code in trainers
 import importlib
 import os
 
-from . import (ar, attrvr, clip_adapter, dvp, label_mapping, linear_probe, lpplusplus, tip_adapter, vp,  # noqa: F401
-               zsclip)
+from . import (ar, attrvr, blackbox_methods, clip_adapter, dvp, label_mapping, linear_probe, lpplusplus,  # noqa: F401
+               tip_adapter, vp, zsclip)
 from . import clip_lora, taskres  # noqa: F401  (CLIP-LoRA: LoRA in both encoders; TaskRes: a text-classifier residual)
 
 for _module in ("coop", "cocoop", "kgcoop", "maple", "ivlp", "vpt", "promptsrc"):

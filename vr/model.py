@@ -26,6 +26,18 @@ from .prompts import VisualPrompt
 from .text import TextTable
 
 
+def own_prompt_scores(scores: torch.Tensor, table: TextTable) -> torch.Tensor:
+    """(v, B, N) scores of every text under every prompt -> each text under ITS prompt, in the table's logit
+    shape ((B, C, M') or (B, N))."""
+    v, b = scores.shape[:2]
+    if v == 1:
+        picked = scores[0]
+    else:
+        index = table.prompts.view(1, 1, -1).expand(1, b, -1)
+        picked = scores.gather(0, index)[0]  # (B, N)
+    return picked.view(table.logit_shape(b))
+
+
 class ReprogrammedCLIP(nn.Module):
     def __init__(self, encoder: FrozenCLIP, prompts: VisualPrompt, text_table: TextTable,
                  aggregation: Aggregation, encoder_chunk: int = 0, first_layer_split: bool = True,
@@ -87,13 +99,7 @@ class ReprogrammedCLIP(nn.Module):
         emb = table.embeddings.to(feats.dtype)
         scale, flat = self.encoder.capped_logit_scale, feats.reshape(v * b, d)
         scores = (scale * flat) @ emb.t() if self.scale_first else scale * (flat @ emb.t())  # (v*B, N)
-        scores = scores.view(v, b, -1)
-        if v == 1:
-            picked = scores[0]
-        else:
-            index = table.prompts.view(1, 1, -1).expand(1, b, -1)
-            picked = scores.gather(0, index)[0]  # (B, N)
-        return picked.view(table.logit_shape(b))
+        return own_prompt_scores(scores.view(v, b, -1), table)
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
         return self.aggregation(self.description_logits(x01))

@@ -1,0 +1,62 @@
+"""Black-box reprogramming works on the low-contrast digits with digits-tiny (CPU, no download).
+
+Each black-box trainer (BAR, BlackBoxAR, BlackBoxDVP_CLS), with its demo config, beats zero-shot CLIP by
+``MARGIN`` points on each of two seeds, and the training queries it records are exactly what its schedule
+implies: 160 training images (16 shots x 10 digits) x prompts x evaluations per step, per epoch (DVP-cls's
+statistics epoch: one query per image and prompt). The measurements behind the margin: benchmarks/README.md,
+'Black-box VR on the digits demo'.
+"""
+import contextlib
+import io
+
+import pytest
+
+import engine
+import train
+from engine.distributed import seeded_rngs
+from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
+
+pytestmark = pytest.mark.slow  # trains each black-box method twice on digits-tiny (minutes)
+
+MARGIN = {"BAR": 5.0, "BlackBoxAR": 5.0, "BlackBoxDVP_CLS": 5.0}  # points over zero-shot (benchmarks/README.md)
+SEEDS = (1, 2)
+IMAGES = 160
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, digits_tiny):  # noqa: F811
+    root = str(tmp_path_factory.mktemp("digits_root"))
+    done = {}
+
+    def run_(trainer, seed):
+        if (trainer, seed) not in done:
+            out = str(tmp_path_factory.mktemp(f"{trainer}_{seed}"))
+            args = train.build_parser().parse_args([
+                "--root", root, "--trainer", trainer, "--seed", str(seed), "--output-dir", out,
+                "--dataset-config-file", "configs/datasets/digits_lowcontrast.yaml",
+                "--config-file", f"configs/trainers/{trainer}/demo.yaml", "DATASET.NUM_SHOTS", "16",
+                "DATALOADER.NUM_WORKERS", "0", "TRAIN.PRINT_FREQ", "1000", "USE_CUDA", "False"])
+            cfg = train.setup_cfg(args)
+            with contextlib.redirect_stdout(io.StringIO()), seeded_rngs(cfg.SEED):
+                t = engine.build_trainer(cfg)
+                if trainer != "ZeroshotCLIP":
+                    t.train()
+                done[(trainer, seed)] = (t, t.test())
+        return done[(trainer, seed)]
+    return run_
+
+
+@pytest.mark.parametrize("trainer", sorted(MARGIN))
+def test_black_box_reprogramming_beats_zero_shot_with_the_queries_its_schedule_implies(run, trainer):
+    for seed in SEEDS:
+        _, zero_shot = run("ZeroshotCLIP", seed)
+        t, acc = run(trainer, seed)
+        record = t.extra_results()["black_box"]
+        print(f"{trainer} seed {seed}: {acc:.2f}% (zero-shot {zero_shot:.2f}%), "
+              f"{record['train_image_queries']:,} training queries")
+        epochs, v = int(t.cfg.OPTIM.MAX_EPOCH), t.num_prompts()
+        per_step = {"BAR": t.cfg.TRAINER.BLACKBOX.Q + 1}.get(trainer, 2 * t.cfg.TRAINER.BLACKBOX.SP_AVG)
+        expected = [IMAGES * v * (1 if e < t.STATS_EPOCHS else per_step) for e in range(epochs)]
+        assert record["train_image_queries_per_epoch"] == expected
+        assert record["train_image_queries"] == sum(expected) and not record["stopped_by_budget"]
+        assert acc >= zero_shot + MARGIN[trainer], f"{trainer} seed {seed}: {acc:.1f}% vs zero-shot {zero_shot:.1f}%"
