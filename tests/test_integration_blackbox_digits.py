@@ -18,7 +18,9 @@ from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.slow  # trains each black-box method twice on digits-tiny (minutes)
 
-MARGIN = {"BAR": 5.0, "BlackBoxAR": 5.0, "BlackBoxDVP_CLS": 5.0}  # points over zero-shot (benchmarks/README.md)
+# points over zero-shot, to be set below the gains measured over seeds 1 and 2 (benchmarks/README.md): not measured
+# yet, so the test skips rather than assert a guess
+MARGIN = {"BAR": None, "BlackBoxAR": None, "BlackBoxDVP_CLS": None}
 SEEDS = (1, 2)
 IMAGES = 160
 
@@ -48,6 +50,8 @@ def run(tmp_path_factory, digits_tiny):  # noqa: F811
 
 @pytest.mark.parametrize("trainer", sorted(MARGIN))
 def test_black_box_reprogramming_beats_zero_shot_with_the_queries_its_schedule_implies(run, trainer):
+    if MARGIN[trainer] is None:
+        pytest.skip(f"{trainer}: no digits margin measured yet (benchmarks/README.md, black-box section)")
     for seed in SEEDS:
         _, zero_shot = run("ZeroshotCLIP", seed)
         t, acc = run(trainer, seed)
