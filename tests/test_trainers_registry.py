@@ -7,7 +7,8 @@ only), STATS_EPOCHS (epochs that update nothing), BUDGET_KEY (the key of its tra
 OPTIM.MAX_EPOCH), PRECISION_KEY / PRECISION_CHOICES (TRAINER.<NODE>.<key>; none: it has no precision
 choice), and its config file configs/trainers/<name>/demo.yaml (else vit_b16.yaml, else the defaults).
 On the CPU the precisions run are those without CUDA (fp32, bf16 where offered); under VR_TEST_DEVICE=cuda
-fp16, bf16 (where offered) and fp32. Fast: fp32 on the CPU; slow: the other precisions.
+fp16, bf16 (where offered) and fp32. Fast (`-m "not slow"`): fp32 on the CPU for one trainer per family (the first
+registered subclass of each tuple of direct base classes); slow: every other trainer and precision.
 """
 import glob
 import json
@@ -45,8 +46,17 @@ def precisions(cls):
     return [p for p in cls.PRECISION_CHOICES if p in wanted and (TEST_DEVICE == "cuda" or p not in CUDA_ONLY)]
 
 
+def family_firsts(names):
+    """One trainer per family (its direct base classes), the first registered: the fast loop's sample."""
+    firsts = {}
+    for name in names:
+        firsts.setdefault(TRAINER_REGISTRY.get(name).__bases__, name)
+    return set(firsts.values())
+
+
+FAST = family_firsts(TRAINERS) if TEST_DEVICE == "cpu" else set()
 CASES = [pytest.param(name, prec, id=f"{name}-{prec or 'default'}",
-                      marks=() if prec in (None, "fp32") and TEST_DEVICE == "cpu" else pytest.mark.slow)
+                      marks=() if name in FAST and prec in (None, "fp32") else pytest.mark.slow)
          for name in TRAINERS for prec in precisions(TRAINER_REGISTRY.get(name))]
 
 
