@@ -125,6 +125,7 @@ def test_trains_saves_and_reloads_bit_identically(name, precision, toy_root, toy
     first = argv(cls, toy_root, out, toy_descriptions, 1, precision, extra=() if trains else ["--eval-only"])
     assert train.main(first) == 0
     trainer, logits, accuracy = calls[-1]
+    assert trainer.device.type == TEST_DEVICE  # the device the test asked for (no silent CPU run)
     assert torch.isfinite(logits).all(), f"{name}: non-finite logits"
     assert logits.shape == (16, 4)  # ToyColors' 16 test images, 4 classes
     assert json.loads((out / "results.json").read_text())["accuracy"] == accuracy
