@@ -115,6 +115,7 @@ class VRTrainer(ClassifierSource, PerEpochTestCurve, RunCheckpoints, TrainerX):
     SCRIPT_NAME = ""  # scripts/<name>.sh; "" means the trainer name in lower case (runs/catalogue.py)
     STATS_EPOCHS = 0  # DVP: 1 (epoch 0 collects PRM statistics, updates nothing)
     TRAIN_AUGMENT = True  # False: training images get the test transform (label mapping, as its references)
+    PRECISION_KEY, PRECISION_CHOICES = "PRECISION", PRECISIONS  # TRAINER.<NODE>.PRECISION and its choices
 
     # ---- what a method defines -------------------------------------------------------------
     def num_prompts(self) -> int:

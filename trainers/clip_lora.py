@@ -103,6 +103,8 @@ class CLIPLoRA(PerEpochTestCurve, RunCheckpoints, TrainerX):
 
     NODE = "CLIPLORA"
     SCRIPT_NAME = "clip_lora"
+    PRECISION_KEY, PRECISION_CHOICES = "PREC", PRECISIONS  # TRAINER.CLIPLORA.PREC and its choices
+    BUDGET_KEY = "TRAINER.CLIPLORA.N_ITERS"  # the training length (iterations per shot), not OPTIM.MAX_EPOCH
     CLASS_TRANSFER = ("adapters kept (none is class-specific); every evaluated class is scored by its own "
                       "prompt through the adapted text encoder")
 

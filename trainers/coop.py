@@ -275,6 +275,7 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
 
     CLASS_TRANSFER = "learned context kept, with the evaluated class names (CoOp's own behaviour)"
     NODE = "COOP"  # the config node under TRAINER that holds PREC (MaPLe: MAPLE)
+    PRECISION_KEY, PRECISION_CHOICES = "PREC", PRECISIONS  # TRAINER.<NODE>.PREC and its choices
 
     @property
     def node(self):
