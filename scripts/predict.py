@@ -113,15 +113,17 @@ def format_record(rec):
         lines += format_cache_neighbours(ex)
     elif ex:
         several = len(ex["prompts"]) > 1
+        sources = ex.get("sources", "descriptions")  # a classifier backbone: its source classes
+        one = {"source classes": "source class", "descriptions": "description"}.get(sources, sources)
         lines.append(f"  {'Prompts behind' if several else 'Logit of'} \"{ex['class']}\" (class logit "
-                     f"{ex['class_logit']:.3f} = sum over descriptions of {ex['weights']} x description logit)"
+                     f"{ex['class_logit']:.3f} = sum over {sources} of {ex['weights']} x {one} logit)"
                      f"{':' if several else ''}")
         most = max(ex["prompts"], key=lambda p: (p["mass"], p["logit_part"]))["prompt"]
         for p in ex["prompts"] if several else []:
             flag = "  <- weighed most" if p["prompt"] == most and len(ex["prompts"]) > 1 else ""
-            lines.append(f"    prompt {p['prompt']}: mass {p['mass']:.3f} over {p['descriptions']} descriptions, "
+            lines.append(f"    prompt {p['prompt']}: mass {p['mass']:.3f} over {p['descriptions']} {sources}, "
                          f"part of the logit {p['logit_part']:.3f}{flag}")
-        lines.append(f"  Top descriptions of \"{ex['class']}\" by weight x logit:")
+        lines.append(f"  Top {sources} of \"{ex['class']}\" by weight x logit:")
         for r, d in enumerate(ex["descriptions"], 1):
             lines.append(f"    {r:>2}. {d['score']:8.3f} = {d['weight']:.3f} x {d['logit']:8.3f}  "
                          f"[prompt {d['prompt']}]  {d['text']}")

