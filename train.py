@@ -17,7 +17,7 @@ import torch
 import engine
 from engine import build_trainer, distributed, collect_env_info, get_cfg_default, set_random_seed
 from engine.checkpoint_files import EPOCH_FILE, EPOCH_FILE_GLOB, model_file
-from engine.config_check import check_model_selection, check_values, merge_options
+from engine.config_check import ConfigOptionError, check_model_selection, check_values, merge_options
 from engine.errors import user_error_message
 from engine.finished_run import check_finished_run
 from engine.names import did_you_mean
@@ -121,8 +121,11 @@ def setup_cfg(args):
     if args.config_file:
         _merge_file(cfg, args.config_file, "trainer config file")
     reset_cfg(cfg, args)
-    merge_options(cfg, args.opts)  # unknown keys named with the closest real one
-    check_values(cfg)
+    try:
+        merge_options(cfg, args.opts)  # unknown keys named with the closest real one
+        check_values(cfg)
+    except ConfigOptionError as err:
+        raise UsageError(str(err)) from err
     cfg.freeze()
     return cfg
 

@@ -150,13 +150,13 @@ def test_a_budget_stops_the_run_and_a_rerun_continues_it_exactly(toy_root, toy_d
     run_train(argv(whole, 0), capsys)
     out = run_train(argv(stopped, 100), capsys)  # 48 per epoch: two epochs fit
     assert "Query budget: 0 of 100 training queries used before epoch 1; epochs up to 2 fit, epoch 3 needs 48" in out
-    assert "raise TRAINER.BLACKBOX.QUERY_BUDGET and rerun with the same OUTPUT_DIR" in out
+    assert "raise TRAINER.BLACKBOX.QUERY_BUDGET and rerun with the same OUTPUT_DIR and --overwrite" in out
     first = json.loads((stopped / "results.json").read_text())["black_box"]
     assert first["stopped_by_budget"] and first["budget_stop"]["epochs_done"] == 2
     assert first["train_image_queries"] == 96 and first["budget"] == 100
     assert (stopped / "vr_model" / "model.pth.tar-2").is_file()
 
-    out = run_train(argv(stopped, 200), capsys)  # the budget is not part of the protocol: it resumes
+    out = run_train(argv(stopped, 200) + ["--overwrite"], capsys)  # the budget is not part of the protocol: it resumes
     assert "Previous epoch: 2" in out and "Query budget" not in out
     done, ref = (json.loads((d / "results.json").read_text()) for d in (stopped, whole))
     assert not done["black_box"]["stopped_by_budget"]

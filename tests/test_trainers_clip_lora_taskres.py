@@ -268,9 +268,8 @@ def test_taskres_configs_are_the_official_values():
 
 
 def test_reported_clip_lora_numbers_are_the_facts_sheets():
-    from tests.test_scripts_results import load_script
 
-    reported = load_script("reported")
+    from results import reported
     sheet = facts(1)
     flowers = re.search(r"Flowers zero-shot (\d+\.\d), 16-shot (\d+\.\d)", sheet).groups()
     assert reported.REPORTED["CLIPLoRA"] == {"OxfordFlowers": float(flowers[1])}

@@ -372,7 +372,6 @@ def test_reported_rows_equal_the_facts_sheet():
     """baselines-2.md: PromptSRC's README average (section 2), MaPLe README's VPT deep and IVLP rows (section 4)."""
     import re
 
-    from tests.test_scripts_results import load_script
 
     path = os.path.join(SHARED, "docs", "baselines-2.md")
     if not os.path.isfile(path):
@@ -382,7 +381,7 @@ def test_reported_rows_equal_the_facts_sheet():
     facts = {"PromptSRC": re.search(r"base-to-new average \*\*" + triple, text).groups(),
              "VPT": re.search(r"VPT deep " + triple, text).groups(),
              "IVLP": re.search(r"IVLP \(2\+2, J = 12\) " + triple, text).groups()}
-    reported = load_script("reported")
+    from results import reported
     for method, values in facts.items():
         assert reported.REPORTED_BASE2NEW[method] == {reported.AVERAGE: tuple(float(v) for v in values)}
         assert method in reported.BASE2NEW_SOURCES and method in reported.UNAVAILABLE

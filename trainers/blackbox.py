@@ -61,6 +61,7 @@ class BlackBoxTrainer(VRTrainer):
     """Mixin for a VR trainer: the black box instead of CLIP, a zeroth-order step instead of backprop."""
 
     BLACK_BOX = True
+    NEEDS_TEXT_ENCODER = True  # the black box answers image-text queries (a classifier backbone: not implemented)
     DEFAULT_OPTIMIZER = "spsa_gc"
     DEFAULT_LOSS = "ce"
     CLASS_TRANSFER = ""  # base-to-new: refused (runs/catalogue.py records PER_CLASS as the reason)
@@ -164,7 +165,7 @@ class BlackBoxTrainer(VRTrainer):
             print(f"Query budget: {self.ledger.train_images:,} of {budget:,} training queries used before epoch "
                   f"{self.start_epoch + 1}; epochs up to {stop} fit, epoch {stop + 1} needs "
                   f"{self.epoch_queries(stop):,} more. The run stops after epoch {stop} (checkpointed); raise "
-                  f"TRAINER.BLACKBOX.QUERY_BUDGET and rerun with the same OUTPUT_DIR to continue it.")
+                  f"TRAINER.BLACKBOX.QUERY_BUDGET and rerun with the same OUTPUT_DIR and --overwrite to continue it.")
             self.max_epoch = stop
 
     def before_epoch(self):
