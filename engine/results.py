@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 from sklearn.metrics import f1_score
 
-from .data_identity import IDENTITY_KEY, SOURCES_KEY, dataset_folder, dataset_identity, source_record
+from .data_identity import IDENTITY_KEY, SOURCES_KEY, dataset_folder, dataset_identity, sha256_file, source_record
 from .io import atomic_write_json, atomic_write_text
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,6 +107,11 @@ def build_results(cfg, trainer, elapsed_s):
         results[SOURCES_KEY] = list(getattr(dataset, "data_sources", None) or [
             source_record("dataset_dir", dataset_folder(dataset), os.path.abspath(os.path.expanduser(
                 cfg.DATASET.ROOT)))])
+        # files besides the data that change the numbers (a trainer's description files): content, not path
+        for what, path in (getattr(trainer, "identity_files", lambda: [])() or []):
+            digest = sha256_file(path)
+            results[IDENTITY_KEY][f"{what}_sha256:{os.path.basename(path)}"] = digest
+            results[SOURCES_KEY].append({"role": "file", "what": what, "path": os.path.abspath(path), "sha256": digest})
     curve = getattr(trainer, "per_epoch_test", None)
     if curve:
         results["per_epoch_test"] = [float(a) for a in curve]

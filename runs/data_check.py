@@ -53,6 +53,13 @@ def _source_problem(source, data_root):
         if folder_listing_sha256(path, source.get("ignored", ())) != source.get("sha256"):
             return f"the files in {path} changed since this run (files added or removed)"
         return None
+    if role == "file":  # a file besides the data whose content changes the numbers (description files)
+        what = source.get("what", "input")
+        if not osp.isfile(path):
+            return f"{what} file {path} not found"
+        if _file_sha256(path) != source.get("sha256"):
+            return f"{what} file {path} changed since this run (sha256 differs)"
+        return None
     if role == "fewshot":
         if not osp.isfile(path):
             return None  # drawn again from the same (checked) split

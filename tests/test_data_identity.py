@@ -168,3 +168,29 @@ def test_data_identity_and_the_done_check_follow_the_data(tmp_path):
     assert dataset_identity(other)["fewshot_sha256"] != identity["fewshot_sha256"]
     assert data_problems(results, str(tmp_path)) == [
         f"few-shot cache {cache}/shot_1-seed_1.pkl holds another draw than this run used"]
+
+
+def test_an_edited_description_file_is_other_data(toy_root, tmp_path):
+    """Issue 19, second pass: editing a description file in place (same path, so the same config) changes
+    AttrVR's numbers; the finished run is no longer done and a table never averages it with a new seed."""
+    from engine.results import build_results
+    from results.identity import frozen, settings_of
+    from runs.data_check import data_problems
+    from tests.trainer_fixtures import make_trainer, toy_cfg, write_toy_descriptions
+
+    desc = write_toy_descriptions(tmp_path / "desc")
+
+    def results_of_a_run():
+        cfg = toy_cfg("AttrVR", toy_root, tmp_path / "out", desc, epochs=1)
+        return json.loads(json.dumps(build_results(cfg, make_trainer(cfg), 0.0)))
+
+    before = results_of_a_run()
+    assert data_problems(before, toy_root) == []
+    path = os.path.join(desc, "attributes", "toy_des.json")
+    with open(path) as f:
+        data = json.load(f)
+    data = {c: [s.replace("thing", "object") for s in sentences] for c, sentences in data.items()}
+    with open(path, "w") as f:
+        json.dump(data, f)
+    assert data_problems(before, toy_root) == [f"descriptions file {path} changed since this run (sha256 differs)"]
+    assert frozen(settings_of(results_of_a_run())) != frozen(settings_of(before))

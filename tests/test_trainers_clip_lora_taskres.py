@@ -168,6 +168,14 @@ def test_taskres_enhanced_base_loads_the_released_projection(toy_root, tmp_path,
     assert torch.equal(model.text_projection, proj)  # CLIP's own projection is restored
     assert not torch.allclose(trainer.model.head.base_text_features, expected)
     assert enhanced.method_record()["enhanced_base"].endswith("ToyColors/rn50_2shots/model.pth.tar")
+    # another projection saved under the same name (issue 19): other numbers, so the run is not done
+    from engine.results import build_results
+    from runs.data_check import data_problems
+    done = json.loads(json.dumps(build_results(enhanced.cfg, enhanced, 0.0)))
+    assert data_problems(done, toy_root) == []
+    torch.save({"state_dict": {"weight": weight * 2}, "epoch": 50}, folder / "model.pth.tar")
+    assert data_problems(done, toy_root) == [
+        f"enhanced_base file {folder / 'model.pth.tar'} changed since this run (sha256 differs)"]
     # missing file: one ERROR line naming it, before CLIP or the data
     missing = str(tmp_path / "nowhere" / "{dataset}.pth.tar")
     capsys.readouterr()

@@ -184,6 +184,10 @@ class VRTrainer(ClassifierSource, PerEpochTestCurve, RunCheckpoints, TrainerX):
         self.description_sets = sets
         return [s.sentences for s in sets]
 
+    def identity_files(self):
+        """(what, path) of the description files used: their content is recorded with the data identity."""
+        return [("descriptions", s.path) for s in getattr(self, "description_sets", None) or []]
+
     def resolve_description_files(self, cfg, files):
         """Fail early (before data and CLIP are loaded) when a description file is missing."""
         from descriptions import resolve_file

@@ -202,6 +202,10 @@ class TaskRes(FeatureTrainer):
         return {"residual_scale": self.alpha, "enhanced_base_sha256": digest,
                 "base_templates": base_templates(self.cfg.DATASET.NAME)}
 
+    def identity_files(self):
+        """The enhanced base file, whose content (not its path) is recorded with the data identity."""
+        return [("enhanced_base", self.enhanced)] if self.enhanced else []
+
     def method_record(self):
         return {"residual_scale": self.alpha, "lr": self.lr, "settings_from": self.source,
                 "enhanced_base": self.enhanced or "", "base_templates": base_templates(self.cfg.DATASET.NAME),
