@@ -142,9 +142,9 @@ def run_train(argv, capsys):
 def test_a_budget_stops_the_run_and_a_rerun_continues_it_exactly(toy_root, toy_descriptions, tmp_path, capsys):
     import tests.toy_plugin  # noqa: F401
 
-    def argv(out, budget):
+    def argv(out, budget, extra=()):
         return toy_argv("BAR", toy_root, out, toy_descriptions, "OPTIM.MAX_EPOCH", 3, "OPTIM.LR", 1.0,
-                        "DATALOADER.TRAIN_X.BATCH_SIZE", 3, "TRAINER.BLACKBOX.QUERY_BUDGET", budget)
+                        "DATALOADER.TRAIN_X.BATCH_SIZE", 3, "TRAINER.BLACKBOX.QUERY_BUDGET", budget, extra=extra)
 
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     run_train(argv(whole, 0), capsys)
@@ -156,7 +156,7 @@ def test_a_budget_stops_the_run_and_a_rerun_continues_it_exactly(toy_root, toy_d
     assert first["train_image_queries"] == 96 and first["budget"] == 100
     assert (stopped / "vr_model" / "model.pth.tar-2").is_file()
 
-    out = run_train(argv(stopped, 200) + ["--overwrite"], capsys)  # the budget is not part of the protocol: it resumes
+    out = run_train(argv(stopped, 200, extra=["--overwrite"]), capsys)  # the budget is not part of the protocol: it resumes
     assert "Previous epoch: 2" in out and "Query budget" not in out
     done, ref = (json.loads((d / "results.json").read_text()) for d in (stopped, whole))
     assert not done["black_box"]["stopped_by_budget"]
