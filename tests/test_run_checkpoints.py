@@ -15,7 +15,8 @@ from engine import TRAINER_REGISTRY
 from tests.trainer_fixtures import (KEY, eval_logits, make_trainer, node_of, registered_trainers,  # noqa: F401
                                     toy_cfg, toy_descriptions)
 from trainers.base import VRTrainer
-from trainers.checkpoints import CheckpointError, PROTOCOL_EXCLUDED
+from engine.protocol_keys import PROTOCOL_EXCLUDED
+from trainers.run_record import CheckpointError
 from vr import nearest_centroid, template_table
 
 BASE, NEW = ["red", "green"], ["blue", "yellow"]  # ToyColors' SUBSAMPLE_CLASSES halves

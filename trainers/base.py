@@ -25,7 +25,8 @@ from vr import ReprogrammedCLIP, loader_size_for, prompt_class, prompt_from_node
 from vr.classifier import ReprogrammedClassifier
 
 from .backbone_kind import check_backbone_kind, frozen_backbone
-from .checkpoints import CheckpointError, RunCheckpoints
+from .checkpoints import RunCheckpoints
+from .run_record import CheckpointError
 from .classifier_source import ClassifierSource
 from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used
 from .pipeline import VRDatasetWrapper, augment_seed, check_pipeline_cfg, set_loader_epoch

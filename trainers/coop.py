@@ -28,7 +28,8 @@ from engine.schedulers import build_lr_scheduler
 from vr.clip import FrozenCLIP
 from vr.deep_prompts import run_blocks
 
-from .checkpoints import CheckpointError, RunCheckpoints
+from .checkpoints import RunCheckpoints
+from .run_record import CheckpointError
 from .backbone_kind import check_backbone_kind
 from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used
 

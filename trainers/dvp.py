@@ -19,7 +19,7 @@ from vr import PRM, aggregation_from_node, description_table, kmeans_groups, nea
 
 from .base import (CheckpointError, VRTrainer, add_common_keys, add_description_keys, check_description_cfg,
                    save_tensors, write_csv)
-from .checkpoints import evaluated_checkpoint
+from .evaluated_run import evaluated_checkpoint
 
 AGGREGATIONS = ("prm", "mean")
 GROUPINGS = ("kmeans", "random")
