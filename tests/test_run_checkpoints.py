@@ -197,7 +197,7 @@ def test_a_method_without_a_class_transfer_policy_refuses_other_classes(name, to
 def test_coop_base_to_new_uses_the_learned_context_with_the_new_names(toy_root, tmp_path):
     from engine import build_trainer, set_random_seed
     from tests.test_trainer_coop import coop_args
-    from trainers.coop import PromptLearner
+    from trainers.coop_model import PromptLearner
 
     def coop(out, *opts):
         set_random_seed(1)
