@@ -25,8 +25,9 @@ from engine.results import build_results, git_revision, write_config, write_resu
 from engine.run_logging import final_error_log, setup_run_logger, stop_run_logger
 from plugins import load_plugins
 from runs.jobs import CONFIG_KEY  # OPTIM.MAX_EPOCH, TRAINER.DVP_CLS.V, ...
-from trainers.checkpoints import (RunCheckpoints, check_resume_folder, check_run_folder, check_unrecorded_eval,
-                                  evaluated_record, evaluating, read_checkpoint)
+from trainers.checkpoints import RunCheckpoints
+from trainers.evaluated_run import evaluated_record, evaluating
+from trainers.run_folders import check_resume_folder, check_run_folder, check_unrecorded_eval, read_checkpoint
 
 LIST_FLAGS = ("source_domains", "target_domains", "transforms")  # nargs="+": they would swallow KEY VALUE
 

@@ -1,7 +1,7 @@
 """The config keys that never change what a run trains or measures (stdlib only).
 
 One list for the two places that compare runs' settings: a resumed or evaluated checkpoint must have been
-made with the same protocol config (trainers/checkpoints.py), and a result table averages only runs whose
+made with the same protocol config (trainers/run_record.py), and a result table averages only runs whose
 recorded config agrees on every other key (results/identity.py).
 """
 import fnmatch

@@ -93,8 +93,8 @@ def read_prm(run_dir, cfg, state=None):
 
 
 def run_record(run_dir):
-    """The run's record (run.json, trainers/checkpoints.py), or {} for runs of older code."""
-    from trainers.checkpoints import RUN_FILE
+    """The run's record (run.json, trainers/run_record.py), or {} for runs of older code."""
+    from trainers.run_record import RUN_FILE
 
     path = os.path.join(run_dir, RUN_FILE)
     if not os.path.isfile(path):

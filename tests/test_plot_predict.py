@@ -156,7 +156,7 @@ def test_plot_prm_on_a_run_without_prm_draws_only_the_prompt(toy_root, toy_descr
 # ---- predict -----------------------------------------------------------------------------------------
 def direct_logits(trainer, paths):
     """The trained model's class logits, computed here with the run's test transform."""
-    from trainers.base import vr_transforms
+    from trainers.pipeline import vr_transforms
 
     tfm = vr_transforms(trainer.model.prompts.loader_size)[1]
     batch = torch.stack([tfm(Image.open(p).convert("RGB")) for p in paths]).to(trainer.device)

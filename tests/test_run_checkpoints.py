@@ -15,7 +15,8 @@ from engine import TRAINER_REGISTRY
 from tests.trainer_fixtures import (KEY, eval_logits, make_trainer, node_of, registered_trainers,  # noqa: F401
                                     toy_cfg, toy_descriptions)
 from trainers.base import VRTrainer
-from trainers.checkpoints import CheckpointError, PROTOCOL_EXCLUDED
+from engine.protocol_keys import PROTOCOL_EXCLUDED
+from trainers.run_record import CheckpointError
 from vr import nearest_centroid, template_table
 
 BASE, NEW = ["red", "green"], ["blue", "yellow"]  # ToyColors' SUBSAMPLE_CLASSES halves
@@ -198,7 +199,7 @@ def test_a_method_without_a_class_transfer_policy_refuses_other_classes(name, to
 def test_coop_base_to_new_uses_the_learned_context_with_the_new_names(toy_root, tmp_path):
     from engine import build_trainer, set_random_seed
     from tests.test_trainer_coop import coop_args
-    from trainers.coop import PromptLearner
+    from trainers.coop_model import PromptLearner
 
     def coop(out, *opts):
         set_random_seed(1)

@@ -77,7 +77,7 @@ def test_batched_prompts_match_one_encoder_call_per_prompt(toy_root, toy_descrip
 
 
 def test_transform_split_and_bad_option(toy_root, toy_descriptions, tmp_path):
-    from trainers.base import vr_transforms
+    from trainers.pipeline import vr_transforms
 
     head, tail = split_transform(vr_transforms(192)[0])
     assert [type(t).__name__ for t in head.transforms] == ["Resize"]
@@ -91,7 +91,7 @@ def test_transform_split_and_bad_option(toy_root, toy_descriptions, tmp_path):
 def test_cache_gives_the_same_images_and_respects_its_memory_limit(toy_root, capsys):
     from engine import build_dataset
     from plugins import project_cfg
-    from trainers.base import vr_transforms
+    from trainers.pipeline import vr_transforms
     from trainers.pipeline import VRDatasetWrapper
 
     cfg = project_cfg()

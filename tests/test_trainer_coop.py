@@ -13,7 +13,7 @@ import torch
 import train
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 from engine import build_trainer, set_random_seed
-from trainers.coop import PromptLearner, TextTower
+from trainers.coop_model import PromptLearner, TextTower
 
 CONFIGS = os.path.join(train.__file__.rsplit(os.sep, 1)[0], "configs", "trainers", "CoOp")
 

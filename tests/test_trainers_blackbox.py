@@ -156,7 +156,8 @@ def test_a_budget_stops_the_run_and_a_rerun_continues_it_exactly(toy_root, toy_d
     assert first["train_image_queries"] == 96 and first["budget"] == 100
     assert (stopped / "vr_model" / "model.pth.tar-2").is_file()
 
-    out = run_train(argv(stopped, 200, extra=["--overwrite"]), capsys)  # the budget is not part of the protocol: it resumes
+    # the budget is not part of the protocol: the run resumes (a results.json is rewritten only with --overwrite)
+    out = run_train(argv(stopped, 200, extra=["--overwrite"]), capsys)
     assert "Previous epoch: 2" in out and "Query budget" not in out
     done, ref = (json.loads((d / "results.json").read_text()) for d in (stopped, whole))
     assert not done["black_box"]["stopped_by_budget"]

@@ -16,7 +16,7 @@ from engine import build_trainer, set_random_seed
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
 from tests.conftest import REPO, SHARED, run_cmd
-from trainers.checkpoints import CheckpointError
+from trainers.run_record import CheckpointError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 NODE_OPTS = {"CLIPLoRA": ["TRAINER.CLIPLORA.N_ITERS", "3", "OPTIM.LR", "0.01"],

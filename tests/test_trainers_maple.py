@@ -21,7 +21,7 @@ from trainers.run_loading import read_rgb
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 from tests.conftest import docs_text
 from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
-from trainers.coop import TextTower
+from trainers.coop_model import TextTower
 from trainers.maple import add_deep_prompts, coupling
 from vr.deep_prompts import check_image_forward, encode_image_deep, replacing
 

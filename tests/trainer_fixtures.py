@@ -122,7 +122,7 @@ def make_trainer(cfg):
 
 def train_set_loss(trainer):
     """Mean cross-entropy of the model on the training images (test transform, eval mode, fp32)."""
-    from trainers.base import vr_transforms
+    from trainers.pipeline import vr_transforms
 
     tfm = vr_transforms(trainer.model.prompts.loader_size)[1]
     loader = DataLoader(DatasetWrapper(trainer.cfg, trainer.dm.dataset.train_x, transform=tfm), batch_size=64)

@@ -2,7 +2,8 @@
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
 
-from .base import TemplateTrainer, add_common_keys
+from .base import TemplateTrainer
+from .vr_keys import add_common_keys
 
 
 @register_config

@@ -7,7 +7,8 @@ from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
 from vr import LambdaMix, TopKMean, description_table
 
-from .base import VRTrainer, add_common_keys, add_description_keys, check_description_cfg
+from .base import VRTrainer
+from .vr_keys import add_common_keys, add_description_keys, check_description_cfg
 
 FILES = [("attributes", "des"), ("attributes", "dist")]
 

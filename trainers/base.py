@@ -2,106 +2,38 @@
 
 A method is a subclass that names its config node (``NODE``) and says which texts it embeds
 (``build_text``), how many prompts it uses (``num_prompts``) and how it aggregates
-(``build_aggregation``). Everything else lives here, once: the VR data pipeline (loaders yield [0,1]
-images; the prompt normalises), the reference's per-iteration cosine schedule, the PRECISION keys,
-PRM statistics hooks and the run files; CLIP loading, autocast and the per-epoch test curve are the
+(``build_aggregation``). Everything else lives here, once: the reference's per-iteration cosine schedule,
+PRM statistics hooks and the run files; the VR data pipeline (loaders yield [0,1] images; the prompt
+normalises) is trainers/pipeline.py, the config keys trainers/vr_keys.py, checkpoint identity and other
+class sets trainers/class_transfer.py; CLIP loading, autocast and the per-epoch test curve are the
 plumbing CoOp shares (trainers/clip_plumbing.py).
 
 Only Dassl's public TrainerX contract is used, so the trainers also run on the real Dassl 0.6.3.
 """
-import csv
-import io
 import os
 import random
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
-from torchvision import transforms as T
 
-from engine import DataManager, TrainerX, build_lr_scheduler, build_optimizer, build_sampler, distributed
-from engine.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from vr import ReprogrammedCLIP, loader_size_for, prompt_class, prompt_from_node, prompt_settings
+from engine import DataManager, TrainerX, build_lr_scheduler, build_optimizer, distributed
+from engine.io import atomic_write_json
+from vr import ReprogrammedCLIP, loader_size_for, prompt_class, prompt_from_node
 from vr.classifier import ReprogrammedClassifier
 
 from .backbone_kind import check_backbone_kind, frozen_backbone
-from .checkpoints import CheckpointError, RunCheckpoints
+from .checkpoints import RunCheckpoints
+from .class_transfer import VRClassTransfer
 from .classifier_source import ClassifierSource
 from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used
-from .pipeline import VRDatasetWrapper, augment_seed, check_pipeline_cfg, set_loader_epoch
+from .pipeline import (DATA_MANAGER_ATTRIBUTES, augment_seed, check_pipeline_cfg, eval_dataset_wrapper,
+                       full_pass_loader, set_loader_epoch, vr_transforms)
+from .vr_keys import LOGIT_MATHS, PRECISIONS
 
 MODEL_NAME = "vr_model"  # checkpoints: OUTPUT_DIR/vr_model/model.pth.tar-<epoch>
-PRECISIONS = ("fp16", "bf16", "fp32")
-LOGIT_MATHS = ("reference", "precise")
-DATA_MANAGER_ATTRIBUTES = ("train_loader_x", "train_loader_u", "val_loader", "test_loader", "num_classes",
-                           "num_source_domains", "lab2cname")
 
 
-def add_common_keys(node, prompt="padding", input_size=192, pad=30, templates=None, batch_size_1shot=0):
-    """Keys every VR trainer node has (each trainer registers its own node with its defaults)."""
-    node.PROMPT = prompt  # a registered prompt kind (vr/prompts.py): padding | watermark | none
-    # > 0: the training batch when DATASET.NUM_SHOTS is 1 (the AttrVR reference: 16 for VP, AR, AttrVR);
-    # 0: DATALOADER.TRAIN_X.BATCH_SIZE at every shot count (the DVP reference)
-    node.BATCH_SIZE_1SHOT = batch_size_1shot
-    node.INPUT_SIZE = input_size  # padding: side of the image inside the frame
-    node.PAD = pad  # watermark: frame width in pixels
-    node.PRECISION = "fp16"  # training steps: fp16 | bf16 autocast (CUDA; fp16 -> fp32 on CPU) | fp32
-    # reference: the references' order and precision (features times the logit scale before the text matmul;
-    # under autocast the PRM product in fp16); precise: scale after the matmul, PRM product in fp32
-    node.LOGIT_MATH = "reference"
-    node.ENCODER_CHUNK = 0  # > 0: run the image encoder on at most this many images at once
-    node.FIRST_LAYER_SPLIT = True  # CLIP's first layer on image and prompt parts apart (exact; vr/clip.py)
-    if templates is not None:
-        node.TEMPLATES = templates  # vr: 'This is a photo of {}.' | coop: CoOp's per-dataset template
-
-
-def add_description_keys(node, m=20):
-    node.M = m  # sentences sampled per class (per file)
-    node.SAMPLING = "reference"  # reference (random.sample / random.choices) | without (no repeats)
-
-
-def vr_transforms(size):
-    """The reference's pipelines; both end at ToTensor (no normalisation: the prompt does it)."""
-    bicubic = T.InterpolationMode.BICUBIC
-    train = T.Compose([T.Resize(size, interpolation=bicubic), T.RandomResizedCrop(size, interpolation=bicubic),
-                       T.RandomHorizontalFlip(), T.ToTensor()])
-    test = T.Compose([T.Resize(size, interpolation=bicubic), T.CenterCrop(size), T.ToTensor()])
-    return train, test
-
-
-def full_pass_loader(cfg, data_source, tfm, seed=None, batch_size=None):
-    """Training loader WITHOUT drop_last: every sample is seen (and counted by the PRM) every epoch.
-
-    The images go through trainers/pipeline.py (cache, per-sample augmentation seeds: ``seed``); in a
-    multi-process run this process gets its part of every global batch (engine/distributed.py).
-    ``batch_size``: the (global) training batch, DATALOADER.TRAIN_X.BATCH_SIZE when None.
-    """
-    x = cfg.DATALOADER.TRAIN_X
-    batch_size = int(x.BATCH_SIZE if batch_size is None else batch_size)
-    sampler = build_sampler(x.SAMPLER, cfg=cfg, data_source=data_source, batch_size=batch_size,
-                            n_domain=x.N_DOMAIN, n_ins=x.N_INS)
-    dataset = VRDatasetWrapper(cfg, data_source, transform=tfm, is_train=True,
-                               cache=cfg.DATALOADER.get("CACHE_TRAIN", False), seed=seed, what="training images",
-                               lazy_cache=True)  # decoded when training starts: never in an --eval-only run
-    if seed is not None and not distributed.is_distributed():  # the order a multi-process run uses too
-        sampler = distributed.SeededOrderSampler(sampler, seed)
-    if distributed.is_distributed():
-        return distributed.sharded_loader(cfg, dataset, sampler, batch_size, is_train=True, drop_last=False,
-                                          persistent_workers=True)
-    workers = cfg.DATALOADER.NUM_WORKERS
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=False,
-                      pin_memory=torch.cuda.is_available() and cfg.USE_CUDA,
-                      persistent_workers=workers > 0)  # no new worker processes every epoch
-
-
-def _eval_wrapper(cfg, data_source, transform=None, is_train=False):
-    """Dataset wrapper of the val/test loaders (the DataManager's train_x loader is replaced)."""
-    cache = (not is_train) and cfg.DATALOADER.get("CACHE_TEST", False)
-    return VRDatasetWrapper(cfg, data_source, transform=transform, is_train=is_train, cache=cache,
-                            what="evaluation images")
-
-
-class VRTrainer(ClassifierSource, PerEpochTestCurve, RunCheckpoints, TrainerX):
+class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpoints, TrainerX):
     """Base of the VR trainers. Subclasses set NODE and implement build_text / build_aggregation.
 
     Evaluating on another class set (trainers/checkpoints.py): the learned prompts are kept; a class seen
@@ -223,7 +155,8 @@ class VRTrainer(ClassifierSource, PerEpochTestCurve, RunCheckpoints, TrainerX):
         tfm_train, tfm_test = vr_transforms(size)
         if not self.TRAIN_AUGMENT:
             tfm_train = tfm_test
-        dm = DataManager(cfg, custom_tfm_train=tfm_train, custom_tfm_test=tfm_test, dataset_wrapper=_eval_wrapper)
+        dm = DataManager(cfg, custom_tfm_train=tfm_train, custom_tfm_test=tfm_test,
+                         dataset_wrapper=eval_dataset_wrapper)
         batch = self.train_batch_size()
         if self.TRAINS and batch != cfg.DATALOADER.TRAIN_X.BATCH_SIZE:
             print(f"1 shot: training batch {batch} (TRAINER.{self.NODE}.BATCH_SIZE_1SHOT), not "
@@ -263,61 +196,6 @@ class VRTrainer(ClassifierSource, PerEpochTestCurve, RunCheckpoints, TrainerX):
         self.optim, self.sched = optim, sched
         self.register_model(MODEL_NAME, self.model, optim, sched)
         self._precision_note_done = False
-
-    # ---- checkpoints: identity and other class sets (trainers/checkpoints.py) --------------------
-    def prompt_identity(self):
-        node, kind = self.vcfg, str(self.vcfg.PROMPT).lower()
-        geometry = {"kind": kind, "num_prompts": int(self.num_prompts()), "image_size": int(self.clip.image_size)}
-        geometry.update(prompt_settings(prompt_class(kind), node))  # the kind's own keys
-        return geometry
-
-    def load_same_classes(self, name, checkpoint, verified):
-        table = self.model.text_table
-        table.adopt_checkpoint_texts = verified  # the record says: same classes, so the trained texts
-        try:
-            self._models[name].load_state_dict(checkpoint["state_dict"])
-        finally:
-            table.adopt_checkpoint_texts = False
-
-    def load_other_classes(self, name, checkpoint, trained):
-        evaluated = self.classnames_in_label_order()
-        ambiguous = sorted({c for c in trained if trained.count(c) > 1} & set(evaluated))
-        if ambiguous:  # classes are matched by name: a name trained under two labels has no single match
-            raise CheckpointError(
-                f"The evaluated classes include {ambiguous}, which the training run has under more than one label "
-                f"(e.g. ImageNet's two 'missile' classes), so their trained texts, prompts and PRM rows cannot be "
-                f"matched by name. Evaluate without those classes, or on the training class set.")
-        state = checkpoint["state_dict"]
-        model, table = self.model, self.model.text_table
-        if not table.blocked:  # texts are matched to classes by their blocks
-            raise CheckpointError(f"{self.cfg.TRAINER.NAME} scores texts in the free layout ({table.layout()}); "
-                                  f"scoring other classes than the trained ones needs its own load_other_classes.")
-        model.prompts.load_state_dict(_part(state, "prompts"))
-        saved = state["text_table._extra_state"]
-        if (saved["num_slots"], saved["num_prompts"]) != (table.num_slots, table.num_prompts):
-            raise CheckpointError(
-                f"The checkpoint scores {saved['num_slots']} texts per class with {saved['num_prompts']} prompts, "
-                f"this model {table.num_slots} with {table.num_prompts}: evaluate with the method settings of "
-                f"the training run (M, V, CAUSES).")
-        m, seen = table.num_slots, {c: i for i, c in enumerate(trained)}
-        old_grid = state["text_table.prompts"].view(len(trained), m)
-        grid = table.prompt_grid().clone()
-        unseen = [e for e, c in enumerate(evaluated) if c not in seen]
-        if unseen:
-            self.assign_unseen_prompts(table, grid, unseen, saved)
-        texts = list(table.texts)
-        for e, c in enumerate(evaluated):
-            if c in seen:
-                t = seen[c]
-                texts[e * m:(e + 1) * m] = [list(x) for x in saved["texts"][t * m:(t + 1) * m]]
-                grid[e] = old_grid[t]
-        table.texts, table.stale = texts, True
-        table.set_prompts(grid.reshape(-1))
-        if saved.get("centroids") is not None:
-            table.centroids = torch.as_tensor(saved["centroids"]).float()
-        _load_class_rows(model.aggregation, _part(state, "aggregation"), [seen.get(c) for c in evaluated])
-        model.refresh_text()
-
     def build_scheduler(self, optim):
         """OPTIM.LR_SCHEDULER 'cosine': the reference's cosine stepped per ITERATION,
         T_max = MAX_EPOCH * iterations per epoch (built here: Dassl's warm-up schedulers fail on recent
@@ -463,59 +341,6 @@ class VRTrainer(ClassifierSource, PerEpochTestCurve, RunCheckpoints, TrainerX):
         info.update(self.run_record())
         info.update(self.classifier_record())
         return {"vr": info, **self.loaded_results()}
-
-
-def _part(state, prefix):
-    """The entries of a state_dict under ``prefix.``, with the prefix removed."""
-    return {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
-
-
-@torch.no_grad()
-def _load_class_rows(module, saved, rows):
-    """Load a module's saved buffers for another class set: buffer row e takes saved row ``rows[e]``
-    (a class seen in training), or keeps its initial value (``None``: unseen); others load as saved."""
-    own = module.state_dict()
-    for key, value in saved.items():
-        if key not in own:
-            raise CheckpointError(f"The checkpoint's aggregation has {key}, this model's has not.")
-        target = own[key]
-        per_class = value.dim() >= 1 and target.dim() >= 1 and target.shape[0] == len(rows)
-        if per_class and value.shape[1:] == target.shape[1:]:
-            for e, t in enumerate(rows):
-                if t is not None:
-                    target[e] = value[t]
-        elif value.shape == target.shape:
-            target.copy_(value)
-        else:
-            raise CheckpointError(f"The checkpoint's aggregation {key} has shape {tuple(value.shape)}, this "
-                                  f"model's {tuple(target.shape)}.")
-
-
-def write_csv(path, header, rows):
-    """Write a small csv atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(header)
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
-def save_tensors(path, obj):
-    """torch.save to a temp file, then rename."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def check_description_cfg(node, name):
-    """M and SAMPLING of a description method."""
-    from descriptions import MODES
-
-    if int(node.M) < 1:
-        raise ValueError(f"TRAINER.{name}.M (sentences per class) must be at least 1, got {node.M}.")
-    if node.SAMPLING not in MODES:
-        raise ValueError(f'Unknown description sampling "{node.SAMPLING}" (TRAINER.{name}.SAMPLING). '
-                         f"Use one of: {', '.join(MODES)}.")
 
 
 class TemplateTrainer(VRTrainer):

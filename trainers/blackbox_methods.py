@@ -13,7 +13,8 @@ from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
 
 from .ar import AR
-from .base import TemplateTrainer, add_common_keys
+from .base import TemplateTrainer
+from .vr_keys import add_common_keys
 from .blackbox import BlackBoxTrainer
 from .dvp import DVP_CLS
 

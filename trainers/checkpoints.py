@@ -2,8 +2,8 @@
 
 Every checkpoint of the project's trainers holds, beside Dassl's keys, ``run``: the trainer, backbone and
 weights, prompt kind and geometry, class names (label order), shots, seed, the dataset as configured,
-the protocol config (the merged config without ``PROTOCOL_EXCLUDED``) and its hash. The run folder gets
-the same record as ``run.json``. It is used three ways:
+the protocol config (trainers/run_record.py) and its hash. The run folder gets the same record as
+``run.json``. It is used three ways:
 
 * resume (same OUTPUT_DIR or ``--resume DIR``): a different protocol config is an error naming the keys;
 * ``--eval-only --model-dir``: another trainer, backbone, weights or prompt is an error; another class
@@ -13,27 +13,20 @@ the same record as ``run.json``. It is used three ways:
 
 Only Dassl's public trainer methods are overridden, so this works on both backends.
 """
-import contextlib
-import contextvars
-import fnmatch
-import glob
-import hashlib
-import json
 import os
 import os.path as osp
-import pickle
-import zipfile
 
-from engine import distributed, load_checkpoint, save_checkpoint
-from engine.checkpoint_files import EPOCH_FILE, model_file
+from engine import distributed, save_checkpoint
+from engine.checkpoint_files import model_file
 from engine.data_identity import IDENTITY_KEY, dataset_identity
 from engine.extend import register_config
 from engine.io import atomic_write_json
-from engine.protocol_keys import PROTOCOL_EXCLUDED, is_excluded  # the keys never compared (shared with results/)
+from engine.protocol_keys import PROTOCOL_EXCLUDED, is_excluded
 
 from .loading import SafeLoadModel
+from .run_folders import check_resume_folder, read_checkpoint, read_pointer
+from .run_record import RUN_FILE, CheckpointError, check_same_protocol, config_hash, flatten
 
-RUN_FILE = "run.json"
 # What must match between a checkpoint and the model it is evaluated with (the class set has its policy).
 IDENTITY_KEYS = ("trainer", "backbone", "prompt")
 
@@ -41,202 +34,6 @@ IDENTITY_KEYS = ("trainer", "backbone", "prompt")
 @register_config
 def _checkpoint_keys(cfg):
     cfg.TRAIN.RESUME_EVERY_EPOCH = True  # project trainers: resumable checkpoint after every epoch (latest kept)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used (unreadable, from another run); train.py prints it as one ERROR line."""
-
-
-# ---- the protocol config -----------------------------------------------------------------------------
-def flatten(node, prefix=""):
-    """{dotted key: json-normal value} of a yacs config (tuples become lists)."""
-    out = {}
-    for key, value in node.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = json.loads(json.dumps(value, default=str))
-    return out
-
-
-def protocol_config(cfg):
-    """The merged config without the keys that do not affect the protocol."""
-    return {k: v for k, v in flatten(cfg).items() if not is_excluded(k)}
-
-
-def config_hash(protocol):
-    return hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def config_differences(recorded, current):
-    """Keys whose value differs, as "KEY: recorded -> current" (keys this code added since are not compared)."""
-    return [f"{k}: {recorded[k]!r} -> {current.get(k, '<absent>')!r}" for k in sorted(recorded)
-            if not is_excluded(k) and current.get(k, "<absent>") != recorded[k]]
-
-
-def check_same_protocol(recorded, cfg, where):
-    """Raise CheckpointError naming the keys where ``cfg`` differs from the ``recorded`` protocol config."""
-    diffs = config_differences(recorded, protocol_config(cfg))
-    if diffs:
-        raise CheckpointError(
-            f"{where} was made with another config; resuming would silently change the protocol. Differing "
-            f"keys (recorded -> now): {'; '.join(diffs)}. Rerun with the recorded settings, or use another "
-            f"--output-dir for the new settings (keys never compared: {', '.join(PROTOCOL_EXCLUDED)}).")
-
-
-# ---- reading checkpoints -----------------------------------------------------------------------------
-def read_pointer(model_dir):
-    """The file named in ``model_dir/checkpoint`` (Dassl's pointer to the latest save); clear errors."""
-    pointer = osp.join(model_dir, "checkpoint")
-    with open(pointer) as f:
-        name = f.read().strip().splitlines()
-    if not name or not name[0].strip():
-        raise CheckpointError(f"The checkpoint pointer {pointer} is empty (it should name the latest "
-                              f"{EPOCH_FILE}). Write that file name into it, or delete the folder "
-                              f"{model_dir} to train from scratch.")
-    path = osp.join(model_dir, name[0].strip())
-    if not osp.isfile(path):
-        raise CheckpointError(f"The checkpoint pointer {pointer} names {name[0].strip()}, which does not exist. "
-                              f"Write the name of an existing {EPOCH_FILE} into it, or delete {model_dir} "
-                              f"to train from scratch.")
-    return path
-
-
-def read_checkpoint(path):
-    """The checkpoint dict, or one CheckpointError for a zero-byte, truncated or corrupt file."""
-    if osp.isfile(path) and osp.getsize(path) == 0:
-        raise CheckpointError(f"The checkpoint {path} is empty (0 bytes): its run was killed while writing, or "
-                              f"the file was damaged. Delete it (and point the `checkpoint` file at an older "
-                              f"save) or retrain.")
-    try:
-        checkpoint = load_checkpoint(path)
-    except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError,
-            AttributeError, ImportError, IndexError, KeyError, TypeError) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
-        raise CheckpointError(f"The checkpoint {path} cannot be read ({type(err).__name__}: {err}); it is "
-                              f"corrupt or not a checkpoint of this toolkit. Delete it or retrain.") from err
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(f"{path} is not a model checkpoint (no state_dict). Pass a folder written by train.py.")
-    return checkpoint
-
-
-def evaluated_record(model_dir, epoch=None):
-    """(path, run record) of the checkpoint ``--eval-only --model-dir`` loads (the first model's; epoch None:
-    model-best), or (path or None, None); read before the model is built (DVP_CLS takes its v from it)."""
-    found = sorted(glob.glob(osp.join(model_dir, "*", model_file(epoch))))
-    if not found:
-        return None, None
-    record = read_checkpoint(found[0]).get("run")
-    return found[0], record if isinstance(record, dict) else None
-
-
-# The record of the checkpoint being evaluated, while train.py builds the trainer (see ``evaluating``).
-_EVALUATED = contextvars.ContextVar("evaluated_checkpoint", default=(None, None))
-
-
-@contextlib.contextmanager
-def evaluating(path, record):
-    """Within: ``evaluated_checkpoint()`` is (path, record) of the checkpoint the trainer will load."""
-    token = _EVALUATED.set((path, record))
-    try:
-        yield
-    finally:
-        _EVALUATED.reset(token)
-
-
-def evaluated_checkpoint():
-    return _EVALUATED.get()
-
-
-def pointer_dirs(directory):
-    """Sub-folders of a run folder that hold a ``checkpoint`` pointer (one per registered model)."""
-    if not osp.isdir(directory):
-        return []
-    return [osp.join(directory, d) for d in sorted(os.listdir(directory))
-            if osp.isfile(osp.join(directory, d, "checkpoint"))]
-
-
-def check_resume_folder(directory, cfg, required=False):
-    """Before any work: every checkpoint train.py would resume from is readable and of this protocol.
-
-    ``required`` (``--resume DIR``): a folder without a checkpoint is an error, not a fresh start.
-    """
-    dirs = pointer_dirs(directory)
-    if not dirs and required:
-        raise CheckpointError(f"--resume {directory}: no checkpoint there (expected <model name>/checkpoint and "
-                              f"{EPOCH_FILE} inside it). Pass the OUTPUT_DIR of an interrupted run, or "
-                              f"drop --resume to train from scratch.")
-    for model_dir in dirs:
-        path = read_pointer(model_dir)
-        record = read_checkpoint(path).get("run")
-        if record:
-            check_same_protocol(record["config"], cfg, f"The checkpoint {path}")
-
-
-def recorded_config(output_dir):
-    """(file, protocol config) of the run in ``output_dir``: run.json, else config.yaml (older runs)."""
-    import yaml
-
-    for name in (RUN_FILE, "config.yaml"):
-        path = osp.join(output_dir, name)
-        if not osp.isfile(path):
-            continue
-        try:
-            with open(path) as f:
-                data = json.load(f)["config"] if name == RUN_FILE else flatten(yaml.safe_load(f) or {})
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as err:
-            raise CheckpointError(f"{path} cannot be read ({err}). Delete it if the run folder is yours to "
-                                  f"reuse, or pass another --output-dir.") from err
-        return path, data
-    return None, None
-
-
-def check_run_folder(output_dir, cfg):
-    """Before any work: a folder holding another run's results or checkpoints is never reused."""
-    if not (osp.isfile(osp.join(output_dir, "results.json")) or pointer_dirs(output_dir)):
-        return  # nothing there to protect (a run that stopped before its first save)
-    path, recorded = recorded_config(output_dir)
-    diffs = config_differences(recorded, protocol_config(cfg)) if recorded else []
-    if diffs:
-        raise CheckpointError(
-            f"The output folder {output_dir} holds a run made with another config ({path}); it is never "
-            f"overwritten. Differing keys (recorded -> now): {'; '.join(diffs)}. Pass another --output-dir, "
-            f"or rerun with the recorded settings to resume it.")
-
-
-# What identifies the model and the classes of a run, for trainers whose checkpoints hold no record.
-UNRECORDED_IDENTITY = ("TRAINER.NAME", "MODEL.BACKBONE.*", "DATASET.*")
-UNRECORDED_FREE = ("DATASET.ROOT", "DATASET.NUM_SHOTS")  # where the data lies; the training sample size
-
-
-def check_unrecorded_eval(model_dir, cfg):
-    """--eval-only of a trainer that is not a RunCheckpoints (e.g. a plugin on plain TrainerX): its checkpoints
-    say nothing about the classes they score, so the run folder's recorded config must give the same trainer,
-    backbone and dataset settings (class set included); anything else is refused, never loaded silently."""
-    path, recorded = recorded_config(model_dir)
-    trainer = cfg.TRAINER.NAME
-    if recorded is None:
-        raise CheckpointError(
-            f"{model_dir} has no run.json or config.yaml, and {trainer}'s checkpoints record nothing about what "
-            f"made them, so evaluating it cannot be checked against its trained classes. Evaluate a run folder "
-            f"written by train.py (it writes config.yaml), or make {trainer} a trainers.checkpoints.RunCheckpoints.")
-    now = flatten(cfg)
-
-    def identity(config):
-        return {k: v for k, v in config.items()
-                if any(fnmatch.fnmatchcase(k, p) for p in UNRECORDED_IDENTITY) and k not in UNRECORDED_FREE}
-
-    saved, current = identity(recorded), identity(now)
-    diffs = [f"{k} {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(saved) | set(current))
-             if saved.get(k) != current.get(k)]
-    if diffs:
-        raise CheckpointError(
-            f"{trainer} does not record its classes in its checkpoints, so it can only be evaluated with the "
-            f"trainer, backbone and dataset settings of its run ({path}). Differing keys (recorded -> now): "
-            f"{'; '.join(diffs)}. Evaluate with those settings, or make {trainer} a "
-            f"trainers.checkpoints.RunCheckpoints with a CLASS_TRANSFER policy.")
 
 
 # ---- the trainer mixin -------------------------------------------------------------------------------

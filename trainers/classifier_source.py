@@ -11,6 +11,7 @@ import os
 from vr.classifier import FixedMapping, mapping_rows
 
 from .backbone_kind import is_classifier_encoder
+from .run_files import save_tensors, write_csv
 
 MAP_FILE = "label_map.csv"
 
@@ -43,8 +44,6 @@ class ClassifierSource:
 
     def write_label_map(self, output_dir):
         """label_map.csv (each class's largest mapping weights and their sources) and label_map.pt."""
-        from .base import save_tensors, write_csv
-
         agg, table = self.model.aggregation, self.model.text_table
         write_csv(os.path.join(output_dir, MAP_FILE), ["label", "class", "rank", "source", "source_text", "weight"],
                   mapping_rows(agg, table, self.dm.dataset.classnames))

@@ -29,7 +29,7 @@ from vr.lora import PROJECTIONS, apply_lora, block_indices, tower_blocks, towers
 from vr.text import class_text
 
 from .backbone_kind import check_backbone_kind
-from .base import DATA_MANAGER_ATTRIBUTES, full_pass_loader
+from .pipeline import DATA_MANAGER_ATTRIBUTES, full_pass_loader
 from .checkpoints import RunCheckpoints
 from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used
 from .features import clip_transforms

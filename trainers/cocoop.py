@@ -7,7 +7,7 @@ f_b to a shift pi_b added to every context token: image b's prompt of class c is
 g_{b,c}; logit_{b,c} = s * <f_b, g_{b,c}>. Trained: the context and the meta-net (35,360 parameters at
 ViT-B/16 with M = 4). The text tower runs B * C sequences per batch (one image at a time, as CoCoOp).
 
-Built on trainers/coop.py (prompt learner, text forward, precision, checkpoints): the meta-net is a
+Built on trainers/coop.py, coop_model.py (prompt learner, text forward, precision, checkpoints): the meta-net is a
 submodule ``meta_net`` (linear1, relu, linear2) of the prompt learner, so a checkpoint holds ``ctx`` and
 ``meta_net.*`` under prompt_learner/ as CoCoOp's do, and CoCoOp's fixed token vectors are dropped on load.
 Deviations: the context settings are TRAINER.COOP.N_CTX / CTX_INIT / PREC (CoCoOp's node is
@@ -22,7 +22,8 @@ import torch.nn as nn
 
 from engine import TRAINER_REGISTRY
 
-from .coop import CoOp, CoOpCLIP
+from .coop import CoOp
+from .coop_model import CoOpCLIP
 from .features import count_trainable
 
 

@@ -17,9 +17,11 @@ from engine.extend import ensure_node, register_config
 
 from vr import PRM, aggregation_from_node, description_table, kmeans_groups, nearest_centroid, random_groups
 
-from .base import (CheckpointError, VRTrainer, add_common_keys, add_description_keys, check_description_cfg,
-                   save_tensors, write_csv)
-from .checkpoints import evaluated_checkpoint
+from .base import VRTrainer
+from .evaluated_run import evaluated_checkpoint
+from .run_files import save_tensors, write_csv
+from .run_record import CheckpointError
+from .vr_keys import add_common_keys, add_description_keys, check_description_cfg
 
 AGGREGATIONS = ("prm", "mean")
 GROUPINGS = ("kmeans", "random")

@@ -26,8 +26,10 @@ from engine import DatasetWrapper, TrainerX
 from engine.checkpoint_files import model_file
 from vr.text import class_text, templates_for
 
-from .base import DATA_MANAGER_ATTRIBUTES, save_tensors
-from .checkpoints import CheckpointError, RunCheckpoints
+from .pipeline import DATA_MANAGER_ATTRIBUTES
+from .run_files import save_tensors
+from .checkpoints import RunCheckpoints
+from .run_record import CheckpointError
 from .backbone_kind import check_backbone_kind, frozen_backbone, is_classifier_encoder
 from .clip_plumbing import load_backbone
 

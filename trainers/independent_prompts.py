@@ -26,7 +26,8 @@ from vr.deep_prompts import (check_image_forward, deep_prompt_refusal, encode_im
                              transformer_blocks)
 
 from .clip_plumbing import check_precision
-from .coop import PRECISIONS, CoOp, CoOpCLIP, PromptLearner, TextTower, check_input_size, count_tokens
+from .coop import PRECISIONS, CoOp, check_input_size
+from .coop_model import CoOpCLIP, PromptLearner, TextTower, count_tokens
 from .features import count_trainable
 from .maple import TEXT_START, learn_first_tokens
 

@@ -1,7 +1,7 @@
 """KgCoOp: CoOp with a knowledge-guided regulariser (Yao et al., "Visual-Language Prompt Tuning with
 Knowledge-guided Context Optimization", CVPR 2023), a CoOp baseline that keeps new-class accuracy.
 
-Everything of CoOp (trainers/coop.py: the context, the text forward, checkpoints, precision) plus one
+Everything of CoOp (trainers/coop.py, coop_model.py: the context, the text forward, checkpoints, precision) plus one
 loss term that pulls each learned class embedding w_c towards the frozen hand-crafted prompt's embedding
 w_c^clip = normalised E_txt(template(name)), computed once at build time:
 
@@ -23,7 +23,8 @@ from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
 from vr.text import class_text, templates_for
 
-from .coop import CoOp, CoOpCLIP
+from .coop import CoOp
+from .coop_model import CoOpCLIP
 
 # Frozen, unused tensors that KgCoOp's checkpoints carry beside the context: ignored on load.
 UNUSED_KEY_PREFIXES = ("bias_vectors", "meta_net.")

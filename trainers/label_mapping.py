@@ -15,7 +15,8 @@ from engine.extend import ensure_node, register_config
 from vr import TextTable, aggregation_from_node, templates_for
 from vr.mapping import check_settings
 
-from .base import VRTrainer, add_common_keys
+from .base import VRTrainer
+from .vr_keys import add_common_keys
 
 FIRST_TEMPLATE = "This is a photo of a {}."  # the references' DEFAULT_TEMPLATE
 SOURCE_TEMPLATES = ("reference", "vr", "coop")

@@ -10,7 +10,7 @@ tokens after the positional embedding, and the last n tokens are overwritten wit
 block j = 1 .. J-1 (vr/deep_prompts.py). Blocks from J on are untouched. Logits s * cos, cross-entropy.
 Trained parameters at ViT-B/16 (512 -> 768): 9 * 2 * 512 + 9 * (512 * 768 + 768) = 3,555,072.
 
-Built on trainers/coop.py (the prompt learner, text forward, schedule, precision, checkpoints, eval-only
+Built on trainers/coop.py, coop_model.py (prompt learner, text forward, schedule, precision, checkpoints, eval-only
 and base-to-new): the prompts and couplings are submodules of CoOp's prompt learner under MaPLe's names
 (ctx, proj, compound_prompts_text, compound_prompt_projections), so a checkpoint holds them only (MaPLe's
 fixed token vectors are dropped on load, as CoOp's). Deviations: CLIP and the prompts stay fp32 (open_clip
@@ -31,8 +31,8 @@ from vr.deep_prompts import (check_image_forward, deep_prompt_refusal, encode_im
                              transformer_blocks)
 
 from .clip_plumbing import check_precision
-from .coop import (PRECISIONS, CoOp, CoOpCLIP, PromptLearner, TextTower, check_input_size,
-                   count_tokens)
+from .coop import PRECISIONS, CoOp, check_input_size
+from .coop_model import CoOpCLIP, PromptLearner, TextTower, count_tokens
 from .features import count_trainable
 
 TEXT_START = 1  # the learned text tokens follow SOS

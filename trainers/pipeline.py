@@ -21,9 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader
 from torchvision import transforms as T
 
-from engine import DatasetWrapper, read_image
+from engine import DatasetWrapper, build_sampler, distributed, read_image
 from engine.extend import register_config
 
 AUGMENT_SEEDS = ("per_sample", "global")
@@ -187,3 +188,49 @@ def set_loader_epoch(loader, epoch):
 def cache_bytes(loader):
     cache = getattr(getattr(loader, "dataset", None), "cache", None)
     return 0 if cache is None else cache.nbytes
+
+
+# What Dassl's build_data_loader sets on a trainer (trainers that build their own loaders copy them).
+DATA_MANAGER_ATTRIBUTES = ("train_loader_x", "train_loader_u", "val_loader", "test_loader", "num_classes",
+                           "num_source_domains", "lab2cname")
+
+
+def vr_transforms(size):
+    """The reference's pipelines; both end at ToTensor (no normalisation: the prompt does it)."""
+    bicubic = T.InterpolationMode.BICUBIC
+    train = T.Compose([T.Resize(size, interpolation=bicubic), T.RandomResizedCrop(size, interpolation=bicubic),
+                       T.RandomHorizontalFlip(), T.ToTensor()])
+    test = T.Compose([T.Resize(size, interpolation=bicubic), T.CenterCrop(size), T.ToTensor()])
+    return train, test
+
+
+def full_pass_loader(cfg, data_source, tfm, seed=None, batch_size=None):
+    """Training loader WITHOUT drop_last: every sample is seen (and counted by the PRM) every epoch.
+
+    The images go through VRDatasetWrapper (cache, per-sample augmentation seeds: ``seed``); in a
+    multi-process run this process gets its part of every global batch (engine/distributed.py).
+    ``batch_size``: the (global) training batch, DATALOADER.TRAIN_X.BATCH_SIZE when None.
+    """
+    x = cfg.DATALOADER.TRAIN_X
+    batch_size = int(x.BATCH_SIZE if batch_size is None else batch_size)
+    sampler = build_sampler(x.SAMPLER, cfg=cfg, data_source=data_source, batch_size=batch_size,
+                            n_domain=x.N_DOMAIN, n_ins=x.N_INS)
+    dataset = VRDatasetWrapper(cfg, data_source, transform=tfm, is_train=True,
+                               cache=cfg.DATALOADER.get("CACHE_TRAIN", False), seed=seed, what="training images",
+                               lazy_cache=True)  # decoded when training starts: never in an --eval-only run
+    if seed is not None and not distributed.is_distributed():  # the order a multi-process run uses too
+        sampler = distributed.SeededOrderSampler(sampler, seed)
+    if distributed.is_distributed():
+        return distributed.sharded_loader(cfg, dataset, sampler, batch_size, is_train=True, drop_last=False,
+                                          persistent_workers=True)
+    workers = cfg.DATALOADER.NUM_WORKERS
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=False,
+                      pin_memory=torch.cuda.is_available() and cfg.USE_CUDA,
+                      persistent_workers=workers > 0)  # no new worker processes every epoch
+
+
+def eval_dataset_wrapper(cfg, data_source, transform=None, is_train=False):
+    """Dataset wrapper of the val/test loaders (the DataManager's train_x loader is replaced)."""
+    cache = (not is_train) and cfg.DATALOADER.get("CACHE_TEST", False)
+    return VRDatasetWrapper(cfg, data_source, transform=transform, is_train=is_train, cache=cache,
+                            what="evaluation images")

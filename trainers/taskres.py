@@ -29,7 +29,7 @@ from engine.extend import ensure_node, register_config
 from engine.schedulers import build_lr_scheduler
 from vr.text import templates_for
 
-from .base import full_pass_loader
+from .pipeline import full_pass_loader
 from .features import TIP_IMAGENET_TEMPLATES, FeatureTrainer
 from .pipeline import augment_seed, set_loader_epoch
 

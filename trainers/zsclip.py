@@ -6,7 +6,8 @@ trainers (Resize + CenterCrop at the backbone's size) and the "none" prompt only
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
 
-from .base import TemplateTrainer, add_common_keys
+from .base import TemplateTrainer
+from .vr_keys import add_common_keys
 
 
 @register_config
