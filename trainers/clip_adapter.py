@@ -13,7 +13,7 @@ gives the same values); CLIP runs in fp32.
 import torch.nn.functional as F
 from torch import nn
 
-from engine import TRAINER_REGISTRY, build_optimizer, compute_accuracy
+from engine import TRAINER_REGISTRY, build_optimizer
 from engine.extend import ensure_node, register_config
 from engine.schedulers import build_lr_scheduler
 
@@ -79,15 +79,6 @@ class CLIPAdapter(FeatureTrainer):
     def build_optimizer_and_scheduler(self, head):
         optim = build_optimizer(head.adapter, self.cfg.OPTIM)
         return optim, build_lr_scheduler(optim, self.cfg.OPTIM)  # stepped once per epoch, as CoOp
-
-    def forward_backward(self, batch):
-        image, label = batch["img"].to(self.device), batch["label"].to(self.device)
-        logits = self.model(image)
-        loss = F.cross_entropy(logits, label)
-        self.model_backward_and_update(loss)
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item()}
 
     def head_identity(self):
         return {"ratio": float(self.node.RATIO), "reduction": int(self.node.REDUCTION)}

@@ -31,7 +31,8 @@ from vr.text import class_text
 from .backbone_kind import check_backbone_kind
 from .pipeline import DATA_MANAGER_ATTRIBUTES, full_pass_loader
 from .checkpoints import RunCheckpoints
-from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used
+from .clip_plumbing import (PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used,
+                             scaled_update)
 from .features import clip_transforms
 from .pipeline import augment_seed, set_loader_epoch
 
@@ -206,14 +207,7 @@ class CLIPLoRA(PerEpochTestCurve, RunCheckpoints, TrainerX):
             with self.autocast():
                 logits = self.model(image)
                 loss = F.cross_entropy(logits, label)
-        if self.scaler is not None:
-            self.detect_anomaly(loss)
-            self.optim.zero_grad()
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optim)
-            self.scaler.update()
-        else:
-            self.model_backward_and_update(loss)
+        scaled_update(self, loss)
         self.update_lr()  # per iteration
         return {"loss": loss.item(), "acc": 100.0 * (logits.argmax(1) == label).float().mean().item()}
 

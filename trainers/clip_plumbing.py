@@ -58,6 +58,19 @@ def autocast(device, precision):
     return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])
 
 
+def scaled_update(trainer, loss):
+    """The optimiser step of a CLIP-prompt trainer: through its GradScaler (CUDA fp16) when it has one, else
+    Dassl's ``model_backward_and_update``."""
+    if trainer.scaler is None:
+        trainer.model_backward_and_update(loss)
+        return
+    trainer.detect_anomaly(loss)
+    trainer.optim.zero_grad()
+    trainer.scaler.scale(loss).backward()
+    trainer.scaler.step(trainer.optim)
+    trainer.scaler.update()
+
+
 class PerEpochTestCurve:
     """TEST.PER_EPOCH: the test accuracy after every epoch, kept in ``per_epoch_test`` (results.json) and
     in OUTPUT_DIR/per_epoch_test.json; a resumed run keeps the entries of the epochs it has done.

@@ -28,7 +28,8 @@ from vr.clip import FrozenCLIP
 
 from .backbone_kind import check_backbone_kind
 from .checkpoints import RunCheckpoints
-from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used
+from .clip_plumbing import (PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used,
+                             scaled_update)
 from .coop_model import CoOpCLIP, PromptLearner, TextTower, check_position
 from .run_record import CheckpointError
 
@@ -136,14 +137,7 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
         with self.autocast(training=True):
             output = self.model(image)
             loss = self.compute_loss(output, label)
-        if self.scaler is not None:
-            self.detect_anomaly(loss)
-            self.optim.zero_grad()
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optim)
-            self.scaler.update()
-        else:
-            self.model_backward_and_update(loss)
+        scaled_update(self, loss)
         summary = {"loss": loss.item(), "acc": compute_accuracy(output, label)[0].item()}
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()

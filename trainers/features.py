@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import transforms as T
 
-from engine import DatasetWrapper, TrainerX
+from engine import DatasetWrapper, TrainerX, compute_accuracy
 from engine.checkpoint_files import model_file
 from vr.text import class_text, templates_for
 
@@ -305,6 +305,16 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
 
     def model_inference(self, input):
         return self.model(input)
+
+    def forward_backward(self, batch):
+        """One cross-entropy step of a trained head (CLIP-Adapter, TaskRes); the LR steps once per epoch (CoOp)."""
+        image, label = batch["img"].to(self.device), batch["label"].to(self.device)
+        logits = self.model(image)
+        loss = F.cross_entropy(logits, label)
+        self.model_backward_and_update(loss)
+        if (self.batch_idx + 1) == self.num_batches:
+            self.update_lr()
+        return {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item()}
 
     def train(self):
         if not self.FITTED:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine import TRAINER_REGISTRY, build_optimizer, compute_accuracy
+from engine import TRAINER_REGISTRY, build_optimizer
 from engine.extend import ensure_node, register_config
 from engine.schedulers import build_lr_scheduler
 from vr.text import templates_for
@@ -183,15 +183,6 @@ class TaskRes(FeatureTrainer):
     def before_epoch(self):
         super().before_epoch()
         set_loader_epoch(self.train_loader_x, self.epoch)
-
-    def forward_backward(self, batch):
-        image, label = batch["img"].to(self.device), batch["label"].to(self.device)
-        logits = self.model(image)
-        loss = F.cross_entropy(logits, label)
-        self.model_backward_and_update(loss)
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item()}
 
     def head_identity(self):
         """The base a residual was learned on: templates and the enhanced file's content (its sha256)."""
