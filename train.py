@@ -15,7 +15,7 @@ import traceback
 import torch
 
 import engine
-from engine import build_trainer, distributed, collect_env_info, get_cfg_default, set_random_seed
+from engine import build_trainer, collect_env_info, distributed, get_cfg_default, set_random_seed
 from engine.checkpoint_files import EPOCH_FILE, EPOCH_FILE_GLOB, model_file
 from engine.config_check import ConfigOptionError, check_model_selection, check_values, merge_options
 from engine.errors import user_error_message
@@ -248,7 +248,7 @@ def run(args):
         return _run(args, cfg, start)
     console = sys.stdout
     if not distributed.is_main_process():
-        sys.stdout = open(os.devnull, "w")  # the other ranks print nothing (errors still go to stderr)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (the other ranks print nothing; errors go to stderr)
     try:
         return _run(args, cfg, start)
     finally:

@@ -10,7 +10,6 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import Optional, Tuple
 
 import open_clip
 import torch
@@ -42,15 +41,15 @@ class ClipBackbone:
     model: torch.nn.Module
     tokenizer: object
     image_size: int
-    mean: Tuple[float, float, float]
-    std: Tuple[float, float, float]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
 
 
 def available_backbones():
     return sorted(BACKBONE_BUILDERS) + sorted(COOP_NAMES) + ["<any open_clip model name>"]
 
 
-def resolve_name(name: str, weights: str = "") -> Tuple[str, str]:
+def resolve_name(name: str, weights: str = "") -> tuple[str, str]:
     """Map a config name to (open_clip model name, weights tag or path)."""
     if name in COOP_NAMES:
         return COOP_NAMES[name], weights or "openai"
@@ -81,7 +80,7 @@ class MissingWeightsError(RuntimeError):
     """The backbone's pretrained weights cannot be found or fetched (train.py prints one ERROR line)."""
 
 
-def _missing_weights_message(model_name: str, weights: str, cache_dir: Optional[str], err: Exception) -> str:
+def _missing_weights_message(model_name: str, weights: str, cache_dir: str | None, err: Exception) -> str:
     cfg = open_clip.get_pretrained_cfg(model_name, weights) or {}
     where = []
     if cfg.get("hf_hub"):
@@ -102,7 +101,7 @@ def _missing_weights_message(model_name: str, weights: str, cache_dir: Optional[
 
 
 def load_clip(name: str, device="cpu", weights: str = "", pretrained: bool = True,
-              cache_dir: Optional[str] = None) -> ClipBackbone:
+              cache_dir: str | None = None) -> ClipBackbone:
     """Build the named CLIP on ``device``, frozen and in eval mode, in fp32."""
     device = torch.device(device)
     if name in BACKBONE_BUILDERS:

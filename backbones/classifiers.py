@@ -16,8 +16,8 @@ torchvision, so mappings are readable: "T-shirt -> jersey").
   ImageNet's mean and std).
 """
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -38,9 +38,9 @@ class ClassifierBackbone:
     name: str
     model: torch.nn.Module  # images (normalised) -> (B, 1000) logits; forward_features/forward_head (timm)
     image_size: int
-    mean: Tuple[float, float, float]
-    std: Tuple[float, float, float]
-    classnames: Tuple[str, ...]  # the source classes, in output order
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    classnames: tuple[str, ...]  # the source classes, in output order
     weights: str  # the file the weights were read from
     architecture: str  # "timm:tf_efficientnet_lite0", ...
     kind: str = field(default="classifier", init=False)
@@ -49,15 +49,15 @@ class ClassifierBackbone:
 @dataclass
 class ClassifierSpec:
     architecture: str
-    mean: Tuple[float, float, float]
-    std: Tuple[float, float, float]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
     image_size: int
-    default_weights: Optional[Callable[[], str]] = None  # the file when WEIGHTS is "" (raises if missing)
-    convert: Optional[Callable[[dict, torch.nn.Module], dict]] = None  # file's key names -> the model's
+    default_weights: Callable[[], str] | None = None  # the file when WEIGHTS is "" (raises if missing)
+    convert: Callable[[dict, torch.nn.Module], dict] | None = None  # file's key names -> the model's
     source: str = ""  # where the weights come from and under which licence (docs, errors)
 
 
-def imagenet_classnames() -> Tuple[str, ...]:
+def imagenet_classnames() -> tuple[str, ...]:
     """ImageNet-1k's class names in output order, as torchvision ships them (no download)."""
     from torchvision.models import ResNet18_Weights
 
@@ -111,7 +111,7 @@ def lukemelas_to_timm(state: dict, model: torch.nn.Module) -> dict:
     return out
 
 
-CLASSIFIERS: Dict[str, ClassifierSpec] = {
+CLASSIFIERS: dict[str, ClassifierSpec] = {
     "efficientnet-lite0": ClassifierSpec(
         architecture="timm:tf_efficientnet_lite0", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), image_size=224,
         default_weights=wheel_weights, convert=lukemelas_to_timm,

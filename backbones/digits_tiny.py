@@ -16,8 +16,8 @@ import io
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import open_clip
@@ -73,7 +73,7 @@ class Recipe:
 DEFAULT_RECIPE = Recipe()
 
 
-def cache_path(recipe: Recipe = DEFAULT_RECIPE, cache_dir: Optional[str] = None) -> str:
+def cache_path(recipe: Recipe = DEFAULT_RECIPE, cache_dir: str | None = None) -> str:
     folder = os.path.join(cache_dir or default_cache_dir(), "digits-tiny")
     return os.path.join(folder, f"digits-tiny_{VERSION}_{recipe.tag()}.pt")
 
@@ -117,7 +117,7 @@ def resize_like_loader(images: np.ndarray) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=8)
-def _rendered(indices: Tuple[int, ...], shift: str) -> np.ndarray:
+def _rendered(indices: tuple[int, ...], shift: str) -> np.ndarray:
     from datasets.digits_data import render
 
     arr = np.stack([render(i, shift) for i in indices])
@@ -186,7 +186,7 @@ def _load(path: str, recipe: Recipe):
     return model.eval()
 
 
-def load_or_build(recipe: Recipe = DEFAULT_RECIPE, cache_dir: Optional[str] = None,
+def load_or_build(recipe: Recipe = DEFAULT_RECIPE, cache_dir: str | None = None,
                   verbose: bool = True) -> open_clip.CLIP:
     """The cached digits-tiny for ``recipe`` (CPU, eval mode), pre-training and caching it if needed."""
     path = cache_path(recipe, cache_dir)

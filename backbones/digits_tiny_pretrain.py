@@ -7,7 +7,6 @@ every machine.
 """
 import contextlib
 import time
-from typing import Optional
 
 import numpy as np
 import open_clip
@@ -15,8 +14,17 @@ import torch
 import torch.nn.functional as F
 from open_clip.transformer import text_global_pool
 
-from .digits_tiny import (DEFAULT_RECIPE, IMAGE_SIZE, TEMPLATES, Recipe, mean_std, captions, create_model,
-                          digit_images, get_tokenizer)
+from .digits_tiny import (
+    DEFAULT_RECIPE,
+    IMAGE_SIZE,
+    TEMPLATES,
+    Recipe,
+    captions,
+    create_model,
+    digit_images,
+    get_tokenizer,
+    mean_std,
+)
 
 BUILD_THREADS = 2  # results of CPU kernels may depend on the thread count; fix it for the build
 
@@ -33,7 +41,7 @@ def _affine_grid(theta: torch.Tensor, size: int) -> torch.Tensor:
     return torch.stack([t[:, 0] * x + t[:, 1] * y + t[:, 2], t[:, 3] * x + t[:, 4] * y + t[:, 5]], dim=-1)
 
 
-def to_model_input(small: torch.Tensor, generator: Optional[torch.Generator] = None,
+def to_model_input(small: torch.Tensor, generator: torch.Generator | None = None,
                    augment: bool = False) -> torch.Tensor:
     """(B, C, h, w) images in [0, 1] (C = 1 or 3) -> (B, 3, 224, 224) CLIP-normalised, bicubic upscaling.
 
@@ -76,7 +84,7 @@ def encode_captions(model, tokens: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------- determinism
 @contextlib.contextmanager
-def _deterministic(seed: int, threads: Optional[int] = None):
+def _deterministic(seed: int, threads: int | None = None):
     """Fixed seeds, deterministic kernels and a fixed thread count; the caller's state is restored."""
     old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()

@@ -1,8 +1,8 @@
 """Named CLIP builders that are not plain open_clip pretrained tags (test-tiny, digits-tiny, ...)."""
-from typing import Callable, Dict
+from collections.abc import Callable
 
 # name -> builder(device: torch.device) -> (open_clip CLIP model, tokenizer)
-BACKBONE_BUILDERS: Dict[str, Callable] = {}
+BACKBONE_BUILDERS: dict[str, Callable] = {}
 
 
 def register_backbone(name: str):

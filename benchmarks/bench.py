@@ -44,8 +44,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from benchmarks.bench_common import machine, plan, prepare_data  # noqa: E402
-from benchmarks.bench_parts import (part_cache, part_dvp, part_precision, part_profile, part_split,  # noqa: E402
-                                    part_throughput)
+from benchmarks.bench_parts import part_cache, part_dvp, part_precision, part_profile, part_split, part_throughput  # noqa: E402
 from benchmarks.bench_process import part_e2e, part_memory  # noqa: E402
 from benchmarks.bench_trainers import part_trainers  # noqa: E402
 

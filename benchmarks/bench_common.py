@@ -12,9 +12,8 @@ import time
 import torch
 
 import engine
-from engine import build_trainer, get_cfg_default, set_random_seed
-
 from benchmarks.data import make_descriptions, make_image_folder
+from engine import build_trainer, get_cfg_default, set_random_seed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAINERS = ["VP", "AR", "AttrVR", "DVP_CSE", "DVP_CLS"]

@@ -5,8 +5,18 @@ import time
 
 import torch
 
-from benchmarks.bench_common import (NODES, TRAINERS, bench_cfg, measure, method_opts, quiet_build, release, sync,
-                                    time_steps, training_batch)
+from benchmarks.bench_common import (
+    NODES,
+    TRAINERS,
+    bench_cfg,
+    measure,
+    method_opts,
+    quiet_build,
+    release,
+    sync,
+    time_steps,
+    training_batch,
+)
 
 
 def part_throughput(args, device, p):

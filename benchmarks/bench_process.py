@@ -13,9 +13,8 @@ import time
 import torch
 
 import engine
-
+from benchmarks.bench_common import IMAGES, KEY, REPO, bench_cfg, quiet_build
 from benchmarks.data import make_descriptions, make_image_folder
-from benchmarks.bench_common import (IMAGES, KEY, REPO, bench_cfg, quiet_build)
 
 
 def _child_cpu_s():
@@ -85,7 +84,7 @@ def part_e2e(args, device, p):
     ]
     rows = [{"run": label, "wall_s": float("inf"), "cpu_s": float("inf"), "repeats": []} for label, _ in runs]
     for _ in range(args.e2e_repeats):  # interleaved, so that a busy spell of the machine hits every run
-        for row, (label, cmd) in zip(rows, runs):
+        for row, (label, cmd) in zip(rows, runs, strict=False):
             if "--output-dir" in cmd:  # a fresh run each time: train.py would resume from the last one
                 shutil.rmtree(cmd[cmd.index("--output-dir") + 1], ignore_errors=True)
             load = os.getloadavg()[0]
@@ -123,11 +122,11 @@ def memory_child(workdir, cache, steps=3):
     set_loader_epoch(trainer.train_loader_x, 1)
     trainer.set_model_mode("train")
     with contextlib.redirect_stdout(io.StringIO()):
-        for trainer.batch_idx, batch in zip(range(steps), trainer.train_loader_x):
+        for trainer.batch_idx, batch in zip(range(steps), trainer.train_loader_x, strict=False):  # noqa: B020
             trainer.forward_backward(batch)
         trainer.set_model_mode("eval")
         with torch.no_grad():
-            for _, batch in zip(range(2), trainer.test_loader):
+            for _, batch in zip(range(2), trainer.test_loader, strict=False):
                 trainer.model_inference(batch["img"])
     cache_mb = trainer.train_loader_x.dataset.cache.nbytes / 2 ** 20 if cache else 0.0
     print(json.dumps({"max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cache_mb": cache_mb,

@@ -8,8 +8,7 @@ import time
 import torch
 
 import engine
-
-from benchmarks.bench_common import (REPO, bench_cfg, quiet_build, release, sync)
+from benchmarks.bench_common import REPO, bench_cfg, quiet_build, release, sync
 
 
 def registered_trainers():

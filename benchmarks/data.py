@@ -70,7 +70,7 @@ def make_descriptions(folder, key, names, n=20):
         f"attributes/{key}_dist.json": "Unlike other classes, {c} shows a {a} {o} in the picture ({i}).",
     }
     for k, cause in enumerate(CAUSES):
-        files[f"causes/{key}_{cause}.json"] = "Cause %d: a {c} is recognised by its {a} {o} ({i})." % (k + 1)
+        files[f"causes/{key}_{cause}.json"] = f"Cause {k + 1}: a {{c}} is recognised by its {{a}} {{o}} ({{i}})."
     for rel, pattern in files.items():
         data = {c: [pattern.format(c=c, a=adjectives[(i + j) % 10], o=nouns[(3 * i + j) % 10], i=i)
                     for i in range(n)] for j, c in enumerate(names)}

@@ -130,7 +130,7 @@ def main(argv=None):
                 for o in optims:
                     o.zero_grad()
                 loss.backward()
-                for o, s in zip(optims, scheds):
+                for o, s in zip(optims, scheds, strict=False):
                     o.step()
                     s.step()
             zd = z.detach().float().cpu()

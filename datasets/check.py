@@ -151,7 +151,7 @@ def check_located(loader, root, quick, workers, fix, name=None, unsplit_ok=False
             gone = set(missing)
             present = [p for p in paths if p not in gone]
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                for path, reason in zip(present, pool.map(_readable, present)):
+                for path, reason in zip(present, pool.map(_readable, present), strict=False):
                     if reason:
                         sr.unreadable.append((path, reason))
         report.splits[split_name] = sr
@@ -206,7 +206,7 @@ def format_report(report):
         if sr.missing:
             lines.append(f"     missing ({len(sr.missing)}): " + ", ".join(sr.missing[:3]) +
                          (" ..." if len(sr.missing) > 3 else ""))
-        for path, reason in sr.unreadable[:3]:
+        for _path, reason in sr.unreadable[:3]:
             lines.append(f"     unreadable: {reason}")
         if len(sr.unreadable) > 3:
             lines.append(f"     ... and {len(sr.unreadable) - 3} more unreadable")

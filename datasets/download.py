@@ -15,8 +15,8 @@ import os
 import sys
 
 from . import sources
-from .fetch import DownloadError, gdown_download, http_download, unpack, verify
 from .catalog import find_loader
+from .fetch import DownloadError, gdown_download, http_download, unpack, verify
 from .sources import gdrive_view_url, get_source, resolve_url
 
 

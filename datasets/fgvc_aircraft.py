@@ -38,14 +38,14 @@ fgvc_aircraft/                           (the data/ folder of fgvc-aircraft-2013
                 ("variants.txt", "images_variant_train.txt", "images_variant_val.txt", "images_variant_test.txt")]
 
     def read_splits(self):
-        with open(self.require_file("variants.txt"), "r") as f:
+        with open(self.require_file("variants.txt")) as f:
             classnames = [line.strip() for line in f if line.strip()]
         cname2lab = {c: i for i, c in enumerate(classnames)}
         splits = {}
         for name in ("train", "val", "test"):
             path = self.require_file(f"images_variant_{name}.txt")
             entries = []
-            with open(path, "r") as f:
+            with open(path) as f:
                 for lineno, line in enumerate(f, 1):
                     fields = line.strip().split(" ")
                     if not line.strip():

@@ -56,7 +56,7 @@ def read_renames(path):
     """A class renaming file -> {folder: class name} (json object, or '<folder> <name>' lines)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"DATASET.CLASSNAMES_FILE not found: {path}")
-    with open(path, "r") as f:
+    with open(path) as f:
         text = f.read()
     if path.endswith(".json"):
         try:

@@ -22,7 +22,7 @@ from .splits import class_folders, list_images, to_datums
 def read_classnames(path):
     """classnames.txt -> OrderedDict {wnid: class name}."""
     classnames = OrderedDict()
-    with open(path, "r") as f:
+    with open(path) as f:
         for lineno, line in enumerate(f, 1):
             fields = line.strip().split(" ")
             if not line.strip():

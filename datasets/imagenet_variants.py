@@ -88,7 +88,7 @@ class ImageNetVariant(CoOpDataset):
 def check_same_classes(names, reference, path, reference_path):
     """Raise naming the first line where a variant's classnames.txt differs from ImageNet's."""
     ours, theirs = list(names.items()), list(reference.items())
-    for line, (a, b) in enumerate(zip(ours, theirs), 1):
+    for line, (a, b) in enumerate(zip(ours, theirs, strict=False), 1):
         if a != b:
             raise SplitFileError(
                 f"{path} line {line} is '{a[0]} {a[1]}', but ImageNet's {reference_path} has "

@@ -23,7 +23,6 @@ import shutil
 import struct
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -43,8 +42,8 @@ class Family:
     name: str  # DATASET.NAME / class name
     folder: str  # under DATASET.ROOT (also the config name)
     torchvision_folder: str  # torchvision's <ROOT>/<this>/raw
-    classnames: Tuple[str, ...]
-    system_dirs: Tuple[str, ...] = ()  # folders a system package installs the IDX files into
+    classnames: tuple[str, ...]
+    system_dirs: tuple[str, ...] = ()  # folders a system package installs the IDX files into
     system_hint: str = ""  # how to get them from a package manager
 
     @property
@@ -75,7 +74,7 @@ def candidate_dirs(family: Family, root: str):
             *family.system_dirs]
 
 
-def _find(directory: str, base: str) -> Optional[str]:
+def _find(directory: str, base: str) -> str | None:
     for name in (base, base + ".gz"):
         path = os.path.join(directory, name)
         if os.path.isfile(path):
@@ -83,7 +82,7 @@ def _find(directory: str, base: str) -> Optional[str]:
     return None
 
 
-def find_idx_files(family: Family, root: str) -> Optional[Dict[str, str]]:
+def find_idx_files(family: Family, root: str) -> dict[str, str] | None:
     """{IDX base name: path} from the first candidate folder that holds all four, or None."""
     for directory in candidate_dirs(family, root):
         found = {base: _find(directory, base) for pair in PARTS.values() for base in pair}
@@ -127,7 +126,7 @@ def sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def load_parts(files: Dict[str, str]):
+def load_parts(files: dict[str, str]):
     """{"train"|"test": (images (N, 28, 28), labels (N,))}, checked for matching counts and labels 0..9."""
     out = {}
     for part, (img_base, lab_base) in PARTS.items():
@@ -178,7 +177,7 @@ def build(family: Family, root: str, verbose: bool = True) -> str:
         rows = {}
         for part, (images, labels) in parts.items():
             rows[part] = []
-            for i, (img, label) in enumerate(zip(images, labels)):
+            for i, (img, label) in enumerate(zip(images, labels, strict=False)):
                 rel = f"{family.image_folder_of(int(label))}/{part}-{i:05d}.png"
                 Image.fromarray(img, mode="L").save(os.path.join(image_root, rel), compress_level=1)
                 rows[part].append([rel, int(label), family.classnames[int(label)]])

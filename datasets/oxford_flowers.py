@@ -39,7 +39,7 @@ oxford_flowers/
         from scipy.io import loadmat
 
         labels = loadmat(self.require_file("imagelabels.mat"))["labels"][0]
-        with open(self.require_file("cat_to_name.json"), "r") as f:
+        with open(self.require_file("cat_to_name.json")) as f:
             lab2cname = json.load(f)
         groups = {}  # CoOp: grouped by label in order of first appearance, labels made 0-based
         for i, label in enumerate(labels):

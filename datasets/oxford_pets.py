@@ -37,7 +37,7 @@ oxford_pets/
         """Entries of annotations/<split_file>: lines "<image> <class id 1..37> <species> <breed id>"."""
         path = self.require_file(os.path.join("annotations", split_file))
         entries = []
-        with open(path, "r") as f:
+        with open(path) as f:
             for lineno, line in enumerate(f, 1):
                 fields = line.split()
                 if not fields or line.startswith("#"):

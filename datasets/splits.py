@@ -68,7 +68,7 @@ def image_list_record(entries, path_prefix):
 def recorded_image_list(filepath):
     """The ``"made_from"`` record of a split file, or None (CoOp's files, older splits of this toolkit)."""
     try:
-        with open(filepath, "r") as f:
+        with open(filepath) as f:
             record = json.load(f).get("made_from")
     except (OSError, ValueError, AttributeError):
         return None
@@ -81,7 +81,7 @@ def images_changed(filepath, listed, path_prefix):
     record = recorded_image_list(filepath)
     if record is None or image_list_record(listed, path_prefix) == record:
         return None
-    with open(filepath, "r") as f:
+    with open(filepath) as f:
         split = json.load(f)
     in_split = {row[0] for name in SPLITS for row in split[name]}
     now = {relative_to(_path(e), path_prefix) for e in listed}
@@ -102,7 +102,7 @@ def save_split(train, val, test, filepath, path_prefix, made_from=None):
     from engine.io import atomic_write_text
 
     split = {}
-    for name, items in zip(SPLITS, (train, val, test)):
+    for name, items in zip(SPLITS, (train, val, test), strict=False):
         rows = []
         for item in items:
             impath, label, classname = _fields(item)
@@ -118,7 +118,7 @@ def read_split(filepath, path_prefix):
     """Read a CoOp split json -> ``{"train"|"val"|"test": [entry, ...]}`` with absolute paths."""
     print(f"Reading split from {filepath}")
     try:
-        with open(filepath, "r") as f:
+        with open(filepath) as f:
             split = json.load(f)
     except json.JSONDecodeError as err:
         raise SplitFileError(
@@ -219,7 +219,7 @@ def split_trainval(trainval, rng, p_val=0.2):
     for idx, item in enumerate(trainval):
         tracker.setdefault(_fields(item)[1], []).append(idx)
     train, val = [], []
-    for label, idxs in tracker.items():
+    for _label, idxs in tracker.items():
         n_val = round(len(idxs) * p_val)
         if n_val <= 0:
             classname = _fields(trainval[idxs[0]])[2]

@@ -40,7 +40,7 @@ sun397/
 
     def read_list(self, cname2lab, text_file):
         entries = []
-        with open(self.require_file(text_file), "r") as f:
+        with open(self.require_file(text_file)) as f:
             for line in f:
                 imname = line.strip()[1:]  # drop the leading "/"
                 if not imname:
@@ -50,7 +50,7 @@ sun397/
         return entries
 
     def create_splits(self, rng):
-        with open(self.require_file("ClassName.txt"), "r") as f:
+        with open(self.require_file("ClassName.txt")) as f:
             folders = [line.strip()[1:] for line in f if line.strip()]
         cname2lab = {c: i for i, c in enumerate(folders)}
         trainval = self.read_list(cname2lab, "Training_01.txt")

@@ -39,7 +39,7 @@ ucf101/
 
     def read_list(self, cname2lab, text_file):
         entries = []
-        with open(self.require_file(text_file), "r") as f:
+        with open(self.require_file(text_file)) as f:
             for line in f:
                 if not line.strip():
                     continue
@@ -51,7 +51,7 @@ ucf101/
 
     def create_splits(self, rng):
         cname2lab = {}
-        with open(self.require_file(os.path.join("ucfTrainTestlist", "classInd.txt")), "r") as f:
+        with open(self.require_file(os.path.join("ucfTrainTestlist", "classInd.txt"))) as f:
             for line in f:
                 if line.strip():
                     label, action = line.strip().split(" ")

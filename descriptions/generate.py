@@ -20,8 +20,14 @@ import re
 import sys
 
 from .chat import ChatClient, ChatError
-from .files import (CFG_DESCRIPTIONS_DIR, CFG_DESCRIPTIONS_KEY, DEFAULT_DIR, check_key, read_description_file,
-                    write_description_file)
+from .files import (
+    CFG_DESCRIPTIONS_DIR,
+    CFG_DESCRIPTIONS_KEY,
+    DEFAULT_DIR,
+    check_key,
+    read_description_file,
+    write_description_file,
+)
 
 KINDS = ("des", "dist", "causes")
 DEFAULT_N = {"des": 25, "dist": 25, "causes": 20}

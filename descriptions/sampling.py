@@ -60,7 +60,7 @@ def sample_descriptions(descs, m, seed, mode="reference"):
     """
     names = list(descs)
     picks, report = sample_per_label(descs, names, m, seed, mode=mode)
-    return dict(zip(names, picks)), report
+    return dict(zip(names, picks, strict=False)), report
 
 
 def sample_per_label(descs, labels, m, seed, mode="reference"):

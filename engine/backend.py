@@ -59,5 +59,5 @@ def select_backend(environ=None):
                           f"(or auto) to use the project's own engine.")
     if importlib.util.find_spec("dassl") is not None:
         warnings.warn(f"{ENV_VAR}=auto: Dassl is installed but {problem}; using the builtin engine. "
-                      f"{DASSL_INSTALL_HINT}, or set {ENV_VAR}=builtin to silence this warning.")
+                      f"{DASSL_INSTALL_HINT}, or set {ENV_VAR}=builtin to silence this warning.", stacklevel=2)
     return "builtin"

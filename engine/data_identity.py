@@ -11,6 +11,7 @@ same data under another data root has the same identity:
 - :func:`classnames_sha256`: the class names in label order.
 - :func:`dataset_identity`: the flat ``data_identity`` dict of a loaded dataset.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -93,10 +94,8 @@ def dataset_identity(dataset):
         "num_test": len(dataset.test),
         "classnames_sha256": classnames_sha256(lab2cname[y] for y in sorted(lab2cname)),
     }
-    try:
+    with contextlib.suppress(AttributeError):  # a dataset class with __slots__ keeps no copy
         dataset._data_identity = identity
-    except AttributeError:
-        pass
     return dict(identity)
 
 

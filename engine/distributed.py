@@ -163,7 +163,7 @@ def sync_gradients(parameters, local_count: float = 1.0, loss_is_finite: bool = 
     if total <= 0:
         raise RuntimeError("sync_gradients: the global batch holds no sample.")
     offset = 2
-    for p, g in zip(params, grads):
+    for p, g in zip(params, grads, strict=False):
         n = g.numel()
         new = (flat[offset:offset + n] / total).view_as(p).to(p.device, p.dtype)
         offset += n

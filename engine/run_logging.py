@@ -20,7 +20,7 @@ class Tee:
     def __init__(self, stream, fpath):
         self.console = stream
         self.path = fpath
-        self.file = open(fpath, "a", encoding="utf-8")
+        self.file = open(fpath, "a", encoding="utf-8")  # noqa: SIM115  (open for the whole run; close() closes it)
 
     def write(self, msg):
         self.console.write(msg)

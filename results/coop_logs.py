@@ -47,7 +47,7 @@ def parse_log(fpath, regex, end_signal):
     started = False
     value = None
     saw_result = False
-    with open(fpath, "r", errors="replace") as f:
+    with open(fpath, errors="replace") as f:
         for line in f:
             line = line.strip()
             if line == TEST_START:

@@ -22,7 +22,7 @@ def plot_backbone(backbone, panels, metric, empty_notes=None):
     methods = names.ordered_methods({line for lines in panels.values() for line in lines})
     colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
     ticks = sorted(set(SHOTS) | {k for lines in panels.values() for c in lines.values() for k in c})
-    for ax, name in zip(axes.flat, panel_names):
+    for ax, name in zip(axes.flat, panel_names, strict=False):
         for method in methods:
             curve = panels[name].get(method)
             if not curve:
@@ -31,7 +31,8 @@ def plot_backbone(backbone, panels, metric, empty_notes=None):
             mean = [curve[k][0] for k in xs]
             std = [curve[k][1] for k in xs]
             ax.plot(xs, mean, marker="o", label=method, color=colours[method])
-            ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+            ax.fill_between(xs, [m - s for m, s in zip(mean, std, strict=False)],
+                            [m + s for m, s in zip(mean, std, strict=False)],
                             color=colours[method], alpha=0.2, linewidth=0)
         if not panels[name] and name in empty_notes:
             ax.text(0.5, 0.5, textwrap.fill(f"empty: {empty_notes[name]}", 45).replace("$", r"\$"),
@@ -47,7 +48,7 @@ def plot_backbone(backbone, panels, metric, empty_notes=None):
         ax.axis("off")
     seen = {}
     for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=False):
             seen.setdefault(lab, h)
     fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncol=max(1, min(len(seen), 7)))
     fig.suptitle(f"{backbone}: {metric} vs shots (mean +- std over seeds)")

@@ -127,7 +127,7 @@ def _base2new_rows(label, recs, decimals):
     if paired:
         avg_base = sum(b.mean for b, _ in paired) / len(paired)
         avg_new = sum(n.mean for _, n in paired) / len(paired)
-        flag_base, flag_new = (flagged(*side) for side in zip(*paired))
+        flag_base, flag_new = (flagged(*side) for side in zip(*paired, strict=False))
         name = "Average" if len(paired) == len(datasets) else f"Average ({len(paired)} of {len(datasets)} datasets)"
         body.append([label, name, format_avg(avg_base, decimals, flag_base),
                      format_avg(avg_new, decimals, flag_new),

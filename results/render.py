@@ -78,7 +78,7 @@ def render(tables, fmt="text", metric="accuracy", decimals=1, notes=()):
                     + [format_avg(row.avg, decimals, avg_marked(row, t.columns))] for row in t.rows]
         if any(row.queries is not None for row in t.rows):  # black-box rows: training queries per run
             headers.append("Queries")
-            for line, row in zip(body, t.rows):
+            for line, row in zip(body, t.rows, strict=False):
                 line.append(format_queries(row.queries))
         blocks.append(_tabulate(body, headers, fmt, table_title(t, metric)))
     return "\n\n".join(blocks) + "\n" + notes_text(notes, fmt)

@@ -22,7 +22,7 @@ _ORDER = ("FGVCAircraft", "Caltech101", "StanfordCars", "DescribableTextures", "
 
 def _row(*values, order=_ORDER):
     """A published table row: its values in ``order``, by dataset name."""
-    return dict(zip(order, values))
+    return dict(zip(order, values, strict=False))
 
 
 REPORTED = {

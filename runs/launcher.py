@@ -61,7 +61,7 @@ class Runner:
         out = None
         if log_path:
             os.makedirs(osp.dirname(log_path), exist_ok=True)
-            out = open(log_path, "a")
+            out = open(log_path, "a")  # noqa: SIM115  (the child's log, closed when the child ends)
         start = time.time()
         try:
             with self.lock:

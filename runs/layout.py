@@ -69,7 +69,7 @@ def _folder_value(value):
 def dataset_folder(dataset, opts=()):
     """The run layout's dataset level: the config name and the DATASET.* options that choose other data."""
     parts = [f"{key[len('DATASET.'):].lower()}-{_folder_value(value)}"
-             for key, value in sorted(zip(opts[::2], opts[1::2]))
+             for key, value in sorted(zip(opts[::2], opts[1::2], strict=False))
              if key.startswith("DATASET.") and key not in SAME_DATA_KEYS]
     return "--".join([dataset] + parts)
 
@@ -128,7 +128,7 @@ def expected_config(config_files, opts=()):
     expected = {}
     for path in config_files:
         expected.update(_flatten(load_yaml(path)))
-    expected.update(zip(opts[::2], opts[1::2]))
+    expected.update(zip(opts[::2], opts[1::2], strict=False))
     return {k: _plain(decode_value(v)) for k, v in expected.items() if k not in FLAG_KEYS}
 
 

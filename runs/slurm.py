@@ -15,6 +15,7 @@ import sys
 from collections import namedtuple
 
 from engine.io import atomic_write_text
+
 from .jobs import Job, UsageError, parse_ints, parse_opts, resolve_method
 
 # gpus: per task (0: a CPU-only sweep); cpus, mem, time, partition: as sbatch takes them ("" = the
@@ -104,7 +105,7 @@ def write_submission(jobs, packs, settings, sweep_dir, name, res, max_array, run
     spans = chunks(len(packs), max_array)
     limits, chained = parallel_limits([size for _, size in spans], res.max_parallel)
     arrays = []
-    for k, ((offset, size), limit) in enumerate(zip(spans, limits)):
+    for k, ((offset, size), limit) in enumerate(zip(spans, limits, strict=False)):
         script = osp.join(folder, f"array-{k}.slurm")
         text = array_script(settings, sweep_dir, folder, name, res, offset, size, limit, runner_script)
         atomic_write_text(script, text, mode=0o777)

@@ -6,6 +6,7 @@ import shutil
 import sys
 
 from engine.io import atomic_write_text
+
 from .jobs import UsageError
 from .slurm import Resources, resource_lines, write_submission
 from .slurm_pack import estimate_seconds, pack

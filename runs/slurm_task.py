@@ -19,6 +19,7 @@ import sys
 import time
 
 from engine.io import atomic_write_text
+
 from .jobs import Settings, done, label, run_dir, validate
 from .launcher import Runner
 from .schedule import log_name

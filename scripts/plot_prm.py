@@ -39,8 +39,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 
 from engine.io import atomic_write_bytes, atomic_write_text  # noqa: E402
 from runs import layout  # noqa: E402  (the files of a run folder)
-from trainers.run_loading import (check_run_dir, find_checkpoints, load_state, read_config, trainer_node,  # noqa: E402
-                                  uses_prm)
+from trainers.run_loading import check_run_dir, find_checkpoints, load_state, read_config, trainer_node, uses_prm  # noqa: E402
 
 PRM_FILE = layout.PRM_FILE
 TEXT_WIDTH = 70  # characters of a description shown in a PNG
@@ -270,7 +269,7 @@ def write_markdown(prm, tops, path, source):
 
 def plot_prompt(panels, path):
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.9), squeeze=False, layout="constrained")
-    for ax, (image, caption) in zip(axes[0], panels):
+    for ax, (image, caption) in zip(axes[0], panels, strict=False):
         ax.imshow(image, interpolation="nearest")
         ax.set_title(caption, fontsize=8)
         ax.axis("off")

@@ -70,7 +70,7 @@ def predict(run, images, topk=5, n_descriptions=5):
                if explain else [None] * len(paths))
         for b, path in enumerate(paths):
             rec = {"image": path, "top": [{"class": run.classnames[int(i)], "label": int(i), "probability": float(p)}
-                                          for p, i in zip(top.values[b], top.indices[b])]}
+                                          for p, i in zip(top.values[b], top.indices[b], strict=False)]}
             if why[b] is not None:
                 rec["explanation"] = {"class": run.classnames[int(top.indices[b, 0])], **why[b]}
             records.append(rec)

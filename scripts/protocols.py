@@ -40,11 +40,30 @@ from engine.checkpoint_files import EPOCH_FILE, EPOCH_FILE_GLOB, epoch_of, model
 from engine.io import atomic_write_json  # noqa: E402  (stdlib only)
 from engine.names import squash  # noqa: E402  (stdlib only)
 from runs import catalogue, layout  # noqa: E402  (the registered datasets; the run-folder layout)
-from runs.jobs import (DEFAULT_CFG, DEFAULT_SEEDS, Settings, UsageError, available_cfgs,  # noqa: E402
-                       available_datasets, check_opts, rerun_flags, split_arguments)
+from runs.jobs import (  # noqa: E402
+    DEFAULT_CFG,
+    DEFAULT_SEEDS,
+    Settings,
+    UsageError,
+    available_cfgs,
+    available_datasets,
+    check_opts,
+    rerun_flags,
+    split_arguments,
+)
 from runs.launcher import run_lock  # noqa: E402  (the sweep's per-run lock)
-from runs.protocol_layout import (BASE2NEW_TEST, BASE2NEW_TRAIN, PROTOCOL_SHOTS, XD_SOURCE, XD_TARGETS,  # noqa: E402,F401
-                                  XD_TEST, XD_TRAIN, dg_targets, protocol_dir_of, run_folder)  # (the tables read them)
+from runs.protocol_layout import (  # noqa: E402,F401
+    BASE2NEW_TEST,
+    BASE2NEW_TRAIN,
+    PROTOCOL_SHOTS,
+    XD_SOURCE,
+    XD_TARGETS,
+    XD_TEST,  # (the tables read them)
+    XD_TRAIN,
+    dg_targets,
+    protocol_dir_of,
+    run_folder,
+)
 
 RESULTS = layout.RESULTS
 TESTED_MODEL = "tested_model.json"  # in a test run: trained_model() of the training run it evaluated

@@ -36,14 +36,30 @@ except ImportError:
     sys.exit("ERROR: this python has no PyYAML, which the runner needs: pip install -r requirements.txt, "
              "or set RUNNER_PYTHON to the python that has the toolkit's requirements")
 from engine.io import atomic_write_text  # noqa: E402
+from runs import slurm_status, slurm_sweep  # noqa: E402
 from runs.gpus import detect_gpus  # noqa: E402
-from runs.jobs import (DEFAULT_CFG, DEFAULT_SEEDS, Job, Settings, UsageError,  # noqa: E402
-                       check_opts, command, done, methods, parse_ints, parse_opts,
-                       resolve_method, run_dir, starts_options, trainable_datasets, trainer_of, validate)
+from runs.jobs import (  # noqa: E402
+    DEFAULT_CFG,
+    DEFAULT_SEEDS,
+    Job,
+    Settings,
+    UsageError,
+    check_opts,
+    command,
+    done,
+    methods,
+    parse_ints,
+    parse_opts,
+    resolve_method,
+    run_dir,
+    starts_options,
+    trainable_datasets,
+    trainer_of,
+    validate,
+)
 from runs.progress import Progress  # noqa: E402
 from runs.schedule import run_jobs  # noqa: E402
 from runs.slurm import job_line, parse_job_line  # noqa: E402
-from runs import slurm_status, slurm_sweep  # noqa: E402
 from runs.slurm_task import run_pack  # noqa: E402
 from runs.sweepfile import SWEEP_FILE_HELP, SWEEP_KEYS, check_name, read_sweep_file  # noqa: E402
 

@@ -58,7 +58,7 @@ def description_keys(key):
         import pytest
 
         pytest.skip(f"published description file {path} not present (the tests read ../shared/descriptions)")
-    with open(path, "r") as f:
+    with open(path) as f:
         return list(json.load(f))
 
 
@@ -274,7 +274,7 @@ def _sun397(root, split_file):
     image_dir = os.path.join(dataset_dir, "SUN397")
     _write_text(os.path.join(dataset_dir, "ClassName.txt"), ["/" + f for f in folders])
     tv_lines, te_lines, groups_tv, groups_te, images = [], [], {}, {}, []
-    for label, (cname, folder) in enumerate(zip(names, folders)):
+    for label, (cname, folder) in enumerate(zip(names, folders, strict=False)):
         groups_tv[label], groups_te[label] = (cname, []), (cname, [])
         for i in range(TRAINVAL + TEST):
             rel = f"{folder}/sun_{label}{i:03d}.jpg"

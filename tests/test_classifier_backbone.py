@@ -5,8 +5,13 @@ import os
 import pytest
 import torch
 
-from backbones.classifiers import (ClassifierWeightsError, imagenet_classnames, is_classifier, load_classifier,
-                                   lukemelas_to_timm)
+from backbones.classifiers import (
+    ClassifierWeightsError,
+    imagenet_classnames,
+    is_classifier,
+    load_classifier,
+    lukemelas_to_timm,
+)
 from engine import TRAINER_REGISTRY, build_trainer
 from plugins import load_plugins, project_cfg
 from trainers.backbone_kind import check_backbone_kind, needs_text_encoder

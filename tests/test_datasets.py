@@ -24,9 +24,8 @@ def make_cfg(root, name, **dataset):
 
 
 def load(root, name, **dataset):
-    from engine import build_dataset
-
     import datasets  # noqa: F401
+    from engine import build_dataset
 
     return build_dataset(make_cfg(root, name, **dataset))
 

@@ -5,8 +5,8 @@ import hashlib
 import http.server
 import io
 import os
-import sys
 import shutil
+import sys
 import tarfile
 import threading
 import zipfile

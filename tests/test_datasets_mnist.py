@@ -58,7 +58,8 @@ def test_fashion_mnist_loads_from_torchvision_layout_with_split_fewshot_and_test
 
 
 def test_missing_idx_files_say_what_to_install_where(tmp_path):
-    from datasets.mnist import FashionMNIST, MNIST as MnistLoader
+    from datasets.mnist import MNIST as MnistLoader
+    from datasets.mnist import FashionMNIST
 
     with pytest.raises(DatasetNotFoundError) as err:
         build(MNIST, str(tmp_path))

@@ -4,13 +4,13 @@ import json
 import pytest
 
 import descriptions
-from descriptions import files as dfiles
 from descriptions import (
     dataset_key,
     load_and_sample,
     load_descriptions,
     resolve_file,
 )
+from descriptions import files as dfiles
 from tests.description_helpers import SHARED, needs_shared, sentences, write_json
 
 

@@ -13,7 +13,6 @@ from descriptions import (
 )
 from tests.description_helpers import SHARED, needs_shared, sentences, write_json
 
-
 # ------------------------------------------------------------------ sampling
 
 def reference_sampling(data, classnames, m, seed_or_rng):
@@ -75,7 +74,7 @@ def test_reference_mode_equals_global_random_after_seeding(tmp_path):
         expected = {}
         for c in classnames:
             valid = [s for s in data[c] if len(s) >= 20]
-            expected[c] = random.sample(valid, 20) if 20 < len(valid) else random.choices(valid, k=20)
+            expected[c] = random.sample(valid, 20) if len(valid) > 20 else random.choices(valid, k=20)
     finally:
         random.setstate(state)
     got, report = sample_descriptions(data, 20, 5)

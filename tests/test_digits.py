@@ -64,7 +64,7 @@ def test_build_writes_the_coop_layout(digits_root):
     split = read_split(digits_root, "none")
     assert {k: len(v) for k, v in split.items()} == {"train": 1260, "val": 140, "test": 397}
     _, labels = dd.load_arrays()
-    for name, rows in split.items():
+    for _name, rows in split.items():
         for relpath, label, classname in rows:
             assert isinstance(relpath, str) and isinstance(label, int) and isinstance(classname, str)
             assert classname == dd.CLASSNAMES[label]

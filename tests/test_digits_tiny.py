@@ -46,13 +46,13 @@ def test_cache_is_written_once_and_reused(tmp_path, capsys):
     runs = dtp.PRETRAIN_RUNS
     model = dt.load_or_build(TINY, str(tmp_path))
     out = capsys.readouterr().out
-    assert dtp.PRETRAIN_RUNS == runs + 1 and os.path.isfile(path)
+    assert runs + 1 == dtp.PRETRAIN_RUNS and os.path.isfile(path)
     assert f"cached at {path}" in out and f"saved to {path}" in out
     assert not [f for f in os.listdir(os.path.dirname(path)) if f.endswith(".tmp")]
     mtime = os.stat(path).st_mtime_ns
 
     again = dt.load_or_build(TINY, str(tmp_path))
-    assert dtp.PRETRAIN_RUNS == runs + 1 and os.stat(path).st_mtime_ns == mtime
+    assert runs + 1 == dtp.PRETRAIN_RUNS and os.stat(path).st_mtime_ns == mtime
     assert dt.state_dict_hash(again) == dt.state_dict_hash(model)
     assert not again.training
     assert capsys.readouterr().out == ""
@@ -66,7 +66,7 @@ def test_an_unreadable_cache_file_is_rebuilt(tmp_path, capsys):
         f.write(b"half a file")
     runs = dtp.PRETRAIN_RUNS
     model = dt.load_or_build(TINY, str(tmp_path))
-    assert "unreadable" in capsys.readouterr().out and dtp.PRETRAIN_RUNS == runs + 1
+    assert "unreadable" in capsys.readouterr().out and runs + 1 == dtp.PRETRAIN_RUNS
     assert dt.state_dict_hash(dt.load_or_build(TINY, str(tmp_path))) == dt.state_dict_hash(model)
 
 
@@ -136,7 +136,7 @@ def test_digits_tiny_through_the_loader_transform(digits_tiny, tmp_path):  # noq
     folder = build_digits(str(tmp_path), "none", verbose=False)
     test = split_indices()["test"][:100]
     labels = load_arrays()[1][list(test)]
-    files = [os.path.join(folder, "images", CLASSNAMES[y], f"{i:04d}.png") for i, y in zip(test, labels)]
+    files = [os.path.join(folder, "images", CLASSNAMES[y], f"{i:04d}.png") for i, y in zip(test, labels, strict=False)]
     images = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
     assert np.array_equal(images, dt.rendered_digits(test))
     acc = dt.zero_shot_accuracy(digits_tiny.model, images, labels, CLASSNAMES)

@@ -46,7 +46,7 @@ def test_random_order_is_shared_by_the_ranks_and_changes_per_epoch():
     for per_rank in epochs:
         seen = sorted(i for r in range(2) for b in per_rank[r] for i, ok in b if ok)
         assert seen == list(range(10))  # every sample exactly once per epoch
-        orders.append([i for b0, b1 in zip(*per_rank) for i, _ in b0 + b1])
+        orders.append([i for b0, b1 in zip(*per_rank, strict=False) for i, _ in b0 + b1])
     assert orders[0] != orders[1]
 
 
@@ -105,7 +105,7 @@ def _collectives_worker(rank, world, port, out_dir):
         result["nan"] = "no error"
     except FloatingPointError as err:
         result["nan"] = str(err)
-    result["gathered"] = distributed.gather_lists([rank] * (rank + 1), ["r%d" % rank])
+    result["gathered"] = distributed.gather_lists([rank] * (rank + 1), [f"r{rank}"])
     result["summed"] = distributed.all_reduce_sum(torch.tensor([rank + 1, 10])).tolist()
     result["broadcast"] = distributed.broadcast_int(100 + rank)
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:

@@ -3,8 +3,7 @@ import pytest
 import torch
 
 import engine
-from engine import build_evaluator, build_lr_scheduler, build_optimizer, get_cfg_default
-from engine import schedulers
+from engine import build_evaluator, build_lr_scheduler, build_optimizer, get_cfg_default, schedulers
 
 
 def test_classification_evaluator_lines(capsys):

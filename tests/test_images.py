@@ -55,7 +55,8 @@ def test_imagefolder_lists_only_images_and_says_what_it_left_out(tmp_path, capsy
     ds = load(tmp_path, "ImageFolder", IMAGEFOLDER_DIR="pets")
     out = capsys.readouterr().out
     assert "2 file(s) without an image extension" in out and "readme.txt" in out
-    listed = open(os.path.join(folder, "split_ImageFolder.json")).read()
+    with open(os.path.join(folder, "split_ImageFolder.json")) as f:
+        listed = f.read()
     assert "readme" not in listed and "Thumbs" not in listed
     assert len(ds.train_x) + len(ds.val) + len(ds.test) == 10
 
@@ -75,8 +76,8 @@ def test_corrupt_image_in_a_loader_worker_is_one_error_line(toy_root, tmp_path, 
     """The error raised in a DataLoader worker reaches the console and log.txt as one line naming the file."""
     import shutil
 
-    import train
     import tests.toy_plugin  # noqa: F401
+    import train
     from tests.test_engine_train import TOY
 
     root = tmp_path / "data"

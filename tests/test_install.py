@@ -16,7 +16,6 @@ import pytest
 
 from tests.conftest import REPO
 
-
 MARKER = "the dummy datasets distribution of tests/test_install.py"
 GENERIC = ("engine", "runs", "trainers", "vr", "backbones", "descriptions", "train", "plugins", "scripts")
 OWN_TOP_LEVEL = {"vr_toolkit", "vr_toolkit-0.1.0.dist-info"}

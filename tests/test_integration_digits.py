@@ -28,11 +28,10 @@ import torch
 
 import engine
 import train
-from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
 from engine.distributed import seeded_rngs
-from vr.prm import PRM
-
 from tests.conftest import REPO
+from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
+from vr.prm import PRM
 
 pytestmark = pytest.mark.slow  # trains every method on digits-tiny (minutes)
 
@@ -109,12 +108,12 @@ def digits_runs(tmp_path_factory, digits_tiny):  # noqa: F811
         if key not in runs:
             cfg = _cfg(trainer, root, str(out / f"run{len(runs)}"), dataset, opts)
             patch = BROKEN[broken]() if broken else contextlib.nullcontext()
-            with patch, contextlib.redirect_stdout(io.StringIO()):
-                with seeded_rngs(cfg.SEED):  # seeded as train.py seeds; later tests' RNG state is untouched
-                    t = engine.build_trainer(cfg)
-                    if trainer != "ZeroshotCLIP":
-                        t.train()  # ends with the last-epoch test
-                    acc = t.test()
+            # seeded as train.py seeds; later tests' RNG state is untouched
+            with patch, contextlib.redirect_stdout(io.StringIO()), seeded_rngs(cfg.SEED):
+                t = engine.build_trainer(cfg)
+                if trainer != "ZeroshotCLIP":
+                    t.train()  # ends with the last-epoch test
+                acc = t.test()
             runs[key] = (t, acc)
         return runs[key]
 

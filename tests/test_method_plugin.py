@@ -19,8 +19,8 @@ from engine.extend import ensure_node, register_config
 from runs import catalogue
 from tests.test_datasets_plugin import TINY_AR, make_squares  # noqa: F401  (registers PluginSquares)
 from trainers.base import VRTrainer
-from trainers.vr_keys import add_common_keys
 from trainers.label_mapping import source_table
+from trainers.vr_keys import add_common_keys
 from vr import AdditiveParts, VisualPrompt, aggregation_from_node, register_aggregation, register_prompt
 from vr.mapping import LabelMapping, argmax_counts
 from vr.prompts import stretched

@@ -6,9 +6,9 @@ sorted and its top-1 is the trained model's own prediction; user mistakes give o
 import importlib.util
 import json
 import os
-import sys
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,7 +173,7 @@ def test_predict_prints_sorted_probabilities_and_the_models_top1(dvp_run, test_i
     logits = direct_logits(trainer, test_images)
     classnames = trainer.dm.dataset.classnames
     assert [p["image"] for p in result["predictions"]] == test_images
-    for rec, row in zip(result["predictions"], logits):
+    for rec, row in zip(result["predictions"], logits, strict=False):
         probs = [t["probability"] for t in rec["top"]]
         assert len(probs) == 3 and probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
         assert rec["top"][0]["class"] == classnames[int(row.argmax())]
@@ -297,7 +297,8 @@ def test_predict_lists_the_cache_neighbours_of_highest_affinity(tip_runs, name, 
         feats = torch.nn.functional.normalize(encode_images(loaded.model.encoder, loaded.images_to_batch(images))
                                               .double(), dim=-1)
     affinity = feats @ keys.t()
-    for rec, a, logits in zip(result["predictions"], affinity, loaded.class_logits(loaded.images_to_batch(images))):
+    class_logits = loaded.class_logits(loaded.images_to_batch(images))
+    for rec, a, logits in zip(result["predictions"], affinity, class_logits, strict=False):
         ex = rec["explanation"]
         predicted = rec["top"][0]["label"]
         assert ex["kind"] == "cache_neighbours" and ex["label"] == predicted and ex["images_known"] is True

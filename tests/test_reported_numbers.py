@@ -10,10 +10,10 @@ import re
 
 import pytest
 
-from tests.conftest import SHARED
-from tests.test_scripts_protocols import table, write_run
 from results import reported
+from tests.conftest import SHARED
 from tests.script_helpers import table_rows
+from tests.test_scripts_protocols import table, write_run
 
 DOCS = f"{SHARED}/docs"
 
@@ -67,7 +67,7 @@ def fewshot_table(table_text):
     values, averages = {}, {}
     for row in body:
         method = METHOD_NAMES[row[0]]
-        for name, cell in zip(header[1:], row[1:]):
+        for name, cell in zip(header[1:], row[1:], strict=False):
             if name.lower() == "avg":
                 averages[method] = float(cell)
             else:
@@ -84,7 +84,7 @@ def test_rn50_rows_equal_baselines_md_section_9():
     tables = markdown_tables(section(read_doc("baselines.md"), "## 9. Reported numbers"))
     values, averages = fewshot_table(tables[0])
     assert reported.REPORTED_BY_PROTOCOL[("RN50", 16)] == values
-    assert reported.REPORTED_RN50_AVG == averages
+    assert averages == reported.REPORTED_RN50_AVG
     # "Tip-Adapter-F rows are test-selected"; pitfall 1: Tip-Adapter's ImageNet alpha / beta search is on test
     assert reported.TEST_SELECTED[("RN50", 16)] == {"TipAdapterF": reported.EVERY_DATASET,
                                                      "TipAdapter": {"ImageNet"}}
@@ -117,7 +117,7 @@ def test_vit_b16_rows_equal_methods_md():
     values, averages = fewshot_table(markdown_tables(text)[0])
     rows = reported.REPORTED_BY_PROTOCOL[(reported.BACKBONE, reported.SHOTS)]
     assert {m: rows[m] for m in values} == values
-    assert reported.REPORTED_AVG == averages
+    assert averages == reported.REPORTED_AVG
     lines = " ".join(text.split())
     assert rows["DVP_CSE"] == named_values(re.search(r"DVP-cse \(partial\): (.*?);", lines).group(1))
     zero_shot = re.search(r"Zero-shot CLIP ViT-B/16 with CoOp's class names: (.*?)\. Trainable", lines).group(1)
@@ -152,7 +152,7 @@ def test_fewshot_reported_rows_follow_the_runs_backbone_and_mark_test_selected_r
     rows = table_rows(out, "16 shots, RN50")
     header = next(line for line in out.splitlines() if line.startswith("Method"))
     columns = [c.strip() for c in header.split("  ") if c.strip()][1:]
-    tip_row = dict(zip(columns, rows["TipAdapter (reported)"]))
+    tip_row = dict(zip(columns, rows["TipAdapter (reported)"], strict=False))
     assert tip_row["ImageNet"] == f"{reported.REPORTED_RN50['TipAdapter']['ImageNet']:.1f} {mark}"  # on test
     assert tip_row["DescribableTextures"] == f"{reported.REPORTED_RN50['TipAdapter']['DescribableTextures']:.1f}"
 

@@ -188,10 +188,10 @@ def test_dataset_columns_are_split_by_the_key_their_loader_declares(tmp_path, ca
 
 
 def test_results_library_imports_no_torch_and_nothing_above_it():
-    from tests.test_layers import imported_modules, python_files
-
     import ast
     import os
+
+    from tests.test_layers import imported_modules, python_files
 
     upper = {"scripts", "trainers", "datasets", "backbones", "vr", "descriptions", "plugins", "train"}
     found = []

@@ -10,12 +10,19 @@ import torch
 import yaml
 
 import train
-from tests.conftest import run_cmd
 from engine import TRAINER_REGISTRY
-from tests.trainer_fixtures import (KEY, eval_logits, make_trainer, node_of, registered_trainers,  # noqa: F401
-                                    toy_cfg, toy_descriptions)
-from trainers.base import VRTrainer
 from engine.protocol_keys import PROTOCOL_EXCLUDED
+from tests.conftest import run_cmd
+from tests.trainer_fixtures import (  # noqa: F401
+    KEY,
+    eval_logits,
+    make_trainer,
+    node_of,
+    registered_trainers,
+    toy_cfg,
+    toy_descriptions,
+)
+from trainers.base import VRTrainer
 from trainers.run_record import CheckpointError
 from vr import nearest_centroid, template_table
 

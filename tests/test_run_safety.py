@@ -114,7 +114,7 @@ def test_a_full_disk_under_the_log_names_the_log(tmp_path):
 
         flush = write
 
-    tee = Tee(open(os.devnull, "w"), str(tmp_path / "log.txt"))
+    tee = Tee(open(os.devnull, "w"), str(tmp_path / "log.txt"))  # noqa: SIM115  (closed below)
     tee.file.close()
     tee.file = FullFile()
     for action in (lambda: tee.write("epoch 1\n"), tee.flush):

@@ -64,7 +64,7 @@ def test_digits_shifts_and_imagefolders_are_separate_columns(tmp_path, capsys):
         assert column in header
     rows = table_rows(out, "16 shots")
     cols = [c.strip() for c in header.split("  ") if c.strip()][1:]
-    ar = dict(zip(cols, rows["AR"]))
+    ar = dict(zip(cols, rows["AR"], strict=False))
     assert ar["Digits (tinted)"] == cell([80.0, 82.0])
     assert ar["Digits (inverted)"] == cell([40.0, 42.0])
     assert ar["ImageFolder (/data/pets)"] == cell([61.0, 62.0])
@@ -327,7 +327,7 @@ def test_xd_script_trains_on_imagenet_and_tests_every_target(ws):
     targets = protocols.XD_TARGETS + protocols.DG_TARGETS
     assert len(targets) == 14 and [out_dir(a) for a in argvs[1:]] == [
         f"out/xd/test/{t}/AR/vit_b16_16shots/seed1" for t in targets]
-    for argv, target in zip(argvs[1:], targets):
+    for argv, target in zip(argvs[1:], targets, strict=False):
         assert argv[argv.index("--dataset-config-file") + 1] == f"configs/datasets/{target}.yaml"
         i = argv.index("--eval-only")
         assert argv[i:i + 5] == ["--eval-only", "--model-dir", train, "--load-epoch", "12"]

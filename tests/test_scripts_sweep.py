@@ -1,10 +1,10 @@
 """scripts/<method>.sh and scripts/sweep.sh through a fake train.py (tests/fake_workspace.py)."""
 import json
 import os
-from hashlib import sha1
 import signal
 import subprocess
 import time
+from hashlib import sha1
 
 import pytest
 

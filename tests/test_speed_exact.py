@@ -91,8 +91,7 @@ def test_transform_split_and_bad_option(toy_root, toy_descriptions, tmp_path):
 def test_cache_gives_the_same_images_and_respects_its_memory_limit(toy_root, capsys):
     from engine import build_dataset
     from plugins import project_cfg
-    from trainers.pipeline import vr_transforms
-    from trainers.pipeline import VRDatasetWrapper
+    from trainers.pipeline import VRDatasetWrapper, vr_transforms
 
     cfg = project_cfg()
     cfg.DATASET.NAME, cfg.DATASET.ROOT = "ToyColors", toy_root

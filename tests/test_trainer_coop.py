@@ -10,8 +10,8 @@ import re
 import pytest
 import torch
 
-import train
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
+import train
 from engine import build_trainer, set_random_seed
 from trainers.coop_model import PromptLearner, TextTower
 
@@ -166,10 +166,10 @@ def test_configs_follow_coops_protocol(tmp_path):
         name = os.path.basename(path)[:-5]
         args = train.build_parser().parse_args(["--config-file", path, "--trainer", "CoOp"])
         cfg = train.setup_cfg(args)
-        assert cfg.MODEL.BACKBONE.NAME == backbone[name.split("_ep")[0]]
+        assert backbone[name.split("_ep")[0]] == cfg.MODEL.BACKBONE.NAME
         assert (cfg.OPTIM.NAME, cfg.OPTIM.LR, cfg.OPTIM.LR_SCHEDULER) == ("sgd", 0.002, "cosine")
         assert (cfg.OPTIM.WARMUP_EPOCH, cfg.OPTIM.WARMUP_TYPE, cfg.OPTIM.WARMUP_CONS_LR) == (1, "constant", 1e-5)
-        assert cfg.OPTIM.MAX_EPOCH == {"ep50": 50, "ep100": 100}.get(name.rsplit("_", 1)[-1], 200)
+        assert {"ep50": 50, "ep100": 100}.get(name.rsplit("_", 1)[-1], 200) == cfg.OPTIM.MAX_EPOCH
         assert cfg.DATALOADER.TRAIN_X.BATCH_SIZE == 32 and tuple(cfg.INPUT.SIZE) == (224, 224)
         assert cfg.INPUT.INTERPOLATION == "bicubic"
         assert list(cfg.INPUT.TRANSFORMS) == ["random_resized_crop", "random_flip", "normalize"]

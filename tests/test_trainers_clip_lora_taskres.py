@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 import train
 from engine import build_trainer, set_random_seed
-import tests.toy_plugin  # noqa: F401  (registers ToyColors)
-from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
 from tests.conftest import REPO, SHARED, run_cmd
+from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
 from trainers.run_record import CheckpointError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -133,8 +133,8 @@ def test_taskres_head_is_the_code_formula_and_only_the_residual_is_saved(toy_roo
 def test_taskres_script_defaults_per_dataset():
     from types import SimpleNamespace
 
-    from trainers.taskres import TaskRes, base_templates
     from trainers.features import TIP_IMAGENET_TEMPLATES
+    from trainers.taskres import TaskRes, base_templates
 
     def settings(dataset, on=True):
         node = SimpleNamespace(RESIDUAL_SCALE=0.5, SCRIPT_DEFAULTS=on)
@@ -217,7 +217,8 @@ def facts(section_number):
     path = os.path.join(SHARED, "docs", "baselines-2.md")
     if not os.path.isfile(path):
         pytest.skip("../shared/docs/baselines-2.md is not present")
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
     start = text.index(f"\n## {section_number}. ")
     return " ".join(text[start:text.index("\n## ", start + 5)].split())
 
@@ -237,19 +238,20 @@ def test_clip_lora_configs_are_the_official_values():
     batch = re.search(r"\| batch \| (\d+);", sheet).group(1)
     from trainers.clip_lora import ETA_MIN
 
-    assert ETA_MIN == float(eta_min)
+    assert float(eta_min) == ETA_MIN
     for name, backbone in (("vit_b16", "ViT-B/16"), ("vit_b32", "ViT-B/32"), ("demo", "digits-tiny")):
         cfg = load_cfg("CLIPLoRA", name)
         node = cfg.TRAINER.CLIPLORA
-        assert cfg.MODEL.BACKBONE.NAME == backbone
-        assert (node.R, node.ALPHA, node.DROPOUT) == (int(r), float(alpha), float(dropout))
+        assert backbone == cfg.MODEL.BACKBONE.NAME
+        assert (int(r), float(alpha), float(dropout)) == (node.R, node.ALPHA, node.DROPOUT)
         assert (node.ENCODER, list(node.PARAMS), node.POSITION, node.LOGIT_SCALE) == ("both", ["q", "k", "v"],
                                                                                      "all", 100.0)
-        assert (cfg.OPTIM.NAME, cfg.OPTIM.ADAM_BETA1, cfg.OPTIM.ADAM_BETA2, cfg.OPTIM.WEIGHT_DECAY) == (
-            "adamw", float(b1), float(b2), float(wd))
-        assert cfg.DATALOADER.TRAIN_X.BATCH_SIZE == int(batch) and node.PREC == "fp16"
+        assert (
+            "adamw", float(b1), float(b2), float(wd)) == (cfg.OPTIM.NAME, cfg.OPTIM.ADAM_BETA1, cfg.OPTIM.ADAM_BETA2,
+                                                          cfg.OPTIM.WEIGHT_DECAY)
+        assert int(batch) == cfg.DATALOADER.TRAIN_X.BATCH_SIZE and node.PREC == "fp16"
         if name != "demo":  # the demo's budget and lr: benchmarks/README.md
-            assert (cfg.OPTIM.LR, node.N_ITERS, node.TEMPLATE) == (float(lr), int(n_iters), "a photo of a {}.")
+            assert (float(lr), int(n_iters), "a photo of a {}.") == (cfg.OPTIM.LR, node.N_ITERS, node.TEMPLATE)
 
 
 def test_taskres_configs_are_the_official_values():
@@ -265,8 +267,9 @@ def test_taskres_configs_are_the_official_values():
                 "vit_b16": ("ViT-B/16", 2e-4, 200), "vit_b32": ("ViT-B/32", 2e-4, 200)}
     for name, (backbone, lr, epochs) in expected.items():
         cfg = load_cfg("TaskRes", name)
-        assert (cfg.MODEL.BACKBONE.NAME, cfg.OPTIM.NAME, cfg.OPTIM.LR, cfg.OPTIM.MAX_EPOCH) == (
-            backbone, "adam", lr, epochs)
+        assert (
+            backbone, "adam", lr, epochs) == (cfg.MODEL.BACKBONE.NAME, cfg.OPTIM.NAME, cfg.OPTIM.LR,
+                                              cfg.OPTIM.MAX_EPOCH)
         assert (cfg.OPTIM.WEIGHT_DECAY, cfg.OPTIM.LR_SCHEDULER, cfg.OPTIM.WARMUP_EPOCH, cfg.OPTIM.WARMUP_TYPE,
                 cfg.OPTIM.WARMUP_CONS_LR) == (5e-4, "cosine", 1, "constant", 1e-5)
         assert (cfg.DATALOADER.TRAIN_X.BATCH_SIZE, cfg.DATALOADER.TEST.BATCH_SIZE) == (256, 500)
@@ -283,7 +286,7 @@ def test_reported_clip_lora_numbers_are_the_facts_sheets():
     assert reported.REPORTED["CLIPLoRA"] == {"OxfordFlowers": float(flowers[1])}
     assert float(flowers[0]) == reported.REPORTED["ZeroshotCLIP"]["OxfordFlowers"]
     averages = re.search(r"= \*\*([\d.]+) / ([\d.]+) / ([\d.]+) / ([\d.]+) / ([\d.]+)\*\*", sheet).groups()
-    assert reported.CLIP_LORA_AVERAGES == dict(zip((1, 2, 4, 8, 16), map(float, averages)))
+    assert dict(zip((1, 2, 4, 8, 16), map(float, averages), strict=False)) == reported.CLIP_LORA_AVERAGES
     assert "copied" in reported.SOURCES[(reported.BACKBONE, reported.SHOTS)]["CLIPLoRA"]
     assert "TaskRes" in reported.UNAVAILABLE
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 import train
 from engine import build_trainer, set_random_seed
-import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 from tests.conftest import docs_text
 from trainers.cocoop import conditioned_context
 from trainers.kgcoop import anchor_template, knowledge_guided_term
@@ -212,12 +212,13 @@ def test_configs_state_the_papers_protocol(method):
     for name, bb in backbone.items():
         path = os.path.join(ROOT, "configs", "trainers", method, f"{name}.yaml")
         cfg = train.setup_cfg(train.build_parser().parse_args(["--config-file", path, "--trainer", method]))
-        assert cfg.MODEL.BACKBONE.NAME == bb
-        assert (cfg.OPTIM.NAME, cfg.OPTIM.LR, cfg.OPTIM.LR_SCHEDULER, cfg.OPTIM.MAX_EPOCH) == (
-            "sgd", 0.002, "cosine", epochs)
+        assert bb == cfg.MODEL.BACKBONE.NAME
+        assert (
+            "sgd", 0.002, "cosine", epochs) == (cfg.OPTIM.NAME, cfg.OPTIM.LR, cfg.OPTIM.LR_SCHEDULER,
+                                                cfg.OPTIM.MAX_EPOCH)
         assert (cfg.OPTIM.WARMUP_EPOCH, cfg.OPTIM.WARMUP_TYPE, cfg.OPTIM.WARMUP_CONS_LR) == (1, "constant", 1e-5)
         assert (cfg.OPTIM.MOMENTUM, cfg.OPTIM.WEIGHT_DECAY) == (0.9, 5e-4)
-        assert cfg.DATALOADER.TRAIN_X.BATCH_SIZE == batch
+        assert batch == cfg.DATALOADER.TRAIN_X.BATCH_SIZE
         node = cfg.TRAINER.COOP
         assert (node.CTX_INIT, node.PREC, node.CSC, node.CLASS_TOKEN_POSITION) == ("a photo of a", "fp16", False,
                                                                                  "end")

@@ -15,8 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import train
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
+import train
 from engine import build_trainer, set_random_seed
 from tests.conftest import SHARED, docs_text, run_cmd
 from tests.test_trainers_maple import BlockInputs
@@ -69,7 +69,7 @@ def test_prompts_replace_their_positions_and_the_logits_are_s_cos(method, toy_ro
         torch.testing.assert_close(image.inputs[1][:, :-n_v], image.outputs[0][:, :-n_v])
         f = F.normalize(clip.visual.ln_post(image.outputs[1][:, 0]) @ clip.visual.proj, dim=-1)
     if method == "VPT":  # the fixed text "a photo of a {name}." (no text block is run by the model)
-        assert not text.inputs and not any("ctx" == k for k, _ in learner.named_parameters())
+        assert not text.inputs and not any(k == "ctx" for k, _ in learner.named_parameters())
         w = F.normalize(clip.encode_text(tok([f"a photo of a {n}." for n in names])), dim=-1).detach()
     else:  # text: "a photo of a {name}." with its first n_t tokens learned; positions 1.. replaced before block 1
         n_t = int(trainer.node.N_CTX_TEXT)
@@ -163,7 +163,7 @@ def test_promptsrc_tests_the_gaussian_aggregate_of_its_epochs(toy_root, tmp_path
     trainer.train()
     g = gaussian_weights(epochs, 2.0, 1.0)
     for name, p in learner.named_parameters():
-        expected = sum(w * s[name] for w, s in zip(g, seen))
+        expected = sum(w * s[name] for w, s in zip(g, seen, strict=False))
         torch.testing.assert_close(p.detach(), expected, rtol=1e-6, atol=1e-7)
         assert not torch.allclose(seen[-1][name], seen[0][name])  # the prompts did move
     for e in range(1, epochs + 1):
@@ -204,7 +204,7 @@ COMMON = ["INPUT.TRANSFORMS", "('normalize',)", "DATALOADER.TRAIN_X.BATCH_SIZE",
 def opts_for(method, common):
     """COMMON without another method's keys."""
     out = []
-    for key, value in zip(common[::2], common[1::2]):
+    for key, value in zip(common[::2], common[1::2], strict=False):
         if not key.startswith("TRAINER.") or key.startswith(f"TRAINER.{NODES[method]}."):
             out += [key, value]
     return out
@@ -229,7 +229,8 @@ def test_trains_saves_the_prompts_and_reevaluates_on_base_and_new(method, toy_ro
     assert ev["accuracy"] == pytest.approx(res["accuracy"], abs=1e-9)
     assert ev["classes"]["policy"] == "same classes: the checkpoint as trained"
 
-    new = [("new" if previous == "DATASET.SUBSAMPLE_CLASSES" else v) for previous, v in zip([None] + common, common)]
+    new = [("new" if previous == "DATASET.SUBSAMPLE_CLASSES" else v)
+           for previous, v in zip([None] + common, common, strict=False)]
     assert train.main(run_args(method, toy_root, tmp_path / "new", *new, extra=load)) == 0
     ev_new = json.loads((tmp_path / "new" / "results.json").read_text())
     from engine import TRAINER_REGISTRY
@@ -349,8 +350,8 @@ def test_configs_hold_the_official_values(method, name):
     o = cfg.OPTIM
     batch_size = cfg.DATALOADER.TRAIN_X.BATCH_SIZE
     assert (cfg.MODEL.BACKBONE.NAME, o.LR, o.MAX_EPOCH, batch_size) == (backbone, lr, epochs, batch)
-    assert (o.NAME, o.LR_SCHEDULER, o.WARMUP_EPOCH, o.WARMUP_TYPE, o.WARMUP_CONS_LR, o.MOMENTUM,
-            o.WEIGHT_DECAY) == SCHEDULE["sgd"]
+    assert SCHEDULE["sgd"] == (o.NAME, o.LR_SCHEDULER, o.WARMUP_EPOCH, o.WARMUP_TYPE, o.WARMUP_CONS_LR, o.MOMENTUM,
+            o.WEIGHT_DECAY)
     assert cfg.DATALOADER.TEST.BATCH_SIZE == 100 and tuple(cfg.INPUT.TRANSFORMS) == (
         "random_resized_crop", "random_flip", "normalize")
     node = cfg.TRAINER[NODES[method]]
@@ -376,7 +377,8 @@ def test_reported_rows_equal_the_facts_sheet():
     path = os.path.join(SHARED, "docs", "baselines-2.md")
     if not os.path.isfile(path):
         pytest.skip("../shared/docs/baselines-2.md is not present")
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
     triple = r"(\d+\.\d+) / (\d+\.\d+) / (\d+\.\d+)"
     facts = {"PromptSRC": re.search(r"base-to-new average \*\*" + triple, text).groups(),
              "VPT": re.search(r"VPT deep " + triple, text).groups(),

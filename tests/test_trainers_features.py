@@ -252,7 +252,7 @@ def test_configs_merge_with_the_papers_protocol(name):
     for key, backbone in BACKBONES.items():
         path = os.path.join(CONFIGS, name, f"{key}.yaml")
         cfg = train.setup_cfg(train.build_parser().parse_args(["--config-file", path, "--trainer", name]))
-        assert cfg.MODEL.BACKBONE.NAME == backbone
+        assert backbone == cfg.MODEL.BACKBONE.NAME
         node = cfg.TRAINER[name.upper()]
         assert node.get("HP_SELECTION", "val") == "val"
         if key == "demo":  # digits-tiny settings (benchmarks/README.md, 'Demo configs: how they were chosen')

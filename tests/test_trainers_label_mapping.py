@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.trainer_fixtures import make_trainer, toy_cfg
 from tests.toy_plugin import TOY_CLASSES
+from tests.trainer_fixtures import make_trainer, toy_cfg
 from trainers.label_mapping import reference_templates, source_name
 
 ONE_BATCH = ["DATALOADER.TRAIN_X.BATCH_SIZE", 8, "OPTIM.LR", 1.0, "TEST.NO_TEST", True]

@@ -13,16 +13,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 import train
 from backbones.tiny import build_tiny_clip
 from engine import build_trainer, set_random_seed
 from engine.results import write_config
-from trainers.run_loading import read_rgb
-import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 from tests.conftest import docs_text
 from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
 from trainers.coop_model import TextTower
 from trainers.maple import add_deep_prompts, coupling
+from trainers.run_loading import read_rgb
 from vr.deep_prompts import check_image_forward, encode_image_deep, replacing
 
 ROOT = os.path.dirname(train.__file__)
@@ -300,7 +300,7 @@ def test_trains_saves_what_it_learned_and_reevaluates_on_base_and_new(toy_root, 
     trainer.set_model_mode("eval")
     with torch.no_grad():
         probs = torch.softmax(trainer.model_inference(torch.stack([tfm(read_rgb(p)) for p in paths])), dim=1)
-    for rec, row in zip(predictions, probs):
+    for rec, row in zip(predictions, probs, strict=False):
         assert rec["top"][0]["class"] == trainer.dm.dataset.classnames[int(row.argmax())]
         assert rec["top"][0]["probability"] == pytest.approx(float(row.max()), abs=1e-5)
 
@@ -347,7 +347,7 @@ def test_configs_state_the_papers_protocol_and_leave_out_resnets():
     for name, backbone in {"vit_b16": "ViT-B/16", "vit_b32": "ViT-B/32"}.items():
         path = os.path.join(ROOT, "configs", "trainers", "MaPLe", f"{name}.yaml")
         cfg = train.setup_cfg(train.build_parser().parse_args(["--config-file", path, "--trainer", "MaPLe"]))
-        assert cfg.MODEL.BACKBONE.NAME == backbone
+        assert backbone == cfg.MODEL.BACKBONE.NAME
         assert (cfg.OPTIM.NAME, cfg.OPTIM.LR, cfg.OPTIM.LR_SCHEDULER, cfg.OPTIM.MAX_EPOCH) == ("sgd", 0.0035, "cosine",
                                                                                               5)
         assert (cfg.OPTIM.WARMUP_EPOCH, cfg.OPTIM.WARMUP_TYPE, cfg.OPTIM.WARMUP_CONS_LR) == (1, "constant", 1e-5)

@@ -20,8 +20,7 @@ import torch
 import train
 from engine import TRAINER_REGISTRY, TrainerX
 from tests.conftest import REPO
-from tests.trainer_fixtures import (KEY, TEST_DEVICE, registered_trainers,  # noqa: F401
-                                    toy_descriptions)
+from tests.trainer_fixtures import KEY, TEST_DEVICE, registered_trainers, toy_descriptions  # noqa: F401
 from trainers.clip_plumbing import CUDA_ONLY
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

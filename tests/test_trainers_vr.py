@@ -6,12 +6,17 @@ import os
 import pytest
 import torch
 
-from tests.trainer_fixtures import (make_trainer, eval_logits, toy_cfg, toy_descriptions,  # noqa: F401
-                                    train_set_loss, write_toy_descriptions)
-
 from engine import TRAINER_REGISTRY
+from tests.trainer_fixtures import (  # noqa: F401
+    eval_logits,
+    make_trainer,
+    registered_trainers,
+    toy_cfg,
+    toy_descriptions,
+    train_set_loss,
+    write_toy_descriptions,
+)
 from trainers.base import VRTrainer
-from tests.trainer_fixtures import registered_trainers
 
 # every registered VR trainer that learns, also those defined in test plugin modules (tests/test_*_plugin.py)
 # (the black-box trainers have their own tests: tests/test_trainers_blackbox.py)

@@ -3,7 +3,7 @@ assignment, BLM's smoothed counts, BLM+'s top-k rule, and the lifecycle shared w
 import pytest
 import torch
 
-from vr import (PRM, BayesianMapping, BayesianTopKMapping, Mean, OneToOneMapping, TextTable, description_table)
+from vr import PRM, BayesianMapping, BayesianTopKMapping, Mean, OneToOneMapping, TextTable, description_table
 
 # 3 source texts x 2 classes
 COUNTS = torch.tensor([[3.0, 1.0],

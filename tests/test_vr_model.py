@@ -3,8 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vr import (FrozenCLIP, Identity, Mean, PaddingPrompt, ReprogrammedCLIP, TopKMean, description_table,
-                template_table)
+from vr import FrozenCLIP, Identity, Mean, PaddingPrompt, ReprogrammedCLIP, TopKMean, description_table, template_table
 
 CLASSES = ["red_apple", "green", "blue"]
 

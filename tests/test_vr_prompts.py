@@ -5,8 +5,17 @@ import torch
 from yacs.config import CfgNode
 
 from vr import prompts as prompts_module
-from vr.prompts import (NoPrompt, PaddingPrompt, VisualPrompt, WatermarkPrompt, build_prompt, loader_size_for,
-                        prompt_from_node, prompt_kinds, register_prompt)
+from vr.prompts import (
+    NoPrompt,
+    PaddingPrompt,
+    VisualPrompt,
+    WatermarkPrompt,
+    build_prompt,
+    loader_size_for,
+    prompt_from_node,
+    prompt_kinds,
+    register_prompt,
+)
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)

@@ -16,10 +16,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from engine import (DATASET_REGISTRY, TRAINER_REGISTRY, DatasetBase, Datum, TrainerX, build_optimizer,
-                    read_json, write_json)
-from trainers.loading import SafeLoadModel
+from engine import (
+    DATASET_REGISTRY,
+    TRAINER_REGISTRY,
+    DatasetBase,
+    Datum,
+    TrainerX,
+    build_optimizer,
+    read_json,
+    write_json,
+)
 from engine.schedulers import build_lr_scheduler  # Dassl 0.6.3's own warm-up schedulers fail on torch 2.x
+from trainers.loading import SafeLoadModel
 
 TOY_CLASSES = ["red", "green", "blue", "yellow"]
 TOY_COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "yellow": (220, 220, 30)}

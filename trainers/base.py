@@ -26,8 +26,15 @@ from .checkpoints import RunCheckpoints
 from .class_transfer import VRClassTransfer
 from .classifier_source import ClassifierSource
 from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used
-from .pipeline import (DATA_MANAGER_ATTRIBUTES, augment_seed, check_pipeline_cfg, eval_dataset_wrapper,
-                       full_pass_loader, set_loader_epoch, vr_transforms)
+from .pipeline import (
+    DATA_MANAGER_ATTRIBUTES,
+    augment_seed,
+    check_pipeline_cfg,
+    eval_dataset_wrapper,
+    full_pass_loader,
+    set_loader_epoch,
+    vr_transforms,
+)
 from .vr_keys import LOGIT_MATHS, PRECISIONS
 
 MODEL_NAME = "vr_model"  # checkpoints: OUTPUT_DIR/vr_model/model.pth.tar-<epoch>

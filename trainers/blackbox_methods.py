@@ -14,9 +14,9 @@ from engine.extend import ensure_node, register_config
 
 from .ar import AR
 from .base import TemplateTrainer
-from .vr_keys import add_common_keys
 from .blackbox import BlackBoxTrainer
 from .dvp import DVP_CLS
+from .vr_keys import add_common_keys
 
 
 @register_config

@@ -166,7 +166,7 @@ class RunCheckpoints(SafeLoadModel):
             print("No checkpoint found, train from scratch")
             return 0
         if not all(present):
-            missing = [n for n, p in zip(names, present) if not p]
+            missing = [n for n, p in zip(names, present, strict=False) if not p]
             raise CheckpointError(f"{directory} holds checkpoints of only some models ({', '.join(missing)} has "
                                   f"none). Delete the folder's model sub-folders to train from scratch.")
         print(f"Found checkpoint at {directory} (will resume training)")

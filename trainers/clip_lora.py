@@ -29,12 +29,10 @@ from vr.lora import PROJECTIONS, apply_lora, block_indices, tower_blocks, towers
 from vr.text import class_text
 
 from .backbone_kind import check_backbone_kind
-from .pipeline import DATA_MANAGER_ATTRIBUTES, full_pass_loader
 from .checkpoints import RunCheckpoints
-from .clip_plumbing import (PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used,
-                             scaled_update)
+from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used, scaled_update
 from .features import clip_transforms
-from .pipeline import augment_seed, set_loader_epoch
+from .pipeline import DATA_MANAGER_ATTRIBUTES, augment_seed, full_pass_loader, set_loader_epoch
 
 MODEL_NAME = "lora"  # checkpoints: OUTPUT_DIR/lora/model.pth.tar-<epoch> (the A and B matrices only)
 PRECISIONS = ("fp16", "fp32")

@@ -54,7 +54,7 @@ class CoCoOpCLIP(CoOpCLIP):
         image_features = self.encoder.encode_image(image).float()  # normalised
         contexts = conditioned_context(learner.ctx, learner.meta_net(image_features))
         logits = []
-        for feature, ctx in zip(image_features, contexts):
+        for feature, ctx in zip(image_features, contexts, strict=False):
             text = self.tower(self.prompts(ctx), learner.tokenized_prompts).float()
             text = text / text.norm(dim=-1, keepdim=True)
             logits.append(self.encoder.logit_scale * feature @ text.t())

@@ -28,8 +28,7 @@ from vr.clip import FrozenCLIP
 
 from .backbone_kind import check_backbone_kind
 from .checkpoints import RunCheckpoints
-from .clip_plumbing import (PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used,
-                             scaled_update)
+from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_backbone, precision_used, scaled_update
 from .coop_model import CoOpCLIP, PromptLearner, TextTower, check_position
 from .run_record import CheckpointError
 

@@ -157,7 +157,7 @@ class PromptLearner(nn.Module):
         self.name_lens = [count_tokens(tokenizer, n) for n in names]
         prompts = [f"{prefix_text} {n}." for n in names]
         limit = tower.context_length
-        for name, prompt in zip(classnames, prompts):
+        for name, prompt in zip(classnames, prompts, strict=False):
             if count_tokens(tokenizer, prompt) + 2 > limit:
                 raise ValueError(f'The CoOp prompt of class "{name}" has {count_tokens(tokenizer, prompt) + 2} '
                                  f"tokens, more than CLIP's context length {limit}. Lower {node}.N_CTX "
@@ -165,7 +165,7 @@ class PromptLearner(nn.Module):
         tokens = tokenizer(prompts).to(device)
         if tokens.shape[1] != limit:
             raise ValueError(f"The tokenizer gives {tokens.shape[1]} positions, the text tower has {limit}.")
-        src, ctx_pos = zip(*[_layout(position, n_ctx, k, limit) for k in self.name_lens])
+        src, ctx_pos = zip(*[_layout(position, n_ctx, k, limit) for k in self.name_lens], strict=False)
         self.register_buffer("tokenized_prompts", tokens, persistent=False)
         self.register_buffer("token_embedding", tower.embed(tokens), persistent=False)  # (C, L, D)
         self.register_buffer("source_index", torch.tensor(src, device=device), persistent=False)

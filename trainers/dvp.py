@@ -14,7 +14,6 @@ from yacs.config import CfgNode as CN
 
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
-
 from vr import PRM, aggregation_from_node, description_table, kmeans_groups, nearest_centroid, random_groups
 
 from .base import VRTrainer

@@ -26,12 +26,12 @@ from engine import DatasetWrapper, TrainerX, compute_accuracy
 from engine.checkpoint_files import model_file
 from vr.text import class_text, templates_for
 
+from .backbone_kind import check_backbone_kind, frozen_backbone, is_classifier_encoder
+from .checkpoints import RunCheckpoints
+from .clip_plumbing import load_backbone
 from .pipeline import DATA_MANAGER_ATTRIBUTES
 from .run_files import save_tensors
-from .checkpoints import RunCheckpoints
 from .run_record import CheckpointError
-from .backbone_kind import check_backbone_kind, frozen_backbone, is_classifier_encoder
-from .clip_plumbing import load_backbone
 
 FEATURE_DIR = "features"  # OUTPUT_DIR/features/<split>-<fingerprint>.pt: extracted features, reused on rerun
 HP_SELECTIONS = ("val", "test", "defaults")

@@ -22,8 +22,7 @@ import torch.nn.functional as F
 from engine import set_random_seed
 from engine.extend import ensure_node
 from vr.clip import FrozenCLIP
-from vr.deep_prompts import (check_image_forward, deep_prompt_refusal, encode_image_deep, replacing,
-                             transformer_blocks)
+from vr.deep_prompts import check_image_forward, deep_prompt_refusal, encode_image_deep, replacing, transformer_blocks
 
 from .clip_plumbing import check_precision
 from .coop import PRECISIONS, CoOp, check_input_size

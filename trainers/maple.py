@@ -27,8 +27,7 @@ import torch.nn.functional as F
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
 from vr.clip import FrozenCLIP
-from vr.deep_prompts import (check_image_forward, deep_prompt_refusal, encode_image_deep, replacing,
-                             transformer_blocks)
+from vr.deep_prompts import check_image_forward, deep_prompt_refusal, encode_image_deep, replacing, transformer_blocks
 
 from .clip_plumbing import check_precision
 from .coop import PRECISIONS, CoOp, check_input_size
@@ -87,7 +86,8 @@ class MaPLeCLIP(CoOpCLIP):
     def vision_prompts(self):
         """F_0(P_0) and [F_j(P_j) for j = 1 .. J-1]: the image tower's prompts, projected from the text's."""
         learner = self.prompt_learner
-        deeper = [f(p) for f, p in zip(learner.compound_prompt_projections, learner.compound_prompts_text)]
+        deeper = [f(p) for f, p in zip(learner.compound_prompt_projections, learner.compound_prompts_text,
+                                       strict=False)]
         return learner.proj(learner.ctx), deeper
 
     def forward(self, image):

@@ -13,8 +13,14 @@ import zipfile
 from engine import load_checkpoint
 from engine.checkpoint_files import EPOCH_FILE
 
-from .run_record import (CheckpointError, check_same_protocol, config_differences, flatten, protocol_config,
-                         recorded_config)
+from .run_record import (
+    CheckpointError,
+    check_same_protocol,
+    config_differences,
+    flatten,
+    protocol_config,
+    recorded_config,
+)
 
 
 # ---- reading checkpoints -----------------------------------------------------------------------------

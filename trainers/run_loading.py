@@ -13,7 +13,6 @@ import glob
 import io
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -42,7 +41,7 @@ def import_plugins():
     load_plugins()
 
 
-def read_config(run_dir, root: Optional[str] = None, freeze: bool = True):
+def read_config(run_dir, root: str | None = None, freeze: bool = True):
     """The run's merged config, rebuilt on the current defaults; OUTPUT_DIR is set to ``run_dir``."""
     import engine
 
@@ -84,7 +83,7 @@ def uses_prm(cfg) -> bool:
 
 
 # ---- checkpoints -------------------------------------------------------------------------------------
-def saved_epochs(run_dir, name) -> List[int]:
+def saved_epochs(run_dir, name) -> list[int]:
     """Epochs with a ``model.pth.tar-<epoch>`` file in ``run_dir/name``, ascending."""
     epochs = []
     for path in glob.glob(os.path.join(run_dir, name, EPOCH_FILE_GLOB)):
@@ -94,7 +93,7 @@ def saved_epochs(run_dir, name) -> List[int]:
     return sorted(epochs)
 
 
-def model_names(run_dir) -> List[str]:
+def model_names(run_dir) -> list[str]:
     """Sub-folders of the run that hold epoch checkpoints (Dassl's per-model folders)."""
     names = [d for d in sorted(os.listdir(run_dir)) if os.path.isdir(os.path.join(run_dir, d))]
     return [d for d in names if saved_epochs(run_dir, d)]
@@ -112,7 +111,7 @@ def latest_epoch(run_dir, name) -> int:
     return epochs[-1]
 
 
-def find_checkpoints(run_dir, load_epoch: Optional[int] = None, names: Optional[List[str]] = None):
+def find_checkpoints(run_dir, load_epoch: int | None = None, names: list[str] | None = None):
     """(epoch, {model name: checkpoint path}): the latest save, or ``load_epoch``; clear errors otherwise."""
     run_dir = check_run_dir(run_dir)
     names = list(names) if names else model_names(run_dir)
@@ -131,7 +130,7 @@ def find_checkpoints(run_dir, load_epoch: Optional[int] = None, names: Optional[
     return epoch, paths
 
 
-def load_state(path) -> Dict[str, torch.Tensor]:
+def load_state(path) -> dict[str, torch.Tensor]:
     """The state_dict of one checkpoint file (on the CPU)."""
     from engine import load_checkpoint
 
@@ -152,7 +151,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def check_images(paths) -> List[str]:
+def check_images(paths) -> list[str]:
     """Fail (before any model is built) on a path that is missing, a folder, or not a readable image."""
     checked = []
     for path in paths:
@@ -186,8 +185,8 @@ class LoadedRun:
     cfg: object
     trainer: object
     epoch: int
-    checkpoints: Dict[str, str]
-    classnames: List[str] = field(default_factory=list)
+    checkpoints: dict[str, str]
+    classnames: list[str] = field(default_factory=list)
     log: str = ""  # what the rebuild printed (data summary, descriptions, ...)
 
     @property
@@ -235,7 +234,7 @@ def _check_buildable(cfg, run_dir, root_given=False):
             f"--root DIR with the folder that holds it now.")
 
 
-def load_run(run_dir, load_epoch: Optional[int] = None, device: str = "auto", root: Optional[str] = None,
+def load_run(run_dir, load_epoch: int | None = None, device: str = "auto", root: str | None = None,
              quiet: bool = True) -> LoadedRun:
     """Rebuild the run's trainer and load its latest checkpoint (or ``load_epoch``).
 

@@ -29,9 +29,8 @@ from engine.extend import ensure_node, register_config
 from engine.schedulers import build_lr_scheduler
 from vr.text import templates_for
 
-from .pipeline import full_pass_loader
 from .features import TIP_IMAGENET_TEMPLATES, FeatureTrainer
-from .pipeline import augment_seed, set_loader_epoch
+from .pipeline import augment_seed, full_pass_loader, set_loader_epoch
 
 # The public scripts' per-dataset settings (train_regular.sh / train_enhance.sh), used with SCRIPT_DEFAULTS.
 SCRIPT_SCALE = {"OxfordFlowers": 1.0}

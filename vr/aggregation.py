@@ -15,7 +15,6 @@ Aggregations register themselves (``@register_aggregation``) under their ``kind`
 they read (``CONFIG_KEYS``, passed lower-cased to ``for_table``), so a trainer builds one from a name
 (``aggregation_from_node``) and an unknown name gets the close match and the list.
 """
-from typing import Tuple
 
 import torch
 import torch.nn as nn
@@ -30,7 +29,7 @@ def register_aggregation(cls):
     return AGGREGATIONS.register(cls)
 
 
-def aggregation_kinds() -> Tuple[str, ...]:
+def aggregation_kinds() -> tuple[str, ...]:
     return AGGREGATIONS.names()
 
 
@@ -48,7 +47,7 @@ class Aggregation(nn.Module):
     """Base: no state, no statistics."""
 
     kind = ""  # the registered name (``@register_aggregation``)
-    CONFIG_KEYS: Tuple[str, ...] = ()  # keys of TRAINER.<NAME> it reads, passed lower-cased to ``for_table``
+    CONFIG_KEYS: tuple[str, ...] = ()  # keys of TRAINER.<NAME> it reads, passed lower-cased to ``for_table``
     WEIGHT_KIND = ""  # what ``text_weights`` are, in words (explanations print it)
     LAYOUT = "blocks"  # the text table layout it reads: "blocks" (B, C, M') | "free" (B, N)
     STATISTICS = "training"  # where observe() gets its logits: "training" forwards | a "pass" before each epoch

@@ -16,7 +16,7 @@ object has no ``__dict__`` to look into, any other attribute access is an ``Blac
 run under ``no_grad`` on detached inputs and return tensors without history. Python offers no true isolation
 (a determined caller can walk the interpreter's objects); this makes every ordinary route fail loudly.
 """
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +43,7 @@ class QueryLedger:
     def __init__(self, budget: int = 0):
         self.budget = int(budget)  # 0: no budget
         self.epoch = 0
-        self.train_per_epoch: Dict[int, int] = {}
+        self.train_per_epoch: dict[int, int] = {}
         self.eval_images = 0
         self.text_queries = 0
         self.image_text_pairs = 0
@@ -87,7 +87,7 @@ class BlackBoxCLIP:
 
     __slots__ = ("_query", "_embed", "ledger", "output", "topk", "image_size", "mean", "std", "name", "device")
 
-    def __init__(self, frozen_clip, ledger: Optional[QueryLedger] = None, output: str = "logits", topk: int = 5):
+    def __init__(self, frozen_clip, ledger: QueryLedger | None = None, output: str = "logits", topk: int = 5):
         if output not in OUTPUTS:
             raise ValueError(f"Unknown black-box output {output!r}: use one of {', '.join(OUTPUTS)}.")
         self.ledger = ledger if ledger is not None else QueryLedger()
@@ -114,7 +114,7 @@ class BlackBoxCLIP:
 
 def _closures(frozen_clip, box):
     """The query functions; the only references to the model are in these closures."""
-    cache: Dict[tuple, torch.Tensor] = {}
+    cache: dict[tuple, torch.Tensor] = {}
 
     def embed(texts):
         box.ledger.text_queries += len(texts)
@@ -123,7 +123,7 @@ def _closures(frozen_clip, box):
     def entries(texts):
         key = tuple(tuple(t) for t in texts)
         if key not in cache:
-            flat: List[str] = [s for t in key for s in t]
+            flat: list[str] = [s for t in key for s in t]
             feats = frozen_clip.encode_text(flat)
             box.ledger.text_queries += len(flat)
             parts, start = [], 0

@@ -8,7 +8,7 @@ The source "texts" are the classifier's class names (ImageNet-1k: 1,000), held i
 plot_prm.py) and travel with checkpoints, so a checkpoint of another source label space is refused. The
 logits are the classifier's own (no logit scale; the ILM-VP and BLM references on ResNets use them as is).
 """
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -81,7 +81,7 @@ class FrozenClassifier:
             handle.remove()
         return features[0]
 
-    def first_layer_split_refusal(self) -> Optional[str]:
+    def first_layer_split_refusal(self) -> str | None:
         return "not implemented for classifier backbones (their first layer may use TF 'same' padding)"
 
     def source_table(self, num_classes: int) -> TextTable:

@@ -13,7 +13,7 @@ prompts), the bracket once per prompt (shared by the batch, the only input-gradi
 of the tower runs on their broadcast sum. Exact up to float rounding; the plain path stays available.
 """
 import contextlib
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -63,7 +63,7 @@ class FrozenCLIP:
         texts = list(texts)
         if not texts:
             raise ValueError("encode_text got an empty list of texts.")
-        unique: List[str] = list(dict.fromkeys(texts))
+        unique: list[str] = list(dict.fromkeys(texts))
         position = {t: i for i, t in enumerate(unique)}
         chunks = []
         with torch.autocast(self.device.type, enabled=False):
@@ -85,7 +85,7 @@ class FrozenCLIP:
             feats = self.model.encode_image(images)
         return feats / feats.norm(dim=-1, keepdim=True)
 
-    def first_layer_split_refusal(self) -> Optional[str]:
+    def first_layer_split_refusal(self) -> str | None:
         """Why the first-layer split cannot be exact for this backbone (None: it can)."""
         visual = self.model.visual
         if type(visual) not in SPLIT_TOWERS:
@@ -96,7 +96,7 @@ class FrozenCLIP:
             return "the first layer is not a zero-padded nn.Conv2d"
         return None
 
-    def encode_image_split(self, pixels: torch.Tensor, pattern: Optional[torch.Tensor], mean: torch.Tensor,
+    def encode_image_split(self, pixels: torch.Tensor, pattern: torch.Tensor | None, mean: torch.Tensor,
                            std: torch.Tensor, num_prompts: int, chunk: int = 0) -> torch.Tensor:
         """Prompt-major (v*B, D) features of ``normalise(pixels)[None] + pattern[:, None]`` (see the module).
 

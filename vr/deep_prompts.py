@@ -17,7 +17,7 @@ and CoOp's ``TextTower`` runs its blocks through ``run_blocks``, so there is one
 
 With no prompts (or zero-length ones) both equal open_clip's ``encode_text`` / ``encode_image`` (tested).
 """
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from open_clip.transformer import VisionTransformer
@@ -33,8 +33,8 @@ def transformer_blocks(transformer):
     return blocks
 
 
-def run_blocks(transformer, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,
-               before_block: Optional[BeforeBlock] = None) -> torch.Tensor:
+def run_blocks(transformer, x: torch.Tensor, attn_mask: torch.Tensor | None = None,
+               before_block: BeforeBlock | None = None) -> torch.Tensor:
     """(N, L, D) -> (N, L, D) through ``transformer``'s blocks; ``before_block(j, x)`` feeds block j."""
     batch_first = getattr(transformer, "batch_first", False)  # absent: older open_clip, (L, N, D) blocks
     for j, block in enumerate(transformer_blocks(transformer)):
@@ -68,7 +68,7 @@ def replacing(prompts: Sequence[torch.Tensor], start: int) -> BeforeBlock:
     return before_block
 
 
-def deep_prompt_refusal(visual) -> Optional[str]:
+def deep_prompt_refusal(visual) -> str | None:
     """Why ``encode_image_deep`` cannot run on this image tower (None: it can)."""
     if not isinstance(visual, VisionTransformer):
         return (f"its image tower is {type(visual).__name__}, not a transformer (open_clip VisionTransformer); "
@@ -76,7 +76,7 @@ def deep_prompt_refusal(visual) -> Optional[str]:
     return None
 
 
-def encode_image_deep(visual: VisionTransformer, images: torch.Tensor, first: Optional[torch.Tensor] = None,
+def encode_image_deep(visual: VisionTransformer, images: torch.Tensor, first: torch.Tensor | None = None,
                       deeper: Sequence[torch.Tensor] = ()) -> torch.Tensor:
     """(B, embed_dim) unnormalised image features with n prompt tokens: ``first`` (n, width) appended before
     ln_pre, ``deeper[j - 1]`` (n, width) replacing them before block j."""

@@ -3,7 +3,6 @@
 Every function returns one prompt index per description (a LongTensor), in the order of the
 descriptions given, plus, where a choice was made, a small record of how (saved with the run).
 """
-from typing import Dict, Tuple
 
 import numpy as np
 import torch
@@ -60,7 +59,7 @@ def nearest_centroid(embeddings: torch.Tensor, centroids: torch.Tensor) -> torch
     return torch.cdist(feats, centroids.float().cpu()).argmin(dim=1)
 
 
-def random_groups(n: int, v: int, seed: int = 0) -> Tuple[torch.Tensor, Dict]:
+def random_groups(n: int, v: int, seed: int = 0) -> tuple[torch.Tensor, dict]:
     """Ablation: a seeded random, balanced split of the n descriptions into v groups."""
     _check(n, v, "random groups")
     gen = torch.Generator().manual_seed(int(seed))

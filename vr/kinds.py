@@ -1,6 +1,5 @@
 """Registries of named kinds (visual prompts, aggregations): ``@register`` by the class's ``kind``, a lookup
 that answers an unknown name with the closest registered one and the list, and a class's config keys."""
-from typing import Dict, Tuple
 
 from engine.names import close_matches
 
@@ -10,7 +9,7 @@ class KindRegistry:
 
     def __init__(self, what: str):
         self.what = what
-        self.classes: Dict[str, type] = {}
+        self.classes: dict[str, type] = {}
 
     def register(self, cls):
         """Class decorator: registers ``cls`` under ``cls.kind``; a name taken twice is an error naming both."""
@@ -22,7 +21,7 @@ class KindRegistry:
         self.classes[name] = cls
         return cls
 
-    def names(self) -> Tuple[str, ...]:
+    def names(self) -> tuple[str, ...]:
         return tuple(self.classes)
 
     def get(self, kind: str, key: str) -> type:

@@ -89,7 +89,7 @@ class LoRAAttention(nn.Module):
         weights = base.in_proj_weight.chunk(3)
         biases = base.in_proj_bias.chunk(3) if base.in_proj_bias is not None else (None,) * 3
         proj = []
-        for name, x, w, b in zip("qkv", (query, key, value), weights, biases):
+        for name, x, w, b in zip("qkv", (query, key, value), weights, biases, strict=False):
             y = F.linear(x, w, b)
             if name in self.updates:
                 y = y + self.updates[name](x)

@@ -23,7 +23,7 @@ references: float32; exact for counts, closer for BLM+'s sums). Only omega is sa
 counts of the last estimate go into the run's label_map.pt (at S = 81,000 texts for ImageNet they would
 add 1.3 GB to every checkpoint).
 """
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -119,7 +119,7 @@ class LabelMapping(Aggregation):
         """Class c's largest mapping weights: [(source index, weight)] (one entry for ILM)."""
         column = self.weight[:, c]
         top = torch.topk(column, min(int(n), column.numel()))
-        return [(int(i), float(w)) for w, i in zip(top.values, top.indices) if w > 0]
+        return [(int(i), float(w)) for w, i in zip(top.values, top.indices, strict=False) if w > 0]
 
 
 def check_settings(laplace=None, topk_ratio=None, node="TRAINER.<NAME>"):

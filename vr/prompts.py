@@ -12,7 +12,8 @@ config keys it reads, the loader's image size, how its learned prompt is drawn (
 it is additive, how its output splits into an image part and a prompt part (``additive_parts``; the
 encoder then runs CLIP's affine first layer on each part, see vr/clip.py).
 """
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -28,7 +29,7 @@ def register_prompt(cls):
     return PROMPTS.register(cls)
 
 
-def prompt_kinds() -> Tuple[str, ...]:
+def prompt_kinds() -> tuple[str, ...]:
     """The registered prompt kind names."""
     return PROMPTS.names()
 
@@ -45,7 +46,7 @@ def frame_mask(image_size: int, inner: int, top_left: int) -> torch.Tensor:
     return mask
 
 
-def stretched(change: torch.Tensor) -> Tuple[torch.Tensor, float]:
+def stretched(change: torch.Tensor) -> tuple[torch.Tensor, float]:
     """(picture in [0, 1] with grey = 0 and the largest |change| at 0 or 1, that largest |change|)."""
     scale = float(change.abs().max())
     return (0.5 + 0.5 * change / scale if scale > 0 else torch.full_like(change, 0.5)), scale
@@ -59,14 +60,14 @@ class AdditiveParts(NamedTuple):
     """
 
     pixels: torch.Tensor
-    pattern: Optional[torch.Tensor]
+    pattern: torch.Tensor | None
 
 
 class VisualPrompt(nn.Module):
     """Base class: normalisation, input checks, the count of output-changing entries, the registry hooks."""
 
     kind = "none"
-    CONFIG_KEYS: Tuple[str, ...] = ()  # keys of TRAINER.<NAME> the kind reads, passed lower-cased to __init__
+    CONFIG_KEYS: tuple[str, ...] = ()  # keys of TRAINER.<NAME> the kind reads, passed lower-cased to __init__
     ADDITIVE = False  # True: additive_parts() is exact, so the encoder may split its first layer
 
     def __init__(self, image_size: int, mean: Sequence[float], std: Sequence[float], num_prompts: int = 1):
@@ -107,7 +108,7 @@ class VisualPrompt(nn.Module):
         """The image part and the prompt part of ``forward(x01)`` (only for ADDITIVE kinds)."""
         raise NotImplementedError(f"The {self.kind} prompt is not additive (ADDITIVE = False).")
 
-    def pictures(self) -> List[List[Tuple[torch.Tensor, str]]]:
+    def pictures(self) -> list[list[tuple[torch.Tensor, str]]]:
         """Per prompt, its panels [((3, S, S) picture in [0, 1], caption)] for scripts/plot_prm.py."""
         return []
 

@@ -19,7 +19,7 @@ caller has verified that it was trained on the same classes (``adopt_checkpoint_
 trainer's load_model from the checkpoint's run record); the adopted strings are then re-encoded.
 DVP-cls also keeps its k-means ``centroids`` here (to place other classes' descriptions).
 """
-from typing import List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -36,7 +36,7 @@ def class_text(classname: str) -> str:
     return classname.replace("_", " ")
 
 
-def templates_for(dataset_name: str, choice: str = "vr") -> List[str]:
+def templates_for(dataset_name: str, choice: str = "vr") -> list[str]:
     """Templates for a dataset: "vr" -> the VR papers' single template; "coop" -> CoOp's per-dataset one
     (its loader's ``zeroshot_template``, see datasets/catalog.py)."""
     choice = str(choice).lower()
@@ -57,7 +57,7 @@ class TextTable(nn.Module):
                  prompts: Sequence[int], num_classes: int, num_slots: int, num_prompts: int = 1):
         super().__init__()
         self.num_classes, self.num_slots, self.num_prompts = int(num_classes), int(num_slots), int(num_prompts)
-        self.texts: List[List[str]] = [list(t) for t in texts]
+        self.texts: list[list[str]] = [list(t) for t in texts]
         classes = torch.as_tensor(list(classes), dtype=torch.long)
         slots = torch.as_tensor(list(slots), dtype=torch.long)
         n = self.num_classes * self.num_slots if self.blocked else len(self.texts)
@@ -80,7 +80,7 @@ class TextTable(nn.Module):
         self.register_buffer("embeddings", torch.empty(0), persistent=False)
         self.set_prompts(prompts)
         self.stale = True  # embeddings do not match ``texts`` yet
-        self.centroids: Optional[torch.Tensor] = None  # DVP-cls: (v, D) k-means centroids of the training texts
+        self.centroids: torch.Tensor | None = None  # DVP-cls: (v, D) k-means centroids of the training texts
         self.adopt_checkpoint_texts = False  # True only while loading a checkpoint verified to be of these classes
 
     def __len__(self):
@@ -88,7 +88,7 @@ class TextTable(nn.Module):
 
     @classmethod
     def free(cls, texts: Sequence[Sequence[str]], named_classes: Sequence[int], num_classes: int,
-             prompts: Optional[Sequence[int]] = None, num_prompts: int = 1) -> "TextTable":
+             prompts: Sequence[int] | None = None, num_prompts: int = 1) -> "TextTable":
         """A table in the free layout: entry n names class ``named_classes[n]`` (-1: none); its slot is its
         position among the entries naming the same class. All entries are scored by prompt 0 by default."""
         named = [int(c) for c in named_classes]
@@ -111,7 +111,7 @@ class TextTable(nn.Module):
             return f"{self.num_classes} classes x {self.num_slots} texts"
         return f"free layout: {len(self)} texts for {self.num_classes} classes"
 
-    def logit_shape(self, batch: int) -> Tuple[int, ...]:
+    def logit_shape(self, batch: int) -> tuple[int, ...]:
         """Shape of the text logits of a batch: (B, C, M') for class blocks, (B, N) for the free layout."""
         return (batch, self.num_classes, self.num_slots) if self.blocked else (batch, len(self))
 
@@ -119,7 +119,7 @@ class TextTable(nn.Module):
         """Entry n as one string (its strings joined by " | ")."""
         return " | ".join(self.texts[n])
 
-    def first_entries(self) -> List[int]:
+    def first_entries(self) -> list[int]:
         """For each class, the first entry naming it; a class no entry names gets the first entry not yet
         taken (a label mapping's starting point: each class scored by a text of its own name)."""
         first = {}
@@ -154,7 +154,7 @@ class TextTable(nn.Module):
         self._need_blocks("prompt grid")
         return self.prompts.view(self.num_classes, self.num_slots)
 
-    def texts_of_class(self, c: int) -> List[str]:
+    def texts_of_class(self, c: int) -> list[str]:
         """Class c's block of texts (class-block layout)."""
         return [self.entry_text(int(n)) for n in self.class_block(c)]
 
@@ -216,7 +216,7 @@ class TextTable(nn.Module):
                 if len(texts) != len(self.texts):
                     where = f"the checkpoint has {len(texts)} texts, this model {len(self.texts)}"
                 else:
-                    n = next(i for i, (a, b) in enumerate(zip(texts, self.texts)) if a != b)
+                    n = next(i for i, (a, b) in enumerate(zip(texts, self.texts, strict=False)) if a != b)
                     at = (f"class {n // self.num_slots}, slot {n % self.num_slots}" if self.blocked
                           else f"text {n}")
                     where = (f"first at {at}: checkpoint {' | '.join(texts[n])!r}, here "
@@ -242,8 +242,8 @@ def template_table(classnames: Sequence[str], templates: Sequence[str]) -> TextT
     return TextTable(texts, range(c), [0] * c, [0] * c, c, 1, 1)
 
 
-def description_table(classnames: Sequence[str], sets: Sequence, prompt_of_set: Optional[Sequence[int]] = None,
-                      num_prompts: Optional[int] = None) -> TextTable:
+def description_table(classnames: Sequence[str], sets: Sequence, prompt_of_set: Sequence[int] | None = None,
+                      num_prompts: int | None = None) -> TextTable:
     """Entries from description sets, concatenated per class.
 
     A set is a list of [m sentences] per label (in label order, so that two classes sharing a name keep

@@ -37,19 +37,20 @@ class ZerothOrderOptimizer(torch.optim.Optimizer):
     @property
     def dimension(self) -> int:
         """d: the number of entries the directions live on."""
-        return sum(int(p.numel() if m is None else m.expand_as(p).sum()) for p, m in zip(self.params, self.masks))
+        return sum(int(p.numel() if m is None else m.expand_as(p).sum())
+                   for p, m in zip(self.params, self.masks, strict=False))
 
     def _draw(self, draw, generator):
         """One direction per parameter (masked), drawn on the CPU generator, moved to the parameter."""
         out = []
-        for p, m in zip(self.params, self.masks):
+        for p, m in zip(self.params, self.masks, strict=False):
             u = draw(p.shape, generator).to(p.device, p.dtype)
             out.append(u if m is None else u * m.to(u))
         return out
 
     @torch.no_grad()
     def _shift(self, direction, scale):
-        for p, u in zip(self.params, direction):
+        for p, u in zip(self.params, direction, strict=False):
             p.add_(u, alpha=scale)
 
     def _eval(self, closure, direction=None, scale=0.0):
@@ -105,7 +106,7 @@ class RGF(ZerothOrderOptimizer):
         for _ in range(self.q):
             u = self.directions(generator)
             diff = (self._eval(closure, u, self.beta) - base) / self.beta
-            for g, x in zip(grad, u):
+            for g, x in zip(grad, u, strict=False):
                 g.add_(x, alpha=scale * diff)
         return grad, base
 
@@ -113,7 +114,7 @@ class RGF(ZerothOrderOptimizer):
     def step(self, closure, generator=None):
         grad, base = self.estimate(closure, generator)
         lr = self.param_groups[0]["lr"]
-        for p, g in zip(self.params, grad):
+        for p, g in zip(self.params, grad, strict=False):
             p.add_(g, alpha=-lr)
         self.state["zo"] = {"step": self.steps_done + 1}  # a new dict: a loaded state may share the old
         return base
@@ -155,7 +156,7 @@ class SPSAGC(ZerothOrderOptimizer):
             minus = self._eval(closure, delta, -c_k)
             first = plus if first is None else first
             diff = (plus - minus) / (2.0 * c_k)
-            for g, d, m in zip(grad, delta, self.masks):
+            for g, d, _mask in zip(grad, delta, self.masks, strict=False):
                 safe = torch.where(d == 0, torch.ones_like(d), d)  # masked entries: d = 0, estimate 0
                 g.add_(torch.where(d == 0, torch.zeros_like(d), diff / safe) / self.sp_avg)
         return grad, first
@@ -165,7 +166,7 @@ class SPSAGC(ZerothOrderOptimizer):
         k = self.steps_done + 1
         a_k, c_k = self.gains(k)
         grad, first = self.estimate(closure, generator, c_k)
-        for p, g in zip(self.params, grad):
+        for p, g in zip(self.params, grad, strict=False):
             state = self.state[p]
             if "m" not in state:
                 state["m"] = g.clone()

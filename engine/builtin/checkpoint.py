@@ -5,8 +5,8 @@ from collections import OrderedDict
 
 import torch
 
-from engine.io import atomic_write_bytes, atomic_write_text
 from engine.checkpoint_files import model_file
+from engine.io import atomic_write_bytes, atomic_write_text
 
 from .utils import mkdir_if_missing
 
@@ -43,7 +43,7 @@ def load_checkpoint(fpath):
 
 def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
     """Load the checkpoint named in ``fdir/checkpoint`` into model/optimizer/scheduler; return its epoch."""
-    with open(osp.join(fdir, "checkpoint"), "r") as f:
+    with open(osp.join(fdir, "checkpoint")) as f:
         model_name = f.readlines()[0].strip("\n")
     fpath = osp.join(fdir, model_name)
     print(f'Loading checkpoint from "{fpath}"')

@@ -77,10 +77,10 @@ class Classification(EvaluatorBase):
         self._gathered = True  # until reset(): evaluate() twice must not gather twice
         self._y_true, self._y_pred = distributed.gather_lists(self._y_true, self._y_pred)
         self._total = len(self._y_true)
-        self._correct = sum(int(t == p) for t, p in zip(self._y_true, self._y_pred))
+        self._correct = sum(int(t == p) for t, p in zip(self._y_true, self._y_pred, strict=False))
         if self._per_class_res is not None:
             self._per_class_res = defaultdict(list)
-            for t, p in zip(self._y_true, self._y_pred):
+            for t, p in zip(self._y_true, self._y_pred, strict=False):
                 self._per_class_res[t].append(int(t == p))
 
     def evaluate(self):

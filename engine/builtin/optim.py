@@ -17,7 +17,7 @@ def build_optimizer(model, optim_cfg, param_groups=None):
     lr, wd = optim_cfg.LR, optim_cfg.WEIGHT_DECAY
     if param_groups is not None and optim_cfg.STAGED_LR:
         warnings.warn("staged_lr will be ignored, if you need to use staged_lr, please bind it with param_groups "
-                      "yourself.")
+                      "yourself.", stacklevel=2)
     if param_groups is None:
         if optim_cfg.STAGED_LR:
             if not isinstance(model, nn.Module):

@@ -146,7 +146,7 @@ class TrainerBase:
         self.start_epoch = start_epoch
         self.max_epoch = max_epoch
         self.before_train()
-        for self.epoch in range(self.start_epoch, self.max_epoch):
+        for self.epoch in range(self.start_epoch, self.max_epoch):  # noqa: B020  (Dassl's lifecycle: hooks read it)
             self.before_epoch()
             self.run_epoch()
             self.after_epoch()
@@ -340,7 +340,7 @@ class TrainerX(SimpleTrainer):
         data_time = AverageMeter()
         self.num_batches = len(self.train_loader_x)
         end = time.time()
-        for self.batch_idx, batch in enumerate(self.train_loader_x):
+        for self.batch_idx, batch in enumerate(self.train_loader_x):  # noqa: B020  (Dassl's lifecycle)
             data_time.update(time.time() - end)
             self.local_batch_size = distributed.local_batch_count(batch)  # gradient weight in multi-process runs
             try:

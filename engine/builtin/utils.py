@@ -22,7 +22,7 @@ def check_isfile(fpath):
 
 
 def read_json(fpath):
-    with open(fpath, "r") as f:
+    with open(fpath) as f:
         return json.load(f)
 
 

@@ -127,7 +127,7 @@ class DatasetBase:
         for data_source in data_sources:
             tracker = self.split_dataset_by_label(data_source)
             dataset = []
-            for label, items in tracker.items():
+            for _label, items in tracker.items():
                 if len(items) >= num_shots:
                     sampled = random.sample(items, num_shots)
                 elif repeat:

@@ -1,8 +1,19 @@
 """``build_transform`` with Dassl's transform names (the ones CoOp configs use and a few more)."""
 import torch
 from torchvision.transforms import (
-    CenterCrop, ColorJitter, Compose, GaussianBlur, Normalize, RandAugment, RandomApply, RandomCrop,
-    RandomGrayscale, RandomHorizontalFlip, RandomResizedCrop, Resize, ToTensor,
+    CenterCrop,
+    ColorJitter,
+    Compose,
+    GaussianBlur,
+    Normalize,
+    RandAugment,
+    RandomApply,
+    RandomCrop,
+    RandomGrayscale,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    Resize,
+    ToTensor,
 )
 from torchvision.transforms.functional import InterpolationMode
 
