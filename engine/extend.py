@@ -35,6 +35,14 @@ def _project_keys(cfg):
     cfg.TEST.PER_EPOCH = False  # also test after every epoch (reference protocol's curve; never the headline)
 
 
+def trainer_node(cfg, name: str):
+    """``cfg.TRAINER.<name>``, or the one clear error of a config built without the project's keys."""
+    node = cfg.TRAINER.get(name)
+    if node is None:
+        raise KeyError(f"Config node TRAINER.{name} is missing: build the config with engine.extend_cfg.")
+    return node
+
+
 def extend_cfg(cfg):
     """Add every registered group of project keys to ``cfg`` (call plugins.load_plugins() first)."""
     for hook in _CONFIG_HOOKS:

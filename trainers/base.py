@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from engine import DataManager, TrainerX, build_lr_scheduler, build_optimizer, distributed
+from engine.extend import trainer_node
 from engine.io import atomic_write_json
 from vr import ReprogrammedCLIP, loader_size_for, prompt_class, prompt_from_node
 from vr.classifier import ReprogrammedClassifier
@@ -83,9 +84,7 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
 
     def check_cfg(self, cfg):
         check_backbone_kind(type(self), cfg)  # a classifier for a text method: refused first
-        node = cfg.TRAINER.get(self.NODE)
-        if node is None:
-            raise KeyError(f"Config node TRAINER.{self.NODE} is missing: build the config with engine.extend_cfg.")
+        node = trainer_node(cfg, self.NODE)
         prompt_class(node.PROMPT, key=f"TRAINER.{self.NODE}.PROMPT")  # unknown kind -> error with the list
         check_precision(node.PRECISION, PRECISIONS, f"TRAINER.{self.NODE}.PRECISION")
         if node.LOGIT_MATH not in LOGIT_MATHS:

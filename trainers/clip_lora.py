@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine import TRAINER_REGISTRY, DataManager, TrainerX, build_optimizer
-from engine.extend import ensure_node, register_config
+from engine.extend import ensure_node, register_config, trainer_node
 from vr.clip import FrozenCLIP
 from vr.lora import PROJECTIONS, apply_lora, block_indices, tower_blocks, towers_of
 from vr.text import class_text
@@ -113,9 +113,7 @@ class CLIPLoRA(PerEpochTestCurve, RunCheckpoints, TrainerX):
 
     def check_cfg(self, cfg):
         check_backbone_kind(type(self), cfg)  # a classifier for a text method: refused first
-        node = cfg.TRAINER.get("CLIPLORA")
-        if node is None:
-            raise KeyError("Config node TRAINER.CLIPLORA is missing: build the config with engine.extend_cfg.")
+        node = trainer_node(cfg, "CLIPLORA")
         check_precision(node.PREC, PRECISIONS, "TRAINER.CLIPLORA.PREC")
         towers_of(node.ENCODER)
         bad = [p for p in node.PARAMS if p not in PROJECTIONS]

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from engine import TRAINER_REGISTRY, TrainerX, build_optimizer, compute_accuracy, load_pretrained_weights
-from engine.extend import ensure_node, register_config
+from engine.extend import ensure_node, register_config, trainer_node
 from engine.schedulers import build_lr_scheduler
 from vr.clip import FrozenCLIP
 
@@ -67,9 +67,7 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
 
     def check_cfg(self, cfg):
         check_backbone_kind(type(self), cfg)  # a classifier for a text method: refused first
-        node = cfg.TRAINER.get("COOP")
-        if node is None:
-            raise KeyError("Config node TRAINER.COOP is missing: build the config with engine.extend_cfg.")
+        node = trainer_node(cfg, "COOP")
         check_precision(node.PREC, PRECISIONS, "TRAINER.COOP.PREC")
         check_position(node.CLASS_TOKEN_POSITION)
         if not str(node.CTX_INIT).strip() and int(node.N_CTX) < 1:

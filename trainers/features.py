@@ -24,6 +24,7 @@ from torchvision import transforms as T
 
 from engine import DatasetWrapper, TrainerX, compute_accuracy
 from engine.checkpoint_files import model_file
+from engine.extend import trainer_node
 from vr.text import class_text, templates_for
 
 from .backbone_kind import check_backbone_kind, frozen_backbone, is_classifier_encoder
@@ -233,9 +234,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
 
     def check_cfg(self, cfg):
         check_backbone_kind(type(self), cfg)  # a classifier for a text method: refused first
-        if cfg.TRAINER.get(self.NODE) is None:
-            raise KeyError(f"Config node TRAINER.{self.NODE} is missing: build the config with engine.extend_cfg.")
-        choice = str(cfg.TRAINER[self.NODE].get("TEMPLATES", "coop")).lower()
+        choice = str(trainer_node(cfg, self.NODE).get("TEMPLATES", "coop")).lower()
         if choice not in TEMPLATE_CHOICES:
             raise ValueError(f'Unknown template choice "{choice}" (TRAINER.{self.NODE}.TEMPLATES). Use one of: '
                              f"{', '.join(TEMPLATE_CHOICES)}.")

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine import set_random_seed
-from engine.extend import ensure_node
+from engine.extend import ensure_node, trainer_node
 from vr.clip import FrozenCLIP
 from vr.deep_prompts import check_image_forward, deep_prompt_refusal, encode_image_deep, replacing, transformer_blocks
 
@@ -118,9 +118,7 @@ class DeepPromptTrainer(CoOp):
 
     def check_cfg(self, cfg):
         key = f"TRAINER.{self.NODE}"
-        node = cfg.TRAINER.get(self.NODE)
-        if node is None:
-            raise KeyError(f"Config node {key} is missing: build the config with engine.extend_cfg.")
+        node = trainer_node(cfg, self.NODE)
         check_precision(node.PREC, PRECISIONS, f"{key}.PREC")
         for k in ("N_CTX_VISION", "PROMPT_DEPTH_VISION") + (TEXT_KEYS if self.LEARNS_TEXT else ()):
             if int(node[k]) < 0:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from engine import TRAINER_REGISTRY
-from engine.extend import ensure_node, register_config
+from engine.extend import ensure_node, register_config, trainer_node
 from vr.text import class_text, templates_for
 
 from .coop import CoOp
@@ -74,9 +74,7 @@ class KgCoOp(CoOp):
 
     def check_cfg(self, cfg):
         super().check_cfg(cfg)
-        node = cfg.TRAINER.get("KGCOOP")
-        if node is None:
-            raise KeyError("Config node TRAINER.KGCOOP is missing: build the config with engine.extend_cfg.")
+        node = trainer_node(cfg, "KGCOOP")
         if float(node.W) < 0:
             raise ValueError(f"TRAINER.KGCOOP.W must be at least 0 (got {node.W}); KgCoOp's scripts use 8.0.")
 

@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engine import TRAINER_REGISTRY
-from engine.extend import ensure_node, register_config
+from engine.extend import ensure_node, register_config, trainer_node
 from vr.clip import FrozenCLIP
 from vr.deep_prompts import check_image_forward, deep_prompt_refusal, encode_image_deep, replacing, transformer_blocks
 
@@ -106,9 +106,7 @@ class MaPLe(CoOp):
                       "names (MaPLe's own behaviour)")
 
     def check_cfg(self, cfg):
-        node = cfg.TRAINER.get("MAPLE")
-        if node is None:
-            raise KeyError("Config node TRAINER.MAPLE is missing: build the config with engine.extend_cfg.")
+        node = trainer_node(cfg, "MAPLE")
         check_precision(node.PREC, PRECISIONS, "TRAINER.MAPLE.PREC")
         if int(node.N_CTX) < 1:
             raise ValueError(f"TRAINER.MAPLE.N_CTX must be at least 1 (got {node.N_CTX}); MaPLe's configs use 2.")
