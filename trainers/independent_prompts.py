@@ -22,13 +22,13 @@ import torch.nn.functional as F
 from engine import set_random_seed
 from engine.extend import ensure_node, trainer_node
 from vr.clip import FrozenCLIP
-from vr.deep_prompts import check_image_forward, deep_prompt_refusal, encode_image_deep, replacing, transformer_blocks
+from vr.deep_prompts import check_image_forward, encode_image_deep, replacing
 
 from .clip_plumbing import check_precision
-from .coop import PRECISIONS, CoOp, check_input_size
+from .coop import PRECISIONS, CoOp
 from .coop_model import CoOpCLIP, PromptLearner, TextTower, count_tokens
 from .features import count_trainable
-from .maple import TEXT_START, learn_first_tokens
+from .maple import TEXT_START, learn_first_tokens, prompted_towers
 
 PROMPT_STD = 0.02  # every randomly started prompt (the official code's nn.init.normal_(std=0.02))
 TEXT_KEYS = ("N_CTX_TEXT", "PROMPT_DEPTH_TEXT")
@@ -134,19 +134,12 @@ class DeepPromptTrainer(CoOp):
 
     def check_backbone(self, backbone):
         """Before the dataset is read: a transformer image tower, CoOp's text tower, depths within the blocks."""
-        name, key = backbone.name, f"TRAINER.{self.NODE}"
-        reason = deep_prompt_refusal(backbone.model.visual)
-        if reason:
-            raise ValueError(f"{self.cfg.TRAINER.NAME} prompts CLIP's image transformer, and the backbone {name}: "
-                             f"{reason}. Use a ViT backbone (the official protocol: ViT-B/16, "
-                             f"configs/trainers/{self.cfg.TRAINER.NAME}/vit_b16.yaml).")
-        try:
-            tower = TextTower(backbone.model, name)
-        except ValueError as err:
-            raise ValueError(f"{self.cfg.TRAINER.NAME} encodes class prompts as CoOp does: {err}") from err
-        check_input_size(self.cfg, int(backbone.image_size), name)
-        blocks = {"VISION": len(transformer_blocks(backbone.model.visual.transformer)),
-                  "TEXT": len(transformer_blocks(tower.tower.transformer))}
+        name, key, trainer = backbone.name, f"TRAINER.{self.NODE}", self.cfg.TRAINER.NAME
+        _, image_blocks, text_blocks = prompted_towers(
+            self.cfg, backbone, f"{trainer} prompts CLIP's image transformer",
+            f"{trainer} encodes class prompts as CoOp does",
+            f"the official protocol: ViT-B/16, configs/trainers/{trainer}/vit_b16.yaml")
+        blocks = {"VISION": image_blocks, "TEXT": text_blocks}
         for tower_name, count in blocks.items():
             depth = self.setting(f"PROMPT_DEPTH_{tower_name}")
             if depth > count:

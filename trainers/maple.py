@@ -37,6 +37,22 @@ from .features import count_trainable
 TEXT_START = 1  # the learned text tokens follow SOS
 
 
+def prompted_towers(cfg, backbone, image_claim, text_claim, protocol):
+    """Before the dataset is read, for a trainer that prompts CLIP's transformers: a transformer image tower,
+    CoOp's text tower, the backbone's input size. -> (the TextTower, image blocks, text blocks)."""
+    name = backbone.name
+    reason = deep_prompt_refusal(backbone.model.visual)
+    if reason:
+        raise ValueError(f"{image_claim}, and the backbone {name}: {reason}. Use a ViT backbone ({protocol}).")
+    try:
+        tower = TextTower(backbone.model, name)
+    except ValueError as err:
+        raise ValueError(f"{text_claim}: {err}") from err
+    check_input_size(cfg, int(backbone.image_size), name)
+    return (tower, len(transformer_blocks(backbone.model.visual.transformer)),
+            len(transformer_blocks(tower.tower.transformer)))
+
+
 @register_config
 def _maple_keys(cfg):
     node = ensure_node(cfg, "TRAINER.MAPLE")
@@ -118,19 +134,12 @@ class MaPLe(CoOp):
         """Before the dataset is read: a transformer in both towers, deep enough for PROMPT_DEPTH, and
         N_CTX within CTX_INIT's tokens."""
         node, name = self.node, backbone.name
-        reason = deep_prompt_refusal(backbone.model.visual)
-        if reason:
-            raise ValueError(f"MaPLe prompts the transformers of both CLIP encoders, and the backbone {name}: "
-                             f"{reason}. Use a ViT backbone (MaPLe's protocol: ViT-B/16, "
-                             f"configs/trainers/MaPLe/vit_b16.yaml).")
-        try:
-            tower = TextTower(backbone.model, name)
-        except ValueError as err:
-            raise ValueError(f"MaPLe prompts CLIP's text transformer as CoOp does: {err}") from err
-        check_input_size(self.cfg, int(backbone.image_size), name)
+        _, image_blocks, text_blocks = prompted_towers(
+            self.cfg, backbone, "MaPLe prompts the transformers of both CLIP encoders",
+            "MaPLe prompts CLIP's text transformer as CoOp does",
+            "MaPLe's protocol: ViT-B/16, configs/trainers/MaPLe/vit_b16.yaml")
         depth = int(node.PROMPT_DEPTH)
-        layers = {"text": len(transformer_blocks(tower.tower.transformer)),
-                  "image": len(transformer_blocks(backbone.model.visual.transformer))}
+        layers = {"text": text_blocks, "image": image_blocks}
         if depth > min(layers.values()):
             raise ValueError(f"TRAINER.MAPLE.PROMPT_DEPTH {depth} exceeds the blocks of {name} ({layers['text']} "
                              f"text, {layers['image']} image): set it to at most {min(layers.values())}.")
