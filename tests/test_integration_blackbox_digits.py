@@ -6,15 +6,10 @@ implies: 160 training images (16 shots x 10 digits) x prompts x evaluations per 
 statistics epoch: one query per image and prompt). The measurements behind the margin: benchmarks/README.md,
 'Black-box VR on the digits demo'.
 """
-import contextlib
-import io
 
 import pytest
 
-import engine
-import train
-from engine.distributed import seeded_rngs
-from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
+from tests.digits_fixtures import digits_tiny, train_and_test  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.slow  # trains each black-box method twice on digits-tiny (minutes)
 
@@ -32,18 +27,7 @@ def run(tmp_path_factory, digits_tiny):  # noqa: F811
 
     def run_(trainer, seed):
         if (trainer, seed) not in done:
-            out = str(tmp_path_factory.mktemp(f"{trainer}_{seed}"))
-            args = train.build_parser().parse_args([
-                "--root", root, "--trainer", trainer, "--seed", str(seed), "--output-dir", out,
-                "--dataset-config-file", "configs/datasets/digits_lowcontrast.yaml",
-                "--config-file", f"configs/trainers/{trainer}/demo.yaml", "DATASET.NUM_SHOTS", "16",
-                "DATALOADER.NUM_WORKERS", "0", "TRAIN.PRINT_FREQ", "1000", "USE_CUDA", "False"])
-            cfg = train.setup_cfg(args)
-            with contextlib.redirect_stdout(io.StringIO()), seeded_rngs(cfg.SEED):
-                t = engine.build_trainer(cfg)
-                if trainer != "ZeroshotCLIP":
-                    t.train()
-                done[(trainer, seed)] = (t, t.test())
+            done[(trainer, seed)] = train_and_test(root, tmp_path_factory.mktemp(f"{trainer}_{seed}"), trainer, seed)
         return done[(trainer, seed)]
     return run_
 

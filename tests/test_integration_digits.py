@@ -15,8 +15,6 @@ digits-tiny. digits-tiny is pre-trained once per machine and cached (tests/digit
 in-process, seeded as train.py seeds them. The measurements behind the margins (which leave room for other
 machines and library versions) and the PRM check: benchmarks/README.md, 'Demo configs: how they were chosen'.
 """
-import contextlib
-import io
 import json
 import os
 import random
@@ -26,11 +24,8 @@ import numpy as np
 import pytest
 import torch
 
-import engine
-import train
-from engine.distributed import seeded_rngs
 from tests.conftest import REPO
-from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
+from tests.digits_fixtures import digits_tiny, train_and_test  # noqa: F401  (session fixture)
 from vr.prm import PRM
 
 pytestmark = pytest.mark.slow  # trains every method on digits-tiny (minutes)
@@ -40,16 +35,6 @@ SHOTS = 16
 MARGIN = 10.0  # percentage points over zero-shot (measured: benchmarks/README.md)
 PRM_MARGIN = 8.0  # percentage points of the counted PRM over the mean it starts from
 BROKEN_MARGIN = 15.0  # percentage points of the counted PRM over a broken one
-
-
-def _cfg(trainer, root, out, dataset=DATASET, opts=()):
-    args = train.build_parser().parse_args([
-        "--root", root, "--trainer", trainer, "--seed", "1", "--output-dir", out,
-        "--dataset-config-file", f"configs/datasets/{dataset}.yaml",
-        "--config-file", f"configs/trainers/{trainer}/demo.yaml",
-        "DATASET.NUM_SHOTS", str(SHOTS), "DATALOADER.NUM_WORKERS", "0",
-        "TRAIN.PRINT_FREQ", "1000", "USE_CUDA", "False", *[str(o) for o in opts]])
-    return train.setup_cfg(args)
 
 
 def _random_scores_observe(real_observe):
@@ -106,15 +91,8 @@ def digits_runs(tmp_path_factory, digits_tiny):  # noqa: F811
         """Train with the demo config (opts override it) and test; cached per arguments."""
         key = (trainer, dataset, tuple(opts), broken)
         if key not in runs:
-            cfg = _cfg(trainer, root, str(out / f"run{len(runs)}"), dataset, opts)
-            patch = BROKEN[broken]() if broken else contextlib.nullcontext()
-            # seeded as train.py seeds; later tests' RNG state is untouched
-            with patch, contextlib.redirect_stdout(io.StringIO()), seeded_rngs(cfg.SEED):
-                t = engine.build_trainer(cfg)
-                if trainer != "ZeroshotCLIP":
-                    t.train()  # ends with the last-epoch test
-                acc = t.test()
-            runs[key] = (t, acc)
+            runs[key] = train_and_test(root, out / f"run{len(runs)}", trainer, dataset=dataset, shots=SHOTS,
+                                       opts=opts, patch=BROKEN[broken]() if broken else None)
         return runs[key]
 
     return run

@@ -15,7 +15,7 @@ import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 import train
 from engine import build_trainer, set_random_seed
 from tests.conftest import REPO, SHARED, run_cmd
-from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
+from tests.digits_fixtures import digits_tiny, train_and_test  # noqa: F401  (session fixture)
 from trainers.run_record import CheckpointError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -300,27 +300,11 @@ DIGITS_MARGIN = {"CLIPLoRA": None, "TaskRes": None}
 @pytest.fixture(scope="module")
 def digits_runs(tmp_path_factory, digits_tiny):  # noqa: F811
     """Run a method once on the low-contrast digits (16 shots, seed 1) with its demo config -> test accuracy."""
-    import contextlib
-    import io
-
-    import engine
-    from engine.distributed import seeded_rngs
-
     root, out, runs = str(tmp_path_factory.mktemp("digits_root")), tmp_path_factory.mktemp("digits_runs"), {}
 
     def run(name):
         if name not in runs:
-            args = train.build_parser().parse_args([
-                "--root", root, "--trainer", name, "--seed", "1", "--output-dir", str(out / name),
-                "--dataset-config-file", "configs/datasets/digits_lowcontrast.yaml",
-                "--config-file", f"configs/trainers/{name}/demo.yaml", "DATASET.NUM_SHOTS", "16",
-                "DATALOADER.NUM_WORKERS", "0", "TRAIN.PRINT_FREQ", "1000", "USE_CUDA", "False"])
-            cfg = train.setup_cfg(args)
-            with contextlib.redirect_stdout(io.StringIO()), seeded_rngs(cfg.SEED):
-                trainer = engine.build_trainer(cfg)
-                if name != "ZeroshotCLIP":
-                    trainer.train()
-                runs[name] = trainer.test()
+            runs[name] = train_and_test(root, out / name, name)[1]
         return runs[name]
 
     return run

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 import train
 from engine import DATASET_REGISTRY, build_trainer, load_checkpoint, set_random_seed
-from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
+from tests.digits_fixtures import digits_tiny, train_and_test  # noqa: F401  (session fixture)
 from tests.toy_plugin import TOY_CLASSES, ToyColors
 from tests.trainer_fixtures import TEST_DEVICE
 from trainers.linear_probe import fit_logistic
@@ -307,27 +307,11 @@ DIGITS_MARGIN = {"LinearProbe": 40.0, "TipAdapter": 30.0, "LPPlusPlus": 30.0, "T
 @pytest.fixture(scope="module")
 def digits_runs(tmp_path_factory, digits_tiny):  # noqa: F811
     """Run a method once on the low-contrast digits with its demo config: run(name) -> (trainer, accuracy)."""
-    import contextlib
-    import io
-
-    import engine
-    from engine.distributed import seeded_rngs
-
     root, out, runs = str(tmp_path_factory.mktemp("digits_root")), tmp_path_factory.mktemp("digits_runs"), {}
 
     def run(name):
         if name not in runs:
-            args = train.build_parser().parse_args([
-                "--root", root, "--trainer", name, "--seed", "1", "--output-dir", str(out / name),
-                "--dataset-config-file", "configs/datasets/digits_lowcontrast.yaml",
-                "--config-file", f"configs/trainers/{name}/demo.yaml", "DATASET.NUM_SHOTS", "16",
-                "DATALOADER.NUM_WORKERS", "0", "TRAIN.PRINT_FREQ", "1000", "USE_CUDA", "False"])
-            cfg = train.setup_cfg(args)
-            with contextlib.redirect_stdout(io.StringIO()), seeded_rngs(cfg.SEED):
-                trainer = engine.build_trainer(cfg)
-                if name != "ZeroshotCLIP":
-                    trainer.train()
-                runs[name] = (trainer, trainer.test())
+            runs[name] = train_and_test(root, out / name, name)
         return runs[name]
 
     return run
