@@ -114,6 +114,25 @@ def test_another_trainer_never_reuses_or_overwrites_a_run(ar_run, toy_root, toy_
     assert "was made with another backbone (name 'test-tiny' here 'digits-tiny')" in err
 
 
+def test_a_run_is_never_continued_or_reevaluated_on_other_data(toy_root, toy_descriptions, tmp_path, capsys):
+    """Issue 19: the sweep reruns a finished run whose data changed with --overwrite; resuming it used to test the
+    old prompt on the new data and record the new data identity, so the stale run looked current."""
+    from tests.toy_plugin import make_toy_root
+
+    other = tmp_path / "other_root"
+    make_toy_root(str(other), n_test=3)  # the same classes, one test image fewer per class
+    out = tmp_path / "run"
+    assert train.main(toy_argv("AR", toy_root, out, toy_descriptions)) == 0
+    capsys.readouterr()
+    before = (out / "results.json").read_text()
+    err = error_of(capsys, train.main(toy_argv("AR", str(other), out, toy_descriptions, extra=["--overwrite"])))
+    assert "was trained on other data than this run's" in err and "num_test 16 -> 12" in err
+    assert (out / "results.json").read_text() == before
+    # the same data: --overwrite re-evaluates the finished run to the same accuracy
+    assert train.main(toy_argv("AR", toy_root, out, toy_descriptions, extra=["--overwrite"])) == 0
+    assert json.loads((out / "results.json").read_text())["accuracy"] == json.loads(before)["accuracy"]
+
+
 def test_texts_are_checked_never_adopted_silently(tiny_clip):
     trained = template_table(["red", "green"], ["a photo of a {}."])
     other_order = template_table(["green", "red"], ["a photo of a {}."])

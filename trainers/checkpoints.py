@@ -25,7 +25,7 @@ from engine.protocol_keys import PROTOCOL_EXCLUDED, is_excluded
 
 from .loading import SafeLoadModel
 from .run_folders import check_resume_folder, read_checkpoint, read_pointer
-from .run_record import RUN_FILE, CheckpointError, check_same_protocol, config_hash, flatten
+from .run_record import RUN_FILE, CheckpointError, check_same_data, check_same_protocol, config_hash, flatten
 
 # What must match between a checkpoint and the model it is evaluated with (the class set has its policy).
 IDENTITY_KEYS = ("trainer", "backbone", "prompt")
@@ -177,6 +177,10 @@ class RunCheckpoints(SafeLoadModel):
             record = checkpoint.get("run")
             if record:
                 check_same_protocol(record["config"], self.cfg, f"The checkpoint {path}")
+                if IDENTITY_KEY in record:  # older checkpoints record no data: resumed with a warning
+                    check_same_data(record[IDENTITY_KEY], dataset_identity(self.dm.dataset), f"The checkpoint {path}")
+                else:
+                    self.note_unverified_data(path)
             else:
                 self.note_unverified(path)
             print(f'Loading checkpoint from "{path}"')
@@ -191,8 +195,16 @@ class RunCheckpoints(SafeLoadModel):
 
     # ---- evaluating a saved run --------------------------------------------------------------------
     def note_unverified(self, path):
-        msg = (f"WARNING: {path} was written without a run record (older code): its trainer, backbone, prompt "
-               f"and class names could not be verified; it is loaded as a checkpoint of this configuration.")
+        self.warn_loaded(f"WARNING: {path} was written without a run record (older code): its trainer, backbone, "
+                         f"prompt and class names could not be verified; it is loaded as a checkpoint of this "
+                         f"configuration.")
+
+    def note_unverified_data(self, path):
+        self.warn_loaded(f"WARNING: {path} records no data identity (older code): the data it was trained on "
+                         f"could not be compared with this run's.")
+
+    def warn_loaded(self, msg):
+        """Print a loading warning and keep it for results.json (``warnings``)."""
         print(msg)
         self.load_warnings = getattr(self, "load_warnings", []) + [msg]
 

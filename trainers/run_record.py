@@ -55,6 +55,18 @@ def check_same_protocol(recorded, cfg, where):
             f"--output-dir for the new settings (keys never compared: {', '.join(PROTOCOL_EXCLUDED)}).")
 
 
+def check_same_data(recorded, current, where):
+    """Raise CheckpointError when the checkpoint recorded other data than the run's (docs/data-identity.md): a
+    model is never continued, or re-evaluated as finished, on data it was not trained on."""
+    keys = sorted(set(recorded) | set(current))
+    differ = [f"{k} {recorded.get(k, '<absent>')} -> {current.get(k, '<absent>')}" for k in keys
+              if recorded.get(k) != current.get(k)]
+    if differ:
+        raise CheckpointError(
+            f"{where} was trained on other data than this run's ({'; '.join(differ)}). Move that run folder away "
+            f"(or pass another --output-dir) to train on the current data.")
+
+
 def recorded_config(output_dir):
     """(file, protocol config) of the run in ``output_dir``: run.json, else config.yaml (older runs)."""
     import yaml
