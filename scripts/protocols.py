@@ -202,7 +202,7 @@ def recorded_model(step):
         return None
 
 
-def finished(step, data=None):
+def finished(step, data):
     """(True, "") when the step's folder holds a finished run of exactly this step on the data under
     ``data`` (runs/layout.py's check_done; a test also of the current result of its training run);
     (False, why not) otherwise."""
@@ -348,7 +348,7 @@ def dry_run(steps, python, data):
     """--dry-run: what each step would do, with its command; nothing is launched or written."""
     todo = 0
     for i, step in enumerate(steps, 1):
-        done, why = finished(step)
+        done, why = finished(step, data)
         prefix = f"[{i}/{len(steps)}] {step.label} ..."
         todo += not done
         try:

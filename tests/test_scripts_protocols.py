@@ -284,6 +284,11 @@ def test_protocol_scripts_take_trailing_options_and_a_dry_run(ws):
         ["DATASET.NUM_SHOTS", "16", "DATASET.SUBSAMPLE_CLASSES", "new", "OPTIM.MAX_EPOCH", "2"]]
     res = ws.run("base2new.sh", "ar", "eurosat", "OPTIM.MAX_EPOCH", "2", SEEDS="1")  # the done check sees them
     assert res.returncode == 0 and ws.launched() == [] and "skipped 2" in res.stdout
+    empty = ws.root / "no_data"
+    empty.mkdir()  # the dry run applies the same done check as the run, data included
+    res = ws.run("base2new.sh", "ar", "eurosat", "--dry-run", "OPTIM.MAX_EPOCH", "2", SEEDS="1", DATA=str(empty))
+    assert res.returncode == 0 and "dry run: 2 would run, 0 skipped" in res.stdout, res.stdout
+    assert res.stdout.count("data not found: no dataset folder") == 2
     res = ws.run("xd.sh", "zsclip", "OPTIM.MAX_EPOCH", "2", SEEDS="1", XD_TARGETS="dtd")
     assert res.returncode == 0, res.stderr
     assert all(a[-2:] == ["OPTIM.MAX_EPOCH", "2"] for a in ws.launched()) and len(ws.launched()) == 2
