@@ -25,9 +25,10 @@ def dg_targets():
     return tuple(row.config_name for row in catalogue.load_datasets().values() if row.test_only)
 
 
-def run_folder(output, protocol_dir, dataset, trainer, cfg, seed):
-    """<output>/<protocol_dir>/<dataset>/<TRAINER>/<cfg>_16shots/seed<S> (see protocol_dir_of)."""
-    return layout.run_dir(osp.join(output, *protocol_dir), dataset, trainer, cfg, PROTOCOL_SHOTS, seed)
+def run_folder(output, protocol_dir, dataset, trainer, cfg, seed, opts=()):
+    """<output>/<protocol_dir>/<dataset>/<TRAINER>/<cfg>_16shots/seed<S> (see protocol_dir_of); the dataset level
+    carries the DATASET.* options among ``opts``, as in every run folder (layout.dataset_folder)."""
+    return layout.run_dir(osp.join(output, *protocol_dir), dataset, trainer, cfg, PROTOCOL_SHOTS, seed, opts)
 
 
 def protocol_dir_of(results_path):

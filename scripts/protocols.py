@@ -142,8 +142,8 @@ dataset_config = layout.dataset_config
 def base2new_steps(trainer, dataset, cfg, seeds, output, opts=()):
     steps = []
     for seed in seeds:
-        train = run_folder(output, BASE2NEW_TRAIN, dataset, trainer, cfg, seed)
-        test = run_folder(output, BASE2NEW_TEST, dataset, trainer, cfg, seed)
+        train = run_folder(output, BASE2NEW_TRAIN, dataset, trainer, cfg, seed, opts)
+        test = run_folder(output, BASE2NEW_TEST, dataset, trainer, cfg, seed, opts)
         steps.append(Step(f"{trainer} {dataset} seed {seed}: train on base classes", train,
                           trainer, "base", (dataset, cfg, seed), None, opts))
         steps.append(Step(f"{trainer} {dataset} seed {seed}: test on new classes", test,
@@ -154,12 +154,12 @@ def base2new_steps(trainer, dataset, cfg, seeds, output, opts=()):
 def xd_steps(trainer, cfg, seeds, output, targets, opts=()):
     steps = []
     for seed in seeds:
-        train = run_folder(output, XD_TRAIN, XD_SOURCE, trainer, cfg, seed)
+        train = run_folder(output, XD_TRAIN, XD_SOURCE, trainer, cfg, seed, opts)
         steps.append(Step(f"{trainer} {XD_SOURCE} seed {seed}: train", train, trainer, "all",
                           (XD_SOURCE, cfg, seed), None, opts))
         for target in targets:
             steps.append(Step(f"{trainer} seed {seed}: test on {target}",
-                              run_folder(output, XD_TEST, target, trainer, cfg, seed),
+                              run_folder(output, XD_TEST, target, trainer, cfg, seed, opts),
                               trainer, "all", (target, cfg, seed), train, opts))
     return steps
 

@@ -289,6 +289,10 @@ def test_protocol_scripts_take_trailing_options_and_a_dry_run(ws):
     res = ws.run("base2new.sh", "ar", "eurosat", "--dry-run", "OPTIM.MAX_EPOCH", "2", SEEDS="1", DATA=str(empty))
     assert res.returncode == 0 and "dry run: 2 would run, 0 skipped" in res.stdout, res.stdout
     assert res.stdout.count("data not found: no dataset folder") == 2
+    # a DATASET.* option chooses other data: its runs get their own folders (runs/layout.py), as method.sh's do
+    res = ws.run("base2new.sh", "ar", "eurosat", "--dry-run", "DATASET.DESCRIPTIONS_KEY", "mine", SEEDS="1")
+    assert res.returncode == 0 and "dry run: 2 would run, 0 skipped" in res.stdout, res.stdout
+    assert res.stdout.count("/eurosat--descriptions_key-mine/AR/") == 2
     res = ws.run("xd.sh", "zsclip", "OPTIM.MAX_EPOCH", "2", SEEDS="1", XD_TARGETS="dtd")
     assert res.returncode == 0, res.stderr
     assert all(a[-2:] == ["OPTIM.MAX_EPOCH", "2"] for a in ws.launched()) and len(ws.launched()) == 2
