@@ -75,7 +75,8 @@ def dataset_identity(dataset):
     """The flat ``data_identity`` dict (strings and ints) of a loaded Dassl DatasetBase.
 
     ``split_sha256`` is the loader's hash of the whole split before the few-shot step (CoOpDataset sets
-    ``dataset.split_sha256``), else the hash of the lists the dataset holds; ``fewshot_sha256`` is the
+    ``dataset.split_sha256``), else the hash of the val and test lists the dataset holds (its training list is
+    already the few-shot draw, a per-seed fact that ``fewshot_sha256`` holds); ``fewshot_sha256`` is the
     hash of the training images actually used (the few-shot draw, after the base/new subset); the
     counts and class names are those the run trains and tests on.
     """
@@ -86,7 +87,7 @@ def dataset_identity(dataset):
     parts = (dataset.train_x, dataset.val or [], dataset.test)
     lab2cname = dataset.lab2cname
     identity = {
-        "split_sha256": getattr(dataset, "split_sha256", None) or split_sha256(parts, base),
+        "split_sha256": getattr(dataset, "split_sha256", None) or split_sha256(((),) + parts[1:], base),
         "fewshot_sha256": items_sha256(dataset.train_x, base),
         "num_classes": int(dataset.num_classes),
         "num_train": len(dataset.train_x),

@@ -194,3 +194,23 @@ def test_an_edited_description_file_is_other_data(toy_root, tmp_path):
         json.dump(data, f)
     assert data_problems(before, toy_root) == [f"descriptions file {path} changed since this run (sha256 differs)"]
     assert frozen(settings_of(results_of_a_run())) != frozen(settings_of(before))
+
+
+def test_a_plugin_loaders_split_identity_is_the_same_for_every_seed(toy_root):
+    """A loader without its own split hash (a plugin DatasetBase) holds only the few-shot draw as training list:
+    the split identity must not take it in, or two seeds of one setting would be 'other data' in the tables."""
+    from engine import set_random_seed
+    from engine.data_identity import dataset_identity
+    from plugins import project_cfg
+    from tests.toy_plugin import ToyColors
+
+    identities = []
+    for seed in (1, 2):
+        cfg = project_cfg()
+        cfg.DATASET.ROOT, cfg.DATASET.NUM_SHOTS = toy_root, 2
+        set_random_seed(seed)
+        identities.append(dataset_identity(ToyColors(cfg)))
+    first, second = identities
+    assert first["fewshot_sha256"] != second["fewshot_sha256"]  # each seed draws its own shots
+    assert {k: v for k, v in first.items() if k != "fewshot_sha256"} == \
+        {k: v for k, v in second.items() if k != "fewshot_sha256"}
