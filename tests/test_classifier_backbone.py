@@ -162,3 +162,18 @@ def test_train_py_prints_one_error_line_for_a_text_method_on_a_classifier(tmp_pa
         "ERROR: DVP_CSE needs a text encoder, but MODEL.BACKBONE.NAME efficientnet-lite0 is a classifier backbone "
         "(no text tower). On a classifier run VP, AR, ILMVP, BLM, BLMPlus or LinearProbe; or use a CLIP backbone "
         "for DVP_CSE."]
+
+
+def test_train_py_prints_one_error_line_for_weights_that_do_not_fit(tmp_path, capsys):
+    import train
+
+    (tmp_path / "data").mkdir()
+    torch.save({"fc.weight": torch.zeros(3, 3)}, tmp_path / "wrong.pth")
+    rc = train.main(["--root", str(tmp_path / "data"), "--output-dir", str(tmp_path / "out"), "--trainer", "AR",
+                     "--dataset-config-file", "configs/datasets/fashion_mnist.yaml",
+                     "MODEL.BACKBONE.NAME", "torchvision:resnet18",
+                     "MODEL.BACKBONE.WEIGHTS", str(tmp_path / "wrong.pth"), "DATASET.NUM_SHOTS", "1"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and "do not fit torchvision:resnet18" in errors[0]
