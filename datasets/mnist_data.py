@@ -16,7 +16,6 @@ Split: the official 10,000 test images are ``test``; the official 60,000 trainin
 class, with a fixed seed, into ``train`` (80%) and ``val`` (20%), CoOp's ``split_trainval`` proportion.
 """
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+from engine.data_identity import sha256_file
 
 DATA_VERSION = 1
 SPLIT_SEED = 20250601
@@ -118,14 +119,6 @@ def read_idx(path: str) -> np.ndarray:
     return body.reshape(dims)
 
 
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_parts(files: dict[str, str]):
     """{"train"|"test": (images (N, 28, 28), labels (N,))}, checked for matching counts and labels 0..9."""
     out = {}
@@ -188,7 +181,7 @@ def build(family: Family, root: str, verbose: bool = True) -> str:
             json.dump(split, f)
         meta = {"version": DATA_VERSION, "dataset": family.name, "split_seed": SPLIT_SEED, "p_val": P_VAL,
                 "counts": {k: len(v) for k, v in split.items()}, "classnames": list(family.classnames),
-                "idx_files": {base: {"path": path, "bytes": os.path.getsize(path), "sha256": sha256(path)}
+                "idx_files": {base: {"path": path, "bytes": os.path.getsize(path), "sha256": sha256_file(path)}
                               for base, path in files.items()}}
         with open(os.path.join(tmp, family.meta_file), "w") as f:
             json.dump(meta, f, indent=1)

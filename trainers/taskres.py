@@ -17,7 +17,6 @@ loaded at any precision (the code loads it only with PREC fp16); every training 
 (no drop_last) with seeded order and augmentation (resume-exact); the K-shot sample is the toolkit's.
 New classes: no (X has one row per training class), said in one error.
 """
-import hashlib
 import os
 
 import torch
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY, build_optimizer
+from engine.data_identity import sha256_file
 from engine.extend import ensure_node, register_config
 from engine.schedulers import build_lr_scheduler
 from vr.text import templates_for
@@ -162,6 +162,7 @@ class TaskRes(FeatureTrainer):
         dataset, model = self.cfg.DATASET.NAME, self.encoder.model
         templates = base_templates(dataset)
         self.enhanced = enhanced_base_path(self.cfg)
+        self._enhanced_digest = sha256_file(self.enhanced)[:16] if self.enhanced else ""  # once: every save records it
         projection = None
         if self.enhanced:
             width, embed_dim = model.text_projection.shape
@@ -185,11 +186,7 @@ class TaskRes(FeatureTrainer):
 
     def head_identity(self):
         """The base a residual was learned on: templates and the enhanced file's content (its sha256)."""
-        digest = ""
-        if self.enhanced:
-            with open(self.enhanced, "rb") as f:
-                digest = hashlib.sha256(f.read()).hexdigest()[:16]
-        return {"residual_scale": self.alpha, "enhanced_base_sha256": digest,
+        return {"residual_scale": self.alpha, "enhanced_base_sha256": self._enhanced_digest,
                 "base_templates": base_templates(self.cfg.DATASET.NAME)}
 
     def identity_files(self):
