@@ -14,15 +14,13 @@ import json
 import os.path as osp
 from collections import defaultdict, namedtuple
 
+from engine.data_identity import IDENTITY_KEY as DATA_IDENTITY
 from engine.data_identity import PER_SEED_KEYS as PER_SEED_DATA_KEYS
 from engine.protocol_keys import is_excluded
 
-DATA_IDENTITY = "data_identity"
 NOT_RECORDED = "not recorded"
 ABSENT = "<absent>"
 NOT_COMPARED = frozenset({"SEED"})  # a cell's seeds differ in it by design
-# data_identity keys that differ between the seeds of one setting by design: each seed draws its own few-shot
-# sample (engine/data_identity.py dataset_identity: fewshot_sha256, the hash of the training images used).
 
 # One cell that holds results of different settings: ``where`` names the cell, ``keys`` the differing keys,
 # ``groups`` [(the differing keys' values, [record, ...])] one per setting.
