@@ -43,6 +43,21 @@ def run_cmd(args, cwd=REPO, timeout=300, **env):
                           timeout=timeout)
 
 
+def kill_and_resume(argv, tmp_path, after_kill=None):
+    """train.py ``argv(out)`` (a toy_plugin run) once uninterrupted into tmp_path/whole, and once SIGKILLed after its
+    epoch 2 was checkpointed (tests/toy_plugin.py TOY_KILL_AT_EPOCH) then run again into tmp_path/killed;
+    ``after_kill(killed)`` looks at the folder in between. -> (whole, killed, the resumed run's CompletedProcess)."""
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert run_cmd(argv(whole), VR_PLUGINS="tests.toy_plugin").returncode == 0
+    died = run_cmd(argv(killed), VR_PLUGINS="tests.toy_plugin", TOY_KILL_AT_EPOCH="2")
+    assert died.returncode != 0 and not (killed / "results.json").exists()
+    if after_kill is not None:
+        after_kill(killed)
+    resumed = run_cmd(argv(killed), VR_PLUGINS="tests.toy_plugin")
+    assert resumed.returncode == 0, resumed.stderr
+    return whole, killed, resumed
+
+
 def pytest_collection_modifyitems(config, items):
     """Markers from the fixtures a test uses: ``digits_tiny`` -> ``slow`` (its first use pre-trains it, minutes);
     ``dassl_ok`` (tests/test_backend_dassl.py) -> ``dassl`` (needs the real Dassl; skipped without it)."""

@@ -12,7 +12,7 @@ import yaml
 import train
 from engine import TRAINER_REGISTRY
 from engine.protocol_keys import PROTOCOL_EXCLUDED
-from tests.conftest import run_cmd
+from tests.conftest import kill_and_resume
 from tests.trainer_fixtures import (  # noqa: F401
     KEY,
     eval_logits,
@@ -280,13 +280,10 @@ def test_kill9_then_resume_equals_an_uninterrupted_run(toy_root, toy_description
         return [sys.executable, "train.py"] + toy_argv("DVP_CLS", toy_root, out, toy_descriptions,
                                                        "OPTIM.MAX_EPOCH", 4, "DATALOADER.TRAIN_X.BATCH_SIZE", 3)
 
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert run_cmd(argv(whole), VR_PLUGINS="tests.toy_plugin").returncode == 0
-    died = run_cmd(argv(killed), VR_PLUGINS="tests.toy_plugin", TOY_KILL_AT_EPOCH="2")
-    assert died.returncode != 0 and not (killed / "results.json").exists()
-    assert sorted(os.listdir(killed / "vr_model")) == ["checkpoint", "model.pth.tar-2"]  # only the latest
-    resumed = run_cmd(argv(killed), VR_PLUGINS="tests.toy_plugin")
-    assert resumed.returncode == 0, resumed.stderr
+    def only_the_latest(killed):
+        assert sorted(os.listdir(killed / "vr_model")) == ["checkpoint", "model.pth.tar-2"]
+
+    whole, killed, resumed = kill_and_resume(argv, tmp_path, after_kill=only_the_latest)
     assert "Previous epoch: 2" in resumed.stdout and "epoch [1/4]" not in resumed.stdout
     a, b = (torch.load(d / "vr_model" / "model.pth.tar-4", weights_only=True)["state_dict"] for d in (whole, killed))
     assert set(a) == set(b)

@@ -200,7 +200,10 @@ def test_signal_before_the_limit_requeues_and_resumes_bit_identical(cluster, ref
     ws, env, args = reference.ws, reference.env, TOY_ARGS
 
     out = tmp_path / "out"
-    res = sweep(dict(env, OUTPUT=str(out)), ws, *args, "--mode", "slurm", "--name", "rq", "--gpus-per-task", "0",
+    # the first attempt pauses after its epoch-1 checkpoint (which epoch 2 would prune): the signal below
+    # reaches a run in the middle of training however slowly the machine polls
+    paused = dict(env, OUTPUT=str(out), TOY_PAUSE_AT_EPOCH="1", TOY_PAUSE_SECONDS="60")
+    res = sweep(paused, ws, *args, "--mode", "slurm", "--name", "rq", "--gpus-per-task", "0",
                 "--time", "10", "--signal-seconds", "60")
     assert res.returncode == 0, res.stdout + res.stderr
     array = re.search(r"submitted array job (\d+)", res.stdout).group(1)
@@ -208,14 +211,16 @@ def test_signal_before_the_limit_requeues_and_resumes_bit_identical(cluster, ref
     deadline = time.time() + 120
     while time.time() < deadline and not (run / "vr_model" / "model.pth.tar-1").exists():
         time.sleep(0.3)
-    assert (run / "vr_model" / "model.pth.tar-1").exists(), cluster.log_tail()
+    run_log = out / "sweeps/rq/logs/toy_AR_vit_b16_2shots_seed1.log"
+    assert (run / "vr_model" / "model.pth.tar-1").exists(), (
+        cluster.log_tail() + (run_log.read_text()[-3000:] if run_log.exists() else "(no run log)"))
     # what SLURM sends --signal-seconds before the limit (B: to the batch shell), sent now
     subprocess.run(["scancel", "--signal=USR1", "--batch", f"{array}_0"], env=cluster.env, check=True)
     cluster.wait_idle(90)
 
     task_log = (out / "sweeps/rq/logs" / f"slurm-{array}_0.out").read_text()
     assert "requeued task" in task_log, task_log
-    run_log = (out / "sweeps/rq/logs/toy_AR_vit_b16_2shots_seed1.log").read_text()
+    run_log = run_log.read_text()
     assert "Previous epoch" in run_log and "epoch [3/3]" in run_log, run_log[-2000:]
     job = subprocess.run(["scontrol", "show", "job", f"{array}_0"], env=cluster.env, capture_output=True, text=True)
     assert "Restarts=1" in job.stdout and "COMPLETED" in job.stdout, job.stdout

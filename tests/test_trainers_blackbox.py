@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 import train
-from tests.conftest import run_cmd
+from tests.conftest import kill_and_resume
 from tests.test_run_checkpoints import toy_argv
 from tests.trainer_fixtures import make_trainer, toy_cfg, toy_descriptions  # noqa: F401  (fixture)
 from vr.blackbox import BlackBoxAccessError, BlackBoxCLIP
@@ -185,12 +185,7 @@ def test_kill9_then_resume_keeps_the_query_count(toy_root, toy_descriptions, tmp
         return [sys.executable, "train.py"] + toy_argv("BlackBoxDVP_CLS", toy_root, out, toy_descriptions,
                                                        "OPTIM.MAX_EPOCH", 3, "OPTIM.LR", 1.0,
                                                        "DATALOADER.TRAIN_X.BATCH_SIZE", 3)
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert run_cmd(argv(whole), VR_PLUGINS="tests.toy_plugin").returncode == 0
-    died = run_cmd(argv(killed), VR_PLUGINS="tests.toy_plugin", TOY_KILL_AT_EPOCH="2")
-    assert died.returncode != 0 and not (killed / "results.json").exists()
-    resumed = run_cmd(argv(killed), VR_PLUGINS="tests.toy_plugin")
-    assert resumed.returncode == 0, resumed.stderr
+    whole, killed, resumed = kill_and_resume(argv, tmp_path)
     a, b = (json.loads((d / "results.json").read_text()) for d in (whole, killed))
     assert b["black_box"]["train_image_queries_per_epoch"] == a["black_box"]["train_image_queries_per_epoch"] \
         == [16, 160, 160]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 import train
 from engine import build_trainer, set_random_seed
-from tests.conftest import REPO, SHARED, run_cmd
+from tests.conftest import REPO, SHARED, kill_and_resume
 from tests.digits_fixtures import digits_tiny, train_and_test  # noqa: F401  (session fixture)
 from trainers.run_record import CheckpointError
 
@@ -197,12 +197,7 @@ def test_kill9_then_resume_equals_an_uninterrupted_run(method, key, toy_root, tm
     def argv(out):
         return [sys.executable, "train.py", *run_args(method, toy_root, out, *opts)]
 
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert run_cmd(argv(whole), VR_PLUGINS="tests.toy_plugin").returncode == 0
-    died = run_cmd(argv(killed), VR_PLUGINS="tests.toy_plugin", TOY_KILL_AT_EPOCH="2")
-    assert died.returncode != 0 and not (killed / "results.json").exists()
-    resumed = run_cmd(argv(killed), VR_PLUGINS="tests.toy_plugin")
-    assert resumed.returncode == 0, resumed.stderr
+    whole, killed, resumed = kill_and_resume(argv, tmp_path)
     assert "Previous epoch: 2" in resumed.stdout
     last = sorted(os.listdir(whole / key))[-1]
     a, b = (torch.load(d / key / last, weights_only=True) for d in (whole, killed))

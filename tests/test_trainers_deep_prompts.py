@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 import train
 from engine import build_trainer, set_random_seed
-from tests.conftest import SHARED, docs_text, run_cmd
+from tests.conftest import SHARED, docs_text, kill_and_resume
 from tests.test_trainers_maple import BlockInputs
 from trainers.gpa import GaussianAggregate, gaussian_weights
 from trainers.independent_prompts import add_vision_prompts, deep_prompt_count, random_prompts
@@ -245,12 +245,7 @@ def test_promptsrc_resumes_exactly_after_kill9_gpa_sum_included(toy_root, tmp_pa
         return [sys.executable, "train.py", *run_args("PromptSRC", toy_root, out, *COMMON[:6],
                                                        "OPTIM.MAX_EPOCH", 4, "TRAINER.PROMPTSRC.GPA_MEAN", 2.0)]
 
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert run_cmd(argv(whole), VR_PLUGINS="tests.toy_plugin").returncode == 0
-    died = run_cmd(argv(killed), VR_PLUGINS="tests.toy_plugin", TOY_KILL_AT_EPOCH="2")
-    assert died.returncode != 0 and not (killed / "results.json").exists()
-    resumed = run_cmd(argv(killed), VR_PLUGINS="tests.toy_plugin")
-    assert resumed.returncode == 0, resumed.stderr
+    whole, killed, resumed = kill_and_resume(argv, tmp_path)
     assert "Previous epoch: 2" in resumed.stdout and "epoch [1/4]" not in resumed.stdout
     a, b = (torch.load(d / "prompt_learner" / "model.pth.tar-4", weights_only=True)["state_dict"]
             for d in (whole, killed))

@@ -5,11 +5,13 @@ in the CoOp split-json layout. ToyLinear: a linear classifier on 8x8 thumbnails,
 optimiser and warm-up-safe scheduler; it runs on both backends (builtin and real Dassl). Environment
 switches make it misbehave on purpose: TOY_KILL_AT_EPOCH=N kills the process (SIGKILL, or the signal named by
 TOY_KILL_SIGNAL, e.g. SIGTERM) after epoch N is checkpointed (ToyLinear, and the project's trainers: VR
-trainers, CoOp); TOY_NAN_AT_EPOCH=N returns a NaN
+trainers, CoOp); TOY_PAUSE_AT_EPOCH=N sleeps TOY_PAUSE_SECONDS (30) there instead, so a test can signal a run
+whose epoch-N checkpoint it has seen before the run goes on; TOY_NAN_AT_EPOCH=N returns a NaN
 loss in epoch N. ToyColors honours DATASET.SUBSAMPLE_CLASSES (base: red, green; new: blue, yellow).
 """
 import os
 import signal
+import time
 
 import numpy as np
 import torch.nn as nn
@@ -109,18 +111,21 @@ class ToyLinear(SafeLoadModel, TrainerX):  # Dassl-safe load_model, as the proje
 
     def after_epoch(self):
         super().after_epoch()
-        kill_if_asked(self.epoch)
+        kill_or_pause_if_asked(self.epoch)
 
 
-def kill_if_asked(epoch):
-    """Kill this process after (0-based) ``epoch`` when TOY_KILL_AT_EPOCH names it (1-based).
+def kill_or_pause_if_asked(epoch):
+    """Kill (TOY_KILL_AT_EPOCH) or pause (TOY_PAUSE_AT_EPOCH) this process after (0-based) ``epoch`` when the
+    variable names it (1-based).
 
     No flush first: the run's own log must survive the kill by itself."""
     if os.environ.get("TOY_KILL_AT_EPOCH") == str(epoch + 1):
         os.kill(os.getpid(), getattr(signal, os.environ.get("TOY_KILL_SIGNAL", "SIGKILL")))
+    if os.environ.get("TOY_PAUSE_AT_EPOCH") == str(epoch + 1):
+        time.sleep(float(os.environ.get("TOY_PAUSE_SECONDS", "30")))
 
 
-def _kill_project_trainers():
+def _switch_project_trainers():
     """The project's trainers get the same switch (their checkpoint is saved in after_epoch)."""
     from trainers.checkpoints import RunCheckpoints
 
@@ -128,10 +133,10 @@ def _kill_project_trainers():
 
     def after_epoch(self):
         save_then_maybe_die(self)
-        kill_if_asked(self.epoch)
+        kill_or_pause_if_asked(self.epoch)
 
     RunCheckpoints.after_epoch = after_epoch
 
 
-if os.environ.get("TOY_KILL_AT_EPOCH"):
-    _kill_project_trainers()
+if os.environ.get("TOY_KILL_AT_EPOCH") or os.environ.get("TOY_PAUSE_AT_EPOCH"):
+    _switch_project_trainers()
