@@ -10,8 +10,12 @@ plumbing CoOp shares (trainers/clip_plumbing.py).
 
 Only Dassl's public TrainerX contract is used, so the trainers also run on the real Dassl 0.6.3.
 """
+from __future__ import annotations
+
 import os
 import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +42,11 @@ from .pipeline import (
 )
 from .vr_keys import LOGIT_MATHS, PRECISIONS
 
+if TYPE_CHECKING:
+    from yacs.config import CfgNode
+
+    from vr import Aggregation, TextTable, VisualPrompt
+
 MODEL_NAME = "vr_model"  # checkpoints: OUTPUT_DIR/vr_model/model.pth.tar-<epoch>
 
 
@@ -61,28 +70,29 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
     def num_prompts(self) -> int:
         return 1
 
-    def build_text(self, classnames):
+    def build_text(self, classnames: Sequence[str]) -> TextTable:
         """Return the TextTable (texts, class/slot/prompt indices) of this method."""
         raise NotImplementedError
 
-    def build_aggregation(self, table):
+    def build_aggregation(self, table: TextTable) -> Aggregation:
         raise NotImplementedError
 
-    def check_method_cfg(self, cfg):
+    def check_method_cfg(self, cfg: CfgNode) -> None:
         """Method-specific config checks (run before anything is loaded)."""
 
-    def write_method_files(self, output_dir):
+    def write_method_files(self, output_dir: str) -> None:
         """Extra files written into OUTPUT_DIR at the end of training (DVP: the PRM)."""
 
-    def assign_unseen_prompts(self, table, grid, unseen, saved_text_state):
+    def assign_unseen_prompts(self, table: TextTable, grid: torch.Tensor, unseen: list[int],
+                              saved_text_state: dict[str, Any]) -> None:
         """Prompt of each slot of the ``unseen`` class rows of ``grid`` (default: as build_text assigned)."""
 
     # ---- config ------------------------------------------------------------------------------
     @property
-    def vcfg(self):
+    def vcfg(self) -> CfgNode:
         return self.cfg.TRAINER[self.NODE]
 
-    def check_cfg(self, cfg):
+    def check_cfg(self, cfg: CfgNode) -> None:
         check_backbone_kind(type(self), cfg)  # a classifier for a text method: refused first
         node = trainer_node(cfg, self.NODE)
         prompt_class(node.PROMPT, key=f"TRAINER.{self.NODE}.PROMPT")  # unknown kind -> error with the list
@@ -101,7 +111,7 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
                   f"(the first {self.STATS_EPOCHS} epoch(s) only collect PRM statistics).")
         self.check_method_cfg(cfg)
 
-    def sampling_seed(self):
+    def sampling_seed(self) -> int:
         """Seed of the description draw: the run's seed (a fresh one, printed, when SEED < 0)."""
         if self.cfg.SEED >= 0:
             return int(self.cfg.SEED)
@@ -110,7 +120,8 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
             print(f"SEED < 0: descriptions are sampled with seed {self._sampling_seed}")
         return self._sampling_seed
 
-    def load_descriptions(self, classnames, files, m):
+    def load_descriptions(self, classnames: Sequence[str], files: Sequence[tuple[str, str]],
+                          m: int) -> list[list[list[str]]]:
         """Resolve, validate and sample description files; print the report lines; return the sets."""
         from descriptions import load_and_sample
 
@@ -122,11 +133,11 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
         self.description_sets = sets
         return [s.sentences for s in sets]
 
-    def identity_files(self):
+    def identity_files(self) -> list[tuple[str, str]]:
         """(what, path) of the description files used: their content is recorded with the data identity."""
         return [("descriptions", s.path) for s in getattr(self, "description_sets", None) or []]
 
-    def resolve_description_files(self, cfg, files):
+    def resolve_description_files(self, cfg: CfgNode, files: Sequence[tuple[str, str]]) -> None:
         """Fail early (before data and CLIP are loaded) when a description file is missing."""
         from descriptions import resolve_file
 
@@ -135,7 +146,7 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
                          key=self.description_key_of(cfg))
 
     @staticmethod
-    def description_key_of(cfg):
+    def description_key_of(cfg: CfgNode) -> str:
         """DATASET.DESCRIPTIONS_KEY, else the dataset loader's published key (datasets package)."""
         try:
             from datasets import descriptions_key
@@ -144,7 +155,7 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
         return descriptions_key(cfg)
 
     # ---- data ----------------------------------------------------------------------------------
-    def train_batch_size(self):
+    def train_batch_size(self) -> int:
         """The training batch: BATCH_SIZE_1SHOT when it is set and DATASET.NUM_SHOTS is 1 (the AttrVR
         reference's rule), else DATALOADER.TRAIN_X.BATCH_SIZE."""
         one_shot = int(self.vcfg.BATCH_SIZE_1SHOT)
@@ -152,7 +163,7 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
             return one_shot
         return int(self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
 
-    def build_data_loader(self):
+    def build_data_loader(self) -> None:
         cfg = self.cfg
         self.clip = frozen_backbone(load_backbone(cfg, self.device, self))  # CLIP or a classifier
         node = self.vcfg
@@ -175,10 +186,10 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
         self.dm = dm
 
     # ---- model -------------------------------------------------------------------------------
-    def make_prompts(self, num_prompts):
+    def make_prompts(self, num_prompts: int) -> VisualPrompt:
         return prompt_from_node(self.vcfg, self.clip.image_size, self.clip.mean, self.clip.std, num_prompts)
 
-    def build_model(self):
+    def build_model(self) -> None:
         cfg = self.cfg
         classnames = self.dm.dataset.classnames
         on_classifier = self.on_classifier  # its source classes, mapped (trainers/classifier_source.py)
@@ -202,7 +213,7 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
         self.optim, self.sched = optim, sched
         self.register_model(MODEL_NAME, self.model, optim, sched)
         self._precision_note_done = False
-    def build_scheduler(self, optim):
+    def build_scheduler(self, optim: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
         """OPTIM.LR_SCHEDULER 'cosine': the reference's cosine stepped per ITERATION,
         T_max = MAX_EPOCH * iterations per epoch (built here: Dassl's warm-up schedulers fail on recent
         torch). Any other Dassl name: the engine's scheduler, stepped per epoch."""
@@ -214,11 +225,11 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
         return build_lr_scheduler(optim, self.cfg.OPTIM)
 
     # ---- training ----------------------------------------------------------------------------
-    def effective_precision(self):
+    def effective_precision(self) -> str:
         """PRECISION as run: fp16 autocast needs CUDA, so it becomes fp32 on other devices."""
         return precision_used(self.vcfg.PRECISION, self.device)
 
-    def train_autocast(self):
+    def train_autocast(self) -> Any:
         """Autocast for training steps (tests always run in fp32, as in the reference)."""
         precision = self.effective_precision()
         if precision != self.vcfg.PRECISION and not self._precision_note_done:
@@ -226,23 +237,23 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
             self._precision_note_done = True
         return autocast(self.device, precision)
 
-    def updates_this_epoch(self):
+    def updates_this_epoch(self) -> bool:
         return self.epoch >= self.STATS_EPOCHS
 
-    def observe(self, batch, z, label):
+    def observe(self, batch: dict[str, Any], z: torch.Tensor, label: torch.Tensor) -> None:
         """Statistics of the real samples (a multi-process run may pad a rank's last batch, ``valid``)."""
         if "valid" in batch:
             keep = torch.as_tensor(batch["valid"], dtype=torch.bool).to(label.device)
             z, label = z[keep], label[keep]
         self.model.aggregation.observe(z, label)
 
-    def before_epoch(self):
+    def before_epoch(self) -> None:
         super().before_epoch()
         set_loader_epoch(self.train_loader_x, self.epoch)  # per-sample augmentation seeds
         if not self.counts_training_forwards():
             self.statistics_pass()
 
-    def forward_backward(self, batch):
+    def forward_backward(self, batch: dict[str, Any]) -> dict[str, float]:
         image, label = self.parse_batch_train(batch)[:2]
         if self.updates_this_epoch():
             with self.train_autocast():
@@ -262,7 +273,7 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
         acc = (logits.argmax(dim=1) == label).float().mean().item() * 100.0
         return {"loss": loss.item(), "acc": acc}
 
-    def sync_statistics(self):
+    def sync_statistics(self) -> None:
         """All-reduce the aggregation's statistics (PRM counts) when running distributed."""
         stats = getattr(self.model.aggregation, "statistics", None)
         if stats is not None:
@@ -273,7 +284,7 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
         return self.model.aggregation.STATISTICS == "training"
 
     @torch.no_grad()
-    def statistics_pass(self):
+    def statistics_pass(self) -> None:
         """Label mapping: one no-grad fp32 pass over the training set with the current prompt, counted,
         then the aggregation re-estimated (the references' mapping before every epoch)."""
         model, aggregation = self.model, self.model.aggregation
@@ -285,7 +296,7 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
         aggregation.end_epoch()
         model.train()
 
-    def after_epoch(self):
+    def after_epoch(self) -> None:
         if self.counts_training_forwards():
             self.sync_statistics()
             self.model.aggregation.end_epoch()  # PRM: re-estimated from this epoch's counts
@@ -295,20 +306,20 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
             self.extend_test_curve()
         super().after_epoch()  # checkpoint (holds the re-estimated PRM)
 
-    def before_train(self):
+    def before_train(self) -> None:
         if not self.TRAINS:
             raise ValueError(f"{self.cfg.TRAINER.NAME} has nothing to train: run it with --eval-only "
                              f"(and no --model-dir).")
         super().before_train()
         self.resume_test_curve()
 
-    def after_train(self):
+    def after_train(self) -> None:
         if distributed.is_main_process():  # one writer per run
             self.write_run_files()
         super().after_train()
 
     # ---- outputs -----------------------------------------------------------------------------
-    def write_run_files(self):
+    def write_run_files(self) -> None:
         """The texts each prompt scores (with the sampling reports) and the method's own files."""
         out = self.output_dir
         table = self.model.text_table
@@ -328,11 +339,11 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
         atomic_write_json(os.path.join(out, "vr_texts.json"), record)
         self.write_method_files(out)
 
-    def run_record(self):
+    def run_record(self) -> dict[str, Any]:
         """Method-specific facts stored with the run (grouping, ...)."""
         return {}
 
-    def extra_results(self):
+    def extra_results(self) -> dict[str, Any]:
         """Extra keys for results.json (train.py calls this when present)."""
         prompts = self.model.prompts
         info = {"prompt": prompts.kind, "num_prompts": prompts.num_prompts,
@@ -354,23 +365,23 @@ class TemplateTrainer(VRTrainer):
 
     CLASS_TRANSFER = "learned prompt kept; every evaluated class is scored by its own template text"
 
-    def write_method_files(self, output_dir):
+    def write_method_files(self, output_dir: str) -> None:
         if self.on_classifier:  # VP / AR on a classifier: their fixed map
             self.write_label_map(output_dir)
 
-    def check_method_cfg(self, cfg):
+    def check_method_cfg(self, cfg: CfgNode) -> None:
         from vr import templates_for
 
         templates_for(cfg.DATASET.NAME, cfg.TRAINER[self.NODE].TEMPLATES)  # unknown choice -> error
 
-    def build_text(self, classnames):
+    def build_text(self, classnames: Sequence[str]) -> TextTable:
         from vr import template_table, templates_for
 
         templates = templates_for(self.cfg.DATASET.NAME, self.vcfg.TEMPLATES)
         print(f"Templates ({self.vcfg.TEMPLATES}): {templates}")
         return template_table(classnames, templates)
 
-    def build_aggregation(self, table):
+    def build_aggregation(self, table: TextTable) -> Aggregation:
         from vr import Identity
 
         return Identity()

@@ -15,8 +15,12 @@
 
 A set larger than ``DATALOADER.CACHE_MAX_MB`` (estimated before decoding) is read from disk as usual.
 """
+from __future__ import annotations
+
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,19 +31,24 @@ from torchvision import transforms as T
 from engine import DatasetWrapper, build_sampler, distributed, read_image
 from engine.extend import register_config
 
+if TYPE_CHECKING:
+    from yacs.config import CfgNode
+
+    from engine.builtin.data.datasets import Datum
+
 AUGMENT_SEEDS = ("per_sample", "global")
 DETERMINISTIC = (T.Resize, T.CenterCrop)  # transforms whose output depends on the image only
 
 
 @register_config
-def _pipeline_keys(cfg):
+def _pipeline_keys(cfg: CfgNode) -> None:
     cfg.DATALOADER.CACHE_TRAIN = True  # VR trainers: decoded + resized training images kept in memory (exact)
     cfg.DATALOADER.CACHE_TEST = False  # VR trainers: preprocessed test images kept in memory (exact)
     cfg.DATALOADER.CACHE_MAX_MB = 4096  # a set whose cache would be larger is read from disk
     cfg.DATALOADER.AUGMENT_SEED = "per_sample"  # per_sample | global (see trainers/pipeline.py)
 
 
-def check_pipeline_cfg(cfg):
+def check_pipeline_cfg(cfg: CfgNode) -> None:
     mode = cfg.DATALOADER.get("AUGMENT_SEED", "global")
     if mode not in AUGMENT_SEEDS:
         raise ValueError(f'Unknown DATALOADER.AUGMENT_SEED "{mode}". Use one of: {", ".join(AUGMENT_SEEDS)}.')
@@ -47,7 +56,7 @@ def check_pipeline_cfg(cfg):
         raise ValueError("DATALOADER.CACHE_MAX_MB must be >= 0 (0 disables caching).")
 
 
-def split_transform(tfm):
+def split_transform(tfm: Callable | None) -> tuple[T.Compose, T.Compose]:
     """(deterministic head, the rest) of a Compose; the head may be empty (identity)."""
     steps = list(tfm.transforms) if isinstance(tfm, T.Compose) else ([tfm] if tfm is not None else [])
     n = 0
@@ -56,12 +65,12 @@ def split_transform(tfm):
     return T.Compose(steps[:n]), T.Compose(steps[n:])
 
 
-def sample_seed(seed, epoch, index):
+def sample_seed(seed: int, epoch: int, index: int) -> int:
     """The seed of one sample's augmentation in one epoch."""
     return ((int(seed) * 1_000_003 + int(epoch)) * 1_000_003 + int(index)) % (2 ** 63 - 1)
 
 
-def _output_side(head):
+def _output_side(head: T.Compose) -> int | None:
     """Side length the head's last Resize/CenterCrop produces (None if the head is empty)."""
     side = None
     for step in head.transforms:
@@ -70,7 +79,7 @@ def _output_side(head):
     return side
 
 
-def estimate_cache_mb(data_source, head, probe=32):
+def estimate_cache_mb(data_source: Sequence[Datum], head: T.Compose, probe: int = 32) -> float:
     """Memory the cache of ``data_source`` would take, from the headers of a few images (no decoding)."""
     side = _output_side(head)
     if side is None or not data_source:
@@ -94,20 +103,20 @@ def estimate_cache_mb(data_source, head, probe=32):
 class ImageCache:
     """The head's output for every image, as uint8 arrays (shared with forked loader workers)."""
 
-    def __init__(self, paths, head, threads=None):
+    def __init__(self, paths: Sequence[str], head: T.Compose, threads: int | None = None):
         threads = threads or min(8, os.cpu_count() or 1)
 
-        def load(path):
+        def load(path: str) -> np.ndarray:
             return np.asarray(head(read_image(path)), dtype=np.uint8)
 
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # PIL decodes without the GIL
             self.arrays = list(pool.map(load, paths))
         self.nbytes = int(sum(a.nbytes for a in self.arrays))
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.arrays)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> Image.Image:
         return Image.fromarray(self.arrays[i])
 
 
@@ -116,8 +125,9 @@ class VRDatasetWrapper(DatasetWrapper):
     image cache and per-sample augmentation seeds. ``set_epoch`` must be called before each epoch (before
     the loader's iterator is made; workers, also persistent ones, read it from shared memory)."""
 
-    def __init__(self, cfg, data_source, transform=None, is_train=False, cache=False, seed=None, what="images",
-                 lazy_cache=False):
+    def __init__(self, cfg: CfgNode, data_source: Sequence[Datum], transform: Callable | None = None,
+                 is_train: bool = False, cache: bool = False, seed: int | None = None, what: str = "images",
+                 lazy_cache: bool = False):
         super().__init__(cfg, data_source, transform=transform, is_train=is_train)
         self.head, self.tail = split_transform(transform)
         self.seed = seed  # None: process-wide RNG
@@ -131,7 +141,7 @@ class VRDatasetWrapper(DatasetWrapper):
         if not lazy_cache:
             self.ensure_cache()
 
-    def ensure_cache(self):
+    def ensure_cache(self) -> None:
         """Decode the set into memory now, if asked and within DATALOADER.CACHE_MAX_MB (once)."""
         if self._pending_cache is None:
             return
@@ -145,14 +155,14 @@ class VRDatasetWrapper(DatasetWrapper):
             print(f"Cached {len(self.cache):,} decoded {what} in memory ({self.cache.nbytes / 2 ** 20:,.1f} MB)")
 
     @property
-    def epoch(self):
+    def epoch(self) -> int:
         return int(self._epoch[0])
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
         self.ensure_cache()  # in the main process, before the epoch's loader workers start
         self._epoch[0] = int(epoch)
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int) -> dict[str, Any]:
         if self._pending_cache is not None and torch.utils.data.get_worker_info() is None:
             self.ensure_cache()  # read without set_epoch, in this process: cache now (a worker reads from disk)
         item = self.data_source[idx]
@@ -170,14 +180,14 @@ class VRDatasetWrapper(DatasetWrapper):
         return {"label": item.label, "domain": item.domain, "impath": item.impath, "index": idx, "img": out}
 
 
-def augment_seed(cfg, fallback):
+def augment_seed(cfg: CfgNode, fallback: int) -> int | None:
     """Base seed of the per-sample augmentation (None in 'global' mode): SEED, else ``fallback``."""
     if cfg.DATALOADER.get("AUGMENT_SEED", "global") != "per_sample":
         return None
     return int(cfg.SEED) if cfg.SEED >= 0 else int(fallback)
 
 
-def set_loader_epoch(loader, epoch):
+def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
     """Tell a loader's dataset and sampler which epoch they serve (per-sample seeds, seeded order)."""
     for part in ("dataset", "sampler", "batch_sampler"):
         setter = getattr(getattr(loader, part, None), "set_epoch", None)
@@ -185,7 +195,7 @@ def set_loader_epoch(loader, epoch):
             setter(epoch)
 
 
-def cache_bytes(loader):
+def cache_bytes(loader: DataLoader) -> int:
     cache = getattr(getattr(loader, "dataset", None), "cache", None)
     return 0 if cache is None else cache.nbytes
 
@@ -195,7 +205,7 @@ DATA_MANAGER_ATTRIBUTES = ("train_loader_x", "train_loader_u", "val_loader", "te
                            "num_source_domains", "lab2cname")
 
 
-def vr_transforms(size):
+def vr_transforms(size: int) -> tuple[T.Compose, T.Compose]:
     """The reference's pipelines; both end at ToTensor (no normalisation: the prompt does it)."""
     bicubic = T.InterpolationMode.BICUBIC
     train = T.Compose([T.Resize(size, interpolation=bicubic), T.RandomResizedCrop(size, interpolation=bicubic),
@@ -204,7 +214,8 @@ def vr_transforms(size):
     return train, test
 
 
-def full_pass_loader(cfg, data_source, tfm, seed=None, batch_size=None):
+def full_pass_loader(cfg: CfgNode, data_source: Sequence[Datum], tfm: Callable, seed: int | None = None,
+                     batch_size: int | None = None) -> DataLoader:
     """Training loader WITHOUT drop_last: every sample is seen (and counted by the PRM) every epoch.
 
     The images go through VRDatasetWrapper (cache, per-sample augmentation seeds: ``seed``); in a
@@ -229,7 +240,8 @@ def full_pass_loader(cfg, data_source, tfm, seed=None, batch_size=None):
                       persistent_workers=workers > 0)  # no new worker processes every epoch
 
 
-def eval_dataset_wrapper(cfg, data_source, transform=None, is_train=False):
+def eval_dataset_wrapper(cfg: CfgNode, data_source: Sequence[Datum], transform: Callable | None = None,
+                         is_train: bool = False) -> VRDatasetWrapper:
     """Dataset wrapper of the val/test loaders (the DataManager's train_x loader is replaced)."""
     cache = (not is_train) and cfg.DATALOADER.get("CACHE_TEST", False)
     return VRDatasetWrapper(cfg, data_source, transform=transform, is_train=is_train, cache=cache,

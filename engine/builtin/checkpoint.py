@@ -1,7 +1,10 @@
 """Checkpoints in Dassl's layout: <dir>/<model name>/model.pth.tar-<epoch> and a `checkpoint` pointer."""
+from __future__ import annotations
+
 import os.path as osp
 import shutil
 from collections import OrderedDict
+from typing import Any
 
 import torch
 
@@ -11,7 +14,8 @@ from engine.io import atomic_write_bytes, atomic_write_text
 from .utils import mkdir_if_missing
 
 
-def save_checkpoint(state, save_dir, is_best=False, remove_module_from_keys=True, model_name=""):
+def save_checkpoint(state: dict[str, Any], save_dir: str, is_best: bool = False, remove_module_from_keys: bool = True,
+                    model_name: str = "") -> None:
     """Save ``state`` (atomically) and point ``save_dir/checkpoint`` at it."""
     mkdir_if_missing(save_dir)
     if remove_module_from_keys:
@@ -32,7 +36,7 @@ def save_checkpoint(state, save_dir, is_best=False, remove_module_from_keys=True
         print(f'Best checkpoint saved to "{best_fpath}"')
 
 
-def load_checkpoint(fpath):
+def load_checkpoint(fpath: str) -> dict[str, Any]:
     """Load a checkpoint onto the CPU (project checkpoints hold only tensors, numbers, strings, lists)."""
     if fpath is None:
         raise ValueError("File path is None")
@@ -41,7 +45,8 @@ def load_checkpoint(fpath):
     return torch.load(fpath, map_location="cpu", weights_only=False)
 
 
-def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
+def resume_from_checkpoint(fdir: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                           scheduler: Any = None) -> int:
     """Load the checkpoint named in ``fdir/checkpoint`` into model/optimizer/scheduler; return its epoch."""
     with open(osp.join(fdir, "checkpoint")) as f:
         model_name = f.readlines()[0].strip("\n")
@@ -61,7 +66,7 @@ def resume_from_checkpoint(fdir, model, optimizer=None, scheduler=None):
     return start_epoch
 
 
-def load_pretrained_weights(model, weight_path):
+def load_pretrained_weights(model: torch.nn.Module, weight_path: str) -> None:
     checkpoint = load_checkpoint(weight_path)
     state_dict = checkpoint.get("state_dict", checkpoint)
     model_dict = model.state_dict()

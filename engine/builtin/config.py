@@ -2,7 +2,7 @@
 from yacs.config import CfgNode as CN
 
 
-def get_cfg_default():
+def get_cfg_default() -> CN:
     """Return a fresh copy of the full default tree (same keys, values and types as Dassl 0.6.3)."""
     return _C.clone()
 

@@ -1,5 +1,8 @@
 """The Classification evaluator, printing Dassl's result lines that CoOp's parser reads."""
+from __future__ import annotations
+
 from collections import OrderedDict, defaultdict
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -9,10 +12,13 @@ from engine import distributed
 
 from .registry import Registry, check_availability
 
+if TYPE_CHECKING:
+    from yacs.config import CfgNode
+
 EVALUATOR_REGISTRY = Registry("EVALUATOR")
 
 
-def build_evaluator(cfg, **kwargs):
+def build_evaluator(cfg: CfgNode, **kwargs: Any) -> EvaluatorBase:
     check_availability(cfg.TEST.EVALUATOR, EVALUATOR_REGISTRY.registered_names())
     if cfg.VERBOSE:
         print(f"Loading evaluator: {cfg.TEST.EVALUATOR}")
@@ -20,16 +26,16 @@ def build_evaluator(cfg, **kwargs):
 
 
 class EvaluatorBase:
-    def __init__(self, cfg):
+    def __init__(self, cfg: CfgNode):
         self.cfg = cfg
 
-    def reset(self):
+    def reset(self) -> None:
         raise NotImplementedError
 
-    def process(self, mo, gt):
+    def process(self, mo: torch.Tensor, gt: torch.Tensor) -> None:
         raise NotImplementedError
 
-    def evaluate(self):
+    def evaluate(self) -> OrderedDict[str, float]:
         raise NotImplementedError
 
 
@@ -37,7 +43,7 @@ class EvaluatorBase:
 class Classification(EvaluatorBase):
     """Accuracy, error and macro-F1 over processed batches; per-class accuracy when asked."""
 
-    def __init__(self, cfg, lab2cname=None, **kwargs):
+    def __init__(self, cfg: CfgNode, lab2cname: dict[int, str] | None = None, **kwargs: Any):
         super().__init__(cfg)
         self._lab2cname = lab2cname
         self._correct = 0
@@ -49,7 +55,7 @@ class Classification(EvaluatorBase):
             assert lab2cname is not None
             self._per_class_res = defaultdict(list)
 
-    def reset(self):
+    def reset(self) -> None:
         self._gathered = False
         self._correct = 0
         self._total = 0
@@ -58,7 +64,7 @@ class Classification(EvaluatorBase):
         if self._per_class_res is not None:
             self._per_class_res = defaultdict(list)
 
-    def process(self, mo, gt):
+    def process(self, mo: torch.Tensor, gt: torch.Tensor) -> None:
         pred = mo.max(1)[1]
         matches = pred.eq(gt).float()
         self._correct += int(matches.sum().item())
@@ -83,7 +89,7 @@ class Classification(EvaluatorBase):
             for t, p in zip(self._y_true, self._y_pred, strict=False):
                 self._per_class_res[t].append(int(t == p))
 
-    def evaluate(self):
+    def evaluate(self) -> OrderedDict[str, float]:
         self._gather()
         results = OrderedDict()
         acc = 100.0 * self._correct / self._total

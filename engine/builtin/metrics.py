@@ -1,7 +1,14 @@
 """compute_accuracy, as Dassl's."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
-def compute_accuracy(output, target, topk=(1,)):
+def compute_accuracy(output: torch.Tensor | tuple | list, target: torch.Tensor,
+                     topk: tuple[int, ...] = (1,)) -> list[torch.Tensor]:
     """Top-k accuracies (percent) of ``output`` logits against ``target`` labels."""
     maxk = max(topk)
     batch_size = target.size(0)

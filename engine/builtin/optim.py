@@ -1,15 +1,23 @@
 """Optimisers and LR schedulers with Dassl's names, warm-up included (written for torch >= 2.x)."""
+from __future__ import annotations
+
 import warnings
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
 from torch.optim.lr_scheduler import LRScheduler
 
+if TYPE_CHECKING:
+    from yacs.config import CfgNode
+
 AVAI_OPTIMS = ["adam", "amsgrad", "sgd", "rmsprop", "radam", "adamw"]
 AVAI_SCHEDS = ["single_step", "multi_step", "cosine"]
 
 
-def build_optimizer(model, optim_cfg, param_groups=None):
+def build_optimizer(model: nn.Module | Iterable[Any], optim_cfg: CfgNode,
+                    param_groups: Iterable[dict[str, Any]] | None = None) -> torch.optim.Optimizer:
     """An optimiser over ``model`` (an nn.Module or an iterable of parameters / param groups)."""
     name = optim_cfg.NAME
     if name not in AVAI_OPTIMS:
@@ -102,7 +110,7 @@ class LinearWarmupScheduler(_BaseWarmupScheduler):
         return [lr * self.last_epoch / self.warmup_epoch for lr in self.base_lrs]
 
 
-def build_lr_scheduler(optimizer, optim_cfg):
+def build_lr_scheduler(optimizer: torch.optim.Optimizer, optim_cfg: CfgNode) -> LRScheduler:
     """single_step / multi_step / cosine (T_max = MAX_EPOCH, stepped per epoch), optional warm-up."""
     name = optim_cfg.LR_SCHEDULER
     stepsize = optim_cfg.STEPSIZE

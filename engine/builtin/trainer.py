@@ -1,8 +1,12 @@
 """TrainerBase / SimpleTrainer / TrainerX with Dassl's lifecycle, hooks, checkpoints and log lines."""
+from __future__ import annotations
+
 import datetime
 import os.path as osp
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,10 +21,13 @@ from .evaluator import build_evaluator
 from .registry import Registry, check_availability
 from .utils import AverageMeter, MetricMeter, mkdir_if_missing
 
+if TYPE_CHECKING:
+    from yacs.config import CfgNode
+
 TRAINER_REGISTRY = Registry("TRAINER")
 
 
-def build_trainer(cfg):
+def build_trainer(cfg: CfgNode) -> SimpleTrainer:
     check_availability(cfg.TRAINER.NAME, TRAINER_REGISTRY.registered_names())
     if cfg.VERBOSE:
         print(f"Loading trainer: {cfg.TRAINER.NAME}")
@@ -36,7 +43,8 @@ class TrainerBase:
         self._scheds = OrderedDict()
         self._writer = None
 
-    def register_model(self, name="model", model=None, optim=None, sched=None):
+    def register_model(self, name: str = "model", model: torch.nn.Module | None = None,
+                       optim: torch.optim.Optimizer | None = None, sched: Any = None) -> None:
         if self.__dict__.get("_models") is None:
             raise AttributeError("Cannot assign model before super().__init__() call")
         if self.__dict__.get("_optims") is None:
@@ -48,7 +56,7 @@ class TrainerBase:
         self._optims[name] = optim
         self._scheds[name] = sched
 
-    def get_model_names(self, names=None):
+    def get_model_names(self, names: str | Sequence[str] | None = None) -> list[str]:
         names_real = list(self._models.keys())
         if names is not None:
             names = [names] if isinstance(names, str) else names
@@ -57,7 +65,8 @@ class TrainerBase:
             return names
         return names_real
 
-    def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
+    def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result: float | None = None,
+                   model_name: str = "") -> None:
         if not distributed.is_main_process():
             return  # one writer per run (multi-process runs)
         for name in self.get_model_names():
@@ -76,7 +85,7 @@ class TrainerBase:
                 model_name=model_name,
             )
 
-    def resume_model_if_exist(self, directory):
+    def resume_model_if_exist(self, directory: str) -> int:
         names = self.get_model_names()
         if not all(osp.exists(osp.join(directory, name, "checkpoint")) for name in names):
             print("No checkpoint found, train from scratch")
@@ -88,7 +97,7 @@ class TrainerBase:
                                                  self._optims[name], self._scheds[name])
         return start_epoch
 
-    def load_model(self, directory, epoch=None):
+    def load_model(self, directory: str, epoch: int | None = None) -> None:
         if not directory:
             print("Note that load_model() is skipped as no pretrained model is given")
             return
@@ -102,7 +111,7 @@ class TrainerBase:
             print(f"Load {model_path} to {name} (epoch={checkpoint['epoch']}, val_result={shown})")
             self._models[name].load_state_dict(checkpoint["state_dict"])
 
-    def set_model_mode(self, mode="train", names=None):
+    def set_model_mode(self, mode: str = "train", names: str | Sequence[str] | None = None) -> None:
         for name in self.get_model_names(names):
             if mode == "train":
                 self._models[name].train()
@@ -111,16 +120,16 @@ class TrainerBase:
             else:
                 raise KeyError(mode)
 
-    def update_lr(self, names=None):
+    def update_lr(self, names: str | Sequence[str] | None = None) -> None:
         for name in self.get_model_names(names):
             if self._scheds[name] is not None:
                 self._scheds[name].step()
 
-    def detect_anomaly(self, loss):
+    def detect_anomaly(self, loss: torch.Tensor) -> None:
         if not torch.isfinite(loss).all():
             raise FloatingPointError("Loss is infinite or NaN!")
 
-    def init_writer(self, log_dir):
+    def init_writer(self, log_dir: str) -> None:
         if not distributed.is_main_process():
             self._writer = None
             return
@@ -134,15 +143,15 @@ class TrainerBase:
             print(f"Initialize tensorboard (log_dir={log_dir})")
             self._writer = SummaryWriter(log_dir=log_dir)
 
-    def close_writer(self):
+    def close_writer(self) -> None:
         if self._writer is not None:
             self._writer.close()
 
-    def write_scalar(self, tag, scalar_value, global_step=None):
+    def write_scalar(self, tag: str, scalar_value: float, global_step: int | None = None) -> None:
         if self._writer is not None:
             self._writer.add_scalar(tag, scalar_value, global_step)
 
-    def train(self, start_epoch, max_epoch):
+    def train(self, start_epoch: int, max_epoch: int) -> None:
         self.start_epoch = start_epoch
         self.max_epoch = max_epoch
         self.before_train()
@@ -152,42 +161,42 @@ class TrainerBase:
             self.after_epoch()
         self.after_train()
 
-    def before_train(self):
+    def before_train(self) -> None:
         pass
 
-    def after_train(self):
+    def after_train(self) -> None:
         pass
 
-    def before_epoch(self):
+    def before_epoch(self) -> None:
         pass
 
-    def after_epoch(self):
+    def after_epoch(self) -> None:
         pass
 
-    def run_epoch(self):
+    def run_epoch(self) -> None:
         raise NotImplementedError
 
-    def test(self):
+    def test(self) -> Any:
         raise NotImplementedError
 
-    def parse_batch_train(self, batch):
+    def parse_batch_train(self, batch: dict[str, Any]) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError
 
-    def parse_batch_test(self, batch):
+    def parse_batch_test(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def forward_backward(self, batch):
+    def forward_backward(self, batch: dict[str, Any]) -> dict[str, float]:
         raise NotImplementedError
 
-    def model_inference(self, input):
+    def model_inference(self, input: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def model_zero_grad(self, names=None):
+    def model_zero_grad(self, names: str | Sequence[str] | None = None) -> None:
         for name in self.get_model_names(names):
             if self._optims[name] is not None:
                 self._optims[name].zero_grad()
 
-    def model_backward(self, loss):
+    def model_backward(self, loss: torch.Tensor) -> None:
         if distributed.is_distributed():
             # a non-finite loss is reported by sync_gradients on every rank at once (no rank left waiting)
             self._loss_finite = bool(torch.isfinite(loss).all())
@@ -197,7 +206,7 @@ class TrainerBase:
         self.detect_anomaly(loss)
         loss.backward()
 
-    def sync_gradients(self, names=None):
+    def sync_gradients(self, names: str | Sequence[str] | None = None) -> None:
         """Multi-process runs: make every rank's gradients those of the global batch (DDP semantics).
 
         Uses ``self.local_batch_size`` (set per batch by run_epoch) as this rank's weight. No-op in one process.
@@ -209,13 +218,13 @@ class TrainerBase:
         count = getattr(self, "local_batch_size", None)
         distributed.sync_gradients(params, 1 if count is None else count, self.__dict__.pop("_loss_finite", True))
 
-    def model_update(self, names=None):
+    def model_update(self, names: str | Sequence[str] | None = None) -> None:
         self.sync_gradients(names)
         for name in self.get_model_names(names):
             if self._optims[name] is not None:
                 self._optims[name].step()
 
-    def model_backward_and_update(self, loss, names=None):
+    def model_backward_and_update(self, loss: torch.Tensor, names: str | Sequence[str] | None = None) -> None:
         self.model_zero_grad(names)
         self.model_backward(loss)
         self.model_update(names)
@@ -224,7 +233,7 @@ class TrainerBase:
 class SimpleTrainer(TrainerBase):
     """A trainer with one data manager, an evaluator, resume-on-start and test-at-end."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg: CfgNode):
         super().__init__()
         self.check_cfg(cfg)
         self.device = distributed.device_for(cfg.USE_CUDA)  # cuda:LOCAL_RANK in a multi-GPU run
@@ -237,10 +246,10 @@ class SimpleTrainer(TrainerBase):
         self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
         self.best_result = -np.inf
 
-    def check_cfg(self, cfg):
+    def check_cfg(self, cfg: CfgNode) -> None:
         """Check whether some variables are set correctly for the trainer (override as needed)."""
 
-    def build_data_loader(self):
+    def build_data_loader(self) -> None:
         dm = DataManager(self.cfg)
         self.train_loader_x = dm.train_loader_x
         self.train_loader_u = dm.train_loader_u
@@ -251,13 +260,13 @@ class SimpleTrainer(TrainerBase):
         self.lab2cname = dm.lab2cname
         self.dm = dm
 
-    def build_model(self):
+    def build_model(self) -> None:
         raise NotImplementedError("A trainer builds its model and calls register_model()")
 
-    def train(self):
+    def train(self) -> None:
         super().train(self.start_epoch, self.max_epoch)
 
-    def before_train(self):
+    def before_train(self) -> None:
         directory = self.cfg.OUTPUT_DIR
         if self.cfg.RESUME:
             directory = self.cfg.RESUME
@@ -268,7 +277,7 @@ class SimpleTrainer(TrainerBase):
         self.init_writer(writer_dir)
         self.time_start = time.time()
 
-    def after_train(self):
+    def after_train(self) -> None:
         print("Finish training")
         if not self.cfg.TEST.NO_TEST:
             if self.cfg.TEST.FINAL_MODEL == "best_val":
@@ -281,7 +290,7 @@ class SimpleTrainer(TrainerBase):
         print(f"Elapsed: {elapsed}")
         self.close_writer()
 
-    def after_epoch(self):
+    def after_epoch(self) -> None:
         last_epoch = (self.epoch + 1) == self.max_epoch
         do_test = not self.cfg.TEST.NO_TEST
         freq = self.cfg.TRAIN.CHECKPOINT_FREQ
@@ -296,7 +305,7 @@ class SimpleTrainer(TrainerBase):
             self.save_model(self.epoch, self.output_dir)
 
     @torch.no_grad()
-    def test(self, split=None):
+    def test(self, split: str | None = None) -> float:
         self.set_model_mode("eval")
         self.evaluator.reset()
         if split is None:
@@ -319,13 +328,13 @@ class SimpleTrainer(TrainerBase):
             self.write_scalar(f"{split}/{k}", v, self.epoch)
         return list(results.values())[0]
 
-    def model_inference(self, input):
+    def model_inference(self, input: torch.Tensor) -> torch.Tensor:
         return self.model(input)
 
-    def parse_batch_test(self, batch):
+    def parse_batch_test(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         return batch["img"].to(self.device), batch["label"].to(self.device)
 
-    def get_current_lr(self, names=None):
+    def get_current_lr(self, names: str | Sequence[str] | None = None) -> float:
         name = self.get_model_names(names)[0]
         return self._optims[name].param_groups[0]["lr"]
 
@@ -333,7 +342,7 @@ class SimpleTrainer(TrainerBase):
 class TrainerX(SimpleTrainer):
     """A trainer on labelled data only: one pass over train_loader_x per epoch."""
 
-    def run_epoch(self):
+    def run_epoch(self) -> None:
         self.set_model_mode("train")
         losses = MetricMeter()
         batch_time = AverageMeter()
@@ -373,5 +382,5 @@ class TrainerX(SimpleTrainer):
             self.write_scalar("train/lr", self.get_current_lr(), n_iter)
             end = time.time()
 
-    def parse_batch_train(self, batch):
+    def parse_batch_train(self, batch: dict[str, Any]) -> tuple[torch.Tensor, ...]:
         return batch["img"].to(self.device), batch["label"].to(self.device), batch["domain"].to(self.device)

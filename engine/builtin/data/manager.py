@@ -1,4 +1,9 @@
 """DataManager, DatasetWrapper and build_data_loader, as in Dassl."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import torch
 from tabulate import tabulate
 from torch.utils.data import Dataset as TorchDataset
@@ -11,9 +16,16 @@ from .datasets import build_dataset
 from .samplers import build_sampler
 from .transforms import INTERPOLATION_MODES, build_transform
 
+if TYPE_CHECKING:
+    from yacs.config import CfgNode
 
-def build_data_loader(cfg, sampler_type="SequentialSampler", data_source=None, batch_size=64, n_domain=0,
-                      n_ins=2, tfm=None, is_train=True, dataset_wrapper=None, drop_last=None):
+    from .datasets import Datum
+
+
+def build_data_loader(cfg: CfgNode, sampler_type: str = "SequentialSampler", data_source: Sequence[Datum] | None = None,
+                      batch_size: int = 64, n_domain: int = 0, n_ins: int = 2, tfm: Callable | None = None,
+                      is_train: bool = True, dataset_wrapper: Callable | None = None,
+                      drop_last: bool | None = None) -> torch.utils.data.DataLoader:
     """A DataLoader over ``data_source``; training drops the last partial batch (Dassl's rule) unless
     ``drop_last`` says otherwise."""
     sampler = build_sampler(sampler_type, cfg=cfg, data_source=data_source, batch_size=batch_size,
@@ -41,7 +53,8 @@ def build_data_loader(cfg, sampler_type="SequentialSampler", data_source=None, b
 class DataManager:
     """Builds the dataset named by DATASET.NAME and its train_x / train_u / val / test loaders."""
 
-    def __init__(self, cfg, custom_tfm_train=None, custom_tfm_test=None, dataset_wrapper=None):
+    def __init__(self, cfg: CfgNode, custom_tfm_train: Callable | None = None, custom_tfm_test: Callable | None = None,
+                 dataset_wrapper: Callable | None = None):
         dataset = build_dataset(cfg)
         tfm_train = build_transform(cfg, is_train=True) if custom_tfm_train is None else custom_tfm_train
         tfm_test = build_transform(cfg, is_train=False) if custom_tfm_test is None else custom_tfm_test
@@ -81,18 +94,18 @@ class DataManager:
             self.show_dataset_summary(cfg)
 
     @property
-    def num_classes(self):
+    def num_classes(self) -> int:
         return self._num_classes
 
     @property
-    def num_source_domains(self):
+    def num_source_domains(self) -> int:
         return self._num_source_domains
 
     @property
-    def lab2cname(self):
+    def lab2cname(self) -> dict[int, str]:
         return self._lab2cname
 
-    def show_dataset_summary(self, cfg):
+    def show_dataset_summary(self, cfg: CfgNode) -> None:
         rows = [["Dataset", cfg.DATASET.NAME]]
         if cfg.DATASET.SOURCE_DOMAINS:
             rows.append(["Source", cfg.DATASET.SOURCE_DOMAINS])
@@ -111,7 +124,8 @@ class DataManager:
 class DatasetWrapper(TorchDataset):
     """Turns a list of Datum into batch dicts: img, label, domain, impath, index (and img0 if asked)."""
 
-    def __init__(self, cfg, data_source, transform=None, is_train=False):
+    def __init__(self, cfg: CfgNode, data_source: Sequence[Datum],
+                 transform: Callable | Sequence[Callable] | None = None, is_train: bool = False):
         self.cfg = cfg
         self.data_source = data_source
         self.transform = transform
@@ -127,10 +141,10 @@ class DatasetWrapper(TorchDataset):
             to_tensor.append(Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD))
         self.to_tensor = Compose(to_tensor)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.data_source)
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int) -> dict[str, Any]:
         item = self.data_source[idx]
         output = {"label": item.label, "domain": item.domain, "impath": item.impath, "index": idx}
         img0 = read_image(item.impath)
@@ -148,6 +162,6 @@ class DatasetWrapper(TorchDataset):
             output["img0"] = self.to_tensor(img0)
         return output
 
-    def _transform_image(self, tfm, img0):
+    def _transform_image(self, tfm: Callable, img0: Any) -> Any:
         img_list = [tfm(img0) for _ in range(self.k_tfm)]
         return img_list[0] if len(img_list) == 1 else img_list

@@ -1,6 +1,10 @@
 """The samplers Dassl configs name (CoOp uses RandomSampler and SequentialSampler)."""
+from __future__ import annotations
+
 import random
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from torch.utils.data.sampler import RandomSampler, Sampler, SequentialSampler
 
@@ -10,7 +14,7 @@ AVAI_SAMPLERS = ["RandomSampler", "SequentialSampler", "RandomClassSampler"]
 class RandomClassSampler(Sampler):
     """Batches of ``n_ins`` instances from each of ``batch_size // n_ins`` random classes."""
 
-    def __init__(self, data_source, batch_size, n_ins):
+    def __init__(self, data_source: Sequence[Any], batch_size: int, n_ins: int):
         if batch_size < n_ins:
             raise ValueError(f"batch_size={batch_size} must be no less than n_ins={n_ins}")
         self.data_source = data_source
@@ -24,7 +28,7 @@ class RandomClassSampler(Sampler):
             raise ValueError("Fewer classes than classes per batch for RandomClassSampler")
         self.length = len(list(iter(self)))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         batch_idxs_dict = defaultdict(list)
         for label in self.labels:
             idxs = list(self.index_dic[label])
@@ -46,11 +50,12 @@ class RandomClassSampler(Sampler):
                     avai.remove(label)
         return iter(final)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.length
 
 
-def build_sampler(sampler_type, cfg=None, data_source=None, batch_size=32, n_domain=0, n_ins=16):
+def build_sampler(sampler_type: str, cfg: Any = None, data_source: Sequence[Any] | None = None, batch_size: int = 32,
+                  n_domain: int = 0, n_ins: int = 16) -> Sampler:
     if sampler_type == "RandomSampler":
         return RandomSampler(data_source)
     if sampler_type == "SequentialSampler":

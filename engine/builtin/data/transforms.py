@@ -1,4 +1,9 @@
 """``build_transform`` with Dassl's transform names (the ones CoOp configs use and a few more)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import torch
 from torchvision.transforms import (
     CenterCrop,
@@ -16,6 +21,9 @@ from torchvision.transforms import (
     ToTensor,
 )
 from torchvision.transforms.functional import InterpolationMode
+
+if TYPE_CHECKING:
+    from yacs.config import CfgNode
 
 INTERPOLATION_MODES = {
     "bilinear": InterpolationMode.BILINEAR,
@@ -64,7 +72,7 @@ class InstanceNormalization:
         return ((flat - flat.mean(1, keepdim=True)) / (flat.std(1, keepdim=True) + 1e-8)).reshape(img.shape)
 
 
-def build_transform(cfg, is_train=True, choices=None):
+def build_transform(cfg: CfgNode, is_train: bool = True, choices: Sequence[str] | None = None) -> Compose:
     """Training or test transform from ``cfg.INPUT`` (``choices`` defaults to INPUT.TRANSFORMS)."""
     if cfg.INPUT.NO_TRANSFORM:
         print("Note: no transform is applied!")
