@@ -14,8 +14,11 @@ Loading is restricted: a pickle can run any code it names when loaded, so only t
 (Datum under its known paths, plain containers and numbers, numpy scalars) are resolved; anything else
 stops the load with an error naming the class, before it can run.
 """
+from __future__ import annotations
+
 import io
 import pickle
+from typing import Any
 
 DASSL_DATUM = ("dassl.data.datasets.base_dataset", "Datum")
 BUILTIN_DATUM = ("engine.builtin.data.datasets", "Datum")
@@ -69,14 +72,14 @@ class _DasslNamingPickler(pickle._Pickler):
         super().save_global(obj, name)
 
 
-def dumps_fewshot_cache(data):
+def dumps_fewshot_cache(data: dict[str, Any]) -> bytes:
     """The bytes of a cache file holding ``data`` (Datum classes named as Dassl names them)."""
     buf = io.BytesIO()
     _DasslNamingPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(data)
     return buf.getvalue()
 
 
-def load_fewshot_cache(path):
+def load_fewshot_cache(path: str) -> dict[str, Any]:
     """Return the pickled ``{"train": [...], "val": [...]}`` dict with Datum objects of this backend."""
     with open(path, "rb") as f:
         return _DatumUnpickler(io.BytesIO(f.read())).load()
@@ -91,7 +94,7 @@ class _PeekUnpickler(_DatumUnpickler):
         return _PlainDatum
 
 
-def read_cache_identity(path):
+def read_cache_identity(path: str) -> dict[str, Any] | None:
     """The ``"identity"`` dict a cache records, or None (a cache written by CoOp or older code); stdlib only.
     Raises OSError / pickle errors for a file that cannot be read."""
     with open(path, "rb") as f:
@@ -100,7 +103,7 @@ def read_cache_identity(path):
     return dict(identity) if isinstance(identity, dict) else None
 
 
-def save_fewshot_cache(path, data):
+def save_fewshot_cache(path: str, data: dict[str, Any]) -> None:
     """Pickle ``data`` to ``path`` atomically (temporary file, then rename)."""
     from .io import atomic_write_bytes
 

@@ -8,7 +8,10 @@
 * An image above PIL's decompression-bomb limit names the file and how to allow it:
   ``$VR_MAX_IMAGE_PIXELS`` (a pixel count, or 0 for no limit) raises the limit for trusted data.
 """
+from __future__ import annotations
+
 import os
+from collections.abc import Iterable
 
 from PIL import Image
 
@@ -23,12 +26,12 @@ class ImageReadError(OSError):
     """An image file exists but cannot be decoded (or not into 8-bit RGB)."""
 
 
-def is_image_name(name):
+def is_image_name(name: str) -> bool:
     """True when the file name has an image extension (case-insensitive)."""
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def apply_pixel_limit(environ=None):
+def apply_pixel_limit(environ: dict[str, str] | None = None) -> None:
     """Set PIL's decompression-bomb limit from ``$VR_MAX_IMAGE_PIXELS`` (unset: PIL's default)."""
     raw = (os.environ if environ is None else environ).get(MAX_PIXELS_ENV, "").strip()
     if not raw:
@@ -60,7 +63,7 @@ def _to_8bit(img, path):
     return img
 
 
-def read_image(path):
+def read_image(path: str) -> Image.Image:
     """Return the image at ``path`` as an 8-bit RGB ``PIL.Image`` (Dassl's read_image, with the rules above)."""
     apply_pixel_limit()
     try:
@@ -80,7 +83,7 @@ def read_image(path):
                              f"an image; {FIX}.") from None
 
 
-def unreadable_images(paths):
+def unreadable_images(paths: Iterable[str]) -> list[tuple[str, str]]:
     """``[(path, reason)]`` for the files among ``paths`` whose header PIL cannot read (fast: no decoding)."""
     apply_pixel_limit()
     bad = []

@@ -5,11 +5,15 @@
 * ``file_lock``: an exclusive POSIX lock, so that concurrent first uses build a cache once.
 * ``user_cache_dir``: where caches go when not beside the data (``$VR_CACHE_DIR``).
 """
+from __future__ import annotations
+
 import contextlib
 import json
 import os
 import pickle
 import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
 
 CACHE_ENV = "VR_CACHE_DIR"
 CACHE_NAME = "vr-toolkit"
@@ -18,7 +22,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def atomic_write_bytes(path, data: bytes, mode=0o666):
+def atomic_write_bytes(path: str, data: bytes, mode: int = 0o666) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
 
     ``mode`` is masked by the umask as ``open`` would (0o777 for scripts meant to be executed)."""
@@ -41,7 +45,7 @@ def atomic_write_bytes(path, data: bytes, mode=0o666):
         raise
 
 
-def _write_file(fd, data):
+def _write_file(fd: int, data: bytes) -> None:
     """Write ``data`` to the open file ``fd`` and force it to disk (then close it)."""
     with os.fdopen(fd, "wb") as f:
         f.write(data)
@@ -49,26 +53,26 @@ def _write_file(fd, data):
         os.fsync(f.fileno())
 
 
-def _remove_quietly(path):
+def _remove_quietly(path: str) -> None:
     if path is not None and os.path.exists(path):
         with contextlib.suppress(OSError):
             os.remove(path)
 
 
-def atomic_write_text(path, text: str, mode=0o666):
+def atomic_write_text(path: str, text: str, mode: int = 0o666) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 
 
-def atomic_write_json(path, obj, indent=2):
+def atomic_write_json(path: str, obj: Any, indent: int | None = 2) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
 
 
-def atomic_pickle_dump(path, obj, protocol=pickle.HIGHEST_PROTOCOL):
+def atomic_pickle_dump(path: str, obj: Any, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
     atomic_write_bytes(path, pickle.dumps(obj, protocol=protocol))
 
 
 @contextlib.contextmanager
-def file_lock(path, blocking=True):
+def file_lock(path: str, blocking: bool = True) -> Iterator[IO[str]]:
     """Hold an exclusive lock on the file ``path`` (created if needed) for the block; yields the open lock
     file (a child process given its descriptor keeps the lock while it lives).
 
@@ -96,7 +100,7 @@ def file_lock(path, blocking=True):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def user_cache_dir(environ=None) -> str:
+def user_cache_dir(environ: dict[str, str] | None = None) -> str:
     """``$VR_CACHE_DIR``, else ``$XDG_CACHE_HOME/vr-toolkit``, else ``~/.cache/vr-toolkit``."""
     environ = os.environ if environ is None else environ
     if environ.get(CACHE_ENV):

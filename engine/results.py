@@ -1,7 +1,10 @@
 """results.json and config.yaml of a run: the files that tables and sweeps read."""
+from __future__ import annotations
+
 import os
 import platform
 import subprocess
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.metrics import f1_score
@@ -9,10 +12,13 @@ from sklearn.metrics import f1_score
 from .data_identity import IDENTITY_KEY, SOURCES_KEY, dataset_folder, dataset_identity, sha256_file, source_record
 from .io import atomic_write_json, atomic_write_text
 
+if TYPE_CHECKING:
+    from yacs.config import CfgNode
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def git_revision(root=REPO_ROOT):
+def git_revision(root: str = REPO_ROOT) -> str | None:
     """The code revision (``<sha>`` or ``<sha>-dirty``), or None outside a git checkout."""
     try:
         out = subprocess.run(["git", "-C", root, "describe", "--always", "--dirty", "--abbrev=40"],
@@ -23,7 +29,7 @@ def git_revision(root=REPO_ROOT):
     return rev if out.returncode == 0 and rev else None
 
 
-def cfg_to_dict(cfg):
+def cfg_to_dict(cfg: Any) -> Any:
     """A yacs CfgNode as plain dicts and lists (json-serialisable)."""
     if isinstance(cfg, dict):
         return {k: cfg_to_dict(v) for k, v in cfg.items()}
@@ -32,11 +38,11 @@ def cfg_to_dict(cfg):
     return cfg
 
 
-def write_config(cfg, output_dir):
+def write_config(cfg: CfgNode, output_dir: str) -> None:
     atomic_write_text(os.path.join(output_dir, "config.yaml"), cfg.dump())
 
 
-def versions():
+def versions() -> dict[str, str | None]:
     """Python, torch and open_clip versions of this run (None for a package that is not installed)."""
     found = {"python": platform.python_version()}
     for name in ("torch", "open_clip"):
@@ -48,7 +54,7 @@ def versions():
     return found
 
 
-def evaluation_summary(y_true, y_pred, lab2cname):
+def evaluation_summary(y_true: Any, y_pred: Any, lab2cname: dict[int, str]) -> dict[str, Any]:
     """accuracy, macro_f1 and per-class accuracy (percent) from the labels of the last evaluation;
     ``per_class`` is keyed by label (as a string), ``{"name": class name, "accuracy": percent}``, so two
     classes of the same name both appear."""
@@ -67,7 +73,7 @@ def evaluation_summary(y_true, y_pred, lab2cname):
     return {"accuracy": accuracy, "macro_f1": macro_f1, "per_class": per_class}
 
 
-def trainable_params(trainer):
+def trainable_params(trainer: Any) -> int:
     """What the method learns: the trainer's own ``trainable_params`` when it states one (a count that
     gradients do not give, e.g. a fitted head), else the requires_grad parameters of its registered models
     (each counted once); 0 for a method that trains nothing."""
@@ -81,7 +87,7 @@ def trainable_params(trainer):
     return sum(params.values())
 
 
-def build_results(cfg, trainer, elapsed_s):
+def build_results(cfg: CfgNode, trainer: Any, elapsed_s: float) -> dict[str, Any]:
     """The results.json mapping of a finished run (keys as in docs/architecture)."""
     ev = trainer.evaluator
     summary = evaluation_summary(getattr(ev, "_y_true", []), getattr(ev, "_y_pred", []), trainer.lab2cname)
@@ -124,7 +130,7 @@ def build_results(cfg, trainer, elapsed_s):
     return results
 
 
-def write_results(results, output_dir):
+def write_results(results: dict[str, Any], output_dir: str) -> str:
     path = os.path.join(output_dir, "results.json")
     atomic_write_json(path, results)
     return path
