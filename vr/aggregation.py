@@ -15,16 +15,24 @@ Aggregations register themselves (``@register_aggregation``) under their ``kind`
 they read (``CONFIG_KEYS``, passed lower-cased to ``for_table``), so a trainer builds one from a name
 (``aggregation_from_node``) and an unknown name gets the close match and the list.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 
-from .kinds import KindRegistry, settings_of
+from .kinds import KindClass, KindRegistry, settings_of
+
+if TYPE_CHECKING:
+    from yacs.config import CfgNode
+
+    from .text import TextTable
 
 AGGREGATIONS = KindRegistry("aggregation")
 
 
-def register_aggregation(cls):
+def register_aggregation(cls: KindClass) -> KindClass:
     """Class decorator: ``cls.kind`` names the aggregation (``aggregation_from_node``)."""
     return AGGREGATIONS.register(cls)
 
@@ -37,7 +45,8 @@ def aggregation_class(kind: str, key: str = "TRAINER.<NAME>.AGGREGATION") -> typ
     return AGGREGATIONS.get(kind, key)
 
 
-def aggregation_from_node(kind: str, table, node, key: str = "TRAINER.<NAME>.AGGREGATION"):
+def aggregation_from_node(kind: str, table: TextTable, node: CfgNode,
+                          key: str = "TRAINER.<NAME>.AGGREGATION") -> Aggregation:
     """The aggregation registered as ``kind`` for ``table``, with its keys read from a trainer node."""
     cls = aggregation_class(kind, key)
     return cls.for_table(table, **settings_of(cls, node))
@@ -53,11 +62,11 @@ class Aggregation(nn.Module):
     STATISTICS = "training"  # where observe() gets its logits: "training" forwards | a "pass" before each epoch
 
     @classmethod
-    def for_table(cls, table, **settings):
+    def for_table(cls, table: TextTable, **settings: object) -> Aggregation:
         """The aggregation for ``table`` (a class with constructor arguments overrides this)."""
         return cls(**settings)
 
-    def check_table(self, table):
+    def check_table(self, table: TextTable) -> None:
         """Raise a clear error if this aggregation cannot read ``table`` (layout, sizes)."""
         if self.LAYOUT == "blocks":
             if not table.blocked:
@@ -73,10 +82,10 @@ class Aggregation(nn.Module):
         else:
             raise ValueError(f'{type(self).__name__}.LAYOUT is "{self.LAYOUT}"; use "blocks" or "free".')
 
-    def check_free(self, num_classes: int, num_texts: int):
+    def check_free(self, num_classes: int, num_texts: int) -> None:
         """Free layout: raise if this aggregation cannot map N texts to C classes."""
 
-    def class_weights(self, table, c: int):
+    def class_weights(self, table: TextTable, c: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(entry indices, weights) of the texts whose logits make class c's logit, when that logit is a
         fixed weighted sum of text logits; None when the weights depend on the image. Class blocks: the
         class's own block with ``text_weights``."""
@@ -85,22 +94,22 @@ class Aggregation(nn.Module):
         weights = self.text_weights(table.num_classes, table.num_slots)
         return None if weights is None else (table.class_block(c), weights[c])
 
-    def text_weights(self, num_classes: int, num_slots: int):
+    def text_weights(self, num_classes: int, num_slots: int) -> torch.Tensor | None:
         """(C, M') weight of each text in its class logit when the class logit is a fixed weighted sum of the
         class's text logits (what explanations and plots show); None when the weights depend on the image."""
         return None
 
-    def text_counts(self):
+    def text_counts(self) -> torch.Tensor | None:
         """(C, M') statistics behind ``text_weights`` (the PRM's counts), or None."""
         return None
 
-    def check(self, num_classes: int, num_slots: int):
+    def check(self, num_classes: int, num_slots: int) -> None:
         """Raise a clear error if this aggregation cannot handle (C, M') description logits."""
 
-    def observe(self, z: torch.Tensor, labels: torch.Tensor):
+    def observe(self, z: torch.Tensor, labels: torch.Tensor) -> None:
         """Called with the (detached) description logits of every training batch."""
 
-    def end_epoch(self):
+    def end_epoch(self) -> None:
         """Called once at the end of every training epoch."""
 
 
@@ -111,15 +120,15 @@ class Identity(Aggregation):
     kind = "identity"
     WEIGHT_KIND = "identity"
 
-    def text_weights(self, num_classes, num_slots):
+    def text_weights(self, num_classes: int, num_slots: int) -> torch.Tensor | None:
         self.check(num_classes, num_slots)
         return torch.ones(num_classes, 1)
 
-    def check(self, num_classes, num_slots):
+    def check(self, num_classes: int, num_slots: int) -> None:
         if num_slots != 1:
             raise ValueError(f"Identity aggregation needs one text per class, got {num_slots}.")
 
-    def forward(self, z):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         return z[..., 0]
 
 
@@ -130,10 +139,10 @@ class Mean(Aggregation):
     kind = "mean"
     WEIGHT_KIND = "uniform weight (mean)"
 
-    def text_weights(self, num_classes, num_slots):
+    def text_weights(self, num_classes: int, num_slots: int) -> torch.Tensor | None:
         return torch.full((num_classes, num_slots), 1.0 / num_slots)
 
-    def forward(self, z):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         return z.mean(dim=-1)
 
 
@@ -150,12 +159,12 @@ class TopKMean(Aggregation):
         if self.k < 1:
             raise ValueError(f"Top-k mean needs k >= 1, got {k}.")
 
-    def check(self, num_classes, num_slots):
+    def check(self, num_classes: int, num_slots: int) -> None:
         if self.k > num_slots:
             raise ValueError(f"Top-k mean with k = {self.k} needs at least k descriptions per class, but "
                              f"there are m = {num_slots}. Lower TRAINER.<NAME>.K or raise TRAINER.<NAME>.M.")
 
-    def forward(self, z):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         self.check(z.shape[1], z.shape[-1])
         return torch.topk(z, self.k, dim=-1).values.mean(dim=-1)
 
@@ -169,11 +178,11 @@ class LambdaMix(Aggregation):
             raise ValueError(f"The mixing weight lambda must lie in [0, 1], got {lam} (TRAINER.ATTRVR.LAMBDA).")
         self.first, self.second, self.split, self.lam = first, second, int(split), float(lam)
 
-    def check(self, num_classes, num_slots):
+    def check(self, num_classes: int, num_slots: int) -> None:
         if not 0 < self.split < num_slots:
             raise ValueError(f"Cannot split {num_slots} descriptions per class at {self.split}.")
         self.first.check(num_classes, self.split)
         self.second.check(num_classes, num_slots - self.split)
 
-    def forward(self, z):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.lam * self.first(z[..., :self.split]) + (1.0 - self.lam) * self.second(z[..., self.split:])

@@ -102,7 +102,7 @@ class ReprogrammedClassifier(ReprogrammedCLIP):
                          first_layer_split=False)
         self.first_layer_split_status = f"off: {encoder.first_layer_split_refusal()}"
 
-    def refresh_text(self):
+    def refresh_text(self) -> None:
         """Nothing to encode: the source classes are the classifier's outputs."""
 
     def description_logits(self, x01: torch.Tensor) -> torch.Tensor:
@@ -131,14 +131,14 @@ class FixedMapping(LabelMapping):
         gen = torch.Generator().manual_seed(int(seed))
         return cls(num_sources, num_classes, torch.randperm(num_sources, generator=gen)[:num_classes].tolist())
 
-    def observe(self, z, labels):
+    def observe(self, z: torch.Tensor, labels: torch.Tensor) -> None:
         pass
 
-    def end_epoch(self):
+    def end_epoch(self) -> None:
         return None
 
-    def forward(self, z):
-        return z[:, self.weight.argmax(dim=0)]
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z[:,  self.weight.argmax(dim=0)]
 
 
 def mapping_rows(aggregation, table: TextTable, classnames: Sequence[str], n: int = 5):

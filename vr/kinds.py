@@ -1,7 +1,15 @@
 """Registries of named kinds (visual prompts, aggregations): ``@register`` by the class's ``kind``, a lookup
 that answers an unknown name with the closest registered one and the list, and a class's config keys."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeVar
 
 from engine.names import close_matches
+
+if TYPE_CHECKING:
+    from yacs.config import CfgNode
+
+KindClass = TypeVar("KindClass", bound=type)  # a registered class keeps its own type through the decorator
 
 
 class KindRegistry:
@@ -11,7 +19,7 @@ class KindRegistry:
         self.what = what
         self.classes: dict[str, type] = {}
 
-    def register(self, cls):
+    def register(self, cls: KindClass) -> KindClass:
         """Class decorator: registers ``cls`` under ``cls.kind``; a name taken twice is an error naming both."""
         name = str(cls.kind).lower()
         if name in self.classes:
@@ -34,6 +42,6 @@ class KindRegistry:
         raise ValueError(f'Unknown {self.what} "{kind}" ({key}).{hint} Registered kinds: {", ".join(self.names())}.')
 
 
-def settings_of(cls, node) -> dict:
+def settings_of(cls: type, node: CfgNode) -> dict:
     """The class's own keys (``CONFIG_KEYS``) of a trainer node, lower-cased: its keyword arguments."""
     return {key.lower(): node[key] for key in cls.CONFIG_KEYS}

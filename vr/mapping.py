@@ -23,11 +23,17 @@ references: float32; exact for counts, closer for BLM+'s sums). Only omega is sa
 counts of the last estimate go into the run's label_map.pt (at S = 81,000 texts for ImageNet they would
 add 1.3 GB to every checkpoint).
 """
+from __future__ import annotations
+
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .aggregation import Aggregation, register_aggregation
+
+if TYPE_CHECKING:
+    from .text import TextTable
 
 
 class LabelMapping(Aggregation):
@@ -56,7 +62,7 @@ class LabelMapping(Aggregation):
         self.register_buffer("epochs_estimated", torch.zeros((), dtype=torch.long))
 
     @classmethod
-    def for_table(cls, table, **settings):
+    def for_table(cls, table: TextTable, **settings: Any) -> LabelMapping:
         return cls(len(table), table.num_classes, table.first_entries(), **settings)
 
     def one_hot(self, mapping: torch.Tensor) -> torch.Tensor:
@@ -65,7 +71,7 @@ class LabelMapping(Aggregation):
         omega[mapping, torch.arange(self.num_classes, device=mapping.device)] = 1.0
         return omega
 
-    def check_free(self, num_classes, num_texts):
+    def check_free(self, num_classes: int, num_texts: int) -> None:
         if (num_texts, num_classes) != (self.num_sources, self.num_classes):
             raise ValueError(f"{type(self).__name__} built for {self.num_sources} source texts and "
                              f"{self.num_classes} classes got a table of {num_texts} texts for {num_classes} classes.")
@@ -107,22 +113,22 @@ class LabelMapping(Aggregation):
         omega[:, unseen] = self.one_hot(self.initial)[:, unseen].to(omega)
         return omega
 
-    def text_counts(self):
+    def text_counts(self) -> torch.Tensor:
         return self.last_counts
 
-    def class_weights(self, table, c):
+    def class_weights(self, table: TextTable, c: int) -> tuple[torch.Tensor, torch.Tensor]:
         column = self.weight[:, c]
         used = torch.nonzero(column).flatten()
         return used, column[used]
 
-    def mapping_of(self, c: int, n: int = 5):
+    def mapping_of(self, c: int, n: int = 5) -> list[tuple[int, float]]:
         """Class c's largest mapping weights: [(source index, weight)] (one entry for ILM)."""
         column = self.weight[:, c]
         top = torch.topk(column, min(int(n), column.numel()))
         return [(int(i), float(w)) for w, i in zip(top.values, top.indices, strict=False) if w > 0]
 
 
-def check_settings(laplace=None, topk_ratio=None, node="TRAINER.<NAME>"):
+def check_settings(laplace: float | None = None, topk_ratio: float | None = None, node: str = "TRAINER.<NAME>") -> None:
     """The mapping settings' ranges (the trainers call it before loading anything)."""
     if laplace is not None and float(laplace) < 0:
         raise ValueError(f"The Laplace smoothing lambda must be >= 0, got {laplace} ({node}.LAPLACE).")
@@ -142,7 +148,7 @@ class OneToOneMapping(LabelMapping):
     kind = "ilm"
     WEIGHT_KIND = "one-to-one mapping"
 
-    def statistic(self, z):
+    def statistic(self, z: torch.Tensor) -> torch.Tensor:
         return argmax_counts(z)
 
     @staticmethod
@@ -159,13 +165,13 @@ class OneToOneMapping(LabelMapping):
             remaining[:, t] = -1.0
         return mapping
 
-    def estimate(self, counts):
+    def estimate(self, counts: torch.Tensor) -> torch.Tensor:
         return self.one_hot(self.greedy(counts.cpu()).to(self.initial.device))
 
-    def keep_initial_without_counts(self, omega, counts):
+    def keep_initial_without_counts(self, omega: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         return omega  # the greedy assignment maps every class (one-to-one); a fallback could break that
 
-    def forward(self, z):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         return z[:, self.weight.argmax(dim=0)]  # the one-hot columns as a gather (exactly z @ omega)
 
 
@@ -177,15 +183,15 @@ class BayesianMapping(LabelMapping):
     CONFIG_KEYS = ("LAPLACE",)
     WEIGHT_KIND = "BLM weight"
 
-    def __init__(self, num_sources, num_classes, initial, laplace: float = 1.0):
+    def __init__(self, num_sources: int, num_classes: int, initial: Sequence[int], laplace: float = 1.0):
         super().__init__(num_sources, num_classes, initial)
         check_settings(laplace=laplace)
         self.laplace = float(laplace)
 
-    def statistic(self, z):
+    def statistic(self, z: torch.Tensor) -> torch.Tensor:
         return argmax_counts(z)
 
-    def estimate(self, counts):
+    def estimate(self, counts: torch.Tensor) -> torch.Tensor:
         counts = counts.double()
         smoothed = counts / (counts.sum(dim=1, keepdim=True) + self.laplace)
         total = smoothed.sum(dim=0, keepdim=True)
@@ -201,7 +207,8 @@ class BayesianTopKMapping(BayesianMapping):
     CONFIG_KEYS = ("LAPLACE", "TOPK_RATIO")
     WEIGHT_KIND = "BLM+ weight"
 
-    def __init__(self, num_sources, num_classes, initial, laplace: float = 1.0, topk: int = 1):
+    def __init__(self, num_sources: int, num_classes: int, initial: Sequence[int], laplace: float = 1.0,
+                 topk: int = 1):
         super().__init__(num_sources, num_classes, initial, laplace)
         self.topk = int(topk)
         if not 1 <= self.topk <= self.num_sources:
@@ -209,12 +216,12 @@ class BayesianTopKMapping(BayesianMapping):
                              f"k = {topk} (TRAINER.<NAME>.TOPK_RATIO x the number of classes).")
 
     @classmethod
-    def for_table(cls, table, laplace=1.0, topk_ratio=0.15):
+    def for_table(cls, table: TextTable, laplace: float = 1.0, topk_ratio: float = 0.15) -> BayesianTopKMapping:
         check_settings(topk_ratio=topk_ratio)
         topk = max(1, int(table.num_classes * float(topk_ratio)))
         return cls(len(table), table.num_classes, table.first_entries(), laplace=laplace, topk=topk)
 
-    def statistic(self, z):
+    def statistic(self, z: torch.Tensor) -> torch.Tensor:
         probs = torch.softmax(z, dim=1)
         top = torch.topk(probs, self.topk, dim=1)
         return torch.zeros_like(probs).scatter_(1, top.indices, top.values)

@@ -17,6 +17,8 @@ The logits use the VR references' capped logit scale (vr/clip.py) and, with ``sc
 their order: the features are multiplied by the scale before the text matmul, so under fp16 autocast the
 scaled features are what is rounded to fp16, as in ``exp * x_emb @ t_emb``.
 """
+from __future__ import annotations
+
 import torch
 import torch.nn as nn
 
@@ -70,13 +72,13 @@ class ReprogrammedCLIP(nn.Module):
     def num_classes(self) -> int:
         return self.text_table.num_classes
 
-    def refresh_text(self):
+    def refresh_text(self) -> None:
         """(Re-)encode the text table if its strings changed (construction, checkpoint load)."""
         if self.text_table.stale:
             self.text_table.encode(self.encoder)
 
     @staticmethod
-    def _refresh_after_load(module, incompatible_keys):
+    def _refresh_after_load(module: ReprogrammedCLIP, incompatible_keys: object) -> None:
         module.refresh_text()
 
     def image_features(self, x01: torch.Tensor) -> torch.Tensor:

@@ -20,9 +20,17 @@ autocast (omega rounded to fp16, fp16 result); ``precise=True`` promotes it to f
 The counts are a plain tensor (``statistics``), so a distributed trainer can all-reduce them before
 ``end_epoch``; weights and counts are buffers, so they are saved with the model's state_dict.
 """
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 import torch
 
 from .aggregation import Aggregation, register_aggregation
+
+if TYPE_CHECKING:
+    from .text import TextTable
 
 
 @register_aggregation
@@ -46,11 +54,11 @@ class PRM(Aggregation):
         self.register_buffer("epochs_estimated", torch.zeros((), dtype=torch.long))
 
     @classmethod
-    def for_table(cls, table, prm_topk=3, logit_math="reference"):
+    def for_table(cls, table: TextTable, prm_topk: int = 3, logit_math: str = "reference") -> PRM:
         """LOGIT_MATH "precise" runs the product in fp32 (see the module docstring)."""
         return cls(table.num_classes, table.num_slots, topk=prm_topk, precise=logit_math == "precise")
 
-    def check(self, num_classes, num_slots):
+    def check(self, num_classes: int, num_slots: int) -> None:
         if (num_classes, num_slots) != (self.num_classes, self.num_slots):
             raise ValueError(f"PRM built for (C, M') = {(self.num_classes, self.num_slots)} got description "
                              f"logits of shape {(num_classes, num_slots)}.")
@@ -62,15 +70,15 @@ class PRM(Aggregation):
         weight = self.weight.to(z.dtype)
         return (z.unsqueeze(-2) @ weight.unsqueeze(-1))[..., 0, 0]
 
-    def text_weights(self, num_classes, num_slots):
+    def text_weights(self, num_classes: int, num_slots: int) -> torch.Tensor:
         self.check(num_classes, num_slots)
         return self.weight
 
-    def text_counts(self):
+    def text_counts(self) -> torch.Tensor:
         return self.last_counts
 
     @classmethod
-    def from_state(cls, state, prefix="aggregation."):
+    def from_state(cls, state: Mapping[str, Any], prefix: str = "aggregation.") -> PRM:
         """The PRM a model state_dict (e.g. a checkpoint's) holds, rebuilt without the model."""
         if prefix + "weight" not in state:
             raise ValueError(f"The checkpoint holds no PRM ({prefix}weight).")

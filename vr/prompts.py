@@ -12,19 +12,24 @@ config keys it reads, the loader's image size, how its learned prompt is drawn (
 it is additive, how its output splits into an image part and a prompt part (``additive_parts``; the
 encoder then runs CLIP's affine first layer on each part, see vr/clip.py).
 """
+from __future__ import annotations
+
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .kinds import KindRegistry, settings_of
+from .kinds import KindClass, KindRegistry, settings_of
+
+if TYPE_CHECKING:
+    from yacs.config import CfgNode
 
 PROMPTS = KindRegistry("visual prompt kind")
 
 
-def register_prompt(cls):
+def register_prompt(cls: KindClass) -> KindClass:
     """Class decorator: ``TRAINER.<NAME>.PROMPT <cls.kind>`` builds ``cls``."""
     return PROMPTS.register(cls)
 
@@ -188,7 +193,7 @@ class PaddingPrompt(VisualPrompt):
         out = out.reshape(-1, 3, self.image_size, self.image_size)
         return self.normalise(out)
 
-    def pictures(self):
+    def pictures(self) -> list[list[tuple[torch.Tensor, str]]]:
         """What is added (sigmoid(delta) on the frame, the image area dark grey) and the change from the
         untrained start sigmoid(0) = 0.5, stretched to be visible."""
         mask = self.mask[0]
@@ -237,7 +242,7 @@ class WatermarkPrompt(VisualPrompt):
         out = x.unsqueeze(0) + (self.delta * self.mask).unsqueeze(1).to(x.dtype)
         return out.reshape(-1, 3, self.image_size, self.image_size)
 
-    def pictures(self):
+    def pictures(self) -> list[list[tuple[torch.Tensor, str]]]:
         """delta on the frame, rescaled so that grey is 0."""
         panels = []
         for i, added in enumerate((self.delta * self.mask).detach().float()):
@@ -247,12 +252,13 @@ class WatermarkPrompt(VisualPrompt):
         return panels
 
 
-def prompt_settings(cls, node) -> dict:
+def prompt_settings(cls: type, node: CfgNode) -> dict:
     """The kind's own keys of a trainer node, lower-cased (the keyword arguments of its __init__)."""
     return settings_of(cls, node)
 
 
-def build_prompt(kind: str, image_size: int, mean, std, num_prompts: int = 1, **settings) -> VisualPrompt:
+def build_prompt(kind: str, image_size: int, mean: Sequence[float], std: Sequence[float], num_prompts: int = 1,
+                 **settings: Any) -> VisualPrompt:
     """Make the prompt registered as ``kind`` for a backbone of ``image_size``.
 
     ``settings`` are config keys lower-cased (``input_size=192``); the kind takes those it declares in
@@ -264,13 +270,14 @@ def build_prompt(kind: str, image_size: int, mean, std, num_prompts: int = 1, **
                **{k: v for k, v in settings.items() if k in own})
 
 
-def prompt_from_node(node, image_size: int, mean, std, num_prompts: int = 1) -> VisualPrompt:
+def prompt_from_node(node: CfgNode, image_size: int, mean: Sequence[float], std: Sequence[float],
+                     num_prompts: int = 1) -> VisualPrompt:
     """The prompt a trainer node (``TRAINER.<NAME>``: PROMPT and the kind's keys) describes."""
     cls = prompt_class(node.PROMPT)
     return build_prompt(node.PROMPT, image_size, mean, std, num_prompts, **prompt_settings(cls, node))
 
 
-def loader_size_for(node, image_size: int) -> int:
+def loader_size_for(node: CfgNode, image_size: int) -> int:
     """Side of the [0,1] images the loader yields for a trainer node's prompt (without building it)."""
     cls = prompt_class(node.PROMPT)
     return cls.loader_size_of(image_size, **prompt_settings(cls, node))

@@ -19,11 +19,17 @@ caller has verified that it was trained on the same classes (``adopt_checkpoint_
 trainer's load_model from the checkpoint's run record); the adopted strings are then re-encoded.
 DVP-cls also keeps its k-means ``centroids`` here (to place other classes' descriptions).
 """
+from __future__ import annotations
+
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .clip import FrozenCLIP
 
 # The single template of the VR papers (VP, AR, AttrVR reference code).
 VR_TEMPLATE = "This is a photo of {}."
@@ -83,12 +89,12 @@ class TextTable(nn.Module):
         self.centroids: torch.Tensor | None = None  # DVP-cls: (v, D) k-means centroids of the training texts
         self.adopt_checkpoint_texts = False  # True only while loading a checkpoint verified to be of these classes
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.texts)
 
     @classmethod
     def free(cls, texts: Sequence[Sequence[str]], named_classes: Sequence[int], num_classes: int,
-             prompts: Sequence[int] | None = None, num_prompts: int = 1) -> "TextTable":
+             prompts: Sequence[int] | None = None, num_prompts: int = 1) -> TextTable:
         """A table in the free layout: entry n names class ``named_classes[n]`` (-1: none); its slot is its
         position among the entries naming the same class. All entries are scored by prompt 0 by default."""
         named = [int(c) for c in named_classes]
@@ -158,10 +164,10 @@ class TextTable(nn.Module):
         """Class c's block of texts (class-block layout)."""
         return [self.entry_text(int(n)) for n in self.class_block(c)]
 
-    def listing(self, classnames: Sequence[str]):
+    def listing(self, classnames: Sequence[str]) -> dict[str, list[dict[str, Any]]] | list[dict[str, Any]]:
         """The entries as JSON-able records (run files): {class: [{slot, prompt, text}]} for class blocks, a
         list of {class it names (or None), prompt, text} for the free layout."""
-        def record(n, **where):
+        def record(n: int, **where: Any) -> dict[str, Any]:
             return {**where, "prompt": int(self.prompts[n]), "text": self.entry_text(n)}
 
         if self.blocked:
@@ -170,7 +176,7 @@ class TextTable(nn.Module):
         return [record(n, names_class=classnames[int(c)] if c >= 0 else None) for n, c in enumerate(self.classes)]
 
     @torch.no_grad()
-    def encode(self, encoder):
+    def encode(self, encoder: FrozenCLIP) -> torch.Tensor:
         """Embed every entry with the frozen CLIP (mean over an entry's strings, re-normalised)."""
         flat = [s for t in self.texts for s in t]
         feats = encoder.encode_text(flat)
@@ -187,7 +193,7 @@ class TextTable(nn.Module):
         return self.embeddings
 
     @classmethod
-    def from_state(cls, state, prefix="text_table."):
+    def from_state(cls, state: Mapping[str, Any], prefix: str = "text_table.") -> TextTable:
         """The table a model state_dict (e.g. a checkpoint's) holds, rebuilt without CLIP (not encoded)."""
         extra = state.get(prefix + "_extra_state")
         if extra is None:
@@ -196,14 +202,14 @@ class TextTable(nn.Module):
                    state[prefix + "prompts"].tolist(), extra["num_classes"], extra["num_slots"],
                    extra["num_prompts"])
 
-    def get_extra_state(self):
+    def get_extra_state(self) -> dict[str, Any]:
         state = {"texts": self.texts, "num_classes": self.num_classes, "num_slots": self.num_slots,
                  "num_prompts": self.num_prompts}
         if self.centroids is not None:
             state["centroids"] = self.centroids.detach().cpu()
         return state
 
-    def set_extra_state(self, state):
+    def set_extra_state(self, state: Mapping[str, Any]) -> None:
         shape = (state["num_classes"], state["num_slots"], state["num_prompts"])
         if shape != (self.num_classes, self.num_slots, self.num_prompts):
             raise ValueError(
