@@ -43,6 +43,8 @@ from .pipeline import (
 from .vr_keys import LOGIT_MATHS, PRECISIONS
 
 if TYPE_CHECKING:
+    import contextlib
+
     from yacs.config import CfgNode
 
     from vr import Aggregation, TextTable, VisualPrompt
@@ -229,7 +231,7 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
         """PRECISION as run: fp16 autocast needs CUDA, so it becomes fp32 on other devices."""
         return precision_used(self.vcfg.PRECISION, self.device)
 
-    def train_autocast(self) -> Any:
+    def train_autocast(self) -> contextlib.AbstractContextManager:
         """Autocast for training steps (tests always run in fp32, as in the reference)."""
         precision = self.effective_precision()
         if precision != self.vcfg.PRECISION and not self._precision_note_done:

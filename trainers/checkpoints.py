@@ -13,8 +13,12 @@ the protocol config (trainers/run_record.py) and its hash. The run folder gets t
 
 Only Dassl's public trainer methods are overridden, so this works on both backends.
 """
+from __future__ import annotations
+
 import os
 import os.path as osp
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from engine import distributed, save_checkpoint
 from engine.checkpoint_files import model_file
@@ -28,11 +32,14 @@ from .run_folders import check_resume_folder, read_checkpoint, read_pointer
 from .run_record import RUN_FILE, CheckpointError, check_same_data, check_same_protocol, config_hash, flatten
 
 # What must match between a checkpoint and the model it is evaluated with (the class set has its policy).
+if TYPE_CHECKING:
+    from yacs.config import CfgNode
+
 IDENTITY_KEYS = ("trainer", "backbone", "prompt")
 
 
 @register_config
-def _checkpoint_keys(cfg):
+def _checkpoint_keys(cfg: CfgNode) -> None:
     cfg.TRAIN.RESUME_EVERY_EPOCH = True  # project trainers: resumable checkpoint after every epoch (latest kept)
 
 
@@ -52,15 +59,15 @@ class RunCheckpoints(SafeLoadModel):
     RUN_COST = "backprop"
 
     # ---- what a trainer defines ------------------------------------------------------------------
-    def prompt_identity(self):
+    def prompt_identity(self) -> dict[str, Any]:
         """Kind and geometry of what is learned (must match between a checkpoint and its evaluation)."""
         raise NotImplementedError
 
-    def load_other_classes(self, name, checkpoint, trained):
+    def load_other_classes(self, name: str, checkpoint: dict[str, Any], trained: Sequence[str]) -> None:
         """Load ``checkpoint`` into model ``name`` built for other classes than ``trained``."""
         raise NotImplementedError
 
-    def check_other_classes(self, trained, evaluated):
+    def check_other_classes(self, trained: Sequence[str], evaluated: Sequence[str]) -> None:
         """Raise if this configuration cannot score ``evaluated`` after training on ``trained``."""
         if not self.CLASS_TRANSFER:
             raise CheckpointError(
@@ -69,10 +76,10 @@ class RunCheckpoints(SafeLoadModel):
                 f"{len(set(evaluated) - set(trained))} unseen). Evaluate on the training classes.")
 
     # ---- the record ------------------------------------------------------------------------------
-    def classnames_in_label_order(self):
+    def classnames_in_label_order(self) -> list[str]:
         return [self.lab2cname[i] for i in range(self.num_classes)]
 
-    def run_identity(self):
+    def run_identity(self) -> dict[str, Any]:
         cfg = self.cfg
         flat = flatten(cfg)  # once: the protocol config and the dataset keys both come from it
         protocol = {k: v for k, v in flat.items() if not is_excluded(k)}
@@ -96,7 +103,7 @@ class RunCheckpoints(SafeLoadModel):
             IDENTITY_KEY: dataset_identity(self.dm.dataset),  # the data it trained on (docs/data-identity.md)
         }
 
-    def write_run_record(self, extra=None):
+    def write_run_record(self, extra: dict[str, Any] | None = None) -> None:
         """run.json in OUTPUT_DIR: the record every checkpoint of this run holds (+ ``extra``)."""
         if distributed.is_main_process():
             record = self.run_identity()
@@ -104,7 +111,8 @@ class RunCheckpoints(SafeLoadModel):
             atomic_write_json(osp.join(self.output_dir, RUN_FILE), record)
 
     # ---- saving ----------------------------------------------------------------------------------
-    def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
+    def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result: float | None = None,
+                   model_name: str = "") -> None:
         if not distributed.is_main_process():
             return  # one writer per run
         record = self.run_identity()
@@ -116,7 +124,7 @@ class RunCheckpoints(SafeLoadModel):
                      "val_result": val_result, "run": record}
             save_checkpoint(state, osp.join(directory, name), is_best=is_best, model_name=model_name)
 
-    def after_epoch(self):
+    def after_epoch(self) -> None:
         super().after_epoch()  # Dassl: the best-val save, every CHECKPOINT_FREQ epochs, the last epoch
         if not self.cfg.TRAIN.get("RESUME_EVERY_EPOCH", True):
             return
@@ -126,7 +134,7 @@ class RunCheckpoints(SafeLoadModel):
             self.save_model(self.epoch, self.output_dir)
         self.prune_checkpoints(done)
 
-    def prune_checkpoints(self, latest):
+    def prune_checkpoints(self, latest: int) -> None:
         """Remove the epoch saves before ``latest`` that TRAIN.CHECKPOINT_FREQ does not ask to keep."""
         if not distributed.is_main_process():
             return
@@ -139,13 +147,13 @@ class RunCheckpoints(SafeLoadModel):
                     os.remove(osp.join(self.output_dir, name, model_file(epoch)))
 
     # ---- resuming --------------------------------------------------------------------------------
-    def before_train(self):
+    def before_train(self) -> None:
         self.check_training_cfg(self.cfg)
         super().before_train()  # resumes (resume_model_if_exist) when a checkpoint is there
         self.write_run_record()
 
     @classmethod
-    def check_training_cfg(cls, cfg):
+    def check_training_cfg(cls, cfg: CfgNode) -> None:
         """Settings that make training meaningless: one clear error before any work."""
         if not cls.TRAINS:
             return
@@ -157,7 +165,7 @@ class RunCheckpoints(SafeLoadModel):
             raise ValueError(f"OPTIM.MAX_EPOCH = {cfg.OPTIM.MAX_EPOCH} trains nothing. Set it to at least 1 (or "
                              f"evaluate a trained run with --eval-only --model-dir DIR).")
 
-    def resume_model_if_exist(self, directory):
+    def resume_model_if_exist(self, directory: str) -> int:
         names = self.get_model_names()
         present = [osp.exists(osp.join(directory, n, "checkpoint")) for n in names]
         if not any(present):
@@ -194,21 +202,21 @@ class RunCheckpoints(SafeLoadModel):
         return start_epoch
 
     # ---- evaluating a saved run --------------------------------------------------------------------
-    def note_unverified(self, path):
+    def note_unverified(self, path: str) -> None:
         self.warn_loaded(f"WARNING: {path} was written without a run record (older code): its trainer, backbone, "
                          f"prompt and class names could not be verified; it is loaded as a checkpoint of this "
                          f"configuration.")
 
-    def note_unverified_data(self, path):
+    def note_unverified_data(self, path: str) -> None:
         self.warn_loaded(f"WARNING: {path} records no data identity (older code): the data it was trained on "
                          f"could not be compared with this run's.")
 
-    def warn_loaded(self, msg):
+    def warn_loaded(self, msg: str) -> None:
         """Print a loading warning and keep it for results.json (``warnings``)."""
         print(msg)
         self.load_warnings = getattr(self, "load_warnings", []) + [msg]
 
-    def check_identity(self, record, path):
+    def check_identity(self, record: dict[str, Any], path: str) -> None:
         """Trainer, backbone (and weights) and prompt (kind and geometry) must be those of the checkpoint."""
         mine = self.run_identity()
         for key in IDENTITY_KEYS:
@@ -225,7 +233,7 @@ class RunCheckpoints(SafeLoadModel):
                 f"{path} was made with {what}. Evaluate it with the settings it was trained with (its run.json "
                 f"and config.yaml record them), or train a run with these settings.")
 
-    def load_model(self, directory, epoch=None):
+    def load_model(self, directory: str, epoch: int | None = None) -> None:
         """Load each model's checkpoint after checking what made it; record the class policy applied."""
         if not directory:
             print("Note that load_model() is skipped as no pretrained model is given")
@@ -260,10 +268,10 @@ class RunCheckpoints(SafeLoadModel):
         print(f"Trained classes: {self.class_policy['trained']}; evaluated classes: {evaluated}; "
               f"policy: {self.class_policy['policy']}")
 
-    def load_same_classes(self, name, checkpoint, verified):
+    def load_same_classes(self, name: str, checkpoint: dict[str, Any], verified: bool) -> None:
         self._models[name].load_state_dict(checkpoint["state_dict"])
 
-    def loaded_results(self):
+    def loaded_results(self) -> dict[str, Any]:
         """What results.json says about the loaded checkpoint (classes, policy, warnings)."""
         out = {}
         if getattr(self, "class_policy", None):

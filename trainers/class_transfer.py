@@ -1,5 +1,10 @@
 """What a VR trainer's checkpoint is (its prompt identity) and how it loads for the trained or other classes
 (the rules: VRTrainer's docstring in trainers/base.py)."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import torch
 
 from vr import prompt_class, prompt_settings
@@ -11,13 +16,13 @@ class VRClassTransfer:
     """Mixed into VRTrainer (first): its checkpoint identity and class-set surgery."""
 
     # ---- checkpoints: identity and other class sets (trainers/checkpoints.py) --------------------
-    def prompt_identity(self):
+    def prompt_identity(self) -> dict[str, Any]:
         node, kind = self.vcfg, str(self.vcfg.PROMPT).lower()
         geometry = {"kind": kind, "num_prompts": int(self.num_prompts()), "image_size": int(self.clip.image_size)}
         geometry.update(prompt_settings(prompt_class(kind), node))  # the kind's own keys
         return geometry
 
-    def load_same_classes(self, name, checkpoint, verified):
+    def load_same_classes(self, name: str, checkpoint: dict[str, Any], verified: bool) -> None:
         table = self.model.text_table
         table.adopt_checkpoint_texts = verified  # the record says: same classes, so the trained texts
         try:
@@ -25,7 +30,7 @@ class VRClassTransfer:
         finally:
             table.adopt_checkpoint_texts = False
 
-    def load_other_classes(self, name, checkpoint, trained):
+    def load_other_classes(self, name: str, checkpoint: dict[str, Any], trained: Sequence[str]) -> None:
         evaluated = self.classnames_in_label_order()
         ambiguous = sorted({c for c in trained if trained.count(c) > 1} & set(evaluated))
         if ambiguous:  # classes are matched by name: a name trained under two labels has no single match
@@ -65,7 +70,7 @@ class VRClassTransfer:
         model.refresh_text()
 
 
-def _part(state, prefix):
+def _part(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """The entries of a state_dict under ``prefix.``, with the prefix removed."""
     return {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
 

@@ -4,11 +4,18 @@ the keys where two configs differ; ``run.json`` in the run folder holds the same
 Resuming a run or reusing its folder with another protocol config is refused with the differing keys named
 (trainers/run_folders.py, trainers/checkpoints.py).
 """
+from __future__ import annotations
+
 import hashlib
 import json
 import os.path as osp
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from engine.protocol_keys import PROTOCOL_EXCLUDED, is_excluded  # the keys never compared (shared with results/)
+
+if TYPE_CHECKING:
+    from yacs.config import CfgNode
 
 RUN_FILE = "run.json"
 
@@ -18,7 +25,7 @@ class CheckpointError(ValueError):
 
 
 # ---- the protocol config -----------------------------------------------------------------------------
-def flatten(node, prefix=""):
+def flatten(node: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """{dotted key: json-normal value} of a yacs config (tuples become lists)."""
     out = {}
     for key, value in node.items():
@@ -30,22 +37,22 @@ def flatten(node, prefix=""):
     return out
 
 
-def protocol_config(cfg):
+def protocol_config(cfg: CfgNode) -> dict[str, Any]:
     """The merged config without the keys that do not affect the protocol."""
     return {k: v for k, v in flatten(cfg).items() if not is_excluded(k)}
 
 
-def config_hash(protocol):
+def config_hash(protocol: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def config_differences(recorded, current):
+def config_differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """Keys whose value differs, as "KEY: recorded -> current" (keys this code added since are not compared)."""
     return [f"{k}: {recorded[k]!r} -> {current.get(k, '<absent>')!r}" for k in sorted(recorded)
             if not is_excluded(k) and current.get(k, "<absent>") != recorded[k]]
 
 
-def check_same_protocol(recorded, cfg, where):
+def check_same_protocol(recorded: Mapping[str, Any], cfg: CfgNode, where: str) -> None:
     """Raise CheckpointError naming the keys where ``cfg`` differs from the ``recorded`` protocol config."""
     diffs = config_differences(recorded, protocol_config(cfg))
     if diffs:
@@ -55,7 +62,7 @@ def check_same_protocol(recorded, cfg, where):
             f"--output-dir for the new settings (keys never compared: {', '.join(PROTOCOL_EXCLUDED)}).")
 
 
-def check_same_data(recorded, current, where):
+def check_same_data(recorded: Mapping[str, Any], current: Mapping[str, Any], where: str) -> None:
     """Raise CheckpointError when the checkpoint recorded other data than the run's (docs/data-identity.md): a
     model is never continued, or re-evaluated as finished, on data it was not trained on."""
     keys = sorted(set(recorded) | set(current))
@@ -67,7 +74,7 @@ def check_same_data(recorded, current, where):
             f"(or pass another --output-dir) to train on the current data.")
 
 
-def recorded_config(output_dir):
+def recorded_config(output_dir: str) -> tuple[str, dict[str, Any]] | tuple[None, None]:
     """(file, protocol config) of the run in ``output_dir``: run.json, else config.yaml (older runs)."""
     import yaml
 
