@@ -18,6 +18,11 @@ CLASS_TOKEN_POSITION), with these deliberate differences (see also configs/train
 - The text features are computed once per evaluation (cached while the context is unchanged), not per
   test batch; training recomputes them every step as CoOp does.
 """
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import torch
 import torch.nn.functional as F
 
@@ -32,12 +37,19 @@ from .clip_plumbing import PerEpochTestCurve, autocast, check_precision, load_ba
 from .coop_model import CoOpCLIP, PromptLearner, TextTower, check_position
 from .run_record import CheckpointError
 
+if TYPE_CHECKING:
+    import contextlib
+
+    from yacs.config import CfgNode
+
+    from backbones import ClipBackbone
+
 MODEL_NAME = "prompt_learner"  # checkpoints: OUTPUT_DIR/prompt_learner/model.pth.tar-<epoch> (as CoOp)
 PRECISIONS = ("fp16", "fp32", "amp")
 
 
 @register_config
-def _coop_keys(cfg):
+def _coop_keys(cfg: CfgNode) -> None:
     node = ensure_node(cfg, "TRAINER.COOP")
     node.N_CTX = 16  # number of context vectors
     node.CSC = False  # class-specific contexts
@@ -46,7 +58,7 @@ def _coop_keys(cfg):
     node.CLASS_TOKEN_POSITION = "end"  # end, middle or front
 
 
-def check_input_size(cfg, image_size, name):
+def check_input_size(cfg: CfgNode, image_size: int, name: str) -> None:
     """INPUT.SIZE must be the backbone's input size (the loaders resize to it; CLIP's positions fit it)."""
     if int(cfg.INPUT.SIZE[0]) != image_size or int(cfg.INPUT.SIZE[1]) != image_size:
         raise ValueError(f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not match the {image_size}px input "
@@ -62,10 +74,10 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
     PRECISION_KEY, PRECISION_CHOICES = "PREC", PRECISIONS  # TRAINER.<NODE>.PREC and its choices
 
     @property
-    def node(self):
+    def node(self) -> CfgNode:
         return self.cfg.TRAINER[self.NODE]
 
-    def check_cfg(self, cfg):
+    def check_cfg(self, cfg: CfgNode) -> None:
         check_backbone_kind(type(self), cfg)  # a classifier for a text method: refused first
         node = trainer_node(cfg, "COOP")
         check_precision(node.PREC, PRECISIONS, "TRAINER.COOP.PREC")
@@ -73,16 +85,16 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
         if not str(node.CTX_INIT).strip() and int(node.N_CTX) < 1:
             raise ValueError(f"TRAINER.COOP.N_CTX must be at least 1 (got {node.N_CTX}), or give CTX_INIT words.")
 
-    def build_data_loader(self):
+    def build_data_loader(self) -> None:
         """CLIP first: missing weights fail before the dataset is read."""
         self.backbone = load_backbone(self.cfg, self.device, self)
         self.check_backbone(self.backbone)
         super().build_data_loader()
 
-    def check_backbone(self, backbone):
+    def check_backbone(self, backbone: ClipBackbone) -> None:
         """Backbone facts a variant needs, checked before the dataset is read (MaPLe: a ViT image tower)."""
 
-    def build_model(self):
+    def build_model(self) -> None:
         cfg, node = self.cfg, self.cfg.TRAINER.COOP
         classnames = self.dm.dataset.classnames
         backbone = self.backbone
@@ -99,11 +111,11 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
         self.model = self.extend_model(self.model)
         self.register_learner(self.model.prompt_learner)
 
-    def extend_model(self, model):
+    def extend_model(self, model: CoOpCLIP) -> CoOpCLIP:
         """A variant's additions to CoOp's model before it is registered (CoCoOp: the meta-net)."""
         return model
 
-    def register_learner(self, learner):
+    def register_learner(self, learner: torch.nn.Module) -> None:
         """The learned module's optional initial weights, optimiser, per-epoch schedule (as CoOp), checkpoint
         name and precision: the end of every CoOp-family build_model."""
         cfg = self.cfg
@@ -114,7 +126,7 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
         self.register_model(MODEL_NAME, learner, self.optim, self.sched)
         self.setup_precision()
 
-    def setup_precision(self):
+    def setup_precision(self) -> None:
         """Autocast and loss scaling of TRAINER.<NODE>.PREC (CUDA only; fp32 elsewhere, with a note)."""
         prec = self.node.PREC
         self.autocast_on = precision_used(prec, self.device) != "fp32"
@@ -122,14 +134,14 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
             print(f'Note: TRAINER.{self.NODE}.PREC "{prec}" needs CUDA; running in fp32 on the {self.device.type}.')
         self.scaler = torch.amp.GradScaler("cuda") if self.autocast_on and prec == "amp" else None
 
-    def autocast(self, training):
+    def autocast(self, training: bool) -> contextlib.AbstractContextManager:
         """fp16 autocast for "fp16" (training and test) and "amp" (training only), on CUDA."""
         precision = precision_used(self.node.PREC, self.device)
         if precision == "amp" and not training:  # amp tests in fp32, as CoOp
             precision = "fp32"
         return autocast(self.device, precision)
 
-    def forward_backward(self, batch):
+    def forward_backward(self, batch: dict[str, Any]) -> dict[str, float]:
         image, label = self.parse_batch_train(batch)
         with self.autocast(training=True):
             output = self.model(image)
@@ -140,27 +152,27 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
             self.update_lr()
         return summary
 
-    def compute_loss(self, output, label):
+    def compute_loss(self, output: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         """The training loss of one batch (a hook for CoOp's variants, e.g. KgCoOp's regulariser)."""
         return F.cross_entropy(output, label)
 
-    def parse_batch_train(self, batch):
+    def parse_batch_train(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         return batch["img"].to(self.device), batch["label"].to(self.device)
 
-    def model_inference(self, input):
+    def model_inference(self, input: torch.Tensor) -> torch.Tensor:
         with self.autocast(training=False):
             return self.model(input)
 
     # ---- the per-epoch test curve (TEST.PER_EPOCH; never the headline number) ------------------
-    def before_train(self):
+    def before_train(self) -> None:
         super().before_train()
         self.resume_test_curve()
 
-    def after_epoch(self):
+    def after_epoch(self) -> None:
         self.extend_test_curve()
         super().after_epoch()
 
-    def extra_results(self):
+    def extra_results(self) -> dict[str, Any]:
         """CoOp's settings for results.json (train.py adds them under "coop")."""
         node, learner = self.cfg.TRAINER.COOP, self.model.prompt_learner
         return {"coop": {"n_ctx": learner.n_ctx, "csc": learner.csc, "ctx_init": node.CTX_INIT,
@@ -169,17 +181,17 @@ class CoOp(PerEpochTestCurve, RunCheckpoints, TrainerX):
                 **self.loaded_results()}
 
     # ---- checkpoints: identity and other class sets (trainers/checkpoints.py) --------------------
-    def prompt_identity(self):
+    def prompt_identity(self) -> dict[str, Any]:
         node, learner = self.cfg.TRAINER.COOP, self.model.prompt_learner
         return {"kind": "coop_context", "n_ctx": int(learner.n_ctx), "csc": bool(learner.csc),
                 "ctx_init": str(node.CTX_INIT), "class_token_position": learner.position}
 
-    def check_other_classes(self, trained, evaluated):
+    def check_other_classes(self, trained: Sequence[str], evaluated: Sequence[str]) -> None:
         super().check_other_classes(trained, evaluated)
         if self.model.prompt_learner.csc:
             raise CheckpointError("CoOp with class-specific contexts (TRAINER.COOP.CSC True) learned one context "
                                   "per training class, so it cannot score another class set. Evaluate it on its "
                                   "training classes, or train with CSC False.")
 
-    def load_other_classes(self, name, checkpoint, trained):
+    def load_other_classes(self, name: str, checkpoint: dict[str, Any], trained: Sequence[str]) -> None:
         self._models[name].load_state_dict(checkpoint["state_dict"])  # the context only; names are this run's

@@ -11,10 +11,14 @@ Images are transformed here from the backbone's own size, mean and std (INPUT.* 
 - "cache": RandomResizedCrop(scale 0.5-1, bicubic) + flip + normalise (Tip-Adapter's and LP++'s augmentation);
 - "dassl": RandomResizedCrop(scale 0.08-1, bicubic) + flip + normalise (CoOp/Dassl training, CLIP-Adapter).
 """
+from __future__ import annotations
+
 import hashlib
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +37,9 @@ from .clip_plumbing import load_backbone
 from .pipeline import DATA_MANAGER_ATTRIBUTES
 from .run_files import save_tensors
 from .run_record import CheckpointError
+
+if TYPE_CHECKING:
+    from yacs.config import CfgNode
 
 FEATURE_DIR = "features"  # OUTPUT_DIR/features/<split>-<fingerprint>.pt: extracted features, reused on rerun
 HP_SELECTIONS = ("val", "test", "defaults")
@@ -104,7 +111,8 @@ class FeatureStore:
             labels.append(torch.as_tensor(batch["label"]))
         return torch.cat(feats), torch.cat(labels).long()
 
-    def extract(self, split, data_source, transform_name="test", epochs=1, seed=0):
+    def extract(self, split: str, data_source: Sequence[Any], transform_name: str = "test", epochs: int = 1,
+                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, D) unnormalised features (mean over ``epochs`` passes) and (N,) labels, on the CPU."""
         if not data_source:
             raise ValueError(f"The {split} split has no images to extract features from.")
@@ -132,7 +140,7 @@ class FeatureStore:
         return feats, labels
 
 
-def text_classifier(encoder, classnames, templates):
+def text_classifier(encoder: Any, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
     """(C, D) class weights: the normalised mean of the normalised template embeddings of each class."""
     texts = [t.format(class_text(c)) for c in classnames for t in templates]
     emb = encoder.encode_text(texts).view(len(classnames), len(templates), -1)
@@ -140,17 +148,17 @@ def text_classifier(encoder, classnames, templates):
 
 
 # ---- hyper-parameter search -------------------------------------------------------------------------
-def accuracy(logits, labels):
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Top-1 accuracy in percent."""
     return 100.0 * (logits.argmax(dim=1) == labels).float().mean().item()
 
 
-def tip_grid(scale, steps):
+def tip_grid(scale: float, steps: int) -> list[float]:
     """Tip-Adapter's search values 0.1 + i (scale - 0.1) / steps, i < steps (the end point is excluded)."""
     return [0.1 + i * (float(scale) - 0.1) / int(steps) for i in range(int(steps))]
 
 
-def grid_search(score, grid):
+def grid_search(score: Callable[[Any], float], grid: Sequence[Any]) -> tuple[Any, float]:
     """The first point of ``grid`` with the highest ``score(point)``: only a strictly better score replaces
     the best, as in Tip-Adapter's search. Returns (best point, best score)."""
     best, best_score = None, -float("inf")
@@ -166,7 +174,7 @@ def same_images(a, b):
     return bool(a) and bool(b) and sorted(x.impath for x in a) == sorted(x.impath for x in b)
 
 
-def count_trainable(module):
+def count_trainable(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
@@ -204,35 +212,35 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
     PER_CLASS = ""  # what is learned per training class (why it cannot score other classes)
 
     # ---- what a method defines ------------------------------------------------------------------
-    def check_method_cfg(self, cfg):
+    def check_method_cfg(self, cfg: CfgNode) -> None:
         """Method-specific config checks (run before anything is loaded)."""
 
-    def build_head(self, classnames):
+    def build_head(self, classnames: Sequence[str]) -> nn.Module:
         raise NotImplementedError
 
-    def build_optimizer_and_scheduler(self, head):
+    def build_optimizer_and_scheduler(self, head: nn.Module) -> tuple[Any, Any]:
         return None, None
 
-    def fit(self):
+    def fit(self) -> None:
         raise NotImplementedError
 
-    def count_trainable_params(self, head):
+    def count_trainable_params(self, head: nn.Module) -> int:
         return count_trainable(head)
 
-    def method_record(self):
+    def method_record(self) -> dict[str, Any]:
         """Method facts for results.json (under the node's lower-case name)."""
         return {}
 
-    def head_identity(self):
+    def head_identity(self) -> dict[str, Any]:
         """Method settings the saved head assumes (shapes, fixed ratios), beside kind / width / templates."""
         return {}
 
     # ---- config and data --------------------------------------------------------------------------
     @property
-    def node(self):
+    def node(self) -> CfgNode:
         return self.cfg.TRAINER[self.NODE]
 
-    def check_cfg(self, cfg):
+    def check_cfg(self, cfg: CfgNode) -> None:
         check_backbone_kind(type(self), cfg)  # a classifier for a text method: refused first
         choice = str(trainer_node(cfg, self.NODE).get("TEMPLATES", "coop")).lower()
         if choice not in TEMPLATE_CHOICES:
@@ -240,7 +248,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
                              f"{', '.join(TEMPLATE_CHOICES)}.")
         self.check_method_cfg(cfg)
 
-    def build_data_loader(self):
+    def build_data_loader(self) -> None:
         from engine import DataManager
 
         cfg = self.cfg
@@ -258,7 +266,8 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
             print("Note: the validation split holds the test images (e.g. ImageNet in CoOp's layout): "
                   "hyper-parameters chosen on it are chosen on the test set (recorded in results.json).")
 
-    def features(self, split, transform_name="test", epochs=1, normalise=False):
+    def features(self, split: str, transform_name: str = "test", epochs: int = 1,
+                 normalise: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Features and labels of ``split`` (train / val / test) on the device (augmentation passes seeded by
         SEED; by 0 when SEED < 0)."""
         source = getattr(self.dm.dataset, "train_x" if split == "train" else split)
@@ -267,7 +276,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
         feats = F.normalize(feats, dim=-1) if normalise else feats
         return feats.to(self.device), labels.to(self.device)
 
-    def hp_selection(self, without_val_note):
+    def hp_selection(self, without_val_note: str) -> str:
         """HP_SELECTION as run: "val" without validation images becomes "defaults", said with the note that
         ends "Note: no validation images" (what the method keeps instead; recorded in results.json)."""
         wanted = str(self.node.HP_SELECTION)
@@ -276,13 +285,13 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
             return "defaults"
         return wanted
 
-    def embed_dim(self):
+    def embed_dim(self) -> int:
         """Width of CLIP's joint embedding (the image features' size)."""
         if is_classifier_encoder(self.encoder):
             return self.encoder.feature_dim
         return int(self.encoder.encode_text(["a"]).shape[-1])
 
-    def text_weights(self):
+    def text_weights(self) -> torch.Tensor:
         """(C, D) normalised text classifier of the TEMPLATES choice (coop, vr, or tip: see TIP_IMAGENET_TEMPLATES)."""
         choice, dataset = str(self.node.get("TEMPLATES", "coop")).lower(), self.cfg.DATASET.NAME
         if choice == "tip":
@@ -293,7 +302,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
         return text_classifier(self.encoder, self.dm.dataset.classnames, templates)
 
     # ---- model --------------------------------------------------------------------------------------
-    def build_model(self):
+    def build_model(self) -> None:
         self.feature_dim = self.embed_dim()
         head = self.build_head(self.dm.dataset.classnames)
         self.model = self.MODEL_CLASS(self.encoder, head).to(self.device)
@@ -302,10 +311,10 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
         self.optim, self.sched = self.build_optimizer_and_scheduler(head)
         self.register_model(self.MODEL_NAME, head, self.optim, self.sched)
 
-    def model_inference(self, input):
+    def model_inference(self, input: torch.Tensor) -> torch.Tensor:
         return self.model(input)
 
-    def forward_backward(self, batch):
+    def forward_backward(self, batch: dict[str, Any]) -> dict[str, float]:
         """One cross-entropy step of a trained head (CLIP-Adapter, TaskRes); the LR steps once per epoch (CoOp)."""
         image, label = batch["img"].to(self.device), batch["label"].to(self.device)
         logits = self.model(image)
@@ -315,7 +324,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
             self.update_lr()
         return {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item()}
 
-    def train(self):
+    def train(self) -> None:
         if not self.FITTED:
             return super().train()
         self.time_start = time.time()
@@ -327,7 +336,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
               f"(evaluate with --eval-only --model-dir {self.output_dir} --load-epoch 1)")
         self.after_train()
 
-    def extra_results(self):
+    def extra_results(self) -> dict[str, Any]:
         """results.json: the method's record and what was loaded (trainable_params: engine.results). After
         --eval-only the record comes from the checkpoint, so where the hyper-parameters were chosen (val, or
         the test set: ``test_selected``) stays with every number made from it."""
@@ -337,34 +346,34 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
             record = {**record, **saved, "loaded_from_checkpoint": True}
         return {self.NODE.lower(): record, **self.loaded_results()}
 
-    def run_identity(self):
+    def run_identity(self) -> dict[str, Any]:
         identity = super().run_identity()
         if getattr(self, "record", None):  # after fitting: the search's record travels with the checkpoint
             identity["method_record"] = self.method_record()
         return identity
 
-    def load_model(self, directory, epoch=None):
+    def load_model(self, directory: str, epoch: int | None = None) -> None:
         super().load_model(directory, epoch)
         if directory:  # the record of the one loaded checkpoint (RunCheckpoints.load_model keeps it)
             self.loaded_method_record = (getattr(self, "loaded_run", None) or {}).get("method_record")
 
     # ---- checkpoints: identity and other class sets (trainers/checkpoints.py) --------------------
     @classmethod
-    def check_training_cfg(cls, cfg):
+    def check_training_cfg(cls, cfg: CfgNode) -> None:
         if cls.FITTED and int(cfg.OPTIM.MAX_EPOCH) < 1:  # fitted in one call: OPTIM.MAX_EPOCH is not used
             cfg = cfg.clone()
             cfg.defrost()
             cfg.OPTIM.MAX_EPOCH = 1
         super().check_training_cfg(cfg)
 
-    def prompt_identity(self):
+    def prompt_identity(self) -> dict[str, Any]:
         identity = {"kind": self.HEAD_KIND, "feature_dim": int(self.feature_dim)}
         if "TEMPLATES" in self.node:
             identity["templates"] = str(self.node.TEMPLATES).lower()
         identity.update(self.head_identity())
         return identity
 
-    def check_other_classes(self, trained, evaluated):
+    def check_other_classes(self, trained: Sequence[str], evaluated: Sequence[str]) -> None:
         if self.CLASS_TRANSFER:
             return
         raise CheckpointError(
@@ -374,7 +383,7 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
             f"evaluate on the training classes (the DATASET.SUBSAMPLE_CLASSES of the training run).")
 
 
-def hp_record(selection, val_is_test, chosen):
+def hp_record(selection: str, val_is_test: bool, chosen: dict[str, Any]) -> dict[str, Any]:
     """The hyper-parameter facts stored in results.json: where they were chosen, and the values."""
     record = {"hp_selection": selection, **chosen}
     if selection == "test" or (selection == "val" and val_is_test):
@@ -384,7 +393,7 @@ def hp_record(selection, val_is_test, chosen):
     return record
 
 
-def check_hp_selection(value, key):
+def check_hp_selection(value: str, key: str) -> None:
     if str(value) not in HP_SELECTIONS:
         raise ValueError(f'Unknown hyper-parameter selection "{value}" ({key}). Use one of: '
                          f"{', '.join(HP_SELECTIONS)} (test = the paper's search on the test set, labelled).")
