@@ -10,9 +10,13 @@ one cell: :func:`split_settings` finds every such cell, so the caller can stop w
 or, when asked, show each setting as its own row, labelled by the keys that differ
 ("AR [OPTIM.LR=1.0, OPTIM.MAX_EPOCH=5]").
 """
+from __future__ import annotations
+
 import json
 import os.path as osp
 from collections import defaultdict, namedtuple
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from engine.data_identity import IDENTITY_KEY as DATA_IDENTITY
 from engine.data_identity import PER_SEED_KEYS as PER_SEED_DATA_KEYS
@@ -24,10 +28,13 @@ NOT_COMPARED = frozenset({"SEED"})  # a cell's seeds differ in it by design
 
 # One cell that holds results of different settings: ``where`` names the cell, ``keys`` the differing keys,
 # ``groups`` [(the differing keys' values, [record, ...])] one per setting.
+if TYPE_CHECKING:
+    from .records import Record
+
 Conflict = namedtuple("Conflict", "where keys groups")
 
 
-def _flatten(mapping, prefix=""):
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat = {}
     for key, value in mapping.items():
         if isinstance(value, dict):
@@ -37,7 +44,7 @@ def _flatten(mapping, prefix=""):
     return flat
 
 
-def settings_of(data):
+def settings_of(data: Mapping[str, Any]) -> dict[str, Any]:
     """{key: value} a results.json mapping was made with (see the module docstring); hashable with
     :func:`frozen`. A results.json without a recorded config has the key ``config`` = not recorded."""
     config = data.get("config")
@@ -57,16 +64,16 @@ def settings_of(data):
     return settings
 
 
-def frozen(settings):
+def frozen(settings: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """Settings as a hashable, comparable value (values as canonical JSON)."""
     return tuple(sorted((k, json.dumps(v, sort_keys=True, default=str)) for k, v in settings.items()))
 
 
-def has_data_identity(frozen_settings):
+def has_data_identity(frozen_settings: tuple[tuple[str, str], ...]) -> bool:
     return dict(frozen_settings).get(DATA_IDENTITY) != json.dumps(NOT_RECORDED)
 
 
-def _value(frozen_settings, key):
+def _value(frozen_settings: tuple[tuple[str, str], ...], key: str) -> str:
     text = dict(frozen_settings).get(key)
     if text is None:
         return ABSENT
@@ -74,13 +81,13 @@ def _value(frozen_settings, key):
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def differing_keys(settings_list):
+def differing_keys(settings_list: Sequence[tuple[tuple[str, str], ...]]) -> list[str]:
     """Sorted keys whose value (or presence) is not the same in every one of ``settings_list`` (frozen)."""
     keys = {k for s in settings_list for k, _ in s}
     return sorted(k for k in keys if len({dict(s).get(k) for s in settings_list}) > 1)
 
 
-def label(frozen_settings, keys):
+def label(frozen_settings: tuple[tuple[str, str], ...], keys: Sequence[str]) -> str:
     """'[K=V, ...]' of ``keys``; a result without a data identity says so once (not each missing key)."""
     if has_data_identity(frozen_settings):
         shown = [k for k in keys if k != DATA_IDENTITY]
@@ -89,7 +96,9 @@ def label(frozen_settings, keys):
     return "[" + ", ".join(f"{k}={_value(frozen_settings, k)}" for k in shown) + "]"
 
 
-def split_settings(records, row_of, cell_of, describe):
+def split_settings(records: Iterable[Record], row_of: Callable[[Record], Hashable],
+                   cell_of: Callable[[Record], Hashable],
+                   describe: Callable[[Record], str]) -> tuple[list[Record], list[Conflict]]:
     """(records, conflicts): each record with ``setting`` set to the label of its row's differing keys
     ("" in a row whose cells each hold one setting), and the :class:`Conflict` of every cell (records with
     equal ``row_of`` and ``cell_of``) that holds more than one setting; ``describe(record)`` names a cell."""
@@ -111,7 +120,7 @@ def split_settings(records, row_of, cell_of, describe):
     return labelled, sorted(conflicts, key=lambda c: c.where)
 
 
-def conflict_message(conflicts, fix):
+def conflict_message(conflicts: Sequence[Conflict], fix: str) -> str:
     """The ERROR line and, under it, each conflicting cell: its differing keys, and per setting the
     values and the run folders."""
     lines = [f"ERROR: {len(conflicts)} cell(s) hold results made with different settings, which are never "
@@ -124,12 +133,12 @@ def conflict_message(conflicts, fix):
     return "\n".join(lines)
 
 
-def without_data_identity(records):
+def without_data_identity(records: Iterable[Record]) -> list[Record]:
     """The records whose results.json records no data identity (written before it was recorded)."""
     return [r for r in records if not has_data_identity(r.settings)]
 
 
-def data_identity_note(records):
+def data_identity_note(records: Iterable[Record]) -> tuple[str, ...]:
     """The note under a table some of whose results record no data identity, naming their rows' methods."""
     methods = sorted({r.method for r in without_data_identity(records)})
     if not methods:

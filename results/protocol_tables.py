@@ -18,7 +18,11 @@ and shown by display_name; Average is the mean over the targets for rows that ha
 A cell, HM or average that holds a test-selected result carries the MARK of results/cells.py, and the
 tables get its note.
 """
+from __future__ import annotations
+
 from collections import defaultdict, namedtuple
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from engine.names import squash
 from runs import protocol_layout as protocols
@@ -29,6 +33,9 @@ from .cells import MARK, cell_of, flagged, test_selected_notes
 from .fewshot import row_label
 from .render import format_avg, format_cell, notes_text, render_tables
 
+if TYPE_CHECKING:
+    from .records import Record
+
 BASE, NEW = "base", "new"
 ProtoTable = namedtuple("ProtoTable", "title headers body")  # body: rows of strings
 
@@ -37,7 +44,7 @@ class MissingRuns(ValueError):
     """A protocol table cannot be made: the message names the runs that are missing."""
 
 
-def harmonic_mean(a, b):
+def harmonic_mean(a: float, b: float) -> float:
     return 0.0 if a + b == 0 else 2 * a * b / (a + b)
 
 
@@ -61,7 +68,7 @@ def _methods(by_method):
         yield from _lines(method, by_method[method])
 
 
-def used_records(protocol, records):
+def used_records(protocol: str, records: Iterable[Record]) -> list[Record]:
     """The records a protocol's tables read: base and new class runs (base2new); all-class runs in
     scripts/xd.sh's folders (xd, dg)."""
     if protocol == "base2new":
@@ -135,7 +142,8 @@ def _base2new_rows(label, recs, decimals):
     return body
 
 
-def base2new_tables(records, err, decimals=1, reported=None, notes=None):
+def base2new_tables(records: Sequence[Record], err: TextIO, decimals: int = 1, reported: str | None = None,
+                    notes: list[str] | None = None) -> list[ProtoTable]:
     """The base-to-new tables; MissingRuns when there is nothing to pair. reported: None, 'measured' or 'all'
     methods get the published rows (tables of BASE2NEW_PROTOCOL only); their sources are appended to notes."""
     split = used_records("base2new", records)
@@ -178,7 +186,8 @@ def _names(config_names):
     return [names.canonical_dataset(name) for name in config_names]
 
 
-def transfer_tables(records, protocol, err, decimals=1, root=None):
+def transfer_tables(records: Sequence[Record], protocol: str, err: TextIO, decimals: int = 1,
+                    root: str | None = None) -> list[ProtoTable]:
     """Source ImageNet and the xd (other datasets) or dg (ImageNet variants) targets."""
     source = names.canonical_dataset(protocols.XD_SOURCE)
     variants = _names(protocols.dg_targets())
@@ -222,8 +231,9 @@ def transfer_tables(records, protocol, err, decimals=1, root=None):
     return tables
 
 
-def render_protocol(protocol, records, fmt="text", metric="accuracy", decimals=1, err=None, root=None,
-                    reported=None, notes=()):
+def render_protocol(protocol: str, records: Sequence[Record], fmt: str = "text", metric: str = "accuracy",
+                    decimals: int = 1, err: TextIO | None = None, root: str | None = None,
+                    reported: str | None = None, notes: Iterable[str] = ()) -> str:
     """The table text of one protocol (base2new, xd or dg), with ``notes``, the note of a test-selected mark
     and, with reported ('measured' / 'all', base2new only), the published rows and their sources."""
     sources = []

@@ -6,11 +6,15 @@ result for the same cell, seed and settings (a duplicate: the first path in sort
 result whose hyper-parameters were chosen on the test images (any nested ``"test_selected": true``) is
 kept and marked. Reading needs no torch.
 """
+from __future__ import annotations
+
 import math
 import os
 import os.path as osp
 import sys
 from collections import namedtuple
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any, TextIO
 
 from runs import layout, protocol_layout
 
@@ -30,7 +34,7 @@ class BadResult(ValueError):
     """A results.json that cannot be used; the message says why."""
 
 
-def find_results(root):
+def find_results(root: str) -> list[str]:
     """All results.json paths under root, sorted (deterministic duplicate handling)."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -40,20 +44,20 @@ def find_results(root):
     return sorted(found)
 
 
-def variant_of(path):
+def variant_of(path: str) -> str | None:
     """Trainer config name from the run layout .../<CFG>_<SHOTS>shots/seed<S>/results.json."""
     run = layout.parse_run_dir(osp.abspath(path))
     return run.cfg if run else None
 
 
-def _as_int(data, key):
+def _as_int(data: dict[str, Any], key: str) -> int:
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
         raise BadResult(f"'{key}' is {value!r}, expected an integer")
     return int(value)
 
 
-def is_test_selected(data):
+def is_test_selected(data: Any) -> bool:
     """Whether any mapping inside a results.json says ``"test_selected": true`` (a feature baseline
     whose hyper-parameters were chosen on the test images: trainers/features.py hp_record)."""
     if isinstance(data, dict):
@@ -63,7 +67,7 @@ def is_test_selected(data):
     return False
 
 
-def load_result(path, metric):
+def load_result(path: str, metric: str) -> Record:
     """One Record from a results.json, or BadResult with the reason."""
     data, why = layout.read_results_file(path)
     if data is None:
@@ -92,36 +96,37 @@ def load_result(path, metric):
                   identity.frozen(identity.settings_of(data)), "", queries_of(data))
 
 
-def queries_of(data):
+def queries_of(data: dict[str, Any]) -> int | None:
     """Training image queries a black-box run recorded, or None."""
     value = (data.get("black_box") or {}).get("train_image_queries")
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def column_of(rec):
+def column_of(rec: Record) -> str:
     """The few-shot table's column of a record: its dataset key, with the class subset unless all."""
     return rec.dataset if rec.classes == names.ALL_CLASSES else f"{rec.dataset} [{rec.classes}]"
 
 
-def is_transfer_test(rec):
+def is_transfer_test(rec: Record) -> bool:
     """A cross-dataset test of scripts/xd.sh: a model trained on ImageNet, tested on rec.dataset."""
     return protocol_layout.protocol_dir_of(rec.path) == protocol_layout.XD_TEST
 
 
-def cell_key(rec):
+def cell_key(rec: Record) -> tuple:
     """What makes two results the same table cell and seed (their settings aside)."""
     return (rec.method, rec.variant, names.canonical_dataset(rec.dataset), rec.classes, rec.backbone,
             rec.shots, rec.seed, is_transfer_test(rec))
 
 
-def describe_cell(rec):
+def describe_cell(rec: Record) -> str:
     """A cell named for messages: method, column, shots, backbone."""
     where = " (cross-dataset test)" if is_transfer_test(rec) else ""
     return f"{rec.method}{f' [{rec.variant}]' if rec.variant else ''}, {column_of(rec)}{where}, " \
            f"{rec.shots} shots, {rec.backbone}"
 
 
-def collect(root, metric, err=None, duplicates=None):
+def collect(root: str, metric: str, err: TextIO | None = None,
+            duplicates: list[tuple[str, str]] | None = None) -> list[Record]:
     """Usable records under root; every skipped file is reported on err (default stderr).
 
     Two results for one cell, seed and settings are reported with both paths; the first (sorted) path is
@@ -149,7 +154,7 @@ def collect(root, metric, err=None, duplicates=None):
     return records
 
 
-def duplicate_notes(duplicates):
+def duplicate_notes(duplicates: list[tuple[str, str]] | None) -> tuple[str, ...]:
     """The note printed under a table when results were left out as duplicates."""
     if not duplicates:
         return ()
@@ -158,12 +163,12 @@ def duplicate_notes(duplicates):
     return (note,)
 
 
-def table_row(rec):
+def table_row(rec: Record) -> tuple[int, str, str, str | None]:
     """A table row (before any split by settings): shots, backbone, method, trainer config."""
     return rec.shots, rec.backbone, rec.method, rec.variant
 
 
-def table_cell(rec):
+def table_cell(rec: Record) -> tuple[str, bool]:
     """A table cell within its row: the column (dataset key and class subset), cross-dataset test or not."""
     return column_of(rec), is_transfer_test(rec)
 
@@ -173,7 +178,9 @@ CONFLICT_FIX = (f"rerun the odd seeds with the same settings, move one setting's
                 f"{SPLIT_FLAG} to show each setting as its own row")
 
 
-def settle_settings(records, split, err=None, row_of=table_row, cell_of=table_cell):
+def settle_settings(records: Iterable[Record], split: bool, err: TextIO | None = None,
+                    row_of: Callable[[Record], Hashable] = table_row,
+                    cell_of: Callable[[Record], Hashable] = table_cell) -> tuple[list[Record] | None, tuple[str, ...]]:
     """(records, notes): the records with their setting labels (identity.split_settings over these rows and
     cells), and the note under a table that split some; (None, ()) after printing every cell that mixes
     settings (an ERROR naming keys, values and folders) on err when ``split`` is false."""

@@ -1,17 +1,26 @@
 """Tables as text, markdown (GitHub), csv or latex (tabulate), with their notes under them."""
+from __future__ import annotations
+
 import csv
 import io
 import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from . import names
 from .cells import LATEX_MARK, MARK, TEST_SELECTED_NOTE, marked
 from .fewshot import avg_marked
 
+if TYPE_CHECKING:
+    from .cells import Cell
+    from .fewshot import Table
+    from .protocol_tables import ProtoTable
+
 FORMATS = ("text", "markdown", "csv", "latex")
 MISSING = "-"
 
 
-def format_cell(cell, decimals, pm="+-", mark=MARK):
+def format_cell(cell: Cell | None, decimals: int, pm: str = "+-", mark: str = MARK) -> str:
     if cell is None:
         return MISSING
     if cell.std is None:
@@ -19,25 +28,25 @@ def format_cell(cell, decimals, pm="+-", mark=MARK):
     return marked(f"{cell.mean:.{decimals}f} {pm} {cell.std:.{decimals}f} ({cell.n})", cell.test_selected, mark)
 
 
-def format_avg(avg, decimals, flag=False, mark=MARK):
+def format_avg(avg: float | None, decimals: int, flag: bool = False, mark: str = MARK) -> str:
     return MISSING if avg is None else marked(f"{avg:.{decimals}f}", flag, mark)
 
 
-def format_queries(value):
+def format_queries(value: float | None) -> str:
     """Training image queries per run (mean over the row's runs), '-' for a white-box row."""
     return "-" if value is None else f"{value:,.0f}"
 
 
-def latex_escape(text):
+def latex_escape(text: object) -> str:
     return re.sub(r"([_%&#$])", r"\\\1", str(text))
 
 
-def table_title(table, metric):
+def table_title(table: Table, metric: str) -> str:
     return (f"{table.shots} shots, {table.backbone}: {metric} (%), "
             "mean +- std over seeds (number of seeds)")
 
 
-def _tabulate(body, headers, fmt, title):
+def _tabulate(body: Sequence[Sequence[str]], headers: Sequence[str], fmt: str, title: str) -> str:
     from tabulate import tabulate
 
     if fmt == "latex":
@@ -48,7 +57,8 @@ def _tabulate(body, headers, fmt, title):
     return f"{title}\n" + tabulate(body, headers, tablefmt="simple", disable_numparse=True)
 
 
-def render(tables, fmt="text", metric="accuracy", decimals=1, notes=()):
+def render(tables: Sequence[Table], fmt: str = "text", metric: str = "accuracy", decimals: int = 1,
+           notes: Iterable[str] = ()) -> str:
     """The few-shot tables (results.fewshot.Table) as one string in the given format."""
     if fmt == "csv":
         columns = names.ordered_datasets({c for t in tables for c in t.columns})
@@ -84,7 +94,7 @@ def render(tables, fmt="text", metric="accuracy", decimals=1, notes=()):
     return "\n\n".join(blocks) + "\n" + notes_text(notes, fmt)
 
 
-def render_tables(tables, fmt):
+def render_tables(tables: Sequence[ProtoTable], fmt: str) -> str:
     """Protocol tables (results.protocol_tables.ProtoTable: title, headers, rows of strings)."""
     if fmt == "csv":
         buf = io.StringIO()
@@ -104,7 +114,7 @@ def render_tables(tables, fmt):
     return "\n\n".join(blocks) + "\n"
 
 
-def notes_text(notes, fmt):
+def notes_text(notes: Iterable[str], fmt: str) -> str:
     """Notes under the tables, as the format writes them (a LaTeX note is a comment). CSV keeps its
     rows machine-readable: only the mark's meaning follows them, as a '#' line."""
     if fmt == "csv":
