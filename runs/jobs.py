@@ -1,15 +1,22 @@
 """What one run of the runner is (a Job), the user's settings, name checks and train.py's command line."""
+from __future__ import annotations
+
 import os
 import os.path as osp
 import re
 import shlex
 from collections import namedtuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import yaml
 
 from engine.names import did_you_mean
 
 from . import catalogue, layout, options
+
+if TYPE_CHECKING:
+    from .catalogue import Method
 
 DEFAULT_CFG = "vit_b16"
 DEFAULT_SEEDS = "1 2 3"
@@ -26,7 +33,7 @@ class UsageError(ValueError):
 class Settings:
     """Environment of a runner process (what tests override through PYTHON, DATA, OUTPUT)."""
 
-    def __init__(self, env=None):
+    def __init__(self, env: Mapping[str, str] | None = None):
         env = os.environ if env is None else env
         self.python_raw = env.get("PYTHON") or "python"
         self.python = shlex.split(self.python_raw)
@@ -36,14 +43,14 @@ class Settings:
         self.output = env.get("OUTPUT") or "output"
 
 
-def choices_msg(kind, name, available, where):
+def choices_msg(kind: str, name: str, available: Sequence[str], where: str) -> str:
     msg = f"unknown {kind} '{name}'"
     msg += did_you_mean(name, available)
     listing = ", ".join(available) if available else "nothing"
     return f"{msg}; {where} has: {listing}"
 
 
-def methods():
+def methods() -> dict[str, Method]:
     """{script name: catalogue.Method} of the registered trainers."""
     try:
         return catalogue.load()
@@ -52,15 +59,15 @@ def methods():
                          f"rewrite it with: python -m runs.catalogue") from None
 
 
-def method_info(method):
+def method_info(method: str) -> Method:
     return methods()[method]
 
 
-def trainer_of(method):
+def trainer_of(method: str) -> str:
     return method_info(method).trainer
 
 
-def resolve_method(name):
+def resolve_method(name: str) -> str:
     """Script name for a method given as script name (ar) or trainer name (AR), any case."""
     known = methods()
     key = name.strip().lower()
@@ -73,20 +80,20 @@ def resolve_method(name):
                      + "; after adding a trainer run: python -m runs.catalogue")
 
 
-def available_datasets():
+def available_datasets() -> list[str]:
     folder = osp.join(layout.CONFIGS, "datasets")
     if not osp.isdir(folder):
         return None
     return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml"))
 
 
-def dataset_of(config_name):
+def dataset_of(config_name: str) -> str:
     """DATASET.NAME that configs/datasets/<config_name>.yaml sets ("" when it sets none)."""
     data = layout.load_yaml(layout.dataset_config(config_name))
     return str((data.get("DATASET") or {}).get("NAME") or "")
 
 
-def trainable_datasets():
+def trainable_datasets() -> list[str]:
     """The dataset configs that ``--datasets all`` means: every configs/datasets/*.yaml whose dataset
     can be trained on (test-only ones, the ImageNet variants, are evaluated by scripts/xd.sh)."""
     try:
@@ -96,14 +103,14 @@ def trainable_datasets():
     return [name for name in available_datasets() or [] if dataset_of(name) not in test_only]
 
 
-def available_cfgs(trainer):
+def available_cfgs(trainer: str) -> list[str]:
     folder = osp.join(layout.CONFIGS, "trainers", trainer)
     if not osp.isdir(folder):
         return []
     return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml"))
 
 
-def parse_ints(text, what, minimum):
+def parse_ints(text: str, what: str, minimum: int) -> list[int]:
     values = []
     for token in str(text).replace(",", " ").split():
         try:
@@ -118,7 +125,8 @@ def parse_ints(text, what, minimum):
     return values
 
 
-def parse_opts(words, where="config options", runner_keys=None):
+def parse_opts(words: Sequence[str], where: str = "config options",
+               runner_keys: Iterable[str] | None = None) -> tuple[str, ...]:
     """Trailing KEY VALUE pairs -> tuple; keys are upper-case dotted config keys that the runner does not set
     itself (``runner_keys``: more such keys, {key: what sets it})."""
     words = list(words)
@@ -134,12 +142,13 @@ def parse_opts(words, where="config options", runner_keys=None):
     return tuple(words)
 
 
-def starts_options(word):
+def starts_options(word: str) -> bool:
     """Whether a word after the positional arguments is the first KEY of the KEY VALUE options."""
     return bool(CONFIG_KEY.match(word)) or word in options.RUNNER_KEYS
 
 
-def split_arguments(args, needed, usage, runner_keys=None):
+def split_arguments(args: Sequence[str], needed: int, usage: str,
+                    runner_keys: Iterable[str] | None = None) -> tuple[Sequence[str], tuple[str, ...]]:
     """(positional arguments, KEY VALUE options) as scripts/method.sh splits them: ``needed`` positional
     arguments, then an optional CFG unless the next word is already a KEY, then the options."""
     positional = args[:needed + 1]
@@ -150,7 +159,7 @@ def split_arguments(args, needed, usage, runner_keys=None):
     return positional, parse_opts(args[len(positional):], "config options", runner_keys)
 
 
-def check_opts(opts, settings):
+def check_opts(opts: Sequence[str], settings: Settings) -> None:
     """The options' keys, types and values, by one train.py --check-opts call (runs/options.py)."""
     try:
         options.check_with_train_py(settings.python, list(opts))
@@ -158,11 +167,11 @@ def check_opts(opts, settings):
         raise UsageError(f"config options: {err}") from None
 
 
-def config_files(job):
+def config_files(job: Job) -> list[str]:
     return [layout.dataset_config(job.dataset), layout.trainer_config(trainer_of(job.method), job.cfg)]
 
 
-def validate(jobs):
+def validate(jobs: Iterable[Job]) -> None:
     """Check every name and config file the jobs need; one error listing all problems."""
     datasets = available_datasets()
     if datasets is None:
@@ -194,24 +203,24 @@ def validate(jobs):
                          else "\n  " + "\n  ".join(problems))
 
 
-def run_dir(job, settings):
+def run_dir(job: Job, settings: Settings) -> str:
     return layout.run_dir(settings.output, job.dataset, trainer_of(job.method), job.cfg, job.shots, job.seed,
                           job.opts)
 
 
-def train_opts(job):
+def train_opts(job: Job) -> list[str]:
     """The trailing KEY VALUE pairs train.py gets (the done check expects the same)."""
     # (the 1-shot batch is TRAINER.<NAME>.BATCH_SIZE_1SHOT, applied by the trainer as for train.py)
     return ["DATASET.NUM_SHOTS", str(job.shots)] + list(job.opts)
 
 
-def rerun_flags(folder):
+def rerun_flags(folder: str) -> list[str]:
     """["--overwrite"] for a folder that holds a results.json the runner found not done (stale, of an older
     config file, untrained): the runner's rule is to run it again, and train.py refuses that without the flag."""
     return ["--overwrite"] if osp.isfile(osp.join(folder, layout.RESULTS)) else []
 
 
-def command(job, settings):
+def command(job: Job, settings: Settings) -> list[str]:
     trainer = trainer_of(job.method)
     cmd = settings.python + [
         "train.py", "--root", settings.data, "--seed", str(job.seed), "--trainer", trainer,
@@ -223,12 +232,12 @@ def command(job, settings):
     return cmd + rerun_flags(run_dir(job, settings)) + train_opts(job)
 
 
-def done(job, settings):
+def done(job: Job, settings: Settings) -> layout.Verdict:
     """layout.Verdict for the job's folder."""
     return layout.check_done(run_dir(job, settings), trainer_of(job.method), job.shots, job.seed,
                              config_files(job), train_opts(job), data_root=settings.data)
 
 
-def label(job, show_cfg=False):
+def label(job: Job, show_cfg: bool = False) -> str:
     text = f"{job.method} {job.dataset} {job.shots} shots seed {job.seed}"
     return f"{text} ({job.cfg})" if show_cfg else text

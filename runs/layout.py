@@ -21,12 +21,16 @@ existing few-shot cache holds the recorded draw). Anything else (missing, empty,
 file, a config file edited since, an untrained ``--eval-only`` result recording ``"untrained": true``,
 no recorded data identity, data not found or changed) is not done, and ``check_done`` says why.
 """
+from __future__ import annotations
+
 import ast
 import hashlib
 import json
 import os.path as osp
 import re
 from collections import namedtuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -42,17 +46,17 @@ FLAG_KEYS = frozenset({"OUTPUT_DIR", "DATASET.ROOT", "SEED", "TRAINER.NAME", "RE
 _RUN_DIR = re.compile(r"(?P<cfg>.+)_(?P<shots>-?\d+)shots$")
 
 
-def load_yaml(path):
+def load_yaml(path: str) -> Any:
     """A config yaml as train.py's config library reads it (yaml.safe_load; an empty file is {})."""
     with open(path) as f:
         return yaml.safe_load(f) or {}
 
 
-def dataset_config(dataset):
+def dataset_config(dataset: str) -> str:
     return osp.join(CONFIGS, "datasets", f"{dataset}.yaml")
 
 
-def trainer_config(trainer, cfg):
+def trainer_config(trainer: str, cfg: str) -> str:
     return osp.join(CONFIGS, "trainers", trainer, f"{cfg}.yaml")
 
 
@@ -60,13 +64,13 @@ def trainer_config(trainer, cfg):
 SAME_DATA_KEYS = frozenset({"DATASET.NUM_SHOTS", "DATASET.ROOT"})
 
 
-def _folder_value(value):
+def _folder_value(value: object) -> str:
     text = str(value)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:40]
     return safe if safe == text else f"{safe}-{hashlib.sha1(text.encode()).hexdigest()[:8]}".lstrip("-")
 
 
-def dataset_folder(dataset, opts=()):
+def dataset_folder(dataset: str, opts: Sequence[str] = ()) -> str:
     """The run layout's dataset level: the config name and the DATASET.* options that choose other data."""
     parts = [f"{key[len('DATASET.'):].lower()}-{_folder_value(value)}"
              for key, value in sorted(zip(opts[::2], opts[1::2], strict=False))
@@ -74,7 +78,8 @@ def dataset_folder(dataset, opts=()):
     return "--".join([dataset] + parts)
 
 
-def run_dir(output, dataset, trainer, cfg, shots, seed, opts=()):
+def run_dir(output: str, dataset: str, trainer: str, cfg: str, shots: int, seed: int,
+            opts: Sequence[str] = ()) -> str:
     """One run's folder; ``opts``: the run's trailing KEY VALUE options (see :func:`dataset_folder`)."""
     return osp.join(output, dataset_folder(dataset, opts), trainer, f"{cfg}_{shots}shots", f"seed{seed}")
 
@@ -82,7 +87,7 @@ def run_dir(output, dataset, trainer, cfg, shots, seed, opts=()):
 RunPath = namedtuple("RunPath", "dataset trainer cfg shots seed")
 
 
-def parse_run_dir(path):
+def parse_run_dir(path: str) -> RunPath | None:
     """RunPath of a folder in the layout (a results.json path works too), or None; ``dataset`` is the
     dataset config's name (without the options of :func:`dataset_folder`)."""
     parts = osp.normpath(path).split(osp.sep)
@@ -96,7 +101,7 @@ def parse_run_dir(path):
     return RunPath(parts[-4].split("--")[0], parts[-3], match["cfg"], int(match["shots"]), int(parts[-1][4:]))
 
 
-def decode_value(value):
+def decode_value(value: Any) -> Any:
     """A config value as yacs decodes it when merging a yaml file or an option: a string holding a
     Python literal becomes that literal (``"(224, 224)"``, ``"1e-5"``), any other string stays."""
     if not isinstance(value, str):
@@ -107,7 +112,7 @@ def decode_value(value):
         return value
 
 
-def _flatten(mapping, prefix=""):
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat = {}
     for key, value in mapping.items():
         if isinstance(value, dict) and value:
@@ -117,13 +122,13 @@ def _flatten(mapping, prefix=""):
     return flat
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
 
 
-def expected_config(config_files, opts=()):
+def expected_config(config_files: Sequence[str], opts: Sequence[str] = ()) -> dict[str, Any]:
     """{dotted key: value} that the config files and the trailing KEY VALUE pairs set, in merge order."""
     expected = {}
     for path in config_files:
@@ -135,12 +140,12 @@ def expected_config(config_files, opts=()):
 Verdict = namedtuple("Verdict", "done reason")
 
 
-def read_results(folder):
+def read_results(folder: str) -> tuple[dict[str, Any], None] | tuple[None, str]:
     """(results mapping, None) or (None, why it cannot be used)."""
     return read_results_file(osp.join(folder, RESULTS))
 
 
-def read_results_file(path):
+def read_results_file(path: str) -> tuple[dict[str, Any], None] | tuple[None, str]:
     """:func:`read_results` of the results file at ``path`` (scripts/make_table.py finds them by walking)."""
     if not osp.isfile(path):
         return None, f"no {RESULTS}"
@@ -160,12 +165,13 @@ def read_results_file(path):
     return results, None
 
 
-def _show(value, limit=60):
+def _show(value: Any, limit: int = 60) -> str:
     text = json.dumps(value)
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def check_done(folder, trainer, shots, seed, config_files, opts=(), data_root=None):
+def check_done(folder: str, trainer: str, shots: int, seed: int, config_files: Sequence[str],
+               opts: Sequence[str] = (), data_root: str | None = None) -> Verdict:
     """Verdict(done, reason): is ``folder`` a finished run of exactly this trainer, shots, seed and
     config, computed on the data under ``data_root`` (DATA; None: only that a data identity is
     recorded)? ``reason`` names the first problems found (or says what matched)."""

@@ -5,8 +5,11 @@ refused, since an option would contradict the run's folder and its done check; a
 is checked by train.py against the merged config tree in ONE ``train.py --check-opts`` call per sweep (the
 tree, with the trainers' and plugins' keys, needs torch; this package is stdlib only).
 """
+from __future__ import annotations
+
 import shlex
 import subprocess
+from collections.abc import Iterable, Mapping, Sequence
 
 # Keys the runners set themselves, and what sets them.
 RUNNER_KEYS = {
@@ -24,7 +27,7 @@ class OptionError(ValueError):
     """An option the runner refuses before anything starts."""
 
 
-def check_runner_keys(keys, extra=None):
+def check_runner_keys(keys: Iterable[str], extra: Mapping[str, str] | None = None) -> None:
     """Refuse keys the runner sets itself (``extra``: more such keys of one runner, e.g. a protocol's)."""
     fixed = dict(RUNNER_KEYS, **(extra or {}))
     for key in keys:
@@ -32,7 +35,7 @@ def check_runner_keys(keys, extra=None):
             raise OptionError(f"'{key}' cannot be given as an option: it is set by {fixed[key]}")
 
 
-def check_with_train_py(python, opts):
+def check_with_train_py(python: str, opts: Sequence[str]) -> None:
     """One ``python train.py --check-opts KEY VALUE ...``: unknown keys (with the closest real key), wrong
     types and unknown values are an OptionError before the first run. No options: nothing to check."""
     if not opts:

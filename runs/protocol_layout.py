@@ -6,8 +6,11 @@ there and the tables read the protocol of a result from its place (stdlib only).
     <output>/xd/train/imagenet/...                                           the source run of xd / dg
     <output>/xd/test/<target>/...                                            its tests on each target
 """
+from __future__ import annotations
+
 import os
 import os.path as osp
+from collections.abc import Sequence
 
 from . import catalogue, layout
 
@@ -20,18 +23,19 @@ BASE2NEW_TRAIN, BASE2NEW_TEST = ("base2new", "train_base"), ("base2new", "test_n
 XD_TRAIN, XD_TEST = ("xd", "train"), ("xd", "test")
 
 
-def dg_targets():
+def dg_targets() -> tuple[str, ...]:
     """Config names of the test-only datasets (the ImageNet variants), read from the dataset catalogue."""
     return tuple(row.config_name for row in catalogue.load_datasets().values() if row.test_only)
 
 
-def run_folder(output, protocol_dir, dataset, trainer, cfg, seed, opts=()):
+def run_folder(output: str, protocol_dir: tuple[str, str], dataset: str, trainer: str, cfg: str, seed: int,
+               opts: Sequence[str] = ()) -> str:
     """<output>/<protocol_dir>/<dataset>/<TRAINER>/<cfg>_16shots/seed<S> (see protocol_dir_of); the dataset level
     carries the DATASET.* options among ``opts``, as in every run folder (layout.dataset_folder)."""
     return layout.run_dir(osp.join(output, *protocol_dir), dataset, trainer, cfg, PROTOCOL_SHOTS, seed, opts)
 
 
-def protocol_dir_of(results_path):
+def protocol_dir_of(results_path: str) -> tuple[str, str] | None:
     """The protocol folder (XD_TEST, ...) a results.json lies in by run_folder's layout, or None."""
     parts = tuple(osp.normpath(osp.abspath(results_path)).split(os.sep))
     found = parts[-7:-5] if len(parts) >= 7 else ()
