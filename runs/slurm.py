@@ -8,15 +8,22 @@ later submission gets the next number, so tasks still queued keep reading their 
     array-<k>.slurm the k-th array job: its tasks are packs.txt lines offset+0 .. offset+n-1
     submitted.txt   "<array job id> <first pack> <last pack>" per submitted array
 """
+from __future__ import annotations
+
 import os
 import os.path as osp
 import shlex
 import sys
 from collections import namedtuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from engine.io import atomic_write_text
 
 from .jobs import Job, UsageError, parse_ints, parse_opts, resolve_method
+
+if TYPE_CHECKING:
+    from .jobs import Settings
 
 # gpus: per task (0: a CPU-only sweep); cpus, mem, time, partition: as sbatch takes them ("" = the
 # cluster's default); extra: free sbatch options; signal_s: seconds before the time limit at which the
@@ -24,11 +31,11 @@ from .jobs import Job, UsageError, parse_ints, parse_opts, resolve_method
 Resources = namedtuple("Resources", "gpus cpus mem time partition extra signal_s max_parallel")
 
 
-def job_line(job):
+def job_line(job: Job) -> str:
     return "\t".join([job.method, job.dataset, str(job.shots), job.cfg, str(job.seed), *job.opts])
 
 
-def parse_job_line(line):
+def parse_job_line(line: str) -> Job:
     """Inverse of job_line; a hand-edited line gets a clear error."""
     fields = line.rstrip("\n").split("\t")
     if len(fields) < 5:
@@ -38,12 +45,12 @@ def parse_job_line(line):
                parse_ints(seed, "seed", 0)[0], parse_opts(fields[5:], "job line options"))
 
 
-def read_lines(path):
+def read_lines(path: str) -> list[str]:
     with open(path) as f:
         return [line.rstrip("\n") for line in f if line.strip()]
 
 
-def read_pack(folder, index):
+def read_pack(folder: str, index: int) -> list[Job]:
     """The jobs of array task ``index`` of a submission folder."""
     lines, packs = read_lines(osp.join(folder, "jobs.txt")), read_lines(osp.join(folder, "packs.txt"))
     if not 0 <= index < len(packs):
@@ -51,7 +58,7 @@ def read_pack(folder, index):
     return [parse_job_line(lines[int(i)]) for i in packs[index].split()]
 
 
-def sbatch_lines(text):
+def sbatch_lines(text: str) -> list[str]:
     """'--partition=gpu --time 1:00:00' -> ['--partition=gpu', '--time 1:00:00']."""
     lines = []
     for token in shlex.split(text):
@@ -62,7 +69,7 @@ def sbatch_lines(text):
     return lines
 
 
-def resource_lines(res):
+def resource_lines(res: Resources) -> list[str]:
     """#SBATCH options for the resources; a GPU request in the free options replaces the default."""
     extra = sbatch_lines(res.extra)
     lines = ["--requeue", "--open-mode=append", f"--signal=B:USR1@{res.signal_s}"]
@@ -74,12 +81,12 @@ def resource_lines(res):
     return lines + extra
 
 
-def chunks(n_tasks, max_array):
+def chunks(n_tasks: int, max_array: int) -> list[tuple[int, int]]:
     """(offset, size) of the arrays that split ``n_tasks`` tasks into arrays of at most ``max_array``."""
     return [(start, min(max_array, n_tasks - start)) for start in range(0, n_tasks, max_array)]
 
 
-def parallel_limits(sizes, max_parallel):
+def parallel_limits(sizes: Sequence[int], max_parallel: int) -> tuple[list[int], bool]:
     """(per-array %limit, chained?) so that at most ``max_parallel`` tasks run at once over all arrays:
     the limit is shared out among the arrays when there are enough slots, else the arrays run one after
     another (each waits for the previous one: --dependency=afterany)."""
@@ -91,7 +98,9 @@ def parallel_limits(sizes, max_parallel):
     return [max_parallel] * len(sizes), True
 
 
-def write_submission(jobs, packs, settings, sweep_dir, name, res, max_array, runner_script):
+def write_submission(jobs: Sequence[Job], packs: Sequence[Sequence[int]], settings: Settings, sweep_dir: str,
+                     name: str, res: Resources, max_array: int,
+                     runner_script: str) -> tuple[str, list[tuple[str, int, int, int]], bool]:
     """Write the next submission folder; returns (folder, [(script, offset, size, %limit)], chained)."""
     sweep_dir = osp.abspath(sweep_dir)
     base = osp.join(sweep_dir, "slurm")
@@ -113,7 +122,8 @@ def write_submission(jobs, packs, settings, sweep_dir, name, res, max_array, run
     return folder, arrays, chained
 
 
-def array_script(settings, sweep_dir, folder, name, res, offset, size, limit, runner_script):
+def array_script(settings: Settings, sweep_dir: str, folder: str, name: str, res: Resources, offset: int, size: int,
+                 limit: int, runner_script: str) -> str:
     q = shlex.quote
     lines = ["#!/bin/bash",
              f"#SBATCH --job-name={q('sweep-' + name)}",

@@ -11,8 +11,16 @@ exported as ``run_cost`` to runs/trainers.json), scaled by the backbone. Only th
 depends on it; a pack that runs longer than its task's time limit is requeued (runs/slurm_task.py) and
 continues where it stopped, so a wrong estimate costs time, never results.
 """
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 from . import layout
 from .jobs import config_files, method_info, train_opts
+
+if TYPE_CHECKING:
+    from .jobs import Job
 
 # cost class: (fixed seconds, seconds per shot and epoch)
 COSTS = {"eval": (120.0, 0.0), "features": (180.0, 0.2), "backprop": (120.0, 1.0)}
@@ -22,7 +30,7 @@ BACKBONE_FACTORS = (("L/14", 4.0), ("L-14", 4.0), ("B/32", 0.5), ("B-32", 0.5), 
 DEFAULT_EPOCHS = 10  # when no config file of the run sets OPTIM.MAX_EPOCH
 
 
-def estimate_seconds(job):
+def estimate_seconds(job: Job) -> float:
     """Rough seconds of one run on one GPU (see the module docstring)."""
     config = layout.expected_config(config_files(job), train_opts(job))
     cost = method_info(job.method).run_cost
@@ -38,7 +46,8 @@ def estimate_seconds(job):
     return factor * (fixed + per_shot_epoch * max(job.shots, 1) * epochs)
 
 
-def pack(jobs, target_seconds, estimate=estimate_seconds):
+def pack(jobs: Sequence[Job], target_seconds: float,
+         estimate: Callable[[Job], float] = estimate_seconds) -> list[list[int]]:
     """Lists of indices into ``jobs``, in order: consecutive runs whose estimates add up to at most
     ``target_seconds`` share a list; ``target_seconds`` <= 0 gives every run a list of its own."""
     packs, current, filled = [], [], 0.0

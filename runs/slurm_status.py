@@ -6,19 +6,26 @@ queue: a run its task says is running counts as running only while squeue still 
 running (when squeue can be asked); a task that ended under it (time limit, node failure, scancel)
 leaves it failed, with sacct's state of the task where accounting is kept.
 """
+from __future__ import annotations
+
 import glob
 import os.path as osp
 from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .jobs import done
 from .slurm import parse_job_line, read_lines
 from .slurm_query import accounting_states, queue_states
 from .slurm_task import read_state
 
+if TYPE_CHECKING:
+    from .jobs import Job, Settings
+
 STATES = ("done", "running", "failed", "pending")
 
 
-def sweep_jobs(sweep_dir):
+def sweep_jobs(sweep_dir: str) -> list[Job] | None:
     """Every run of the sweep, from <sweep>/jobs.txt (job line + its run folder)."""
     path = osp.join(sweep_dir, "jobs.txt")
     if not osp.isfile(path):
@@ -26,14 +33,14 @@ def sweep_jobs(sweep_dir):
     return [parse_job_line(line.rsplit("\t", 1)[0]) for line in read_lines(path)]
 
 
-def submitted_arrays(sweep_dir):
+def submitted_arrays(sweep_dir: str) -> list[str]:
     ids = []
     for path in sorted(glob.glob(osp.join(sweep_dir, "slurm", "*", "submitted.txt"))):
         ids += [line.split()[0] for line in read_lines(path)]
     return ids
 
 
-def last_error(log):
+def last_error(log: str) -> str:
     """The last line of a log that says ERROR (else its last line; '' without a log)."""
     try:
         with open(log, errors="replace") as f:
@@ -44,7 +51,8 @@ def last_error(log):
     return (errors or lines or [""])[-1]
 
 
-def classify(job, settings, sweep_dir, queue, accounting):
+def classify(job: Job, settings: Settings, sweep_dir: str, queue: dict[str, str] | None,
+             accounting: dict[str, str]) -> tuple[str, str, str]:
     """(state, detail, log) of one run."""
     verdict = done(job, settings)
     if verdict.done:
@@ -63,7 +71,8 @@ def classify(job, settings, sweep_dir, queue, accounting):
     return "pending", verdict.reason, log
 
 
-def sweep_status(sweep_dir, settings, jobs=None):
+def sweep_status(sweep_dir: str, settings: Settings,
+                 jobs: Sequence[Job] | None = None) -> list[tuple[Job, str, str, str]]:
     """[(job, state, detail, log)] of every run of the sweep."""
     jobs = jobs if jobs is not None else sweep_jobs(sweep_dir) or []
     arrays = submitted_arrays(sweep_dir)
@@ -72,7 +81,7 @@ def sweep_status(sweep_dir, settings, jobs=None):
     return [(job, *classify(job, settings, sweep_dir, queue, accounting)) for job in jobs]
 
 
-def report(rows, name, queue_known=True):
+def report(rows: Sequence[tuple[Job, str, str, str]], name: str, queue_known: bool = True) -> str:
     """The --status text: totals, one line per method and dataset, and each failed run with its log."""
     total = Counter(state for _, state, _, _ in rows)
     lines = [f"sweep {name}: {len(rows)} runs: " + " / ".join(f"{s} {total[s]}" for s in STATES)]

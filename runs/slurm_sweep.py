@@ -1,9 +1,13 @@
 """``sweep.sh --mode slurm``: options, packing, splitting into arrays, submitting, --status, --rerun-failed.
 
 Stdlib only and never needed for the local modes (seq, gpus)."""
+from __future__ import annotations
+
 import os.path as osp
 import shutil
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from engine.io import atomic_write_text
 
@@ -14,11 +18,16 @@ from .slurm_query import DEFAULT_MAX_ARRAY_SIZE, cluster_config, gres_types, max
 from .slurm_status import report, submitted_arrays, sweep_status
 from .slurm_task import write_state
 
+if TYPE_CHECKING:
+    import argparse
+
+    from .jobs import Job, Settings
+
 DEFAULT_SIGNAL_S = 300
 DEFAULT_PACK_MINUTES = 60
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("slurm (--mode slurm)")
     group.add_argument("--gpus-per-task", type=int, default=1,
                        help="GPUs per array task (default 1, asked as --gres=gpu:N; 0: a CPU-only sweep)")
@@ -44,7 +53,7 @@ def add_arguments(parser):
     group.add_argument("--rerun-failed", action="store_true", help="submit only the runs --status reports failed")
 
 
-def glue_values(argv):
+def glue_values(argv: Sequence[str]) -> list[str]:
     """['--slurm-args', '--partition=gpu ...'] -> ['--slurm-args=--partition=gpu ...']: argparse would
     take a value that looks like one of the sweep's own options (--partition=...) for that option."""
     out, argv = [], list(argv)
@@ -54,7 +63,7 @@ def glue_values(argv):
     return out
 
 
-def check_arguments(args):
+def check_arguments(args: argparse.Namespace) -> None:
     for key in ("max_parallel", "max_array_size"):
         value = getattr(args, key)
         if value is not None and value < 1:
@@ -63,7 +72,7 @@ def check_arguments(args):
         raise UsageError("--gpus-per-task, --signal-seconds and --pack-minutes must be >= 0")
 
 
-def resources(args, config):
+def resources(args: argparse.Namespace, config: dict[str, str]) -> Resources:
     res = Resources(args.gpus_per_task, args.cpus_per_task, args.mem, args.time, args.partition,
                     args.slurm_args, args.signal_seconds, args.max_parallel)
     types = gres_types(config)
@@ -74,7 +83,8 @@ def resources(args, config):
     return res
 
 
-def submit_slurm(todo, settings, sweep_dir, name, args, runner_script):
+def submit_slurm(todo: Sequence[Job], settings: Settings, sweep_dir: str, name: str, args: argparse.Namespace,
+                 runner_script: str) -> int:
     """Pack the unfinished runs, split the tasks into arrays the cluster accepts and submit them."""
     if not todo:
         print("nothing to submit: every run is finished")
@@ -123,7 +133,8 @@ def submit_slurm(todo, settings, sweep_dir, name, args, runner_script):
     return 0
 
 
-def status_command(jobs, settings, sweep_dir, name, args, runner_script):
+def status_command(jobs: Sequence[Job], settings: Settings, sweep_dir: str, name: str, args: argparse.Namespace,
+                   runner_script: str) -> int:
     """--status (print) or --rerun-failed (submit the failed runs); exit 1 while some run has failed."""
     rows = sweep_status(sweep_dir, settings, jobs)
     queue_known = shutil.which("squeue") is not None or not submitted_arrays(sweep_dir)

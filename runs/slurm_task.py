@@ -9,6 +9,8 @@ when it starts again, the finished runs of its pack are skipped and the stopped 
 checkpoint (train.py resumes exactly). SIGTERM (scancel, preemption) stops the run the same way without
 requeueing (a preempting cluster with PreemptMode=REQUEUE requeues the task itself).
 """
+from __future__ import annotations
+
 import hashlib
 import json
 import os
@@ -17,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
 from engine.io import atomic_write_text
 
@@ -25,20 +28,23 @@ from .launcher import Runner
 from .schedule import log_name
 from .slurm import read_pack
 
+if TYPE_CHECKING:
+    from .jobs import Job
+
 STOP_GRACE_S = 30  # train.py gets SIGTERM, then SIGKILL after this many seconds
 
 
-def sweep_of(folder):
+def sweep_of(folder: str) -> str:
     """The sweep folder of a submission folder <sweep>/slurm/<NNN>."""
     return osp.dirname(osp.dirname(osp.abspath(folder)))
 
 
-def state_path(sweep_dir, job, settings):
+def state_path(sweep_dir: str, job: Job, settings: Settings) -> str:
     key = hashlib.sha1(osp.normpath(run_dir(job, settings)).encode()).hexdigest()[:16]
     return osp.join(sweep_dir, "state", f"{key}.json")
 
 
-def read_state(sweep_dir, job, settings):
+def read_state(sweep_dir: str, job: Job, settings: Settings) -> dict[str, Any]:
     try:
         with open(state_path(sweep_dir, job, settings)) as f:
             return json.load(f)
@@ -46,7 +52,7 @@ def read_state(sweep_dir, job, settings):
         return {}
 
 
-def write_state(sweep_dir, job, settings, status, detail="", log=""):
+def write_state(sweep_dir: str, job: Job, settings: Settings, status: str, detail: str = "", log: str = "") -> None:
     path = state_path(sweep_dir, job, settings)
     os.makedirs(osp.dirname(path), exist_ok=True)
     record = {"status": status, "detail": detail, "log": log, "task": task_id(), "time": time.time(),
@@ -54,13 +60,13 @@ def write_state(sweep_dir, job, settings, status, detail="", log=""):
     atomic_write_text(path, json.dumps(record) + "\n")
 
 
-def task_id():
+def task_id() -> str:
     """<array job id>_<task id> of this task ('' outside SLURM)."""
     job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
     return f"{job}_{task}" if job and task else ""
 
 
-def requeue():
+def requeue() -> bool:
     """Put this task back in the queue; False (with the reason printed) when SLURM refuses."""
     job = os.environ.get("SLURM_JOB_ID")
     if not job:
@@ -77,7 +83,7 @@ def requeue():
     return True
 
 
-def run_pack(folder, index, settings=None):
+def run_pack(folder: str, index: int, settings: Settings | None = None) -> int:
     """Run pack ``index`` of a submission folder; the exit code of the task."""
     settings = settings or Settings()
     jobs = read_pack(folder, index)
@@ -86,7 +92,7 @@ def run_pack(folder, index, settings=None):
     runner = Runner(settings)
     caught = []
 
-    def on_signal(signum, frame):
+    def on_signal(signum: int, frame: object) -> None:
         caught.append(signum)
         runner.stopping = True  # at once, so no further run starts
         raise KeyboardInterrupt
