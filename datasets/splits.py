@@ -21,17 +21,24 @@ Shared by every loader (and usable by new ones):
   few-shot sampling uses is left untouched.
 - :func:`to_datums`: entries -> Datum after checking that every image exists.
 """
+from __future__ import annotations
+
 import json
 import os
 import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .errors import SplitFileError, find_missing, missing_images_error
+
+if TYPE_CHECKING:
+    from engine.builtin.data.datasets import Datum
 
 SPLIT_SEED = 1  # seeds the fallback split rules (see the module docstring)
 SPLITS = ("train", "val", "test")
 
 
-def split_rng(seed=SPLIT_SEED):
+def split_rng(seed: int = SPLIT_SEED) -> random.Random:
     """A private random generator for creating splits."""
     return random.Random(seed)
 
@@ -44,7 +51,7 @@ def _fields(item):
     return item.impath, int(item.label), item.classname
 
 
-def relative_to(path, prefix):
+def relative_to(path: str, prefix: str) -> str:
     """``path`` relative to folder ``prefix`` (CoOp strips the prefix and a leading slash)."""
     rel = os.path.relpath(path, prefix)
     if rel.startswith(".."):
@@ -56,7 +63,7 @@ def _path(item):
     return item[0] if isinstance(item, (tuple, list)) else item.impath
 
 
-def image_list_record(entries, path_prefix):
+def image_list_record(entries: Iterable[Any], path_prefix: str) -> dict[str, Any]:
     """``{"images_sha256", "num_images"}`` of the images a split is made from (paths relative to
     ``path_prefix``, labels ignored: the list of files, in any order)."""
     from engine.data_identity import sha256_text
@@ -65,7 +72,7 @@ def image_list_record(entries, path_prefix):
     return {"images_sha256": sha256_text("\n".join(rels)), "num_images": len(rels)}
 
 
-def recorded_image_list(filepath):
+def recorded_image_list(filepath: str) -> dict[str, Any] | None:
     """The ``"made_from"`` record of a split file, or None (CoOp's files, older splits of this toolkit)."""
     try:
         with open(filepath) as f:
@@ -75,7 +82,7 @@ def recorded_image_list(filepath):
     return record if isinstance(record, dict) and "images_sha256" in record else None
 
 
-def images_changed(filepath, listed, path_prefix):
+def images_changed(filepath: str, listed: Sequence[str], path_prefix: str) -> str | None:
     """Why the images ``listed`` now (entries) are not those the split file was made from, or None (also
     when the split records no image list)."""
     record = recorded_image_list(filepath)
@@ -96,7 +103,8 @@ def images_changed(filepath, listed, path_prefix):
             f"{record['num_images']} then, {len(now)} now: {'; '.join(parts) or 'other files'})")
 
 
-def save_split(train, val, test, filepath, path_prefix, made_from=None):
+def save_split(train: Sequence[Any], val: Sequence[Any], test: Sequence[Any], filepath: str, path_prefix: str,
+               made_from: dict[str, Any] | None = None) -> None:
     """Write CoOp's split json (paths relative to ``path_prefix``) atomically; items: Datum or entries.
     ``made_from``: the :func:`image_list_record` of the images it was made from (recorded beside)."""
     from engine.io import atomic_write_text
@@ -114,7 +122,7 @@ def save_split(train, val, test, filepath, path_prefix, made_from=None):
     print(f"Saved split to {filepath}")
 
 
-def read_split(filepath, path_prefix):
+def read_split(filepath: str, path_prefix: str) -> dict[str, list[tuple[str, int, str]]]:
     """Read a CoOp split json -> ``{"train"|"val"|"test": [entry, ...]}`` with absolute paths."""
     print(f"Reading split from {filepath}")
     try:
@@ -141,7 +149,7 @@ def read_split(filepath, path_prefix):
     return out
 
 
-def to_datums(entries, source, hint=""):
+def to_datums(entries: Sequence[tuple[str, int, str]], source: str, hint: str = "") -> list[Datum]:
     """Turn entries into Datum objects; a missing image raises one error (first few paths + count)."""
     from engine import Datum
 
@@ -179,14 +187,14 @@ def split_groups(groups, rng, p_trn=0.5, p_val=0.2, what="class"):
     return train, val, test
 
 
-def list_images(folder, keep=None):
+def list_images(folder: str, keep: Callable[[str], bool] | None = None) -> list[str]:
     """Non-hidden files of ``folder`` (those whose name ``keep`` accepts, if given), sorted (CoOp lists in
     file-system order; sorting makes it stable)."""
     return sorted(f for f in os.listdir(folder) if not f.startswith(".") and os.path.isfile(os.path.join(folder, f))
                   and (keep is None or keep(f)))
 
 
-def class_folders(image_dir, ignored=(), exclude_files=True):
+def class_folders(image_dir: str, ignored: Iterable[str] = (), exclude_files: bool = True) -> list[str]:
     """Sorted class sub-folders of ``image_dir`` (hidden ones and ``ignored`` left out)."""
     names = [n for n in os.listdir(image_dir) if not n.startswith(".") and n not in ignored]
     if exclude_files:
@@ -194,8 +202,9 @@ def class_folders(image_dir, ignored=(), exclude_files=True):
     return sorted(names)
 
 
-def read_and_split_data(image_dir, rng, p_trn=0.5, p_val=0.2, ignored=(), new_cnames=None, folders=None,
-                        keep=None):
+def read_and_split_data(image_dir: str, rng: random.Random, p_trn: float = 0.5, p_val: float = 0.2,
+                        ignored: Iterable[str] = (), new_cnames: Mapping[str, str] | None = None,
+                        folders: Sequence[str] | None = None, keep: Callable[[str], bool] | None = None) -> tuple:
     """CoOp's fallback for a folder per class: label = rank of the sorted folder name, class name =
     folder name (or ``new_cnames[folder]``), then :func:`split_groups`. Returns three entry lists.
     ``keep(file name)``, if given, chooses the files that are images (ImageFolder: by extension)."""
@@ -211,7 +220,7 @@ def read_and_split_data(image_dir, rng, p_trn=0.5, p_val=0.2, ignored=(), new_cn
     return split_groups(groups, rng, p_trn, p_val)
 
 
-def split_trainval(trainval, rng, p_val=0.2):
+def split_trainval(trainval: Sequence[Any], rng: random.Random, p_val: float = 0.2) -> tuple[list, list]:
     """CoOp's train/val split of a trainval list (entries or Datum): per label, in order of first
     appearance, a shuffled round(n*p_val) go to val and the rest to train."""
     print(f"Splitting trainval into {1 - p_val:.0%} train and {p_val:.0%} val")
