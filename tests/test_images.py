@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_datasets import load, make_folder
+from tests.dataset_helpers import load, make_folder
 
 
 def test_16_bit_png_is_scaled_to_8_bits_not_clipped_to_white(tmp_path):
