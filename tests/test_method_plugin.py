@@ -185,8 +185,8 @@ def test_the_corner_patch_is_additive_and_changes_only_its_corner():
 
 @pytest.mark.slow
 def test_plot_prm_draws_a_prompt_kind_whose_parameter_is_not_image_sized(toy_root, tmp_path):
-    from tests.test_plot_predict import train_run
-    from tests.test_scripts_results import load_script
+    from tests.script_helpers import load_script
+    from tests.toy_runs import train_run
 
     train_run("CornerMap", toy_root, tmp_path / "run", "", epochs=1, opts=["TRAINER.CORNERMAP.PATCH", 16])
     plot_prm = load_script("plot_prm")
