@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.dataset_helpers import write_idx
-from tests.test_plot_predict import load_script
+from tests.script_helpers import load_script
 
 pytestmark = pytest.mark.slow  # one short training run (about 10 s on a free core)
 

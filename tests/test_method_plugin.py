@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
 from runs import catalogue
-from tests.test_datasets_plugin import TINY_AR, make_squares  # noqa: F401  (registers PluginSquares)
+from tests.plugin_squares_data import TINY_AR, make_squares
 from trainers.base import VRTrainer
 from trainers.label_mapping import source_table
 from trainers.vr_keys import add_common_keys
