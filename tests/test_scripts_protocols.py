@@ -1,6 +1,5 @@
 """Protocols: make_table's dataset keys, base2new.sh / xd.sh (fake train.py), --protocol tables."""
 import json
-import math
 import subprocess
 import sys
 
@@ -8,38 +7,11 @@ import pytest
 
 from results import names
 from tests.fake_workspace import REPO, SCRIPTS, FakeWorkspace
-from tests.script_helpers import load_script, table_rows
+from tests.result_files import flag_result as flag
+from tests.result_files import write_run
+from tests.script_helpers import cell, load_script, pstd, table, table_rows
 
-make_table = load_script("make_table")
 protocols = load_script("protocols")
-
-
-def write_run(root, rel, method, seed, acc, *, dataset, shots=16, backbone="ViT-B/16",
-              dataset_cfg=None):
-    """A results.json as train.py writes it (the keys the tables read, and config.DATASET)."""
-    folder = root / rel / method / f"vit_b16_{shots}shots" / f"seed{seed}"
-    folder.mkdir(parents=True)
-    data = {"method": method, "dataset": dataset, "backbone": backbone, "shots": shots,
-            "seed": seed, "accuracy": acc, "macro_f1": acc - 1, "per_class": {},
-            "config": {"DATASET": dict({"NAME": dataset, "SUBSAMPLE_CLASSES": "all"},
-                                       **(dataset_cfg or {}))}}
-    (folder / "results.json").write_text(json.dumps(data))
-    return folder
-
-
-def table(capsys, *argv):
-    rc = make_table.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
-def pstd(values):
-    mu = sum(values) / len(values)
-    return math.sqrt(sum((v - mu) ** 2 for v in values) / len(values))
-
-
-def cell(values):
-    return f"{sum(values) / len(values):.1f} +- {pstd(values):.1f} ({len(values)})"
 
 
 # ------------------------------------------------------------------ dataset keys (issue 10, defect 4)
@@ -488,11 +460,6 @@ def test_a_step_another_process_runs_is_left_alone(tmp_path):
 
 
 # ------------------------------------------------------------------ flags in results.json, protocol trees
-
-def flag(folder, **extra):
-    path = folder / "results.json"
-    path.write_text(json.dumps({**json.loads(path.read_text()), **extra}))
-
 
 def test_xd_and_dg_without_xd_runs_are_an_error_not_fewshot_numbers(tmp_path, capsys):
     """Old code: with no scripts/xd.sh folders, ordinary few-shot runs were printed as transfer results."""
