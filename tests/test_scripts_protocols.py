@@ -6,13 +6,11 @@ import sys
 import pytest
 
 from results import names
-from tests.fake_workspace import REPO, SCRIPTS, FakeWorkspace
+from tests.fake_workspace import REPO, SCRIPTS, out_dir
+from tests.protocol_workspace import protocols, ws  # noqa: F401  (fixture)
 from tests.result_files import flag_result as flag
 from tests.result_files import write_run
 from tests.script_helpers import cell, load_script, pstd, table, table_rows
-
-protocols = load_script("protocols")
-
 
 # ------------------------------------------------------------------ dataset keys (issue 10, defect 4)
 
@@ -156,33 +154,6 @@ def test_xd_and_dg_tables(tmp_path, capsys):
     assert row[0] == cell([71.0, 72.0]) and row[1] == cell([51.0, 52.0])
     assert row[-1] == "-"  # not every target present: no average
     assert "no result for target(s) OxfordPets" in err
-
-
-# ------------------------------------------------------------------ base2new.sh / xd.sh
-
-class Workspace(FakeWorkspace):
-    """The protocols' datasets and trainers; training runs leave checkpoints; each run starts a new record."""
-
-    def __init__(self, root):
-        super().__init__(root, protocols.XD_TARGETS + protocols.DG_TARGETS + ("imagenet",),
-                         ("AR", "ZeroshotCLIP", "DVP_CLS"), path="/usr/bin:/bin", FAKE_CHECKPOINTS="1")
-
-    def run(self, script, *args, **env):
-        self.record.unlink(missing_ok=True)
-        return super().run(script, *args, **env)
-
-    def launched(self):
-        """The command lines of the runs the last run() launched."""
-        return [r["argv"] for r in super().launched()]
-
-
-@pytest.fixture
-def ws(tmp_path):
-    return Workspace(tmp_path)
-
-
-def out_dir(argv):
-    return argv[argv.index("--output-dir") + 1]
 
 
 def test_base2new_script_trains_on_base_then_tests_new(ws):
