@@ -1,5 +1,5 @@
 """scripts/sweep.sh through a fake train.py (tests/fake_workspace.py): the grid, sweep files, dry runs, --gpus and
---slurm, kills and interrupts, the options it passes and checks.
+--slurm, kills and interrupts, the options it passes and checks."""
 import os
 import signal
 import subprocess
