@@ -87,6 +87,17 @@ def toy_root(tmp_path_factory):
     return str(root)
 
 
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A local HTTP server (tests/download_mirror.py) for the download tests, DATASETS_MIRROR unset."""
+    from tests.download_mirror import Mirror
+
+    m = Mirror(tmp_path / "mirror")
+    monkeypatch.delenv("DATASETS_MIRROR", raising=False)
+    yield m
+    m.close()
+
+
 @pytest.fixture(scope="session")
 def shared_descriptions():
     if not os.path.isdir(DESCRIPTIONS):

@@ -151,3 +151,8 @@ class FakeWorkspace:
         if not self.record.exists():
             return []
         return [json.loads(line) for line in self.record.read_text().splitlines()]
+
+
+def out_dir(argv):
+    """The --output-dir of a recorded command line."""
+    return argv[argv.index("--output-dir") + 1]

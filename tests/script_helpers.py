@@ -1,5 +1,7 @@
 """Helpers for the tests of the scripts/ commands (shared here, not imported from another test module)."""
+import functools
 import importlib.util
+import math
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -24,3 +26,25 @@ def table_rows(text, title_start):
         parts = [p.strip() for p in line.split("  ") if p.strip()]
         rows[parts[0]] = parts[1:]
     return rows
+
+
+@functools.cache
+def _make_table():
+    return load_script("make_table")
+
+
+def table(capsys, *argv):
+    """make_table.py's main on ``argv``: (exit code, its stdout, its stderr)."""
+    rc = _make_table().main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def pstd(values):  # numpy.std (ddof=0), the reference CoOp's script uses
+    mu = sum(values) / len(values)
+    return math.sqrt(sum((v - mu) ** 2 for v in values) / len(values))
+
+
+def cell(values):
+    """The text of a table cell over these seeds' accuracies: mean +- std (seeds)."""
+    return f"{sum(values) / len(values):.1f} +- {pstd(values):.1f} ({len(values)})"

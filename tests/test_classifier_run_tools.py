@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from tests.test_datasets_mnist import write_idx
-from tests.test_plot_predict import load_script
+from tests.dataset_helpers import write_idx
+from tests.script_helpers import load_script
 
 pytestmark = pytest.mark.slow  # one short training run (about 10 s on a free core)
 

@@ -3,7 +3,7 @@
 import pytest
 
 import train
-from tests.test_engine_train import TOY
+from tests.toy_runs import TOY
 
 
 @pytest.mark.parametrize("opts, needle", [

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
+from tests.dataset_helpers import load, make_folder
 from tests.dataset_miniatures import build, write_image
-from tests.test_datasets import load, make_folder
 
 
 def _paths(items):

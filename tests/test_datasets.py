@@ -6,36 +6,14 @@ import re
 
 import pytest
 
+from tests.dataset_helpers import load, make_cfg, make_folder, relpaths
 from tests.dataset_miniatures import CLASS_NAMES, DESCRIPTION_KEYS, NAMES, build, description_keys
 
 FALLBACK = [n for n in NAMES if n not in ("fgvc_aircraft", "imagenet")]
 
 
-def make_cfg(root, name, **dataset):
-    from plugins import project_cfg
-
-    cfg = project_cfg()
-    cfg.SEED = 1
-    cfg.DATASET.ROOT = str(root)
-    cfg.DATASET.NAME = name
-    for key, value in dataset.items():
-        cfg.DATASET[key] = value
-    return cfg
-
-
-def load(root, name, **dataset):
-    import datasets  # noqa: F401
-    from engine import build_dataset
-
-    return build_dataset(make_cfg(root, name, **dataset))
-
-
 def sizes(ds):
     return {"train": len(ds.train_x), "val": len(ds.val), "test": len(ds.test)}
-
-
-def relpaths(items, root):
-    return [(os.path.relpath(d.impath, root), d.label, d.classname) for d in items]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -252,15 +230,6 @@ def test_corrupt_image_fails_with_path_in_data_loader_workers(tmp_path):
 
 
 # ---- ImageFolder (your own data) ------------------------------------------------------------------
-
-def make_folder(root, classes, per_class=5, ext=".png"):
-    from tests.dataset_miniatures import write_image
-
-    for cname in classes:
-        for i in range(per_class):
-            write_image(os.path.join(root, cname, f"{i}{ext}"))
-    return str(root)
-
 
 def test_imagefolder_split_renames_and_reuse(tmp_path):
     folder = make_folder(tmp_path / "pets", ["cat", "dog", "fox"])

@@ -1,90 +1,20 @@
 """`python -m datasets.download` and `python -m datasets.check` against a local HTTP mirror serving
 generated archives (nothing leaves 127.0.0.1)."""
 import dataclasses
-import hashlib
-import http.server
 import io
 import os
 import shutil
 import sys
 import tarfile
-import threading
 import zipfile
 from contextlib import redirect_stdout
 
 import pytest
 
 from tests.conftest import run_cmd
+from tests.dataset_helpers import load
 from tests.dataset_miniatures import build
-
-
-class Mirror:
-    """A threaded HTTP server for one folder, with Range support, a request log and optional truncation."""
-
-    def __init__(self, folder):
-        self.folder = str(folder)
-        self.requests = []  # (path, Range header or None)
-        self.truncate_once = set()  # paths whose next response stops half-way
-        mirror = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                path = self.path.split("?")[0].lstrip("/")
-                mirror.requests.append((path, self.headers.get("Range")))
-                file = os.path.join(mirror.folder, path)
-                if not os.path.isfile(file):
-                    self.send_error(404)
-                    return
-                with open(file, "rb") as f:
-                    data = f.read()
-                start, status = 0, 200
-                ranged = self.headers.get("Range")
-                if ranged and ranged.startswith("bytes="):
-                    start = int(ranged[6:].split("-")[0])
-                    if start >= len(data):
-                        self.send_error(416)
-                        return
-                    status = 206
-                body = data[start:]
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                if status == 206:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.end_headers()
-                if path in mirror.truncate_once:
-                    mirror.truncate_once.discard(path)
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(body)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def put(self, name, filename, data):
-        path = os.path.join(self.folder, name, filename)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-        return hashlib.md5(data).hexdigest()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def mirror(tmp_path, monkeypatch):
-    m = Mirror(tmp_path / "mirror")
-    monkeypatch.delenv("DATASETS_MIRROR", raising=False)
-    yield m
-    m.close()
+from tests.download_mirror import run_download
 
 
 def tar_gz(folder, arcroot):
@@ -126,15 +56,6 @@ def serve_dtd(mirror, tmp_path):
     return mini, md5
 
 
-def run_download(*args):
-    from datasets.download import main
-
-    out = io.StringIO()
-    with redirect_stdout(out):
-        rc = main(list(args))
-    return rc, out.getvalue()
-
-
 @pytest.mark.slow
 def test_download_unpacks_verifies_and_skips_on_rerun(tmp_path, mirror, monkeypatch):
     mini, md5 = serve_dtd(mirror, tmp_path)
@@ -144,8 +65,6 @@ def test_download_unpacks_verifies_and_skips_on_rerun(tmp_path, mirror, monkeypa
     assert rc == 0, out
     assert sorted(os.listdir(root / "dtd")) == ["images", "split_zhou_DescribableTextures.json"]
     assert sorted(os.listdir(root / "dtd" / "images")) == sorted(mini.classnames)
-    from tests.test_datasets import load
-
     assert load(root, "DescribableTextures").classnames == mini.classnames
     n = len(mirror.requests)
     rc, out = run_download("dtd", "--root", str(root), "--mirror", mirror.url)
@@ -197,8 +116,6 @@ def test_interrupted_download_resumes(tmp_path, mirror, monkeypatch):
     rc, out = run_download("eurosat", "--root", str(root), "--mirror", mirror.url)
     assert rc == 0, out
     assert ("eurosat/EuroSAT.zip", f"bytes={have}-") in mirror.requests
-    from tests.test_datasets import load
-
     assert load(root, "EuroSAT").classnames == mini.classnames
 
 
@@ -220,8 +137,6 @@ def test_nested_archive_and_gdrive_failure_gives_manual_link(tmp_path, mirror, m
     folders = sorted(os.listdir(root / "caltech-101" / "101_ObjectCategories"))
     assert folders == sorted(os.listdir(os.path.join(mini.dataset_dir, "101_ObjectCategories")))
     # without the split file the loader falls back to CoOp's seeded split
-    from tests.test_datasets import load
-
     assert load(root, "Caltech101").classnames == mini.classnames
 
 

@@ -11,8 +11,8 @@ from collections import defaultdict
 import pytest
 
 from tests.concurrency import run_at_once
+from tests.dataset_helpers import load, make_cfg, relpaths
 from tests.dataset_miniatures import build
-from tests.test_datasets import load, make_cfg, relpaths
 
 DASSL_DATUM = textwrap.dedent("""\
     class Datum:

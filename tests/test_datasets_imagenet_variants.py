@@ -6,14 +6,14 @@ import tarfile
 
 import pytest
 
+from tests.dataset_helpers import load
 from tests.dataset_miniatures import (
     IMAGENET_CLASSES,
     IMAGENET_SUBSET,
     build,
     description_keys,
 )
-from tests.test_datasets import load
-from tests.test_datasets_download import mirror, run_download  # noqa: F401  (fixture)
+from tests.download_mirror import run_download
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {"imagenetv2": "ImageNetV2", "imagenet_sketch": "ImageNetSketch",
@@ -105,7 +105,7 @@ def test_variant_check_counts_test_images(tmp_path):
     assert check_dataset("ImageNetV2", str(tmp_path)).status == "missing"
 
 
-def test_variant_downloads_and_manual_steps(tmp_path, mirror):  # noqa: F811
+def test_variant_downloads_and_manual_steps(tmp_path, mirror):
     src = build("imagenet_r", tmp_path / "src")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:

@@ -1,28 +1,15 @@
 """Fashion-MNIST / MNIST from IDX files (datasets/mnist.py, datasets/mnist_data.py), on small generated IDX
 files: the layout, the split, the few-shot cache, the test subset and what the download command says."""
-import gzip
 import json
 import struct
 
-import numpy as np
 import pytest
 
 from datasets import download
 from datasets.errors import DatasetNotFoundError
 from datasets.mnist_data import FASHION, MNIST, build, missing_message, read_idx
 from plugins import project_cfg
-
-
-def write_idx(folder, n_train=50, n_test=30, gz=True):
-    """Four IDX files with n images per part, labels cycling 0..9, pixel value = index % 256."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        images = (np.arange(n, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), np.uint8))
-        labels = (np.arange(n) % 10).astype(np.uint8)
-        for kind, arr, magic in (("images-idx3", images, 0x803), ("labels-idx1", labels, 0x801)):
-            data = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in arr.shape) + arr.tobytes()
-            name = f"{prefix}-{kind}-ubyte" + (".gz" if gz else "")
-            (folder / name).write_bytes(gzip.compress(data) if gz else data)
+from tests.dataset_helpers import write_idx
 
 
 def cfg_for(root, name="FashionMNIST", shots=2, test_per_class=0):

@@ -6,14 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from datasets.base import CoOpDataset
 from datasets.splits import read_and_split_data
 from engine import DATASET_REGISTRY
 from runs import catalogue
+from tests.plugin_squares_data import TINY_AR, make_squares
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = __name__  # VR_PLUGINS=tests.test_datasets_plugin
@@ -35,37 +34,6 @@ class PluginSquares(CoOpDataset):
 
     def create_splits(self, rng):
         return read_and_split_data(self.image_dir, rng)
-
-
-def make_squares(root, per_class=10):
-    rng = np.random.RandomState(0)
-    for name, rgb in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
-        folder = Path(root) / "plugin_squares" / "images" / name
-        folder.mkdir(parents=True)
-        for i in range(per_class):
-            pixels = np.clip(np.array(rgb) + rng.randn(16, 16, 3) * 30, 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / f"{i:02d}.png")
-
-
-TINY_AR = """\
-DATALOADER:
-  TRAIN_X:
-    BATCH_SIZE: 4
-  TEST:
-    BATCH_SIZE: 16
-  NUM_WORKERS: 0
-OPTIM:
-  NAME: "sgd"
-  LR: 1.0
-  MAX_EPOCH: 1
-  LR_SCHEDULER: "cosine"
-MODEL:
-  BACKBONE:
-    NAME: "test-tiny"
-TRAINER:
-  AR:
-    TEMPLATES: "coop"
-"""
 
 
 @pytest.fixture

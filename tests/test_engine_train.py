@@ -9,11 +9,7 @@ import yaml
 
 import train
 from tests.conftest import run_cmd
-
-TOY = ["--trainer", "ToyLinear", "--seed", "1", "DATASET.NAME", "ToyColors", "INPUT.SIZE", "(16, 16)",
-       "INPUT.TRANSFORMS", "('normalize',)", "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
-       "OPTIM.NAME", "sgd", "OPTIM.LR", "0.5", "OPTIM.LR_SCHEDULER", "cosine", "OPTIM.MAX_EPOCH", "4",
-       "TRAIN.CHECKPOINT_FREQ", "1", "TEST.PER_CLASS_RESULT", "True"]
+from tests.toy_runs import TOY
 
 
 def _accuracy_lines(text):

@@ -3,7 +3,7 @@
 import os
 
 import train
-from tests.test_engine_train import TOY
+from tests.toy_runs import TOY
 
 
 def _files(out):

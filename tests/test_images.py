@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_datasets import load, make_folder
+from tests.dataset_helpers import load, make_folder
 
 
 def test_16_bit_png_is_scaled_to_8_bits_not_clipped_to_white(tmp_path):
@@ -78,7 +78,7 @@ def test_corrupt_image_in_a_loader_worker_is_one_error_line(toy_root, tmp_path, 
 
     import tests.toy_plugin  # noqa: F401
     import train
-    from tests.test_engine_train import TOY
+    from tests.toy_runs import TOY
 
     root = tmp_path / "data"
     shutil.copytree(toy_root, root)

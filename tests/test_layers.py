@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO, run_cmd
+from tests.import_scan import imported_modules, imports_of, python_files
 
 UPPER = {"datasets", "trainers", "descriptions", "scripts", "plugins", "backbones", "vr", "benchmarks", "train"}
 # calls that only the engine's shared helpers make (engine/io.py, engine/names.py, engine/imageio.py)
@@ -14,33 +15,8 @@ OWNED_CALLS = {("tempfile", "mkstemp"): "engine.io.atomic_write_bytes", ("fcntl"
                ("difflib", "get_close_matches"): "engine.names.close_matches"}
 
 
-def python_files(*folders):
-    for folder in folders:
-        for dirpath, dirnames, filenames in os.walk(os.path.join(REPO, folder)):
-            dirnames[:] = [d for d in dirnames if not d.startswith((".", "__"))]
-            yield from (os.path.join(dirpath, f) for f in filenames if f.endswith(".py"))
-
-
-def imported_modules(tree):
-    """Absolute module names imported by ``tree``: import statements and importlib.import_module("...")."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            yield node.module
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) ==
-              "import_module" and node.args and isinstance(node.args[0], ast.Constant)
-              and isinstance(node.args[0].value, str) and not node.args[0].value.startswith(".")):
-            yield node.args[0].value
-
-
 def test_no_engine_file_imports_a_plugin_package():
-    found = []
-    for path in python_files("engine"):
-        with open(path) as f:
-            tree = ast.parse(f.read(), path)
-        found += [f"{os.path.relpath(path, REPO)} imports {m}" for m in imported_modules(tree)
-                  if m.split(".")[0] in UPPER]
+    found = imports_of(["engine"], UPPER)
     assert not found, "the engine must not import the layers above it:\n" + "\n".join(found)
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
 from runs import catalogue
-from tests.test_datasets_plugin import TINY_AR, make_squares  # noqa: F401  (registers PluginSquares)
+from tests.plugin_squares_data import TINY_AR, make_squares
 from trainers.base import VRTrainer
 from trainers.label_mapping import source_table
 from trainers.vr_keys import add_common_keys
@@ -185,8 +185,8 @@ def test_the_corner_patch_is_additive_and_changes_only_its_corner():
 
 @pytest.mark.slow
 def test_plot_prm_draws_a_prompt_kind_whose_parameter_is_not_image_sized(toy_root, tmp_path):
-    from tests.test_plot_predict import train_run
-    from tests.test_scripts_results import load_script
+    from tests.script_helpers import load_script
+    from tests.toy_runs import train_run
 
     train_run("CornerMap", toy_root, tmp_path / "run", "", epochs=1, opts=["TRAINER.CORNERMAP.PATCH", 16])
     plot_prm = load_script("plot_prm")

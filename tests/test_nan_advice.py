@@ -5,7 +5,7 @@ import torch
 
 import train
 from plugins import project_cfg
-from tests.test_engine_train import TOY
+from tests.toy_runs import TOY
 
 
 def fake_trainer(node, key, precision, device):

@@ -3,7 +3,6 @@
 plot_prm writes valid PNGs (and the markdown table) that agree with prm.pt; predict's probabilities are
 sorted and its top-1 is the trained model's own prediction; user mistakes give one clear error.
 """
-import importlib.util
 import json
 import os
 import re
@@ -16,7 +15,9 @@ import torch
 from PIL import Image
 
 from tests.conftest import run_cmd
-from tests.trainer_fixtures import make_trainer, toy_cfg, toy_descriptions  # noqa: F401  (session fixture)
+from tests.script_helpers import load_script
+from tests.toy_runs import train_run
+from tests.trainer_fixtures import toy_descriptions  # noqa: F401  (session fixture)
 from vr import PaddingPrompt
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,30 +25,11 @@ PNG = b"\x89PNG\r\n\x1a\n"
 PRM_PNGS = ["prm_heatmap.png", "prompt_contributions.png", "top_descriptions.png"]
 
 
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"_scripts_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 plot_prm = load_script("plot_prm")
 predict = load_script("predict")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # test-tiny: one intra-op thread is faster
-
-
-def train_run(name, root, out, descriptions, epochs, opts=()):
-    """Train in-process and write config.yaml, as train.py does; return the trainer."""
-    from engine.results import write_config
-
-    opts = ["DATALOADER.TRAIN_X.BATCH_SIZE", 8, "TEST.NO_TEST", True, "TRAIN.CHECKPOINT_FREQ", 1, *opts]
-    cfg = toy_cfg(name, root, out, descriptions, epochs=epochs, opts=opts)
-    trainer = make_trainer(cfg)
-    write_config(cfg, cfg.OUTPUT_DIR)
-    trainer.train()
-    return trainer
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +244,7 @@ def test_predict_runs_from_the_command_line(dvp_run, tmp_path):
 @pytest.fixture(scope="module")
 def tip_runs(toy_root, tmp_path_factory):
     """{trainer: run folder} of a TipAdapter and a TipAdapterF run on ToyColors (test-tiny, 2 shots: 8 keys)."""
-    from tests.test_trainers_features import run
+    from tests.toy_runs import feature_run as run
 
     folders = {}
     for name in ("TipAdapter", "TipAdapterF"):

@@ -12,8 +12,8 @@ import pytest
 
 from results import reported
 from tests.conftest import SHARED
-from tests.script_helpers import table_rows
-from tests.test_scripts_protocols import table, write_run
+from tests.result_files import write_run
+from tests.script_helpers import table, table_rows
 
 DOCS = f"{SHARED}/docs"
 

@@ -3,7 +3,8 @@ a run a query budget stopped is never averaged with complete runs."""
 import csv
 import json
 
-from tests.test_results_settings import table, write
+from tests.result_files import write_recorded_run as write
+from tests.script_helpers import table
 
 
 def black_box(folder, queries, stopped_after=None):

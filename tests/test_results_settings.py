@@ -7,33 +7,11 @@ import sys
 import pytest
 
 from tests.conftest import REPO, run_cmd
-from tests.test_scripts_results import load_script, table_rows
+from tests.import_scan import imports_of
+from tests.result_files import write_recorded_run as write
+from tests.script_helpers import load_script, table, table_rows
 
-make_table = load_script("make_table")
 plot_curves = load_script("plot_curves")
-
-
-def write(root, rel, method, seed, acc, *, dataset="DescribableTextures", shots=16, optim=None, data_identity=None,
-          classes="all", **config):
-    """A results.json as train.py writes it: the merged config (with SEED, OUTPUT_DIR and other keys that
-    differ between seeds by design) and, when given, the data identity."""
-    folder = root / rel / method / f"vit_b16_{shots}shots" / f"seed{seed}"
-    folder.mkdir(parents=True)
-    cfg = {"SEED": seed, "OUTPUT_DIR": str(folder), "DATALOADER": {"NUM_WORKERS": seed},
-           "DATASET": {"NAME": dataset, "ROOT": f"/data{seed}", "NUM_SHOTS": shots, "SUBSAMPLE_CLASSES": classes},
-           "OPTIM": {"LR": 0.1, "MAX_EPOCH": 2, **(optim or {})}, **config}
-    data = {"method": method, "dataset": dataset, "backbone": "ViT-B/16", "shots": shots, "seed": seed,
-            "accuracy": acc, "macro_f1": acc - 1, "per_class": {}, "config": cfg}
-    if data_identity is not None:
-        data["data_identity"] = data_identity
-    (folder / "results.json").write_text(json.dumps(data))
-    return folder
-
-
-def table(capsys, *argv):
-    rc = make_table.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def lr_sweep(root):
@@ -188,18 +166,8 @@ def test_dataset_columns_are_split_by_the_key_their_loader_declares(tmp_path, ca
 
 
 def test_results_library_imports_no_torch_and_nothing_above_it():
-    import ast
-    import os
-
-    from tests.test_layers import imported_modules, python_files
-
     upper = {"scripts", "trainers", "datasets", "backbones", "vr", "descriptions", "plugins", "train"}
-    found = []
-    for path in python_files("results"):
-        with open(path) as f:
-            tree = ast.parse(f.read(), path)
-        found += [f"{os.path.relpath(path, REPO)} imports {m}" for m in imported_modules(tree)
-                  if m.split(".")[0] in upper]
+    found = imports_of(["results"], upper)
     assert not found, "\n".join(found)
     code = ("import sys, results.records, results.fewshot, results.protocol_tables, results.curves, "
             "results.render, results.coop_logs; print(sorted(m for m in ('torch', 'trainers', 'datasets') "

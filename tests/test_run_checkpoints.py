@@ -13,11 +13,10 @@ import train
 from engine import TRAINER_REGISTRY
 from engine.protocol_keys import PROTOCOL_EXCLUDED
 from tests.conftest import kill_and_resume
+from tests.toy_runs import toy_argv
 from tests.trainer_fixtures import (  # noqa: F401
-    KEY,
     eval_logits,
     make_trainer,
-    node_of,
     registered_trainers,
     toy_cfg,
     toy_descriptions,
@@ -33,20 +32,6 @@ VR_LEARNING = [TRAINER_REGISTRY.get(n) for n in registered_trainers(VRTrainer) i
                and not getattr(TRAINER_REGISTRY.get(n), "BLACK_BOX", False)]
 VR_TRAINED = [t.__name__ for t in VR_LEARNING if t.CLASS_TRANSFER]
 VR_CLASS_BOUND = [t.__name__ for t in VR_LEARNING if not t.CLASS_TRANSFER]
-
-
-def toy_argv(trainer, root, out, descriptions, *opts, extra=()):
-    """train.py arguments of a tiny run on ToyColors (the settings of trainer_fixtures.toy_cfg)."""
-    node = node_of(trainer)
-    argv = ["--root", root, "--output-dir", str(out), "--trainer", trainer, "--seed", "1", *extra,
-            "DATASET.NAME", "ToyColors", "DATASET.NUM_SHOTS", "2", "DATASET.DESCRIPTIONS_DIR", descriptions,
-            "DATASET.DESCRIPTIONS_KEY", KEY, "MODEL.BACKBONE.NAME", "test-tiny", "USE_CUDA", "False",
-            "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "OPTIM.NAME", "sgd",
-            "OPTIM.LR", "10.0", "OPTIM.LR_SCHEDULER", "cosine", "OPTIM.MAX_EPOCH", "2", "TRAIN.PRINT_FREQ", "100"]
-    if node == "DVP_CLS":
-        argv += ["TRAINER.DVP_CLS.M", "4", "TRAINER.DVP_CLS.PRM_TOPK", "2", "TRAINER.DVP_CLS.V", "2",
-                 "TRAINER.DVP_CLS.KMEANS_N_INIT", "2"]
-    return argv + [str(o) for o in opts]
 
 
 def error_of(capsys, code):
@@ -224,7 +209,7 @@ def test_a_method_without_a_class_transfer_policy_refuses_other_classes(name, to
 
 def test_coop_base_to_new_uses_the_learned_context_with_the_new_names(toy_root, tmp_path):
     from engine import build_trainer, set_random_seed
-    from tests.test_trainer_coop import coop_args
+    from tests.toy_runs import coop_args
     from trainers.coop_model import PromptLearner
 
     def coop(out, *opts):

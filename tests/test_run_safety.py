@@ -7,7 +7,7 @@ import pytest
 
 import train
 from tests.conftest import run_cmd
-from tests.test_engine_train import TOY
+from tests.toy_runs import TOY
 
 
 @pytest.mark.slow

@@ -10,19 +10,15 @@ from pathlib import Path
 import pytest
 
 from results import names, reported
-from tests.script_helpers import load_script, table_rows
+from tests.result_files import flag_result
+from tests.script_helpers import cell, load_script, pstd, table_rows
+from tests.script_helpers import table as run_table
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
 
 
 parse_results = load_script("parse_results")
-make_table = load_script("make_table")
-
-
-def pstd(values):  # numpy.std (ddof=0), the reference CoOp's script uses
-    mu = sum(values) / len(values)
-    return math.sqrt(sum((v - mu) ** 2 for v in values) / len(values))
 
 
 # ------------------------------------------------------------------ parse_results
@@ -135,16 +131,6 @@ def tree(tmp_path):
     return root
 
 
-def cell(values):
-    return f"{sum(values) / len(values):.1f} +- {pstd(values):.1f} ({len(values)})"
-
-
-def run_table(capsys, *argv):
-    rc = make_table.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
 def test_table_text_cells_missing_and_corrupt(tree, capsys):
     rc, out, err = run_table(capsys, tree)
     assert rc == 0
@@ -250,13 +236,6 @@ def test_table_file_gets_the_usual_permissions(tree, capsys, tmp_path):
     finally:
         os.umask(old)
     assert rc == 0 and (out_file.stat().st_mode & 0o777) == 0o644
-
-
-def flag_result(folder, **extra):
-    """Add keys to a results.json written by write_result (e.g. untrained, a method record)."""
-    path = folder / "results.json"
-    path.write_text(json.dumps({**json.loads(path.read_text()), **extra}))
-    return path
 
 
 def test_untrained_results_are_skipped_and_named(tmp_path, capsys):

@@ -1,122 +1,14 @@
-"""scripts/<method>.sh and scripts/sweep.sh through a fake train.py (tests/fake_workspace.py)."""
-import json
+"""scripts/sweep.sh through a fake train.py (tests/fake_workspace.py): the grid, sweep files, dry runs, --gpus and
+--slurm, kills and interrupts, the options it passes and checks."""
 import os
 import signal
 import subprocess
 import time
-from hashlib import sha1
 
 import pytest
 
-from runs import catalogue
-from runs.jobs import Job, Settings, command, resolve_method
-from runs.layout import parse_run_dir
-from tests.fake_workspace import SCRIPTS, FakeWorkspace
-
-METHODS = list(catalogue.load().values())  # every registered trainer (runs/trainers.json)
-TRAINERS = [m.trainer for m in METHODS]
-
-
-class Workspace(FakeWorkspace):
-    """Configs of every registered trainer (and AR's rn50), with the sweep's helpers."""
-
-    def __init__(self, root):
-        super().__init__(root, ("caltech101", "dtd"), TRAINERS)
-        self.write("configs/trainers/AR/rn50.yaml", "{}\n")
-
-    def launched_dirs(self):
-        return [r["argv"][r["argv"].index("--output-dir") + 1] for r in self.launched()]
-
-    def finish(self, rel, *opts):
-        """A finished run at out/<rel>: the runner's command for it, run by the fake (not recorded)."""
-        run = parse_run_dir(rel)
-        job = Job(resolve_method(run.trainer), run.dataset, run.shots, run.cfg, run.seed, opts)
-        env = {k: v for k, v in self.env.items() if k != "FAKE_RECORD"}
-        subprocess.run(command(job, Settings(env)), cwd=self.root, env=env, check=True, timeout=60)
-        return self.root / "out" / rel / "results.json"
-
-
-@pytest.fixture
-def ws(tmp_path):
-    return Workspace(tmp_path)
-
-
-def out_dir(argv):
-    return argv[argv.index("--output-dir") + 1]
-
-
-def test_method_script_runs_coop_command_per_seed(ws):
-    res = ws.run("ar.sh", "caltech101", "16")
-    assert res.returncode == 0, res.stderr
-    argvs = [r["argv"] for r in ws.launched()]
-    assert argvs == [
-        ["train.py", "--root", ws.env["DATA"], "--seed", str(seed), "--trainer", "AR",
-         "--dataset-config-file", "configs/datasets/caltech101.yaml",
-         "--config-file", "configs/trainers/AR/vit_b16.yaml",
-         "--output-dir", f"out/caltech101/AR/vit_b16_16shots/seed{seed}",
-         "DATASET.NUM_SHOTS", "16"] for seed in (1, 2, 3)]  # a new folder: no --overwrite
-    assert "[2/3] ar caltech101 16 shots seed 2 ... done" in res.stdout
-    assert "done 3 / failed 0 / skipped 0" in res.stdout
-
-
-@pytest.mark.parametrize("method", METHODS, ids=lambda m: m.script)
-def test_each_method_script_names_its_trainer(ws, method):
-    script, trainer = f"{method.script}.sh", method.trainer
-    res = ws.run(script, "dtd", "4", "vit_b16", SEEDS="7")
-    assert res.returncode == 0, res.stderr
-    (argv,) = [r["argv"] for r in ws.launched()]
-    assert argv[argv.index("--trainer") + 1] == trainer
-    assert argv[argv.index("--config-file") + 1] == f"configs/trainers/{trainer}/vit_b16.yaml"
-    assert argv[argv.index("--output-dir") + 1] == f"out/dtd/{trainer}/vit_b16_4shots/seed7"
-    assert ("--eval-only" in argv) == (not method.trains)
-    assert argv[-2:] == ["DATASET.NUM_SHOTS", "4"]
-
-
-def test_one_shot_runs_leave_the_batch_to_the_trainer(ws):
-    """The 1-shot batch is TRAINER.<NAME>.BATCH_SIZE_1SHOT, applied by the trainer (as for train.py)."""
-    assert ws.run("ar.sh", "dtd", "1", "vit_b16", SEEDS="1").returncode == 0
-    assert ws.run("dvp_cls.sh", "dtd", "1", "vit_b16", SEEDS="1").returncode == 0
-    for argv in [r["argv"] for r in ws.launched()]:
-        assert argv[-2:] == ["DATASET.NUM_SHOTS", "1"] and "DATALOADER.TRAIN_X.BATCH_SIZE" not in argv
-
-
-def test_finished_runs_skipped_crashed_runs_rerun(ws):
-    ws.finish("caltech101/AR/rn50_1shots/seed1")
-    ws.write("out/caltech101/AR/rn50_1shots/seed2/log.txt", "killed mid-training\n")
-    res = ws.run("ar.sh", "caltech101", "1", "rn50")
-    assert res.returncode == 0, res.stderr
-    assert ws.launched_dirs() == ["out/caltech101/AR/rn50_1shots/seed2",
-                                  "out/caltech101/AR/rn50_1shots/seed3"]
-    assert "[1/3] ar caltech101 1 shots seed 1 ... skip" in res.stdout
-    assert "done 2 / failed 0 / skipped 1" in res.stdout
-
-
-def test_failed_run_reported_and_others_continue(ws):
-    res = ws.run("ar.sh", "dtd", "16", FAKE_FAIL="seed2")
-    assert res.returncode == 1
-    assert len(ws.launched()) == 3
-    assert "done 2 / failed 1 / skipped 0" in res.stdout
-    assert "failed run folders:\n  out/dtd/AR/vit_b16_16shots/seed2  (exit 3" in res.stdout
-
-
-def test_exit_zero_without_results_json_is_a_failure(ws):
-    res = ws.run("vp.sh", "dtd", "16", SEEDS="1", FAKE_NO_RESULTS="1")
-    assert res.returncode == 1
-    assert "no results.json" in res.stdout and "failed 1" in res.stdout
-
-
-@pytest.mark.parametrize("args,needle", [
-    (("caltech", "16"), "unknown dataset 'caltech' (do you mean \"caltech101\"?); "
-                        "configs/datasets has: caltech101, dtd"),
-    (("dtd", "16", "vit_l14"), "configs/trainers/AR has: rn50, vit_b16"),
-    (("dtd", "x"), "SHOTS must be integers"),
-    (("dtd", "0"), "shots must be >= 1"),
-])
-def test_method_script_rejects_bad_input_before_launching(ws, args, needle):
-    res = ws.run("ar.sh", *args)
-    assert res.returncode == 2
-    assert needle in res.stderr
-    assert ws.launched() == []
+from tests.fake_workspace import SCRIPTS
+from tests.sweep_workspace import ws  # noqa: F401  (fixture)
 
 
 def test_sweep_runs_grid_in_order_and_resumes(ws):
@@ -267,134 +159,6 @@ def test_killed_sweep_stops_its_run_and_resumes(ws):
                                       "out/dtd/AR/vit_b16_8shots/seed2"]
 
 
-def test_run_locked_by_another_process_is_left_alone(ws):
-    fcntl = pytest.importorskip("fcntl")
-    folder = ws.root / "out/dtd/AR/vit_b16_16shots/seed1"
-    folder.mkdir(parents=True)
-    with open(folder / ".run.lock", "a") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        res = ws.run("ar.sh", "dtd", "16", SEEDS="1 2")
-    assert res.returncode == 0, res.stderr
-    assert "[1/2] ar dtd 16 shots seed 1 ... skip (busy)" in res.stdout
-    assert "running in another process (not touched): 1" in res.stdout
-    assert ws.launched_dirs() == ["out/dtd/AR/vit_b16_16shots/seed2"]
-
-
-def test_corrupt_empty_or_foreign_results_are_rerun_and_said_why(ws):
-    """Issue 10 defect 5: only a results.json that parses and matches the run counts as done."""
-    base = "out/dtd/AR/vit_b16_16shots"
-    ws.write("configs/trainers/AR/vit_b16.yaml", "OPTIM:\n  MAX_EPOCH: 10\n")
-    ws.write(f"{base}/seed1/results.json", "")
-    ws.write(f"{base}/seed2/results.json", '{"method": "AR", "accu')
-    foreign = json.loads(ws.finish("dtd/VP/vit_b16_16shots/seed3").read_text())
-    ws.write(f"{base}/seed3/results.json", json.dumps(foreign))  # another method's file
-    ws.finish("dtd/AR/vit_b16_16shots/seed4", "OPTIM.MAX_EPOCH", "5")  # other options
-    ws.finish("dtd/AR/vit_b16_16shots/seed5")  # the real thing
-    res = ws.run("ar.sh", "dtd", "16", SEEDS="1 2 3 4 5")
-    assert res.returncode == 0, res.stderr
-    assert ws.launched_dirs() == [f"{base}/seed{s}" for s in (1, 2, 3, 4)]
-    # a folder holding a results.json is rewritten only on request: the runner asks for it (train.py --overwrite)
-    assert all("--overwrite" in r["argv"] for r in ws.launched())
-    out = res.stdout
-    assert "[1/5] ar dtd 16 shots seed 1 ... running (results.json is empty)" in out
-    assert "[2/5] ar dtd 16 shots seed 2 ... running (results.json is corrupt (" in out
-    assert ('[3/5] ar dtd 16 shots seed 3 ... running (results.json does not match this run: '
-            'method "VP", expected "AR"; ') in out
-    assert ("[4/5] ar dtd 16 shots seed 4 ... running (results.json does not match this run: "
-            "OPTIM.MAX_EPOCH 5, config sets 10)") in out
-    assert "[5/5] ar dtd 16 shots seed 5 ... skip (results.json matches)" in out
-    assert "done 4 / failed 0 / skipped 1" in out
-    # Now every run matches: nothing is launched again.
-    ws.record.unlink()
-    res = ws.run("ar.sh", "dtd", "16", SEEDS="1 2 3 4 5")
-    assert ws.launched() == [] and "skipped 5" in res.stdout
-
-
-def test_config_file_edited_after_a_run_makes_it_unfinished(ws):
-    ws.finish("dtd/AR/vit_b16_16shots/seed1")
-    ws.write("configs/trainers/AR/vit_b16.yaml", "OPTIM:\n  LR: 10.0\n")
-    res = ws.run("sweep.sh", "--methods", "ar", "--datasets", "dtd", "--shots", "16", "--seeds", "1",
-                 "--dry-run")
-    assert res.returncode == 0
-    assert ("[1/1] ar dtd 16 shots seed 1 ... would run (results.json does not match this run: "
-            "OPTIM.LR not recorded (config sets 10.0))") in res.stdout
-
-
-def test_a_run_on_other_data_is_not_done(ws, tmp_path):
-    """Issue 19 item 3: a finished run is done only on the data it was computed on (DATA=/an/empty/folder
-    used to print "skip (results.json matches)")."""
-    ws.finish("caltech101/AR/vit_b16_16shots/seed1")
-    same = ws.run("ar.sh", "caltech101", "16", SEEDS="1")
-    assert "skip (results.json matches)" in same.stdout and ws.launched() == []
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    res = ws.run("ar.sh", "caltech101", "16", SEEDS="1", DATA=str(empty))
-    assert "skip (results.json matches)" not in res.stdout
-    assert f"running (results.json does not match this run: data not found: no dataset folder {empty}/caltech101)" \
-        in res.stdout
-    assert res.returncode == 1  # the run itself then fails with its clear error; the old result is kept
-    assert json.loads((ws.root / "out/caltech101/AR/vit_b16_16shots/seed1/results.json").read_text())["accuracy"]
-    ws.write("data/caltech101/split.json", '{"train": [["a.jpg", 0, "a"]], "val": [], "test": []}\n')
-    res = ws.run("sweep.sh", "--methods", "ar", "--datasets", "caltech101", "--shots", "16", "--seeds", "1",
-                 "--dry-run")
-    assert f"would run (results.json does not match this run: split file {ws.root}/data/caltech101/split.json " \
-           "changed since this run (sha256 differs))" in res.stdout
-
-
-def test_runs_of_other_data_options_get_their_own_folders(ws):
-    """Issue 19 item 6: two ImageFolders (or Digits shifts, or class subsets) shared output/imagefolder/AR/...:
-    the second run overwrote the first one's result."""
-    for name in ("pets", "cars"):
-        ws.write(f"data/{name}/split.json", "{}\n")
-    opts = [("DATASET.IMAGEFOLDER_DIR", "pets"), ("DATASET.IMAGEFOLDER_DIR", "cars"),
-            ("DATASET.SUBSAMPLE_CLASSES", "base"), ("DATASET.IMAGEFOLDER_DIR", "/data/my pets")]
-    for key, value in opts:
-        assert ws.run("ar.sh", "caltech101", "4", key, value, SEEDS="1").returncode == 0
-    folders = [out_dir(r["argv"]) for r in ws.launched()]
-    assert folders == ["out/caltech101--imagefolder_dir-pets/AR/vit_b16_4shots/seed1",
-                       "out/caltech101--imagefolder_dir-cars/AR/vit_b16_4shots/seed1",
-                       "out/caltech101--subsample_classes-base/AR/vit_b16_4shots/seed1",
-                       f"out/caltech101--imagefolder_dir-data_my_pets-{sha1(b'/data/my pets').hexdigest()[:8]}"
-                       "/AR/vit_b16_4shots/seed1"]
-    assert len(set(folders)) == 4 and all((ws.root / f / "results.json").exists() for f in folders)
-    again = ws.run("ar.sh", "caltech101", "4", "DATASET.IMAGEFOLDER_DIR", "pets", SEEDS="1")
-    assert "skip (results.json matches)" in again.stdout
-    assert parse_run_dir(folders[0]).dataset == "caltech101"
-
-
-def test_a_result_without_data_identity_is_not_done(ws):
-    results = ws.finish("dtd/AR/vit_b16_16shots/seed1")
-    data = json.loads(results.read_text())
-    del data["data_identity"]
-    results.write_text(json.dumps(data))
-    res = ws.run("sweep.sh", "--methods", "ar", "--datasets", "dtd", "--shots", "16", "--seeds", "1", "--dry-run")
-    assert "would run (results.json does not match this run: no data identity recorded" in res.stdout
-
-
-def test_exit_zero_with_a_mismatching_results_json_is_a_failure(ws):
-    fake = ws.fake.read_text().replace('"seed": int(flag("--seed"))', '"seed": 99')
-    ws.fake.write_text(fake)
-    res = ws.run("vp.sh", "dtd", "16", SEEDS="1")
-    assert res.returncode == 1
-    assert "exit 0 but results.json does not match this run: seed 99, expected 1" in res.stdout
-
-
-def test_method_scripts_pass_trailing_config_options(ws):
-    """Issue 10 defect 10: KEY VALUE pairs after the arguments reach train.py (with or without CFG)."""
-    assert ws.run("ar.sh", "dtd", "4", "DATASET.DESCRIPTIONS_DIR", "my images", SEEDS="1").returncode == 0
-    assert ws.run("ar.sh", "dtd", "4", "rn50", "OPTIM.MAX_EPOCH", "5", SEEDS="1").returncode == 0
-    first, second = [r["argv"] for r in ws.launched()]
-    assert first[-4:] == ["DATASET.NUM_SHOTS", "4", "DATASET.DESCRIPTIONS_DIR", "my images"]
-    assert "configs/trainers/AR/vit_b16.yaml" in first
-    assert second[-4:] == ["DATASET.NUM_SHOTS", "4", "OPTIM.MAX_EPOCH", "5"]
-    assert "configs/trainers/AR/rn50.yaml" in second
-
-    res = ws.run("ar.sh", "dtd", "4", "OPTIM.MAX_EPOCH")
-    assert res.returncode == 2 and "KEY VALUE pairs, got an odd number" in res.stderr
-    res = ws.run("ar.sh", "dtd", "4", "rn50", "epochs", "5")
-    assert res.returncode == 2 and "'epochs' is not a config key" in res.stderr
-
-
 @pytest.mark.parametrize("opts, needle", [
     (("DATASET.NUM_SHOTS", "8"), "'DATASET.NUM_SHOTS' cannot be given as an option: it is set by the SHOTS argument"),
     (("SEED", "7"), "'SEED' cannot be given as an option: it is set by the seeds ($SEEDS"),
@@ -423,14 +187,6 @@ def test_option_keys_are_checked_once_per_sweep_before_the_first_run(ws):
     assert res.returncode == 0 and len(ws.launched()) == 2 and len(ws.option_checks()) == 3
 
 
-def test_method_script_dry_run_launches_nothing(ws):
-    res = ws.run("ar.sh", "dtd", "2", "OPTIM.LR", "0.1", "--dry-run", SEEDS="1 2")
-    assert res.returncode == 0, res.stderr
-    assert ws.launched() == [] and "dry run: 2 would run, 0 skipped" in res.stdout
-    assert "would run (no results.json): " in res.stdout
-    assert "train.py --root " in res.stdout and "--seed 1 " in res.stdout
-
-
 def test_sweep_opts_reach_every_run_and_the_slurm_job_file(ws):
     res = ws.run("sweep.sh", "--methods", "vp", "--datasets", "dtd", "--shots", "2", "--seeds", "1",
                  "--opts", "OPTIM.MAX_EPOCH 3")
@@ -441,14 +197,6 @@ def test_sweep_opts_reach_every_run_and_the_slurm_job_file(ws):
                  "--opts", "OPTIM.MAX_EPOCH 3", "--mode", "slurm", "--name", "o")
     assert res.returncode == 2  # no sbatch; only seed 2 is unfinished
     assert (ws.root / "out/sweeps/o/slurm/001/jobs.txt").read_text() == "vp\tdtd\t2\tvit_b16\t2\tOPTIM.MAX_EPOCH\t3\n"
-
-
-def test_generic_method_runner_takes_any_registered_trainer(ws):
-    res = ws.run("method.sh", "DVP_CSE", "dtd", "4", SEEDS="1")
-    assert res.returncode == 0, res.stderr
-    assert ws.launched_dirs() == ["out/dtd/DVP_CSE/vit_b16_4shots/seed1"]
-    res = ws.run("method.sh", "dvp", "dtd", "4")
-    assert res.returncode == 2 and "unknown method 'dvp'" in res.stderr
 
 
 @pytest.mark.parametrize("name", ["../../..", "a/b", "..", "a\\b", "/tmp/x"])
@@ -496,24 +244,6 @@ def test_ctrl_c_in_gpus_mode_reports_interrupted_runs_not_failed(ws):
     assert "FAILED" not in out and "failed 0" in out, out
     assert out.count("... interrupted (") == 2, out
     assert "not finished (interrupted): 3" in out
-
-
-def test_plugin_trainer_runs_through_its_own_catalogue(ws, monkeypatch):
-    """A trainer registered outside trainers/ (VR_PLUGINS) reaches the scripts and sweeps through a
-    catalogue written for it, without editing the repository."""
-    monkeypatch.setenv("VR_PLUGINS", "tests.toy_plugin")
-    path = ws.root / "plugin_trainers.json"
-    written = catalogue.write(str(path))
-    assert "toylinear" in {m.script for m in written}
-    assert not (SCRIPTS / "toylinear.sh").exists()  # one-liners only for the repository's catalogue
-    ws.write("configs/trainers/ToyLinear/vit_b16.yaml", "OPTIM:\n  MAX_EPOCH: 2\n")
-    env = {"VR_TRAINER_CATALOGUE": str(path)}
-    res = ws.run("method.sh", "ToyLinear", "dtd", "4", SEEDS="1", **env)
-    assert res.returncode == 0, res.stderr
-    res = ws.run("sweep.sh", "--methods", "toylinear ar", "--datasets", "dtd", "--shots", "4", "--seeds", "1", **env)
-    assert res.returncode == 0, res.stderr
-    assert "[1/2] toylinear dtd 4 shots seed 1 ... skip (results.json matches)" in res.stdout
-    assert ws.launched_dirs() == ["out/dtd/ToyLinear/vit_b16_4shots/seed1", "out/dtd/AR/vit_b16_4shots/seed1"]
 
 
 def test_a_sweep_checks_each_run_once_before_launching_it(ws, monkeypatch, capsys):

@@ -13,20 +13,10 @@ import torch
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 import train
 from engine import build_trainer, set_random_seed
+from tests.toy_runs import CONFIGS, coop_args
 from trainers.coop_model import PromptLearner, TextTower
 
-CONFIGS = os.path.join(train.__file__.rsplit(os.sep, 1)[0], "configs", "trainers", "CoOp")
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # test-tiny: one intra-op thread is faster
-
-
-def coop_args(root, out, *opts, extra=()):
-    return ["--root", root, "--output-dir", str(out), "--trainer", "CoOp", "--seed", "1",
-            "--config-file", os.path.join(CONFIGS, "vit_b16.yaml"), *extra,
-            "DATASET.NAME", "ToyColors", "MODEL.BACKBONE.NAME", "test-tiny", "DATALOADER.NUM_WORKERS", "0",
-            "DATALOADER.TEST.BATCH_SIZE", "16", "DATASET.NUM_SHOTS", "16", "TRAINER.COOP.N_CTX", "4",
-            *[str(o) for o in opts]]
 
 
 def make_trainer(root, out, *opts):

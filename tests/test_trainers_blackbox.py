@@ -19,7 +19,7 @@ import torch.nn as nn
 
 import train
 from tests.conftest import kill_and_resume
-from tests.test_run_checkpoints import toy_argv
+from tests.toy_runs import toy_argv
 from tests.trainer_fixtures import make_trainer, toy_cfg, toy_descriptions  # noqa: F401  (fixture)
 from vr.blackbox import BlackBoxAccessError, BlackBoxCLIP
 

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 import train
 from engine import build_trainer, set_random_seed
+from tests.block_recorder import BlockInputs
 from tests.conftest import SHARED, docs_text, kill_and_resume
-from tests.test_trainers_maple import BlockInputs
 from trainers.gpa import GaussianAggregate, gaussian_weights
 from trainers.independent_prompts import add_vision_prompts, deep_prompt_count, random_prompts
 from trainers.promptsrc import PROMPTSRC_TEMPLATES, ensemble_text_features

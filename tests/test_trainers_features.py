@@ -16,17 +16,12 @@ import train
 from engine import DATASET_REGISTRY, build_trainer, load_checkpoint, set_random_seed
 from tests.digits_fixtures import digits_tiny, train_and_test  # noqa: F401  (session fixture)
 from tests.toy_plugin import TOY_CLASSES, ToyColors
-from tests.trainer_fixtures import TEST_DEVICE
+from tests.toy_runs import feature_run as run
+from tests.toy_runs import feature_run_args as run_args
 from trainers.linear_probe import fit_logistic
 
 FITTED = {"LinearProbe": "head", "TipAdapter": "head", "LPPlusPlus": "head"}
 LOOPED = {"CLIPAdapter": "clip_adapter", "TipAdapterF": "head"}
-SMALL = {"TipAdapter": ["TRAINER.TIPADAPTER.AUGMENT_EPOCH", "2", "TRAINER.TIPADAPTER.SEARCH_STEP", "[20, 5]"],
-         "TipAdapterF": ["TRAINER.TIPADAPTERF.AUGMENT_EPOCH", "2", "TRAINER.TIPADAPTERF.SEARCH_STEP", "[20, 5]",
-                         "OPTIM.NAME", "adamw", "OPTIM.LR", "0.01"],
-         "LPPlusPlus": ["TRAINER.LPPLUSPLUS.EPOCHS", "30"],
-         "CLIPAdapter": ["OPTIM.LR", "0.5", "OPTIM.WEIGHT_DECAY", "0.0"],
-         "LinearProbe": ["TRAINER.LINEARPROBE.SEARCH_STEPS", "2"]}
 
 
 @DATASET_REGISTRY.register(force=True)
@@ -41,14 +36,6 @@ class ToyColorsNoVal(ToyColors):
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # test-tiny: one intra-op thread is faster
 
 
-def run_args(name, root, out, *opts, dataset="ToyColors"):
-    return ["--root", root, "--output-dir", str(out), "--trainer", name, "--seed", "1",
-            "DATASET.NAME", dataset, "DATASET.NUM_SHOTS", "2", "MODEL.BACKBONE.NAME", "test-tiny",
-            "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "DATALOADER.TEST.BATCH_SIZE", "16",
-            "OPTIM.MAX_EPOCH", "3", "TRAIN.PRINT_FREQ", "100", "USE_CUDA", str(TEST_DEVICE == "cuda"),
-            *SMALL.get(name, []), *[str(o) for o in opts]]
-
-
 def make_trainer(name, root, out, *opts, dataset="ToyColors"):
     cfg = train.setup_cfg(train.build_parser().parse_args(run_args(name, root, out, *opts, dataset=dataset)))
     set_random_seed(1)
@@ -56,12 +43,6 @@ def make_trainer(name, root, out, *opts, dataset="ToyColors"):
 
 
 # ---- whole runs on ToyColors -------------------------------------------------------------------------------
-def run(name, root, out, *opts, extra=(), dataset="ToyColors"):
-    assert train.main([*extra, *run_args(name, root, out, *opts, dataset=dataset)]) == 0
-    with open(os.path.join(out, "results.json")) as f:
-        return json.load(f)
-
-
 @pytest.mark.parametrize("name", sorted({**FITTED, **LOOPED}))
 def test_checkpoint_holds_only_the_head_and_eval_only_reproduces(name, toy_root, tmp_path):
     model_name = {**FITTED, **LOOPED}[name]

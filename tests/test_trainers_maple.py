@@ -18,6 +18,7 @@ import train
 from backbones.tiny import build_tiny_clip
 from engine import build_trainer, set_random_seed
 from engine.results import write_config
+from tests.block_recorder import BlockInputs
 from tests.conftest import docs_text
 from tests.digits_fixtures import digits_tiny  # noqa: F401  (session fixture)
 from trainers.coop_model import TextTower
@@ -46,23 +47,6 @@ def make_trainer(root, out, *opts):
 def images(n=3, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, 3, 224, 224, generator=g)
-
-
-class BlockInputs:
-    """Records each block's input and output (open_clip's blocks are called as block(x, attn_mask=...))."""
-
-    def __init__(self, transformer):
-        self.inputs, self.outputs = {}, {}
-        self.handles = []
-        for j, block in enumerate(transformer.resblocks):
-            self.handles.append(block.register_forward_pre_hook(
-                lambda mod, args, j=j: self.inputs.__setitem__(j, args[0].detach().clone())))
-            self.handles.append(block.register_forward_hook(
-                lambda mod, args, out, j=j: self.outputs.__setitem__(j, out.detach().clone())))
-
-    def remove(self):
-        for h in self.handles:
-            h.remove()
 
 
 # ---- the forward against open_clip's own ------------------------------------------------------------
