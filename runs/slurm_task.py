@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.io import atomic_write_text
@@ -83,8 +84,9 @@ def requeue() -> bool:
     return True
 
 
-def run_pack(folder: str, index: int, settings: Settings | None = None) -> int:
-    """Run pack ``index`` of a submission folder; the exit code of the task."""
+def run_pack(folder: str, index: int, settings: Settings | None = None, early_signals: Sequence[int] = ()) -> int:
+    """Run pack ``index`` of a submission folder; the exit code of the task. ``early_signals``: signals that
+    came while Python started (scripts/run_one.py keeps them): the task stops and requeues before any run."""
     settings = settings or Settings()
     jobs = read_pack(folder, index)
     validate(jobs)
@@ -100,6 +102,9 @@ def run_pack(folder: str, index: int, settings: Settings | None = None) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)}
     failed, current = 0, None
     try:
+        if early_signals:
+            caught.extend(early_signals)
+            raise KeyboardInterrupt
         for n, job in enumerate(jobs, 1):
             head = f"[{n}/{len(jobs)}] {label(job, show_cfg=True)} ..."
             verdict = done(job, settings)

@@ -27,7 +27,15 @@ import hashlib
 import os
 import os.path as osp
 import shlex
+import signal
 import sys
+
+# A SLURM task (entry "task") may get the pre-limit SIGUSR1 (or a SIGTERM) while Python is still starting:
+# without a handler it would die unrequeued. The signals are kept here and handed to run_pack.
+EARLY_SIGNALS = []
+if sys.argv[1:2] == ["task"]:
+    for _sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
+        signal.signal(_sig, lambda signum, frame: EARLY_SIGNALS.append(signum))
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 try:
@@ -244,7 +252,7 @@ def main_task(argv):
     """run_one.py task FOLDER INDEX: the runs of pack INDEX of a submission folder (one SLURM array task)."""
     if len(argv) != 2:
         raise UsageError("usage: run_one.py task FOLDER INDEX")
-    return run_pack(argv[0], parse_ints(argv[1], "INDEX", 0)[0])
+    return run_pack(argv[0], parse_ints(argv[1], "INDEX", 0)[0], early_signals=EARLY_SIGNALS)
 
 
 def main(argv=None):

@@ -1,6 +1,7 @@
 """The SLURM sweep's planning, without a cluster: packs, arrays within MaxArraySize, the parallel limit over
-arrays, the GPU request and the cost estimate (the real cluster: tests/test_slurm_sweep.py)."""
+arrays, the GPU request, the cost estimate and an early signal (the real cluster: tests/test_slurm_sweep.py)."""
 import argparse
+import os
 
 import pytest
 
@@ -56,3 +57,34 @@ def test_gpu_request_in_a_form_the_cluster_takes():
     lines = resource_lines(Resources(2, "8", "32G", "4:00:00", "gpu", "", 120, None))
     assert lines == ["--requeue", "--open-mode=append", "--signal=B:USR1@120", "--gres=gpu:2", "--cpus-per-task=8",
                      "--mem=32G", "--time=4:00:00", "--partition=gpu"]
+
+
+def test_a_signal_that_came_while_python_started_requeues_the_task_before_any_run(tmp_path, monkeypatch, capsys):
+    """SLURM's pre-limit SIGUSR1 can reach a task before its handler is set (scripts/run_one.py keeps it):
+    the task starts no run and requeues itself, as it does for a signal during a run."""
+    import signal
+
+    from runs.jobs import Settings
+    from runs.slurm import job_line, parse_job_line
+    from runs.slurm_task import run_pack
+
+    folder = tmp_path / "sweeps" / "s" / "slurm" / "001"
+    folder.mkdir(parents=True)
+    job = parse_job_line("\t".join(["ar", "dtd", "1", "vit_b16", "1"]))
+    (folder / "jobs.txt").write_text(job_line(job) + "\n")
+    (folder / "packs.txt").write_text("0\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/scontrol.txt\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    never = tmp_path / "train.sh"  # the interpreter of train.py: a started run would leave a mark
+    never.write_text(f"#!/bin/sh\ntouch {tmp_path}/started\n")
+    never.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    settings = Settings({"PYTHON": str(never), "DATA": str(tmp_path / "data"), "OUTPUT": str(tmp_path / "out")})
+
+    assert run_pack(str(folder), 0, settings, early_signals=[signal.SIGUSR1]) == 0
+    assert (tmp_path / "scontrol.txt").read_text().split() == ["requeue", "77"]
+    assert not (tmp_path / "started").exists()
+    assert "requeued task" in capsys.readouterr().out
