@@ -13,6 +13,11 @@ SHARED = os.path.join(os.path.dirname(REPO), "shared")
 DESCRIPTIONS = os.environ.get("VR_TEST_DESCRIPTIONS") or os.path.join(SHARED, "descriptions")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n N: N workers share the cores; one intra-op thread each (the models here are small: two
+    # threads in one process are not faster than one). Inherited by the commands the tests start.
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
@@ -58,6 +63,21 @@ def kill_and_resume(argv, tmp_path, after_kill=None):
     return whole, killed, resumed
 
 
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: a worker per core, at most 4 and one per 3 GiB of memory (each loads torch and a model)."""
+    try:
+        memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        memory_gib = 6
+    return max(1, min(os.cpu_count() or 1, 4, int(memory_gib // 3)))
+
+
+def pytest_configure(config):
+    """With xdist, tests of one ``xdist_group`` share a worker (the ``slurm`` tests: one cluster at a time)."""
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
+
+
 def pytest_collection_modifyitems(config, items):
     """Markers from the fixtures a test uses: ``digits_tiny`` -> ``slow`` (its first use pre-trains it, minutes);
     ``dassl_ok`` (tests/test_backend_dassl.py) -> ``dassl`` (needs the real Dassl; skipped without it)."""
@@ -67,6 +87,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
         if "dassl_ok" in fixtures:
             item.add_marker(pytest.mark.dassl)
+        if item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """A repo-like folder with a fake train.py interpreter, for the runner scripts' tests (sweep.sh and the
-method scripts: tests/test_scripts_sweep.py; base2new.sh and xd.sh: tests/test_scripts_protocols.py).
+method scripts: tests/test_scripts_sweep*.py, test_scripts_method_runners.py; base2new.sh and xd.sh:
+tests/test_scripts_protocol*.py).
 
 PYTHON points at FAKE_TRAIN, which appends its arguments (with CUDA_VISIBLE_DEVICES and its pid) to
 $FAKE_RECORD and writes a results.json into --output-dir that records the merged config the way train.py
