@@ -22,6 +22,7 @@ def write_png(path, value):
     Image.fromarray(np.full((8, 8, 3), value, dtype=np.uint8)).save(path)
 
 
+@pytest.mark.slow
 def test_check_digits_reports_each_built_shift(tmp_path):
     from datasets.digits_data import build_digits
 

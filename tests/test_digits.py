@@ -57,6 +57,7 @@ def test_split_is_fixed_stratified_and_holds_out_the_test_part():
 
 
 # -------------------------------------------------------------------------------- files on disk
+@pytest.mark.slow
 def test_build_writes_the_coop_layout(digits_root):
     folder = os.path.join(digits_root, "digits", "none")
     assert sorted(os.listdir(folder)) == ["digits_meta.json", "images", dd.SPLIT_FILE]
@@ -79,6 +80,7 @@ def test_build_writes_the_coop_layout(digits_root):
     assert sorted(os.listdir(os.path.join(digits_root, "digits"))) == ["inverted", "none"]
 
 
+@pytest.mark.slow
 def test_a_second_build_reuses_the_folder(digits_root, capsys):
     folder = os.path.join(digits_root, "digits", "none")
     before = os.stat(os.path.join(folder, dd.SPLIT_FILE)).st_mtime_ns
@@ -87,6 +89,7 @@ def test_a_second_build_reuses_the_folder(digits_root, capsys):
     assert "writing" not in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_shifts_change_pixels_but_not_labels_or_split(digits_root):
     assert read_split(digits_root, "none") == read_split(digits_root, "inverted")
     rel = read_split(digits_root, "none")["train"][5][0]
@@ -133,6 +136,7 @@ def test_unknown_shift_is_one_clear_error_before_any_work(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- the loader
+@pytest.mark.slow
 def test_loader_reads_the_split_and_keeps_fewshot_caches_per_shift(digits_root):
     from engine import build_dataset, set_random_seed
 

@@ -93,6 +93,7 @@ def test_corrupt_image_in_a_loader_worker_is_one_error_line(toy_root, tmp_path, 
     assert (out / "log.txt").read_text().strip().splitlines()[-1] == lines[0]
 
 
+@pytest.mark.slow
 def test_read_only_data_root_puts_split_and_fewshot_cache_in_the_user_cache(tmp_path, monkeypatch, capsys):
     import engine.io
 

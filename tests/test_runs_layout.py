@@ -80,6 +80,7 @@ def test_check_done_refuses_an_untrained_result(tmp_path):
     assert layout.check_done(run, "AR", 16, 1, [], ["DATASET.NUM_SHOTS", "16"]).done
 
 
+@pytest.mark.slow
 def test_catalogue_and_method_scripts_are_current():
     """runs/trainers.json, runs/datasets.json and scripts/<name>.sh come from the registries: rerun
     `python -m runs.catalogue`."""
@@ -122,6 +123,7 @@ def help_texts():
         yield script.name, "".join(line for line in script.read_text().splitlines(True) if line.startswith("#"))
 
 
+@pytest.mark.slow
 def test_help_texts_name_files_that_exist():
     missing = []
     for name, text in help_texts():
@@ -133,6 +135,7 @@ def test_help_texts_name_files_that_exist():
     assert missing == []
 
 
+@pytest.mark.slow
 def test_every_shipped_config_matches_what_train_py_records(tmp_path):
     """The done rule compares the yaml values with the recorded config: for every trainer config (and
     every dataset config), train.py's merged config must hold exactly those values, or every sweep

@@ -11,6 +11,7 @@ from tests.fake_workspace import SCRIPTS
 from tests.sweep_workspace import ws  # noqa: F401  (fixture)
 
 
+@pytest.mark.slow
 def test_sweep_runs_grid_in_order_and_resumes(ws):
     args = ["--methods", "ar dvp_cls", "--datasets", "caltech101 dtd", "--shots", "1 16",
             "--seeds", "1 2 3"]

@@ -139,6 +139,7 @@ def run_train(argv, capsys):
     return captured.out
 
 
+@pytest.mark.slow
 def test_a_budget_stops_the_run_and_a_rerun_continues_it_exactly(toy_root, toy_descriptions, tmp_path, capsys):
     import tests.toy_plugin  # noqa: F401
 
