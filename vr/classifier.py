@@ -12,34 +12,21 @@ from collections.abc import Sequence
 
 import torch
 
+from .frozen import FrozenBackbone
 from .mapping import LabelMapping, register_aggregation
 from .model import ReprogrammedCLIP
 from .text import TextTable
 
 
-class FrozenClassifier:
-    """Wraps a ``backbones.classifiers.ClassifierBackbone``: input-gradient logits and pooled features.
-
-    Not an ``nn.Module`` (as vr/clip.py's FrozenCLIP): the weights never enter a checkpoint and a
-    module's ``.train()`` never switches the classifier's BatchNorm out of inference mode.
-    """
+class FrozenClassifier(FrozenBackbone):
+    """Wraps a ``backbones.classifiers.ClassifierBackbone``: input-gradient logits and pooled features
+    (frozen, BatchNorm kept in inference mode: vr/frozen.py)."""
 
     IS_CLASSIFIER = True
 
     def __init__(self, backbone):
-        self.backbone = backbone
-        self.model = backbone.model
-        self.model.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-        self.image_size = int(backbone.image_size)
-        self.mean, self.std = tuple(backbone.mean), tuple(backbone.std)
-        self.name = backbone.name
+        super().__init__(backbone)
         self.classnames = tuple(backbone.classnames)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     def logits(self, images: torch.Tensor, chunk: int = 0) -> torch.Tensor:
         """(B, S) source logits of normalised images; gradients reach ``images`` only."""

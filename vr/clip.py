@@ -21,30 +21,20 @@ import torch.nn.functional as F
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer
 
+from .frozen import FrozenBackbone
+
 SPLIT_TOWERS = (VisionTransformer, ModifiedResNet)  # towers whose forward starts with conv1(input)
 
 # The VR references (AttrVR, DVP) clamp logit_scale to [0, 4.6052] (ln 100, rounded) after every optimiser step.
 VR_LOGIT_SCALE_MAX = 4.6052
 
 
-class FrozenCLIP:
+class FrozenCLIP(FrozenBackbone):
     """Wraps a ``backbones.ClipBackbone``: batched text encoding, input-gradient image encoding."""
 
     def __init__(self, backbone):
-        self.backbone = backbone
-        self.model = backbone.model
-        self.model.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+        super().__init__(backbone)
         self.tokenizer = backbone.tokenizer
-        self.image_size = int(backbone.image_size)
-        self.mean = tuple(backbone.mean)
-        self.std = tuple(backbone.std)
-        self.name = backbone.name
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     @property
     def logit_scale(self) -> torch.Tensor:
