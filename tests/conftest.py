@@ -101,11 +101,16 @@ def pytest_xdist_auto_num_workers(config):
 
 
 def pytest_configure(config):
-    """With xdist, tests of one ``xdist_group`` share a worker (the ``slurm`` tests: one cluster at a time)."""
+    """With xdist, tests of one ``xdist_group`` share a worker (the ``slurm`` tests: one cluster at a time): what
+    ``-n`` alone means (``--dist load``) becomes ``loadgroup`` for the controller's scheduler, and the workers (which
+    parse the command line again) tag the grouped tests' ids for it."""
     if getattr(config.option, "dist", "no") == "load":
         config.option.dist = "loadgroup"
+    if os.environ.get("PYTEST_XDIST_WORKER") and hasattr(config.option, "loadgroup"):
+        config.option.loadgroup = True
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the xdist_group markers
 def pytest_collection_modifyitems(config, items):
     """Markers from the fixtures a test uses: ``digits_tiny`` -> ``slow`` (its first use pre-trains it, minutes);
     ``dassl_ok`` (tests/test_backend_dassl.py) -> ``dassl`` (needs the real Dassl; skipped without it)."""
