@@ -101,6 +101,21 @@ def test_clip_lora_bad_settings_fail_with_one_error_before_the_data(toy_root, tm
     assert "# train_x" not in captured.out
 
 
+def test_a_resumed_run_continues_with_the_loss_scale_it_had(toy_root, tmp_path):
+    """fp16 loss scaling (CUDA's GradScaler; its CPU twin here) changes its scale while it trains: a resumed run
+    must take the scale it had, not a fresh one, or its fp16 steps differ from the uninterrupted run's."""
+    out = tmp_path / "run"
+    trainer = make_trainer("CLIPLoRA", toy_root, out)
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16)
+    trainer.scaler.scale(torch.ones(()))  # the scale exists from its first use
+    trainer.scaler.update(new_scale=37.0)
+    trainer.save_model(0, str(out))
+    again = make_trainer("CLIPLoRA", toy_root, out)
+    again.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16)
+    assert again.resume_model_if_exist(str(out)) == 1
+    assert again.scaler.get_scale() == 37.0
+
+
 # ---- TaskRes ---------------------------------------------------------------------------------------------
 def test_taskres_head_is_the_code_formula_and_only_the_residual_is_saved(toy_root, tmp_path):
     out = tmp_path / "run"

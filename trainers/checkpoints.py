@@ -116,11 +116,13 @@ class RunCheckpoints(SafeLoadModel):
         if not distributed.is_main_process():
             return  # one writer per run
         record = self.run_identity()
+        scaler = getattr(self, "scaler", None)  # fp16 loss scaling (CUDA): its scale is part of the trajectory
         for name in self.get_model_names():
             optim, sched = self._optims[name], self._scheds[name]
             state = {"state_dict": self._models[name].state_dict(), "epoch": epoch + 1,
                      "optimizer": optim.state_dict() if optim is not None else None,
                      "scheduler": sched.state_dict() if sched is not None else None,
+                     "scaler": scaler.state_dict() if scaler is not None else None,
                      "val_result": val_result, "run": record}
             save_checkpoint(state, osp.join(directory, name), is_best=is_best, model_name=model_name)
 
@@ -197,6 +199,8 @@ class RunCheckpoints(SafeLoadModel):
                 self._optims[name].load_state_dict(checkpoint["optimizer"])
             if self._scheds[name] is not None and checkpoint.get("scheduler"):
                 self._scheds[name].load_state_dict(checkpoint["scheduler"])
+            if getattr(self, "scaler", None) is not None and checkpoint.get("scaler"):
+                self.scaler.load_state_dict(checkpoint["scaler"])
             start_epoch = checkpoint["epoch"]
             print(f"Previous epoch: {start_epoch}")
         return start_epoch
