@@ -134,12 +134,13 @@ def spec_for(name: str) -> ClassifierSpec:
     if library == "timm":
         import timm
 
-        if arch not in timm.list_models():
+        if not timm.is_model(arch):  # a name with a pretrained tag (resnet50.a1_in1k) is a model too
             raise ValueError(f'timm has no architecture "{arch}" (MODEL.BACKBONE.NAME {name}); see '
                              f"python -c 'import timm; print(timm.list_models())'.")
-        cfg = timm.create_model(arch, pretrained=False).pretrained_cfg
-        return ClassifierSpec(architecture=name, mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
-                              std=tuple(cfg.get("std", IMAGENET_STD)), image_size=int(cfg["input_size"][-1]))
+        cfg = timm.models.get_pretrained_cfg(arch)  # the normalisation of the (tagged) weights, no model built
+        return ClassifierSpec(architecture=name, mean=tuple(cfg.mean if cfg else IMAGENET_MEAN),
+                              std=tuple(cfg.std if cfg else IMAGENET_STD),
+                              image_size=int(cfg.input_size[-1]) if cfg else 224)
     import torchvision
 
     if arch not in torchvision.models.list_models():

@@ -53,6 +53,16 @@ def test_bad_weights_and_names_are_clear_errors(tmp_path):
         load_classifier("torchvision:resnet18")
 
 
+def test_a_timm_name_with_a_pretrained_tag_takes_that_tags_normalisation():
+    """timm names weights by tag (resnet18.a1_in1k, vit_base_patch16_clip_224.openai): the tag's input
+    normalisation is the one the weights were trained with (read without building the model)."""
+    from backbones.classifiers import spec_for
+
+    assert spec_for("timm:resnet18.a1_in1k").mean == (0.485, 0.456, 0.406)
+    clip_tag = spec_for("timm:vit_base_patch16_clip_224.openai")
+    assert clip_tag.mean == (0.48145466, 0.4578275, 0.40821073) and clip_tag.image_size == 224
+
+
 def test_missing_wheel_names_the_pip_command(monkeypatch):
     import builtins
 
