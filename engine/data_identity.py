@@ -1,6 +1,6 @@
 """What data a run used, as content hashes (docs/data-identity.md): the bottom-layer helpers that the
 loaders (datasets/), results.json / run.json (engine/results.py, trainers/) and the sweep's done check
-(runs/data_check.py) share. Stdlib only, so the stdlib-only runner can import it.
+(runs/data_check.py) share. Stdlib only, so the torch-free runner can import it.
 
 Every hash is a sha256 hex digest of text built from paths *relative to the dataset folder*, so the
 same data under another data root has the same identity:

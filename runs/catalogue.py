@@ -7,7 +7,7 @@ Each registered trainer class says what the scripts need as class attributes: ``
 classes it was not trained on; empty: it cannot, which ``PER_CLASS`` explains). The catalogue keeps the
 last two as ``scores_unseen_classes`` and ``unseen_classes`` (the policy, or why not), so base2new.sh can
 refuse a method before any training; a catalogue written before these fields existed reads as "scores
-unseen classes" (the run then fails at its new-class test, as it did before). The runner is stdlib-only
+unseen classes" (the run then fails at its new-class test, as it did before). The runner needs no torch
 and must not import torch, so it reads the generated file; after adding a trainer, run ``python -m
 runs.catalogue`` to rewrite it and the scripts/<name>.sh one-liners (tests/test_runs_layout.py fails
 while either is stale; ``--check`` says which files are stale and writes nothing; ``--help`` lists the options).
@@ -18,7 +18,7 @@ VR_TRAINER_CATALOGUE=my.json python -m runs.catalogue``, then
 ``VR_TRAINER_CATALOGUE=my.json bash scripts/method.sh MY_TRAINER ...``.
 
 Each registered dataset loader states its facts as class attributes (datasets/catalog.py); the ones the
-stdlib-only scripts need (table name and order, aliases, test-only) are kept in runs/datasets.json, or in
+torch-free scripts need (table name and order, aliases, test-only) are kept in runs/datasets.json, or in
 the file VR_DATASET_CATALOGUE names, for datasets of a plugin (written by the same command).
 """
 import functools
@@ -246,7 +246,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m runs.catalogue",
         description="Write the trainer and dataset catalogues (runs/trainers.json, runs/datasets.json) and the "
-                    "scripts/<name>.sh one-liners from the registries, so that the stdlib-only scripts know them.",
+                    "scripts/<name>.sh one-liners from the registries, so that the torch-free scripts know them.",
         epilog="A plugin (VR_PLUGINS) writes into its own files: VR_TRAINER_CATALOGUE / VR_DATASET_CATALOGUE, or "
                "--trainers / --datasets; never into the repository's.")
     parser.add_argument("--check", action="store_true",

@@ -3,7 +3,7 @@
 Two checks: a key that the runner itself sets from its arguments (shots, seed, dataset, trainer, folders) is
 refused, since an option would contradict the run's folder and its done check; and every key, type and value
 is checked by train.py against the merged config tree in ONE ``train.py --check-opts`` call per sweep (the
-tree, with the trainers' and plugins' keys, needs torch; this package is stdlib only).
+tree, with the trainers' and plugins' keys, needs torch; this package needs only PyYAML).
 """
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ files and options set; a test also records in tested_model.json which training r
 and must match the training run's current one) is skipped; any other folder is run again (train.py
 resumes from its checkpoint), and why is said. Tests of a seed start only when its training run is
 done, and run again when that training run was run again (in this or an earlier invocation). All names
-are checked against configs/ (options: one train.py --check-opts) before anything starts. Stdlib only. \
+are checked against configs/ (options: one train.py --check-opts) before anything starts. No torch \
+(the standard library and PyYAML). \
 Environment: PYTHON (default python; may hold arguments), DATA (default ./data),
 OUTPUT (default output), SEEDS (default "1 2 3"), XD_TARGETS (overrides the xd target list).
 """
