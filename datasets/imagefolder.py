@@ -28,7 +28,7 @@ from engine.names import is_file_key
 
 from .base import CoOpDataset
 from .errors import DatasetNotFoundError, SplitFileError
-from .imageio import ImageReadError, is_image_name, unreadable_images
+from .imageio import IMAGE_EXTENSIONS, ImageReadError, is_image_name, unreadable_images
 from .splits import SPLITS, class_folders, images_changed, list_images, read_and_split_data, read_split
 
 SPLIT_FILE = "split_ImageFolder.json"
@@ -126,7 +126,8 @@ class ImageFolder(CoOpDataset):
     def source_records(self, found=()):
         """Also the folder's file listing: images added or removed since make a result not done."""
         listing = source_record("listing", self.dataset_dir, self.root, ignored=list(NOT_CLASSES),
-                                sha256=folder_listing_sha256(self.dataset_dir, NOT_CLASSES))
+                                suffixes=list(IMAGE_EXTENSIONS),  # a notes file beside the images is no change
+                                sha256=folder_listing_sha256(self.dataset_dir, NOT_CLASSES, IMAGE_EXTENSIONS))
         return super().source_records(found) + [listing]
 
     def classname(self, folder):

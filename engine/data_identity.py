@@ -121,16 +121,19 @@ def duplicate_classnames_warning(lab2cname):
             f"keyed by label.")
 
 
-def folder_listing_sha256(folder, ignored=()):
+def folder_listing_sha256(folder, ignored=(), suffixes=()):
     """Hash of the names of the files one level inside the sub-folders of ``folder`` (hidden ones and
-    ``ignored`` sub-folders left out): a cheap check that no image was added or removed (not decoded)."""
+    ``ignored`` sub-folders left out; only names ending in ``suffixes``, any case, when given: the files the
+    loader reads): a cheap check that no image was added or removed (not decoded)."""
+    suffixes = tuple(s.lower() for s in suffixes)
     lines = []
     for sub in sorted(os.listdir(folder)):
         path = os.path.join(folder, sub)
         if sub.startswith(".") or sub in ignored or not os.path.isdir(path):
             continue
         lines += [f"{sub}/{name}" for name in sorted(os.listdir(path))
-                  if not name.startswith(".") and os.path.isfile(os.path.join(path, name))]
+                  if not name.startswith(".") and (not suffixes or name.lower().endswith(suffixes))
+                  and os.path.isfile(os.path.join(path, name))]
     return sha256_text("\n".join(lines))
 
 

@@ -50,7 +50,7 @@ def _source_problem(source, data_root):
     if role == "listing":
         if not osp.isdir(path):
             return f"data not found: no folder {path}"
-        if folder_listing_sha256(path, source.get("ignored", ())) != source.get("sha256"):
+        if folder_listing_sha256(path, source.get("ignored", ()), source.get("suffixes", ())) != source.get("sha256"):
             return f"the files in {path} changed since this run (files added or removed)"
         return None
     if role == "file":  # a file besides the data whose content changes the numbers (description files)

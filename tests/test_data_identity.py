@@ -90,6 +90,9 @@ def test_cached_images_take_the_current_class_names(tmp_path):
     names.write_text("cat kitty\n")
     assert data_problems(results, str(tmp_path)) == [f"split file {names} changed since this run (sha256 differs)"]
     names.write_text("cat house cat\n")
+    (tmp_path / "pets" / "dog" / "notes.txt").write_text("not an image: the loader never reads it")
+    (tmp_path / "pets" / "dog" / "Thumbs.db").write_bytes(b"\0")
+    assert data_problems(results, str(tmp_path)) == []  # still done: the same images
     write_image(str(tmp_path / "pets" / "dog" / "new.png"))  # the split would now be refused: not done
     assert data_problems(results, str(tmp_path)) == [
         f"the files in {tmp_path / 'pets'} changed since this run (files added or removed)"]
