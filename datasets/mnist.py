@@ -10,7 +10,16 @@ from engine import DATASET_REGISTRY
 from engine.extend import register_config
 
 from .base import CoOpDataset
-from .mnist_data import FASHION, IMAGE_DIR, MNIST, build, candidate_dirs, find_idx_files, missing_message, test_subset
+from .mnist_data import (
+    FASHION,
+    IMAGE_DIR,
+    MNIST,
+    build,
+    dirs_under,
+    find_idx_files,
+    missing_message,
+    test_subset,
+)
 from .sources import Source
 
 
@@ -20,7 +29,7 @@ def _mnist_keys(cfg):
 
 
 def _layout(family):
-    dirs = candidate_dirs(family, "<ROOT>")
+    dirs = dirs_under(family, "<ROOT>")
     return (f"{family.folder}/                 (built on first use from the IDX files)\n"
             f"  {IMAGE_DIR}/<label>_<class>/{{train,test}}-<index>.png\n  {family.split_file}\n"
             f"  {family.meta_file}\n  split_fewshot/shot_<K>-seed_<S>.pkl\n"

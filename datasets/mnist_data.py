@@ -70,7 +70,12 @@ MNIST = Family("MNIST", "mnist", "MNIST",
 
 
 def candidate_dirs(family: Family, root: str):
-    root = os.path.abspath(os.path.expanduser(root))
+    """The folders searched for the IDX files, in order, under the data root ``root``."""
+    return dirs_under(family, os.path.abspath(os.path.expanduser(root)))
+
+
+def dirs_under(family: Family, root: str):
+    """:func:`candidate_dirs` with ``root`` as given (``<ROOT>`` in the loaders' layout text)."""
     return [os.path.join(root, family.folder, "raw"), os.path.join(root, family.torchvision_folder, "raw"),
             *family.system_dirs]
 

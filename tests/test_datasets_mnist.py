@@ -1,6 +1,7 @@
 """Fashion-MNIST / MNIST from IDX files (datasets/mnist.py, datasets/mnist_data.py), on small generated IDX
 files: the layout, the split, the few-shot cache, the test subset and what the download command says."""
 import json
+import os
 import struct
 
 import pytest
@@ -68,3 +69,14 @@ def test_download_command_builds_from_local_idx_files_or_says_what_to_do(tmp_pat
     assert download.main(["mnist", "--root", str(tmp_path)]) == 0
     assert "ok" in capsys.readouterr().out and (tmp_path / "mnist" / "mnist_meta.json").is_file()
     assert len(list((tmp_path / "mnist" / "images").rglob("*.png"))) == 80
+
+
+def test_the_layout_text_names_the_folders_under_the_data_root():
+    """The layout text (part of the error when a dataset is missing) says where the IDX files go, under <ROOT>:
+    not under the folder the command happened to run from."""
+    from datasets.mnist import MNIST as MNISTLoader
+    from datasets.mnist import FashionMNIST
+
+    for loader, family in ((FashionMNIST, FASHION), (MNISTLoader, MNIST)):
+        folder = family.folder
+        assert f"<ROOT>/{folder}/raw" in loader.layout and os.getcwd() not in loader.layout
