@@ -101,6 +101,26 @@ def test_clip_lora_bad_settings_fail_with_one_error_before_the_data(toy_root, tm
     assert "# train_x" not in captured.out
 
 
+def test_a_frozen_text_tower_is_encoded_once_and_trains_the_same(toy_root, tmp_path, monkeypatch):
+    """ENCODER vision: no adapter in the text tower, so its class features are encoded once (as the reference
+    does before training), not at every step; the adapters train to the same values either way."""
+    from trainers.clip_lora import LoRACLIP
+
+    def trained(out):
+        trainer = make_trainer("CLIPLoRA", toy_root, out, "TRAINER.CLIPLORA.ENCODER", "vision")
+        calls = []
+        encode = trainer.encoder.model.encode_text
+        monkeypatch.setattr(trainer.encoder.model, "encode_text", lambda t: calls.append(1) or encode(t))
+        trainer.train()
+        return trainer.model.adapters.state_dict(), len(calls)
+
+    once, n_once = trained(tmp_path / "once")
+    monkeypatch.setattr(LoRACLIP, "text_adapted", property(lambda self: True, lambda self, v: None), raising=False)
+    every, n_every = trained(tmp_path / "every")  # the text tower encoded at every step, as before
+    assert n_once == 1 and n_every > 6
+    assert once.keys() == every.keys() and all(torch.equal(once[k], every[k]) for k in once)
+
+
 def test_a_resumed_run_continues_with_the_loss_scale_it_had(toy_root, tmp_path):
     """fp16 loss scaling (CUDA's GradScaler; its CPU twin here) changes its scale while it trains: a resumed run
     must take the scale it had, not a fresh one, or its fp16 steps differ from the uninterrupted run's."""

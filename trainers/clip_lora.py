@@ -59,19 +59,26 @@ def _clip_lora_keys(cfg):
 class LoRACLIP(nn.Module):
     """CLIP with LoRA in its attention -> class logits. Only ``adapters`` (the A, B) is a submodule."""
 
-    def __init__(self, encoder: FrozenCLIP, adapters, tokens, logit_scale):
+    def __init__(self, encoder: FrozenCLIP, adapters, tokens, logit_scale, text_adapted: bool = True):
         super().__init__()
         self.__dict__["encoder"] = encoder  # never saved; its attention holds the same A, B
         self.adapters = adapters
         self.register_buffer("tokens", tokens, persistent=False)
         self.logit_scale = float(logit_scale)
+        self.text_adapted = bool(text_adapted)  # ENCODER "vision": the text tower stays the frozen one
         self._cache = None
 
     def text_features(self):
-        """(C, D) normalised prompt features: with gradient every training step; cached in no-grad use while
-        the adapters are unchanged."""
-        key = (tuple(p._version for p in self.adapters.parameters()), self.adapters.training,
-               torch.is_autocast_enabled(self.tokens.device.type))
+        """(C, D) normalised prompt features: with gradient every training step when the text tower has
+        adapters; cached in no-grad use while the adapters are unchanged, and once for good (per autocast
+        state) when it has none, as the reference computes them once before training."""
+        autocast = torch.is_autocast_enabled(self.tokens.device.type)
+        if not self.text_adapted:
+            if self._cache is None or self._cache[0] != autocast:
+                with torch.no_grad():
+                    self._cache = (autocast, F.normalize(self.encoder.model.encode_text(self.tokens).float(), dim=-1))
+            return self._cache[1]
+        key = (tuple(p._version for p in self.adapters.parameters()), self.adapters.training, autocast)
         if not torch.is_grad_enabled() and self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         feats = F.normalize(self.encoder.model.encode_text(self.tokens).float(), dim=-1)
@@ -166,7 +173,8 @@ class CLIPLoRA(PerEpochTestCurve, RunCheckpoints, TrainerX):
                               float(node.DROPOUT), node.POSITION)
         texts = [str(node.TEMPLATE).format(class_text(c)) for c in self.dm.dataset.classnames]
         scale = float(node.LOGIT_SCALE) or float(self.encoder.logit_scale)
-        self.model = LoRACLIP(self.encoder, adapters, self.encoder.tokenizer(texts).to(self.device), scale)
+        self.model = LoRACLIP(self.encoder, adapters, self.encoder.tokenizer(texts).to(self.device), scale,
+                              text_adapted=node.ENCODER in ("text", "both"))
         self.model.to(self.device)
         self.trainable_params = adapters.count()
         print(f"CLIP-LoRA: rank {node.R}, alpha {node.ALPHA}, dropout {node.DROPOUT} on {'/'.join(node.PARAMS)} of "
