@@ -98,6 +98,7 @@ def test_promptsrc_loss_is_ce_plus_the_three_self_regulating_terms(toy_root, tmp
     model, clip = trainer.model, trainer.model.encoder.model
     # the frozen text: mean of 60 unnormalised template features (open_clip's first 60 = PromptSRC's list)
     assert len(PROMPTSRC_TEMPLATES) == 60 and PROMPTSRC_TEMPLATES[0] == "a bad photo of a {}."
+    assert trainer._frozen_text is None  # encoded at its first use: an evaluation never encodes its 60 x C texts
     names = trainer.dm.dataset.classnames
     with torch.no_grad():
         mean = torch.stack([clip.encode_text(model.encoder.tokenizer([t.format(n) for n in names]))
@@ -146,6 +147,12 @@ def test_gpa_sums_each_epoch_once_and_loads_the_aggregate():
     gpa.load_into_params()
     assert torch.equal(p.detach(), torch.full((2, 3), 0.25 * 1 + 0.75 * 3))
     assert sorted(gpa.state_dict()) == ["epochs_added", "sum_p"]
+
+
+def test_promptsrc_builds_for_an_evaluation_with_no_epochs(toy_root, tmp_path):
+    """OPTIM.MAX_EPOCH 0 (an evaluation): the GPA weights are those of one epoch, as the config check says."""
+    trainer = make_trainer("PromptSRC", toy_root, tmp_path, "OPTIM.MAX_EPOCH", 0)
+    assert len(trainer.model.prompt_learner.gpa.weights) == 1
 
 
 def test_promptsrc_tests_the_gaussian_aggregate_of_its_epochs(toy_root, tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ Foundational Model Adaptation without Forgetting", ICCV 2023, arXiv 2307.06948),
 Loss (the official code's): CE(s f~ w~^T, y) + IMAGE_LOSS_WEIGHT * mean|f~ - f|_1 + TEXT_LOSS_WEIGHT *
 mean|w~ - w^ens|_1 + sum KL(p_zs || p) / (B C), with f~, w~ the prompted normalised features, f the frozen
 CLIP's normalised image features of the same batch, w^ens the frozen text features averaged (unnormalised)
-over 60 of CLIP's ImageNet templates and normalised (once, at build, for the training classes), and
+over 60 of CLIP's ImageNet templates and normalised (once, at the first training step, for the training classes), and
 p_zs = softmax(s f w^ens^T), p = softmax(logits), temperature 1. After every epoch the prompts enter the
 Gaussian aggregation (trainers/gpa.py: GPA_MEAN, GPA_STD); after the last the aggregate is the model.
 Parameters: those of IVLP (4+4 tokens, depth 9: 46,080 at ViT-B/16). Deviations: GPA sums the learned
@@ -90,12 +90,21 @@ class PromptSRC(DeepPromptTrainer):
         gaussian_weights(int(cfg.OPTIM.MAX_EPOCH) or 1, float(node.GPA_MEAN), float(node.GPA_STD))
 
     def wrap_model(self, encoder, tower, learner):
-        self.frozen_text = ensemble_text_features(encoder, self.dm.dataset.classnames)
-        weights = gaussian_weights(int(self.cfg.OPTIM.MAX_EPOCH), float(self.node.GPA_MEAN), float(self.node.GPA_STD))
+        self._frozen_clip, self._frozen_text = encoder, None
+        weights = gaussian_weights(int(self.cfg.OPTIM.MAX_EPOCH) or 1, float(self.node.GPA_MEAN),
+                                   float(self.node.GPA_STD))  # MAX_EPOCH 0 (evaluation only): as check_cfg
         learner.gpa = GaussianAggregate(learner.named_parameters(), weights)
         print(f"PromptSRC: frozen text = mean of {len(PROMPTSRC_TEMPLATES)} templates; GPA weights over epochs "
               f"1 .. {len(weights)}: N(e; {self.node.GPA_MEAN}, {self.node.GPA_STD}^2), normalised")
         return PromptSRCCLIP(encoder, tower, learner)
+
+    @property
+    def frozen_text(self):
+        """The frozen ensemble (C, D), encoded at its first use, a training step (outside autocast, no gradient:
+        the values are the same whenever): an evaluation never encodes its 60 x C texts."""
+        if self._frozen_text is None:
+            self._frozen_text = ensemble_text_features(self._frozen_clip, self.dm.dataset.classnames)
+        return self._frozen_text
 
     def compute_loss(self, output, label):
         model, node = self.model, self.node
