@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .records import Record
+    from .record import Record
 
 # A cell (or average) that holds a test-selected result gets MARK (LATEX_MARK in LaTeX) and the note.
 MARK, LATEX_MARK = "\u2020", r"$^\dagger$"

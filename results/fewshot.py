@@ -15,7 +15,7 @@ from .cells import Cell, cell_of
 from .records import column_of
 
 if TYPE_CHECKING:
-    from .records import Record
+    from .record import Record
 
 # queries: mean training image queries per run of a black-box row (None: not a black-box method)
 Row = namedtuple("Row", "label cells avg queries", defaults=(None,))

@@ -29,7 +29,7 @@ NOT_COMPARED = frozenset({"SEED"})  # a cell's seeds differ in it by design
 # One cell that holds results of different settings: ``where`` names the cell, ``keys`` the differing keys,
 # ``groups`` [(the differing keys' values, [record, ...])] one per setting.
 if TYPE_CHECKING:
-    from .records import Record
+    from .record import Record
 
 Conflict = namedtuple("Conflict", "where keys groups")
 

@@ -20,7 +20,7 @@ tables get its note.
 """
 from __future__ import annotations
 
-from collections import defaultdict, namedtuple
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
@@ -31,13 +31,12 @@ from . import names
 from . import reported as reported_numbers
 from .cells import MARK, cell_of, flagged, test_selected_notes
 from .fewshot import row_label
-from .render import format_avg, format_cell, notes_text, render_tables
+from .render import ProtoTable, format_avg, format_cell, notes_text, render_tables
 
 if TYPE_CHECKING:
-    from .records import Record
+    from .record import Record
 
 BASE, NEW = "base", "new"
-ProtoTable = namedtuple("ProtoTable", "title headers body")  # body: rows of strings
 
 
 class MissingRuns(ValueError):

@@ -12,22 +12,17 @@ import math
 import os
 import os.path as osp
 import sys
-from collections import namedtuple
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, TextIO
 
 from runs import layout, protocol_layout
 
 from . import identity, names
+from .record import Record
 
 RESULTS_NAME = layout.RESULTS
 METRICS = ("accuracy", "macro_f1")
 
-# settings: identity.frozen(identity.settings_of(results.json)); setting: the row label of a setting that
-# another result of its cell does not share (identity.split_settings), "" otherwise.
-# queries: the black-box trainers' training image queries (results.json black_box), None for the others.
-Record = namedtuple("Record", "method variant dataset classes backbone shots seed value path test_selected "
-                              "settings setting queries", defaults=(False, (), "", None))
 
 
 class BadResult(ValueError):

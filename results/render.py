@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,9 @@ from .fewshot import avg_marked
 if TYPE_CHECKING:
     from .cells import Cell
     from .fewshot import Table
-    from .protocol_tables import ProtoTable
+
+# a protocol table (results/protocol_tables.py makes them); body: rows of strings
+ProtoTable = namedtuple("ProtoTable", "title headers body")
 
 FORMATS = ("text", "markdown", "csv", "latex")
 MISSING = "-"
@@ -95,7 +98,7 @@ def render(tables: Sequence[Table], fmt: str = "text", metric: str = "accuracy",
 
 
 def render_tables(tables: Sequence[ProtoTable], fmt: str) -> str:
-    """Protocol tables (results.protocol_tables.ProtoTable: title, headers, rows of strings)."""
+    """Protocol tables (ProtoTable above: title, headers, rows of strings)."""
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
