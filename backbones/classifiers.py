@@ -137,7 +137,11 @@ def spec_for(name: str) -> ClassifierSpec:
         if not timm.is_model(arch):  # a name with a pretrained tag (resnet50.a1_in1k) is a model too
             raise ValueError(f'timm has no architecture "{arch}" (MODEL.BACKBONE.NAME {name}); see '
                              f"python -c 'import timm; print(timm.list_models())'.")
-        cfg = timm.models.get_pretrained_cfg(arch)  # the normalisation of the (tagged) weights, no model built
+        try:
+            cfg = timm.models.get_pretrained_cfg(arch)  # the normalisation of the (tagged) weights, no model built
+        except RuntimeError as err:  # an unknown tag of a known architecture
+            raise ValueError(f"{err} (MODEL.BACKBONE.NAME {name}); see python -c 'import timm; "
+                             f"print(timm.list_pretrained(\"{arch.split('.')[0]}*\"))'.") from err
         return ClassifierSpec(architecture=name, mean=tuple(cfg.mean if cfg else IMAGENET_MEAN),
                               std=tuple(cfg.std if cfg else IMAGENET_STD),
                               image_size=int(cfg.input_size[-1]) if cfg else 224)

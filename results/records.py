@@ -24,7 +24,6 @@ RESULTS_NAME = layout.RESULTS
 METRICS = ("accuracy", "macro_f1")
 
 
-
 class BadResult(ValueError):
     """A results.json that cannot be used; the message says why."""
 

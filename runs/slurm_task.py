@@ -99,9 +99,10 @@ def run_pack(folder: str, index: int, settings: Settings | None = None, early_si
         runner.stopping = True  # at once, so no further run starts
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)}
-    failed, current = 0, None
+    previous, failed, current = {}, 0, None
     try:
+        for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):  # inside the try: a signal now is handled too
+            previous[sig] = signal.signal(sig, on_signal)
         if early_signals:
             caught.extend(early_signals)
             raise KeyboardInterrupt
@@ -128,8 +129,9 @@ def run_pack(folder: str, index: int, settings: Settings | None = None, early_si
             write_state(sweep_dir, current, settings, "requeued" if usr1 else "interrupted",
                         "stopped before the time limit" if usr1 else "stopped (SIGTERM/SIGINT)",
                         osp.join(sweep_dir, "logs", log_name(current)))
-        print(f"signal {caught[0] if caught else '?'}: the running train.py was stopped; its run resumes "
-              "from its last checkpoint", flush=True)
+        stopped = "the running train.py was stopped" if current is not None else "no run was running"
+        print(f"signal {caught[0] if caught else '?'}: {stopped}; the task's runs resume from their last "
+              "checkpoints", flush=True)
         if usr1:
             return 0 if requeue() else 1
         return 143

@@ -22,20 +22,22 @@ Entry points (run from the repository root):
 Environment: PYTHON (interpreter for train.py, default python; may hold arguments),
 DATA (dataset root, default ./data), OUTPUT (output root, default output).
 """
-import argparse
-import hashlib
-import os
-import os.path as osp
-import shlex
 import signal
 import sys
 
 # A SLURM task (entry "task") may get the pre-limit SIGUSR1 (or a SIGTERM) while Python is still starting:
-# without a handler it would die unrequeued. The signals are kept here and handed to run_pack.
+# without a handler it would die unrequeued. The signals are kept here, before any other import, and handed
+# to run_pack.
 EARLY_SIGNALS = []
 if sys.argv[1:2] == ["task"]:
     for _sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
         signal.signal(_sig, lambda signum, frame: EARLY_SIGNALS.append(signum))
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import os  # noqa: E402
+import os.path as osp  # noqa: E402
+import shlex  # noqa: E402
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 try:

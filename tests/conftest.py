@@ -91,6 +91,7 @@ def train_here(argv):
     return subprocess.CompletedProcess(argv, code, out.getvalue(), "")
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: without xdist the suite runs in one process
 def pytest_xdist_auto_num_workers(config):
     """``-n auto``: a worker per core, at most 4 and one per 3 GiB of memory (each loads torch and a model)."""
     try:

@@ -61,6 +61,8 @@ def test_a_timm_name_with_a_pretrained_tag_takes_that_tags_normalisation():
     assert spec_for("timm:resnet18.a1_in1k").mean == (0.485, 0.456, 0.406)
     clip_tag = spec_for("timm:vit_base_patch16_clip_224.openai")
     assert clip_tag.mean == (0.48145466, 0.4578275, 0.40821073) and clip_tag.image_size == 224
+    with pytest.raises(ValueError, match=r"Invalid pretrained tag \(badtag\) for resnet18"):
+        spec_for("timm:resnet18.badtag")  # a ValueError: train.py's one ERROR line, not a traceback
 
 
 def test_missing_wheel_names_the_pip_command(monkeypatch):

@@ -59,14 +59,10 @@ def test_gpu_request_in_a_form_the_cluster_takes():
                      "--mem=32G", "--time=4:00:00", "--partition=gpu"]
 
 
-def test_a_signal_that_came_while_python_started_requeues_the_task_before_any_run(tmp_path, monkeypatch, capsys):
-    """SLURM's pre-limit SIGUSR1 can reach a task before its handler is set (scripts/run_one.py keeps it):
-    the task starts no run and requeues itself, as it does for a signal during a run."""
-    import signal
-
-    from runs.jobs import Settings
+def one_run_pack(tmp_path, monkeypatch):
+    """A submission folder of one pack (one run), a fake scontrol that records its arguments, SLURM_JOB_ID 77, and
+    PYTHON/DATA/OUTPUT for the runner, whose train.py interpreter leaves tmp_path/started if a run starts."""
     from runs.slurm import job_line, parse_job_line
-    from runs.slurm_task import run_pack
 
     folder = tmp_path / "sweeps" / "s" / "slurm" / "001"
     folder.mkdir(parents=True)
@@ -77,14 +73,49 @@ def test_a_signal_that_came_while_python_started_requeues_the_task_before_any_ru
     bin_dir.mkdir()
     (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/scontrol.txt\n')
     (bin_dir / "scontrol").chmod(0o755)
-    never = tmp_path / "train.sh"  # the interpreter of train.py: a started run would leave a mark
+    never = tmp_path / "train.sh"
     never.write_text(f"#!/bin/sh\ntouch {tmp_path}/started\n")
     never.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("SLURM_JOB_ID", "77")
-    settings = Settings({"PYTHON": str(never), "DATA": str(tmp_path / "data"), "OUTPUT": str(tmp_path / "out")})
+    for key, value in (("PYTHON", never), ("DATA", tmp_path / "data"), ("OUTPUT", tmp_path / "out")):
+        monkeypatch.setenv(key, str(value))
+    return folder
 
-    assert run_pack(str(folder), 0, settings, early_signals=[signal.SIGUSR1]) == 0
+
+def test_a_signal_that_came_while_python_started_requeues_the_task_before_any_run(tmp_path, monkeypatch, capsys):
+    """SLURM's pre-limit SIGUSR1 can reach a task before its handler is set (scripts/run_one.py keeps it):
+    the task starts no run and requeues itself, as it does for a signal during a run."""
+    import signal
+
+    from runs.slurm_task import run_pack
+
+    folder = one_run_pack(tmp_path, monkeypatch)
+    assert run_pack(str(folder), 0, early_signals=[signal.SIGUSR1]) == 0
     assert (tmp_path / "scontrol.txt").read_text().split() == ["requeue", "77"]
     assert not (tmp_path / "started").exists()
     assert "requeued task" in capsys.readouterr().out
+
+
+def test_the_runner_holds_a_task_signal_from_its_first_lines_and_hands_it_on(tmp_path, monkeypatch):
+    """scripts/run_one.py, started as a SLURM task (``run_one.py task FOLDER INDEX``), sets its handlers before
+    its other imports; a signal that comes then is kept and the task requeues without starting a run."""
+    import signal
+    import sys
+
+    from tests.script_helpers import load_script
+
+    folder = one_run_pack(tmp_path, monkeypatch)
+    monkeypatch.setattr(sys, "argv", ["run_one.py", "task", str(folder), "0"])
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)}
+    try:
+        run_one = load_script("run_one")
+        assert callable(signal.getsignal(signal.SIGUSR1))  # set by its first lines (else the signal would kill)
+        os.kill(os.getpid(), signal.SIGUSR1)  # before the task starts its runs
+        assert run_one.EARLY_SIGNALS == [signal.SIGUSR1]
+        assert run_one.main(["task", str(folder), "0"]) == 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    assert (tmp_path / "scontrol.txt").read_text().split() == ["requeue", "77"]
+    assert not (tmp_path / "started").exists()
