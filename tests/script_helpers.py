@@ -15,8 +15,8 @@ def load_script(name):
     return module
 
 
-def table_rows(text, title_start):
-    """Rows (label -> cells) of the 'simple' table under the given title."""
+def table_rows(text, title_start, key_column=0):
+    """Rows (the cell in ``key_column`` -> the cells after it) of the 'simple' table under the given title."""
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(title_start))
     rows = {}
@@ -24,7 +24,7 @@ def table_rows(text, title_start):
         if not line.strip():
             break
         parts = [p.strip() for p in line.split("  ") if p.strip()]
-        rows[parts[0]] = parts[1:]
+        rows[parts[key_column]] = parts[key_column + 1:]
     return rows
 
 

@@ -96,14 +96,7 @@ def test_base2new_table_hm_and_missing_seed(tmp_path, capsys):
     rc, out, err = table(capsys, root, "--protocol", "base2new")
     assert rc == 0, err
     assert "no new-class result for AR EuroSAT 16 shots ViT-B/16 seed 3" in err
-    lines = out.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("base-to-new, 16 shots"))
-    rows = {}
-    for line in lines[start + 3:]:
-        if not line.strip():
-            break
-        parts = [p.strip() for p in line.split("  ") if p.strip()]
-        rows[parts[1]] = parts[2:]
+    rows = table_rows(out, "base-to-new, 16 shots", key_column=1)  # keyed by the dataset, after the method
     cal_b, cal_n = mean(BASE["Caltech101"]), mean(NEW["Caltech101"])
     eur_b, eur_n = mean(BASE["EuroSAT"]), mean(NEW["EuroSAT"])
     assert rows["Caltech101"] == [cell(BASE["Caltech101"]), cell(NEW["Caltech101"]),
