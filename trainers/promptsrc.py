@@ -90,7 +90,7 @@ class PromptSRC(DeepPromptTrainer):
         gaussian_weights(int(cfg.OPTIM.MAX_EPOCH) or 1, float(node.GPA_MEAN), float(node.GPA_STD))
 
     def wrap_model(self, encoder, tower, learner):
-        self._frozen_clip, self._frozen_text = encoder, None
+        self._frozen_text = None
         weights = gaussian_weights(int(self.cfg.OPTIM.MAX_EPOCH) or 1, float(self.node.GPA_MEAN),
                                    float(self.node.GPA_STD))  # MAX_EPOCH 0 (evaluation only): as check_cfg
         learner.gpa = GaussianAggregate(learner.named_parameters(), weights)
@@ -103,7 +103,7 @@ class PromptSRC(DeepPromptTrainer):
         """The frozen ensemble (C, D), encoded at its first use, a training step (outside autocast, no gradient:
         the values are the same whenever): an evaluation never encodes its 60 x C texts."""
         if self._frozen_text is None:
-            self._frozen_text = ensemble_text_features(self._frozen_clip, self.dm.dataset.classnames)
+            self._frozen_text = ensemble_text_features(self.model.encoder, self.dm.dataset.classnames)
         return self._frozen_text
 
     def compute_loss(self, output, label):
