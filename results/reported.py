@@ -60,6 +60,8 @@ NOTES = (
 UNAVAILABLE = {
     "BAR": "BAR (reported): BlackVIP's CLIP tables (BAR and BlackVIP, ViT-B/16, 16 shots) were not read from the "
            "paper (unconfirmed in ../shared/docs/baselines-2.md), so no row",
+    "BlackVIP": "BlackVIP (reported): its paper's CLIP tables (ViT-B/16, 16 shots) were not read (unconfirmed in "
+                "../shared/docs/baselines-2.md), so no row",
     "BlackBoxAR": "BlackBoxAR (reported): no published black-box AR (the toolkit's AR trained by SPSA-GC), so no row",
     "BlackBoxDVP_CLS": "BlackBoxDVP_CLS (reported): no published black-box DVP-cls (the toolkit's DVP-cls trained "
                        "by SPSA-GC), so no row",

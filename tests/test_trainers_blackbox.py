@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 import train
+from tests.blackbox_helpers import hidden_clip
 from tests.conftest import kill_and_resume
 from tests.toy_runs import toy_argv
 from tests.trainer_fixtures import make_trainer, toy_cfg, toy_descriptions  # noqa: F401  (fixture)
@@ -53,19 +54,6 @@ def reachable_tensors(root):
                 stack.append(getattr(obj, slot, None))
         stack.extend(getattr(obj, "__dict__", {}).values())
     return found
-
-
-def hidden_clip(box):
-    """The model inside the box, dug out of its closure (only this test does that)."""
-    functions = [object.__getattribute__(box, "_query")]
-    while functions:
-        for cell in functions.pop().__closure__ or ():
-            inner = cell.cell_contents
-            if type(inner).__name__ == "function":
-                functions.append(inner)
-            elif isinstance(getattr(inner, "model", None), nn.Module):
-                return inner.model
-    raise AssertionError("no model in the closure")
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 registers their config nodes (TRAINER.<NAME>.*).
 
 VR trainers (one model family, see vr/): ZeroshotCLIP, VP, AR, AttrVR, DVP_CSE, DVP_CLS, and the label-mapping
-family ILMVP, BLM, BLMPlus (trainers/label_mapping.py), the black-box family BAR, BlackBoxAR,
-BlackBoxDVP_CLS (trainers/blackbox_methods.py, trainers/blackbox.py); shared code in
+family ILMVP, BLM, BLMPlus (trainers/label_mapping.py), the black-box family BAR, BlackVIP,
+BlackBoxAR, BlackBoxDVP_CLS (trainers/blackbox_methods.py, trainers/blackbox.py); shared code in
 trainers/base.py. CoOp lives in trainers/coop.py when present; its variants CoCoOp (trainers/cocoop.py)
 and KgCoOp (trainers/kgcoop.py) build on it, and so does MaPLe (trainers/maple.py; its deep-prompt forward
 through CLIP's towers is vr/deep_prompts.py). Feature-based baselines (LinearProbe, LPPlusPlus, CLIPAdapter,

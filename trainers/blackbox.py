@@ -118,10 +118,10 @@ class BlackBoxTrainer(VRTrainer):
 
     def build_zo_optimizer(self, prompts):
         node, lr = self.bcfg, float(self.cfg.OPTIM.LR)
+        params = [p for p in prompts.parameters() if p.requires_grad]  # a padding prompt's delta; a decoder's weights
         masks = None
         if node.MASK_DIRECTIONS and hasattr(prompts, "mask"):
             masks = [prompts.mask.expand_as(prompts.delta).clone()]
-        params = [prompts.delta]
         if self.zo_choice()[0] == "rgf":
             return RGF(params, lr, q=int(node.Q), beta=float(node.BETA), masks=masks, ledger=self.ledger)
         return SPSAGC(params, lr, c=float(node.C), alpha=float(node.ALPHA), gamma=float(node.GAMMA),

@@ -1,6 +1,7 @@
 """Visual-reprogramming building blocks shared by all VR trainers.
 
 prompts      registered prompt kinds (padding / watermark / none); v prompts as one parameter, applied in one op
+coordinator  BlackVIP's input-dependent prompt: a frozen image encoder and a learned decoder (kind 'coordinator')
 clip         FrozenCLIP: batched text encoding, input-gradient image encoding (plain or first-layer split)
 text         templates (VR, CoOp), TextTable of (class, slot, prompt) entries (class blocks or free)
 grouping     which prompt scores which description: causes, k-means, random
@@ -13,6 +14,7 @@ model        ReprogrammedCLIP = prompts + text table + aggregation
 from .aggregation import (Aggregation, Identity, LambdaMix, Mean, TopKMean, aggregation_class, aggregation_from_node,
                           aggregation_kinds, register_aggregation)
 from .clip import FrozenCLIP
+from .coordinator import CoordinatorPrompt
 from .mapping import BayesianMapping, BayesianTopKMapping, LabelMapping, OneToOneMapping
 from .grouping import cause_groups, group_sizes, kmeans_groups, nearest_centroid, random_groups
 from .model import ReprogrammedCLIP
@@ -24,7 +26,7 @@ from .text import VR_TEMPLATE, TextTable, class_text, description_table, templat
 __all__ = [
     "Aggregation", "Identity", "LambdaMix", "Mean", "TopKMean", "PRM", "BayesianMapping", "BayesianTopKMapping",
     "LabelMapping", "OneToOneMapping", "aggregation_class", "aggregation_from_node", "aggregation_kinds",
-    "register_aggregation", "FrozenCLIP", "ReprogrammedCLIP",
+    "register_aggregation", "CoordinatorPrompt", "FrozenCLIP", "ReprogrammedCLIP",
     "cause_groups", "group_sizes", "kmeans_groups", "nearest_centroid", "random_groups", "AdditiveParts", "NoPrompt",
     "PaddingPrompt", "VisualPrompt", "WatermarkPrompt", "build_prompt", "loader_size_for", "prompt_class",
     "prompt_from_node", "prompt_kinds", "prompt_settings", "register_prompt", "VR_TEMPLATE", "TextTable", "class_text",
