@@ -15,7 +15,6 @@ import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 import train
 from engine import build_trainer, set_random_seed
 from tests.conftest import REPO, SHARED, kill_and_resume
-from tests.digits_fixtures import digits_tiny, train_and_test  # noqa: F401  (session fixture)
 from trainers.run_record import CheckpointError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -319,32 +318,3 @@ def test_reported_clip_lora_numbers_are_the_facts_sheets():
     assert dict(zip((1, 2, 4, 8, 16), map(float, averages), strict=False)) == reported.CLIP_LORA_AVERAGES
     assert "copied" in reported.SOURCES[(reported.BACKBONE, reported.SHOTS)]["CLIPLoRA"]
     assert "TaskRes" in reported.UNAVAILABLE
-
-
-# ---- the low-contrast digits with digits-tiny and the demo configs (slow) -----------------------------------
-# margins below the accuracies measured over seeds 1 and 2: benchmarks/README.md, 'CLIP-LoRA and TaskRes on
-# digits-tiny'
-DIGITS_MARGIN = {"CLIPLoRA": None, "TaskRes": None}
-
-
-@pytest.fixture(scope="module")
-def digits_runs(tmp_path_factory, digits_tiny):  # noqa: F811
-    """Run a method once on the low-contrast digits (16 shots, seed 1) with its demo config -> test accuracy."""
-    root, out, runs = str(tmp_path_factory.mktemp("digits_root")), tmp_path_factory.mktemp("digits_runs"), {}
-
-    def run(name):
-        if name not in runs:
-            runs[name] = train_and_test(root, out / name, name)[1]
-        return runs[name]
-
-    return run
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(DIGITS_MARGIN))
-def test_beats_zero_shot_on_low_contrast_digits(digits_runs, name):
-    if DIGITS_MARGIN[name] is None:  # not measured yet (digits-tiny was not available in the session that wrote it)
-        pytest.skip(f"{name}: no digits margin measured yet (benchmarks/README.md)")
-    zero_shot, acc = digits_runs("ZeroshotCLIP"), digits_runs(name)
-    print(f"{name}: {acc:.2f}% (zero-shot {zero_shot:.2f}%)")
-    assert acc >= zero_shot + DIGITS_MARGIN[name], f"{name}: {acc:.1f}% vs zero-shot {zero_shot:.1f}%"
