@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from open_clip.transformer import text_global_pool
 
-from .digits_tiny import (
+from .digits_tiny_model import (
     DEFAULT_RECIPE,
     IMAGE_SIZE,
     TEMPLATES,
