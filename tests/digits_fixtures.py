@@ -4,7 +4,8 @@
 cached in ``$VR_CACHE_DIR`` (default ``~/.cache/vr-toolkit``): the first session that needs it
 pre-trains it (about 3 minutes on 2 CPU cores), later sessions load it in a second.
 ``digits_root``: a data root holding the Digits dataset (shift "none"), written once per session.
-:func:`train_and_test`: one run of a trainer's demo config on a Digits variant (the digits-margin tests).
+:func:`train_and_test`: one run of a trainer's demo config on a Digits variant (the digits-margin tests);
+``digits_demo_runs``: those runs, each once per test module and arguments.
 """
 import contextlib
 import io
@@ -26,6 +27,20 @@ def digits_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("digits_data"))
     build_digits(root, "none", verbose=False)
     return root
+
+
+@pytest.fixture(scope="module")
+def digits_demo_runs(tmp_path_factory, digits_tiny):
+    """run(trainer, seed=1, **train_and_test keywords) -> (trainer, test accuracy), each run once per module."""
+    root, out, runs = str(tmp_path_factory.mktemp("digits_root")), tmp_path_factory.mktemp("digits_runs"), {}
+
+    def run(trainer, seed=1, **settings):
+        key = (trainer, seed, tuple(sorted(settings.items())))
+        if key not in runs:
+            runs[key] = train_and_test(root, out / f"run{len(runs)}", trainer, seed, **settings)
+        return runs[key]
+
+    return run
 
 
 def train_and_test(root, out, trainer, seed=1, dataset="digits_lowcontrast", shots=16, opts=(), patch=None):

@@ -8,28 +8,15 @@ Each margin sits below the smaller of the gains measured with seeds 1 and 2 on t
 """
 import pytest
 
-from tests.digits_fixtures import digits_tiny, train_and_test  # noqa: F401  (session fixture)
+from tests.digits_fixtures import digits_demo_runs, digits_tiny  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # 20-70 s a run
 
 MARGIN = {"CLIPLoRA": 20.0, "TaskRes": 40.0, "IVLP": 4.0, "VPT": 20.0, "PromptSRC": 1.5}
 
 
-@pytest.fixture(scope="module")
-def digits_runs(tmp_path_factory, digits_tiny):  # noqa: F811
-    """Run a trainer once on the low-contrast digits (16 shots, seed 1) with its demo config -> test accuracy."""
-    root, out, runs = str(tmp_path_factory.mktemp("digits_root")), tmp_path_factory.mktemp("digits_runs"), {}
-
-    def run(name):
-        if name not in runs:
-            runs[name] = train_and_test(root, out / name, name)[1]
-        return runs[name]
-
-    return run
-
-
 @pytest.mark.parametrize("name", sorted(MARGIN))
-def test_beats_zero_shot_on_low_contrast_digits(digits_runs, name):
-    zero_shot, acc = digits_runs("ZeroshotCLIP"), digits_runs(name)
+def test_beats_zero_shot_on_low_contrast_digits(digits_demo_runs, name):
+    zero_shot, acc = digits_demo_runs("ZeroshotCLIP")[1], digits_demo_runs(name)[1]
     print(f"{name}: {acc:.2f}% (zero-shot {zero_shot:.2f}%)")  # shown with -s: the numbers benchmarks/ quotes
     assert acc >= zero_shot + MARGIN[name], f"{name}: {acc:.1f}% vs zero-shot {zero_shot:.1f}%"

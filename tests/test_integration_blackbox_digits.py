@@ -9,7 +9,7 @@ digits demo').
 
 import pytest
 
-from tests.digits_fixtures import digits_tiny, train_and_test  # noqa: F401  (session fixture)
+from tests.digits_fixtures import digits_demo_runs, digits_tiny  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow  # 1-5 minutes a run on one core
 
@@ -20,25 +20,13 @@ SEEDS = (1,)
 IMAGES = 160
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, digits_tiny):  # noqa: F811
-    root = str(tmp_path_factory.mktemp("digits_root"))
-    done = {}
-
-    def run_(trainer, seed):
-        if (trainer, seed) not in done:
-            done[(trainer, seed)] = train_and_test(root, tmp_path_factory.mktemp(f"{trainer}_{seed}"), trainer, seed)
-        return done[(trainer, seed)]
-    return run_
-
-
 @pytest.mark.parametrize("trainer", sorted(MARGIN))
-def test_black_box_reprogramming_beats_zero_shot_with_the_queries_its_schedule_implies(run, trainer):
+def test_black_box_reprogramming_beats_zero_shot_with_the_queries_its_schedule_implies(digits_demo_runs, trainer):
     if MARGIN[trainer] is None:
         pytest.skip(f"{trainer}: no digits margin measured yet (benchmarks/README.md, black-box section)")
     for seed in SEEDS:
-        _, zero_shot = run("ZeroshotCLIP", seed)
-        t, acc = run(trainer, seed)
+        _, zero_shot = digits_demo_runs("ZeroshotCLIP", seed)
+        t, acc = digits_demo_runs(trainer, seed)
         record = t.extra_results()["black_box"]
         print(f"{trainer} seed {seed}: {acc:.2f}% (zero-shot {zero_shot:.2f}%), "
               f"{record['train_image_queries']:,} training queries")

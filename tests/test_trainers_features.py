@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import tests.toy_plugin  # noqa: F401  (registers ToyColors)
 import train
 from engine import DATASET_REGISTRY, build_trainer, load_checkpoint, set_random_seed
-from tests.digits_fixtures import digits_tiny, train_and_test  # noqa: F401  (session fixture)
+from tests.digits_fixtures import digits_demo_runs, digits_tiny  # noqa: F401  (fixtures)
 from tests.toy_plugin import TOY_CLASSES, ToyColors
 from tests.toy_runs import feature_run as run
 from tests.toy_runs import feature_run_args as run_args
@@ -285,30 +285,17 @@ def test_reported_rn50_numbers_match_their_averages():
 DIGITS_MARGIN = {"LinearProbe": 40.0, "TipAdapter": 30.0, "LPPlusPlus": 30.0, "TipAdapterF": 25.0, "CLIPAdapter": 8.0}
 
 
-@pytest.fixture(scope="module")
-def digits_runs(tmp_path_factory, digits_tiny):  # noqa: F811
-    """Run a method once on the low-contrast digits with its demo config: run(name) -> (trainer, accuracy)."""
-    root, out, runs = str(tmp_path_factory.mktemp("digits_root")), tmp_path_factory.mktemp("digits_runs"), {}
-
-    def run(name):
-        if name not in runs:
-            runs[name] = train_and_test(root, out / name, name)
-        return runs[name]
-
-    return run
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(DIGITS_MARGIN))
-def test_feature_baselines_beat_zero_shot_on_shifted_digits(digits_runs, name):
-    _, zero_shot = digits_runs("ZeroshotCLIP")
-    _, acc = digits_runs(name)
+def test_feature_baselines_beat_zero_shot_on_shifted_digits(digits_demo_runs, name):
+    _, zero_shot = digits_demo_runs("ZeroshotCLIP")
+    _, acc = digits_demo_runs(name)
     assert acc >= zero_shot + DIGITS_MARGIN[name], f"{name}: {acc:.1f}% vs zero-shot {zero_shot:.1f}%"
 
 
 @pytest.mark.slow
-def test_linear_probe_equals_sklearn_on_shifted_digits(digits_runs):
-    trainer, acc = digits_runs("LinearProbe")
+def test_linear_probe_equals_sklearn_on_shifted_digits(digits_demo_runs):
+    trainer, acc = digits_demo_runs("LinearProbe")
     x, y = (t.cpu().numpy() for t in trainer.features("train"))
     tx, ty = (t.cpu().numpy() for t in trainer.features("test"))
     clf = fit_logistic(x, y, trainer.record["C"])
