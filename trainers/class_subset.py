@@ -99,9 +99,9 @@ def check_same_subset(subset: dict[str, Any] | None, record: dict[str, Any], dat
     built = subset["rows"] if subset else None
     found = class_subset(record, dataset, path)
     if (found["rows"] if found else None) != built:
-        what = (f"the evaluated classes are its rows {found['rows'][:10]}" if found else
+        what = (f"by class id the evaluated classes are its rows {found['rows'][:10]}" if found else
                 "it was trained on the evaluated classes in their order")
         raise CheckpointError(
             f"{path}: {what}, but the model was built for "
-            f"{'rows ' + str(built[:10]) if built else 'the evaluated classes in their order'}. Evaluate with a "
-            f"per-class head, or on the classes it was trained on in their order.")
+            f"{'rows ' + str(built[:10]) if built else 'the evaluated classes in their order'} (matched by "
+            f"name). Evaluate it on the classes it was trained on, in their order.")
