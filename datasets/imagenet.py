@@ -54,6 +54,11 @@ If you already have ImageNet elsewhere, symlink its train/ and val/ folders into
 classnames.txt (CoOp's class names) is fetched by this command.""")
     descriptions_key = "I"
     fewshot_val = False
+    class_id_kind = "wnid"  # engine/class_ids.py: the WordNet id, the name of the class folder
+
+    def class_id(self, impath):
+        """The WordNet id of an image's class: its folder (images/{train,val}/<wnid>/...)."""
+        return os.path.basename(os.path.dirname(impath))
     layout = """\
 imagenet/
   images/train/<wnid>/*.JPEG             (ILSVRC2012 train, 1000 folders n01440764, ...)

@@ -10,7 +10,8 @@ no val set and no few-shot step: nothing is written into these folders).
 
 Classes must be ImageNet's: a class folder that is not in classnames.txt, or a classnames.txt that
 differs from ``<root>/imagenet/classnames.txt`` (when ImageNet is there too), is an error naming the
-first mismatch. The descriptions are ImageNet's (key ``I``).
+first mismatch. The descriptions are ImageNet's (key ``I``). Each class's identity is its WordNet id
+(``class_id``, engine/class_ids.py): what matches A's and R's classes to the rows of a head trained on ImageNet.
 """
 import os
 
@@ -34,6 +35,12 @@ class ImageNetVariant(CoOpDataset):
     dvp_cls_v = ImageNet.dvp_cls_v  # trained on ImageNet; evaluated here
     test_only = True  # train.py refuses to train on it
     numbered_folders = False  # ImageNet-V2: folders 0..999 instead of wnids
+    class_id_kind = ImageNet.class_id_kind  # the WordNet id (engine/class_ids.py), as ImageNet's
+
+    def class_id(self, impath):
+        """The WordNet id of an image's class: its folder, or (ImageNet-V2) the wnid on that line of classnames.txt."""
+        folder = os.path.basename(os.path.dirname(impath))
+        return self.wnids[int(folder)] if self.numbered_folders else folder
 
     def __init__(self, cfg):
         self.set_paths(data_root(cfg))
@@ -62,7 +69,7 @@ class ImageNetVariant(CoOpDataset):
     def read_splits(self):
         """``{"test": entries}``: every image of every class folder."""
         names = self.read_class_names()
-        wnids = list(names)
+        wnids = self.wnids = list(names)
         folders = class_folders(self.image_dir)  # folders only: CoOp's README.txt is left out
         entries = []
         for rank, folder in enumerate(folders):

@@ -40,3 +40,27 @@ def protocol_dir_of(results_path: str) -> tuple[str, str] | None:
     parts = tuple(osp.normpath(osp.abspath(results_path)).split(os.sep))
     found = parts[-7:-5] if len(parts) >= 7 else ()
     return found if found in (BASE2NEW_TRAIN, BASE2NEW_TEST, XD_TRAIN, XD_TEST) else None
+
+
+def xd_targets(trainer: str, requested: str | None) -> list[str]:
+    """xd.sh's targets: XD_TARGETS (``requested``) or the ten datasets and the ImageNet variants. A method that
+    cannot score classes it was not trained on (a per-class head, ``scores_unseen_classes`` false) is tested
+    on the variants only, whose classes are ImageNet's or a subset of them (docs/protocols.md): by default the
+    ten datasets are left out (said), and naming one is a UsageError before any run."""
+    from engine.names import squash
+
+    from .jobs import UsageError
+
+    method = next((m for m in catalogue.load().values() if squash(m.trainer) == squash(trainer)), None)
+    dg = list(dg_targets())
+    if method is None or method.scores_unseen_classes:
+        return (requested or " ".join([*XD_TARGETS, *dg])).split()
+    refused = [t for t in (requested or "").split() if t not in dg]
+    if refused:
+        raise UsageError(f"the cross-dataset target(s) {', '.join(refused)} are not applicable to {method.trainer}: it "
+                         f"cannot score classes it was not trained on ({method.unseen_classes}); its xd tests are "
+                         f"the ImageNet variants ({', '.join(dg)}). Leave XD_TARGETS unset or name only those.")
+    if not requested:
+        print(f"Note: {method.trainer} cannot score classes it was not trained on ({method.unseen_classes}): its xd "
+              f"tests are the ImageNet variants only ({', '.join(dg)}), not the ten other datasets.")
+    return (requested or " ".join(dg)).split()

@@ -11,7 +11,8 @@ xd METHOD [CFG] [KEY VALUE ...] [--dry-run]   (cross-dataset transfer and domain
            XD_TARGETS (CoOp's ten other datasets) and DG_TARGETS (the four ImageNet variants)
 ZeroshotCLIP learns nothing: its "train" run is an --eval-only run too and its tests load no model.
 base2new refuses a method that cannot score unseen classes (scores_unseen_classes false in the trainer
-catalogue, from its CLASS_TRANSFER) before any run, with the reason.
+catalogue, from its CLASS_TRANSFER) before any run, with the reason; xd tests such a method (a per-class head)
+on the ImageNet variants only (a subset of its classes, docs/protocols.md) and refuses other XD_TARGETS.
 
 Every run is started as CoOp's scripts do (python train.py --root ... --seed ... --trainer ...
 --dataset-config-file ... --config-file ... --output-dir ... KEY VALUE ...). A run whose folder holds
@@ -64,6 +65,7 @@ from runs.protocol_layout import (  # noqa: E402,F401
     dg_targets,
     protocol_dir_of,
     run_folder,
+    xd_targets,
 )
 
 RESULTS = layout.RESULTS
@@ -381,7 +383,7 @@ def main(argv=None):
             datasets = [positional[1]]
             steps = base2new_steps(trainer, positional[1], cfg, seeds, output, opts)
         else:
-            targets = (os.environ.get("XD_TARGETS") or " ".join(XD_TARGETS + dg_targets())).split()
+            targets = xd_targets(trainer, os.environ.get("XD_TARGETS"))  # a per-class head: the variants only
             datasets = [XD_SOURCE] + targets
             steps = xd_steps(trainer, cfg, seeds, output, targets, opts)
         check_configs(trainer, cfg, datasets)

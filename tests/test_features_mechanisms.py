@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from trainers.clip_adapter import AdapterHead
-from trainers.features import grid_search, tip_grid
+from trainers.hp_search import grid_search, tip_grid
 from trainers.linear_probe import fit_logistic, linear_head_from, search_c
 from trainers.lpplusplus import BlendHead, init_head, step_sizes
 from trainers.tip_adapter import TipCache, search_alpha_beta

@@ -182,6 +182,19 @@ def test_a_test_reruns_after_its_training_run_was_redone_in_an_earlier_invocatio
     assert [out_dir(a) for a in ws.launched()] == [test] and "tested_model.json is missing" in res.stdout
 
 
+def test_xd_tests_a_per_class_head_on_the_imagenet_variants_only(ws):
+    """Old code: TaskRes was tested on the ten other datasets too (each run one ERROR: unseen classes)."""
+    ws.write("configs/trainers/TaskRes/vit_b16.yaml", "{}\n")
+    res = ws.run("xd.sh", "taskres", SEEDS="1")
+    assert res.returncode == 0, res.stderr + res.stdout
+    assert [out_dir(a) for a in ws.launched()] == ["out/xd/train/imagenet/TaskRes/vit_b16_16shots/seed1"] + [
+        f"out/xd/test/{t}/TaskRes/vit_b16_16shots/seed1" for t in protocols.DG_TARGETS]
+    assert "Note: TaskRes cannot score classes it was not trained on (the residual has one learned row" in res.stdout
+    res = ws.run("xd.sh", "taskres", XD_TARGETS="imagenet_a dtd", SEEDS="1")
+    assert res.returncode == 2 and ws.launched() == [] and len(res.stderr.strip().splitlines()) == 1
+    assert res.stderr.startswith("ERROR: the cross-dataset target(s) dtd are not applicable to TaskRes")
+
+
 def test_xd_zero_shot_loads_no_model(ws):
     res = ws.run("xd.sh", "zsclip", XD_TARGETS="dtd imagenet_a", SEEDS="2")
     assert res.returncode == 0, res.stderr

@@ -174,7 +174,7 @@ def test_taskres_script_defaults_per_dataset():
         node = SimpleNamespace(RESIDUAL_SCALE=0.5, SCRIPT_DEFAULTS=on)
         cfg = SimpleNamespace(DATASET=SimpleNamespace(NAME=dataset), OPTIM=SimpleNamespace(LR=2e-3),
                               TRAINER={"TASKRES": node})
-        return TaskRes.settings(SimpleNamespace(node=node, cfg=cfg))[:2]
+        return TaskRes.settings(SimpleNamespace(node=node, cfg=cfg, head_dataset=dataset))[:2]
 
     assert settings("OxfordFlowers") == (1.0, 2e-3) and settings("ImageNet") == (0.5, 2e-4)
     assert settings("DescribableTextures") == (0.5, 2e-3) and settings("OxfordFlowers", on=False) == (0.5, 2e-3)

@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from engine import distributed, save_checkpoint
 from engine.checkpoint_files import model_file
+from engine.class_ids import class_ids
 from engine.data_identity import IDENTITY_KEY, dataset_identity
 from engine.extend import register_config
 from engine.io import atomic_write_json
 from engine.protocol_keys import PROTOCOL_EXCLUDED, is_excluded
 
+from .class_subset import check_same_subset
 from .loading import SafeLoadModel
 from .run_folders import check_resume_folder, read_checkpoint, read_pointer
 from .run_record import RUN_FILE, CheckpointError, check_same_data, check_same_protocol, config_hash, flatten
@@ -101,6 +103,7 @@ class RunCheckpoints(SafeLoadModel):
             "excluded_keys": list(PROTOCOL_EXCLUDED),
             "git": self._git_revision,
             IDENTITY_KEY: dataset_identity(self.dm.dataset),  # the data it trained on (docs/data-identity.md)
+            "class_ids": class_ids(self.dm.dataset),  # stable class identities, or None (engine/class_ids.py)
         }
 
     def write_run_record(self, extra: dict[str, Any] | None = None) -> None:
@@ -259,7 +262,13 @@ class RunCheckpoints(SafeLoadModel):
                 continue
             self.check_identity(record, path)
             trained = list(record["classnames"])
-            if trained == evaluated:
+            subset = getattr(self, "class_subset", None)  # a per-class head built for the trained classes
+            if subset:
+                check_same_subset(subset, record, self.dm.dataset, path)
+                self.load_same_classes(name, checkpoint, verified=True)
+                policy = subset["policy"]
+            elif trained == evaluated:
+                check_same_subset(None, record, self.dm.dataset, path)  # same names: the same class ids too
                 self.load_same_classes(name, checkpoint, verified=True)
                 policy = "same classes: the checkpoint as trained"
             else:
@@ -268,7 +277,8 @@ class RunCheckpoints(SafeLoadModel):
                 policy = self.CLASS_TRANSFER
                 print(f"Class set differs from training ({len(trained)} trained, {len(evaluated)} evaluated, "
                       f"{len(set(evaluated) - set(trained))} unseen): {policy}")
-            self.class_policy = {"trained": trained, "evaluated": evaluated, "policy": policy}
+            self.class_policy = {"trained": trained, "evaluated": evaluated, "policy": policy,
+                                 **({"subset": {k: v for k, v in subset.items() if k != "policy"}} if subset else {})}
         print(f"Trained classes: {self.class_policy['trained']}; evaluated classes: {evaluated}; "
               f"policy: {self.class_policy['policy']}")
 

@@ -1,6 +1,6 @@
 """Shared code of the feature-based CLIP baselines (LinearProbe, LPPlusPlus, CLIPAdapter, TipAdapter,
 TipAdapterF): frozen-CLIP feature extraction with an on-disk cache, augmentation epochs for a cache model,
-text classifiers, the validation-split hyper-parameter search and the trainer base.
+text classifiers and the trainer base (the hyper-parameter search: trainers/hp_search.py).
 
 Every method here learns a small head on top of frozen CLIP image features. The head is the only
 ``nn.Module`` registered with the engine (``FeatureModel`` keeps CLIP outside its state_dict, like
@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -33,7 +33,9 @@ from vr.text import class_text, templates_for
 
 from .backbone_kind import check_backbone_kind, frozen_backbone, is_classifier_encoder
 from .checkpoints import RunCheckpoints
+from .class_subset import class_subset, head_run
 from .clip_plumbing import load_backbone
+from .evaluated_run import evaluated_checkpoint
 from .pipeline import DATA_MANAGER_ATTRIBUTES
 from .run_files import save_tensors
 from .run_record import CheckpointError
@@ -42,7 +44,6 @@ if TYPE_CHECKING:
     from yacs.config import CfgNode
 
 FEATURE_DIR = "features"  # OUTPUT_DIR/features/<split>-<fingerprint>.pt: extracted features, reused on rerun
-HP_SELECTIONS = ("val", "test", "defaults")
 # TEMPLATES "tip": Tip-Adapter's text (also LP++'s): this 7-template ensemble for ImageNet, CoOp's per-dataset
 # template elsewhere.
 TEMPLATE_CHOICES = ("tip", "coop", "vr")
@@ -147,28 +148,6 @@ def text_classifier(encoder: Any, classnames: Sequence[str], templates: Sequence
     return F.normalize(emb.mean(dim=1), dim=-1)
 
 
-# ---- hyper-parameter search -------------------------------------------------------------------------
-def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Top-1 accuracy in percent."""
-    return 100.0 * (logits.argmax(dim=1) == labels).float().mean().item()
-
-
-def tip_grid(scale: float, steps: int) -> list[float]:
-    """Tip-Adapter's search values 0.1 + i (scale - 0.1) / steps, i < steps (the end point is excluded)."""
-    return [0.1 + i * (float(scale) - 0.1) / int(steps) for i in range(int(steps))]
-
-
-def grid_search(score: Callable[[Any], float], grid: Sequence[Any]) -> tuple[Any, float]:
-    """The first point of ``grid`` with the highest ``score(point)``: only a strictly better score replaces
-    the best, as in Tip-Adapter's search. Returns (best point, best score)."""
-    best, best_score = None, -float("inf")
-    for point in grid:
-        s = score(point)
-        if s > best_score:
-            best, best_score = point, s
-    return best, best_score
-
-
 def same_images(a, b):
     """Whether two splits hold the same images (ImageNet in CoOp's layout: val = test)."""
     return bool(a) and bool(b) and sorted(x.impath for x in a) == sorted(x.impath for x in b)
@@ -186,9 +165,15 @@ class FeatureModel(nn.Module):
         super().__init__()
         self.__dict__["encoder"] = encoder  # not a submodule: never saved, never put in train mode
         self.head = head
+        self.register_buffer("class_rows", None, persistent=False)  # restrict_to: the evaluated classes' rows
+
+    def restrict_to(self, rows):
+        """Score only the head's classes ``rows`` (a subset of the trained classes), in that order."""
+        self.class_rows = torch.as_tensor(list(rows), dtype=torch.long)  # before .to(device): moved with it
 
     def forward(self, image):
-        return self.head(encode_images(self.encoder, image))
+        logits = self.head(encode_images(self.encoder, image))
+        return logits if self.class_rows is None else logits.index_select(1, self.class_rows)
 
 
 class FeatureTrainer(RunCheckpoints, TrainerX):
@@ -198,7 +183,8 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
     run record, fits, saves ``<MODEL_NAME>/model.pth.tar-1`` and tests. The others train through the
     engine's epoch loop. Checkpoints carry the run record of trainers/checkpoints.py: the head's identity
     is HEAD_KIND, the feature width, the text templates and ``head_identity``; a method with per-class
-    learned parts (PER_CLASS says which) leaves CLASS_TRANSFER empty: another class set is one clear error.
+    learned parts (PER_CLASS says which) leaves CLASS_TRANSFER empty: another class set is one clear error,
+    except a subset of its classes matched by class id (ImageNet -> -A / -R: ``head_classes``).
     """
 
     NODE = ""
@@ -261,10 +247,27 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
         self.dm = dm
         self.store = FeatureStore(cfg, self.encoder, self.transforms, self.device,
                                   os.path.join(cfg.OUTPUT_DIR, FEATURE_DIR) if cfg.OUTPUT_DIR else "")
+        self.head_dataset, self.head_classnames, self.class_subset = self.head_classes()
         self.val_is_test = same_images(dm.dataset.val, dm.dataset.test)
         if self.val_is_test:
             print("Note: the validation split holds the test images (e.g. ImageNet in CoOp's layout): "
                   "hyper-parameters chosen on it are chosen on the test set (recorded in results.json).")
+
+    def head_classes(self) -> tuple[str, list[str], dict[str, Any] | None]:
+        """(dataset, class names) the head is built for, and the class subset it is scored on (or None).
+        A per-class head evaluated from a checkpoint (``--eval-only --model-dir``) is the trained head: the
+        training run's dataset (its templates) and classes, restricted to the evaluated classes' rows when
+        they are a subset (trainers/class_subset.py). Otherwise: this run's dataset and classes."""
+        dataset, (name, _) = self.dm.dataset, head_run(self.cfg, self.CLASS_TRANSFER)
+        path, record = evaluated_checkpoint()
+        if not record or self.CLASS_TRANSFER:
+            return name, list(dataset.classnames), None
+        subset = class_subset(record, dataset, path)
+        if subset:
+            print(f"{self.cfg.TRAINER.NAME}: the {subset['evaluated']} evaluated classes are rows of the "
+                  f"{subset['trained']} trained ones (matched by {subset['matched_by']}): the head is built for "
+                  f"the trained classes and scored on those rows")
+        return name, list(record["classnames"] if subset else dataset.classnames), subset
 
     def features(self, split: str, transform_name: str = "test", epochs: int = 1,
                  normalise: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -293,19 +296,22 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
 
     def text_weights(self) -> torch.Tensor:
         """(C, D) normalised text classifier of the TEMPLATES choice (coop, vr, or tip: see TIP_IMAGENET_TEMPLATES)."""
-        choice, dataset = str(self.node.get("TEMPLATES", "coop")).lower(), self.cfg.DATASET.NAME
+        choice, dataset = str(self.node.get("TEMPLATES", "coop")).lower(), self.head_dataset
         if choice == "tip":
             templates = list(TIP_IMAGENET_TEMPLATES) if dataset == "ImageNet" else templates_for(dataset, "coop")
         else:
             templates = templates_for(dataset, choice)
         print(f"Text classifier templates: {templates}")
-        return text_classifier(self.encoder, self.dm.dataset.classnames, templates)
+        return text_classifier(self.encoder, self.head_classnames, templates)
 
     # ---- model --------------------------------------------------------------------------------------
     def build_model(self) -> None:
         self.feature_dim = self.embed_dim()
-        head = self.build_head(self.dm.dataset.classnames)
-        self.model = self.MODEL_CLASS(self.encoder, head).to(self.device)
+        head = self.build_head(self.head_classnames)
+        self.model = self.MODEL_CLASS(self.encoder, head)
+        if self.class_subset:
+            self.model.restrict_to(self.class_subset["rows"])
+        self.model.to(self.device)
         self.trainable_params = self.count_trainable_params(head)
         print(f"{self.cfg.TRAINER.NAME}: CLIP is frozen; trainable parameters: {self.trainable_params:,}")
         self.optim, self.sched = self.build_optimizer_and_scheduler(head)
@@ -380,20 +386,5 @@ class FeatureTrainer(RunCheckpoints, TrainerX):
             f"{self.cfg.TRAINER.NAME} cannot score classes other than those it was trained on: {self.PER_CLASS} "
             f"(trained: {len(trained)} classes, evaluated: {len(evaluated)}, of which "
             f"{len(set(evaluated) - set(trained))} unseen). Base-to-new evaluation is not applicable to it; "
-            f"evaluate on the training classes (the DATASET.SUBSAMPLE_CLASSES of the training run).")
-
-
-def hp_record(selection: str, val_is_test: bool, chosen: dict[str, Any]) -> dict[str, Any]:
-    """The hyper-parameter facts stored in results.json: where they were chosen, and the values."""
-    record = {"hp_selection": selection, **chosen}
-    if selection == "test" or (selection == "val" and val_is_test):
-        record["test_selected"] = True
-        record["test_selected_note"] = ("hyper-parameters chosen on the test images: the accuracy is not a "
-                                        "held-out number")
-    return record
-
-
-def check_hp_selection(value: str, key: str) -> None:
-    if str(value) not in HP_SELECTIONS:
-        raise ValueError(f'Unknown hyper-parameter selection "{value}" ({key}). Use one of: '
-                         f"{', '.join(HP_SELECTIONS)} (test = the paper's search on the test set, labelled).")
+            f"evaluate on the training classes (the DATASET.SUBSAMPLE_CLASSES of the training run), or a subset "
+            f"of them identified by class id (ImageNet -> ImageNet-A / -R, docs/protocols.md).")

@@ -15,7 +15,8 @@ from torch import nn
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
 
-from .features import FeatureTrainer, accuracy, check_hp_selection, hp_record
+from .features import FeatureTrainer
+from .hp_search import accuracy, check_hp_selection, hp_record
 
 COARSE_GRID = (1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6)  # lpclip's initial search list, in its order
 

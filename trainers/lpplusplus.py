@@ -24,7 +24,8 @@ from torch import nn
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
 
-from .features import FeatureTrainer, accuracy
+from .features import FeatureTrainer
+from .hp_search import accuracy
 
 ALPHA_EVERY = 10  # epochs between alpha steps
 

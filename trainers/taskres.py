@@ -15,7 +15,9 @@ As the public code (geekyutao/TaskRes, trainers/taskres.py, configs, train_regul
 Deliberate differences: T is computed in fp32 (the code: fp16 CLIP, then cast) and the enhanced projection is
 loaded at any precision (the code loads it only with PREC fp16); every training image is used every epoch
 (no drop_last) with seeded order and augmentation (resume-exact); the K-shot sample is the toolkit's.
-New classes: no (X has one row per training class), said in one error.
+New classes: no (X has one row per training class), said in one error. A subset of the training classes
+(ImageNet -> ImageNet-A / -R) is scored on their rows of T and X, as the code does at load time: the shared
+mechanism of the per-class feature heads (trainers/class_subset.py), classes matched by WordNet id.
 """
 import os
 
@@ -29,6 +31,7 @@ from engine.extend import ensure_node, register_config
 from engine.schedulers import build_lr_scheduler
 from vr.text import templates_for
 
+from .class_subset import head_run
 from .features import TIP_IMAGENET_TEMPLATES, FeatureTrainer
 from .pipeline import augment_seed, full_pass_loader, set_loader_epoch
 
@@ -53,11 +56,13 @@ def base_templates(dataset):
 
 
 def enhanced_base_path(cfg):
-    """The ENHANCED_BASE file of this run ("" for the regular base); a missing file is an error."""
+    """The ENHANCED_BASE file of this run ("" for the regular base), for the dataset and shots of the head (an
+    evaluated checkpoint's training run: trainers/class_subset.head_run); a missing file is an error."""
     pattern = str(cfg.TRAINER.TASKRES.ENHANCED_BASE or "").strip()
     if not pattern or pattern.lower() == "none":
         return ""
-    path = pattern.format(dataset=cfg.DATASET.NAME, shots=int(cfg.DATASET.NUM_SHOTS))
+    dataset, shots = head_run(cfg, TaskRes.CLASS_TRANSFER)
+    path = pattern.format(dataset=dataset, shots=shots)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"TRAINER.TASKRES.ENHANCED_BASE names {path}, which does not exist. Download TaskRes's released "
@@ -140,7 +145,7 @@ class TaskRes(FeatureTrainer):
 
     def settings(self):
         """(alpha, lr, where from) of this run: the scripts' per-dataset values with SCRIPT_DEFAULTS."""
-        node, dataset, lr = self.node, self.cfg.DATASET.NAME, float(self.cfg.OPTIM.LR)
+        node, dataset, lr = self.node, self.head_dataset, float(self.cfg.OPTIM.LR)
         alpha = float(node.RESIDUAL_SCALE)
         if not node.SCRIPT_DEFAULTS:
             return alpha, lr, "config"
@@ -159,7 +164,7 @@ class TaskRes(FeatureTrainer):
                   f"OPTIM.MAX_EPOCH = {cfg.OPTIM.MAX_EPOCH}.")
 
     def build_head(self, classnames):
-        dataset, model = self.cfg.DATASET.NAME, self.encoder.model
+        dataset, model = self.head_dataset, self.encoder.model
         templates = base_templates(dataset)
         self.enhanced = enhanced_base_path(self.cfg)
         self._enhanced_digest = sha256_file(self.enhanced)[:16] if self.enhanced else ""  # once: every save records it
@@ -187,7 +192,7 @@ class TaskRes(FeatureTrainer):
     def head_identity(self):
         """The base a residual was learned on: templates and the enhanced file's content (its sha256)."""
         return {"residual_scale": self.alpha, "enhanced_base_sha256": self._enhanced_digest,
-                "base_templates": base_templates(self.cfg.DATASET.NAME)}
+                "base_templates": base_templates(self.head_dataset)}
 
     def identity_files(self):
         """The enhanced base file, whose content (not its path) is recorded with the data identity."""
@@ -195,5 +200,5 @@ class TaskRes(FeatureTrainer):
 
     def method_record(self):
         return {"residual_scale": self.alpha, "lr": self.lr, "settings_from": self.source,
-                "enhanced_base": self.enhanced or "", "base_templates": base_templates(self.cfg.DATASET.NAME),
+                "enhanced_base": self.enhanced or "", "base_templates": base_templates(self.head_dataset),
                 "base": "enhanced (released projection)" if self.enhanced else "regular (CLIP's template mean)"}

@@ -30,16 +30,8 @@ from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
 from engine.schedulers import per_iteration_cosine
 
-from .features import (
-    FeatureModel,
-    FeatureTrainer,
-    accuracy,
-    check_hp_selection,
-    encode_images,
-    grid_search,
-    hp_record,
-    tip_grid,
-)
+from .features import FeatureModel, FeatureTrainer, encode_images
+from .hp_search import accuracy, check_hp_selection, grid_search, hp_record, tip_grid
 
 CLIP_SCALE = 100.0  # Tip-Adapter's fixed logit scale of the zero-shot term
 
