@@ -136,3 +136,15 @@ def test_states_of_another_process_count_are_not_restored():
     assert rng_states.restore_rank([states, states]) == ("it was written by a run of 2 process(es) and this run has 1, "
                                                          "so the generator states were not restored")
     assert not torch.equal(torch.get_rng_state(), before)  # left as it was: not set back to the saved state
+
+
+def test_cuda_states_for_other_devices_are_named_and_the_others_restored():
+    """A checkpoint written with CUDA, resumed without it (or with another device count): the CPU, Python and
+    NumPy generators are restored and the warning's reason names the devices."""
+    states = rng_states.capture()
+    states["cuda"] = [torch.zeros(16, dtype=torch.uint8)] * (torch.cuda.device_count() + 1)
+    first = torch.rand(3)
+    here = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    assert rng_states.restore(states) == (f"it was written with {here + 1} CUDA device(s) and this process has "
+                                          f"{here}")
+    assert torch.equal(torch.rand(3), first)

@@ -11,6 +11,9 @@ the protocol config (trainers/run_record.py) and its hash. The run folder gets t
 * a checkpoint without the record (older code) still loads for the same classes, with a warning that
   is printed and kept in results.json.
 
+Every checkpoint also holds the process-wide random number generators' states (engine/rng_states.py), which
+a resume restores, so a trainer that draws its order and augmentations from them resumes exactly.
+
 Only Dassl's public trainer methods are overridden, so this works on both backends.
 """
 from __future__ import annotations
