@@ -15,15 +15,23 @@ TOY = ["--trainer", "ToyLinear", "--seed", "1", "DATASET.NAME", "ToyColors", "IN
 
 # CoOp's trainer configs
 CONFIGS = os.path.join(train.__file__.rsplit(os.sep, 1)[0], "configs", "trainers", "CoOp")
+# what a CoOp-family trainer needs beside its vit_b16.yaml to run on test-tiny (2 blocks per tower)
+TINY_PROMPTS = {"CoOp": ["TRAINER.COOP.N_CTX", "4"], "KgCoOp": ["TRAINER.KGCOOP.W", "8.0"],
+                "MaPLe": ["TRAINER.MAPLE.PROMPT_DEPTH", "2"]}
+
+
+def prompt_args(trainer, root, out, *opts, extra=()):
+    """train.py arguments of a CoOp-family run on ToyColors with test-tiny (configs/trainers/<trainer>/vit_b16.yaml)."""
+    config = os.path.join(os.path.dirname(CONFIGS), trainer, "vit_b16.yaml")
+    return ["--root", root, "--output-dir", str(out), "--trainer", trainer, "--seed", "1", "--config-file", config,
+            *extra, "DATASET.NAME", "ToyColors", "MODEL.BACKBONE.NAME", "test-tiny", "DATALOADER.NUM_WORKERS", "0",
+            "DATALOADER.TEST.BATCH_SIZE", "16", "DATASET.NUM_SHOTS", "16", *TINY_PROMPTS.get(trainer, []),
+            *[str(o) for o in opts]]
 
 
 def coop_args(root, out, *opts, extra=()):
     """train.py arguments of a CoOp run on ToyColors with test-tiny (configs/trainers/CoOp/vit_b16.yaml)."""
-    return ["--root", root, "--output-dir", str(out), "--trainer", "CoOp", "--seed", "1",
-            "--config-file", os.path.join(CONFIGS, "vit_b16.yaml"), *extra,
-            "DATASET.NAME", "ToyColors", "MODEL.BACKBONE.NAME", "test-tiny", "DATALOADER.NUM_WORKERS", "0",
-            "DATALOADER.TEST.BATCH_SIZE", "16", "DATASET.NUM_SHOTS", "16", "TRAINER.COOP.N_CTX", "4",
-            *[str(o) for o in opts]]
+    return prompt_args("CoOp", root, out, *opts, extra=extra)
 
 
 def toy_argv(trainer, root, out, descriptions, *opts, extra=()):

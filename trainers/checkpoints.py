@@ -11,6 +11,9 @@ the protocol config (trainers/run_record.py) and its hash. The run folder gets t
 * a checkpoint without the record (older code) still loads for the same classes, with a warning that
   is printed and kept in results.json.
 
+Every checkpoint also holds the process-wide random number generators' states (engine/rng_states.py), which
+a resume restores, so a trainer that draws its order and augmentations from them resumes exactly.
+
 Only Dassl's public trainer methods are overridden, so this works on both backends.
 """
 from __future__ import annotations
@@ -20,7 +23,7 @@ import os.path as osp
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from engine import distributed, save_checkpoint
+from engine import distributed, rng_states, save_checkpoint
 from engine.checkpoint_files import model_file
 from engine.class_ids import class_ids
 from engine.data_identity import IDENTITY_KEY, dataset_identity
@@ -116,6 +119,7 @@ class RunCheckpoints(SafeLoadModel):
     # ---- saving ----------------------------------------------------------------------------------
     def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result: float | None = None,
                    model_name: str = "") -> None:
+        rngs = rng_states.capture_all_ranks()  # every rank calls save_model: a collective, before the return
         if not distributed.is_main_process():
             return  # one writer per run
         record = self.run_identity()
@@ -126,7 +130,7 @@ class RunCheckpoints(SafeLoadModel):
                      "optimizer": optim.state_dict() if optim is not None else None,
                      "scheduler": sched.state_dict() if sched is not None else None,
                      "scaler": scaler.state_dict() if scaler is not None else None,
-                     "val_result": val_result, "run": record}
+                     "val_result": val_result, "run": record, rng_states.CHECKPOINT_KEY: rngs}
             save_checkpoint(state, osp.join(directory, name), is_best=is_best, model_name=model_name)
 
     def after_epoch(self) -> None:
@@ -206,7 +210,17 @@ class RunCheckpoints(SafeLoadModel):
                 self.scaler.load_state_dict(checkpoint["scaler"])
             start_epoch = checkpoint["epoch"]
             print(f"Previous epoch: {start_epoch}")
+        self.restore_rngs(checkpoint, path, start_epoch)
         return start_epoch
+
+    def restore_rngs(self, checkpoint: dict[str, Any], path: str, epoch: int) -> None:
+        """Continue with the generator states the run had when it wrote ``checkpoint`` (its sample order and
+        augmentations then follow the uninterrupted run's); a checkpoint without them is one warning."""
+        why = rng_states.restore_rank(checkpoint.get(rng_states.CHECKPOINT_KEY))
+        if why:
+            self.warn_loaded(f"WARNING: resuming from {path}, which cannot continue the random number generators "
+                             f"exactly ({why}): from epoch {epoch + 1} on, sample order and augmentations may "
+                             f"differ from an uninterrupted run's.")
 
     # ---- evaluating a saved run --------------------------------------------------------------------
     def note_unverified(self, path: str) -> None:
