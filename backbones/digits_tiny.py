@@ -30,6 +30,7 @@ from engine.io import CACHE_ENV, CACHE_NAME, atomic_write_bytes, file_lock  # no
 from engine.io import user_cache_dir as default_cache_dir
 
 from .registry import register_backbone
+from .tokenizers import clip_tokenizer
 
 VERSION = "v1"  # bump when the recipe's code changes (digits_tiny_pretrain.py too): the cache file name changes with it
 IMAGE_SIZE = 224
@@ -79,7 +80,7 @@ def cache_path(recipe: Recipe = DEFAULT_RECIPE, cache_dir: str | None = None) ->
 
 
 def get_tokenizer():
-    return open_clip.get_tokenizer(TOKENIZER_MODEL)
+    return clip_tokenizer(TOKENIZER_MODEL)
 
 
 def create_model(recipe: Recipe = DEFAULT_RECIPE) -> open_clip.CLIP:
