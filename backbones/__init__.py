@@ -16,6 +16,7 @@ import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from .registry import BACKBONE_BUILDERS, register_backbone
+from .tokenizers import clip_tokenizer
 from . import tiny  # noqa: F401  (registers test-tiny, test-tiny-rn)
 from . import digits_tiny  # noqa: F401  (registers digits-tiny)
 
@@ -128,7 +129,7 @@ def load_clip(name: str, device="cpu", weights: str = "", pretrained: bool = Tru
                                                weights_only=False)
         except (RuntimeError, OSError, ValueError, ConnectionError) as err:
             raise MissingWeightsError(_missing_weights_message(model_name, tag, cache_dir, err)) from err
-        tokenizer = open_clip.get_tokenizer(model_name)
+        tokenizer = clip_tokenizer(model_name)
         pcfg = getattr(model.visual, "preprocess_cfg", {}) or {}
         mean = tuple(pcfg.get("mean", OPENAI_DATASET_MEAN))
         std = tuple(pcfg.get("std", OPENAI_DATASET_STD))

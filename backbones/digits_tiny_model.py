@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
+from .tokenizers import clip_tokenizer
+
 IMAGE_SIZE = 224
 TOKENIZER_MODEL = "ViT-B-16"  # OpenAI's BPE vocabulary, context length 77
 
@@ -56,7 +58,7 @@ DEFAULT_RECIPE = Recipe()
 
 
 def get_tokenizer():
-    return open_clip.get_tokenizer(TOKENIZER_MODEL)
+    return clip_tokenizer(TOKENIZER_MODEL)
 
 
 def create_model(recipe: Recipe = DEFAULT_RECIPE) -> open_clip.CLIP:

@@ -5,6 +5,7 @@ made with the same protocol config (trainers/run_record.py), and a result table 
 recorded config agrees on every other key (results/identity.py).
 """
 import fnmatch
+import re
 
 # Paths, devices, workers, logging and exact speed options; every other key of the merged config is part
 # of the protocol. ``*`` matches one config level (TRAINER.<NAME>.ENCODER_CHUNK).
@@ -15,6 +16,10 @@ PROTOCOL_EXCLUDED = ("OUTPUT_DIR", "RESUME", "USE_CUDA", "VERBOSE", "DATASET.ROO
                      "TRAINER.BLACKBOX.QUERY_BUDGET")  # a budget stop is recorded (black_box.stopped_by_budget)
 
 
+# fnmatchcase(key, pattern) for any pattern, as one compiled expression (a run record tests every config key).
+_EXCLUDED = re.compile("|".join(fnmatch.translate(pattern) for pattern in PROTOCOL_EXCLUDED))
+
+
 def is_excluded(key):
     """Is the dotted config ``key`` one that never changes the protocol?"""
-    return any(fnmatch.fnmatchcase(key, pattern) for pattern in PROTOCOL_EXCLUDED)
+    return _EXCLUDED.match(key) is not None

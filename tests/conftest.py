@@ -1,4 +1,5 @@
 """Shared fixtures: the repository root on sys.path, offline settings, test-tiny and the toy data."""
+import gc
 import os
 import subprocess
 import sys
@@ -109,6 +110,19 @@ def pytest_configure(config):
         config.option.dist = "loadgroup"
     if os.environ.get("PYTEST_XDIST_WORKER") and hasattr(config.option, "loadgroup"):
         config.option.loadgroup = True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session):
+    """Collecting imports torch, torchvision, open_clip and scikit-learn (about 400k objects that live as long as the
+    process): with the cyclic garbage collector off meanwhile and those objects frozen after (gc.freeze), no
+    collection scans them again. Measured on 2 cores: a fifth of each worker's time was the collector's."""
+    gc.disable()
+    try:
+        return (yield)
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the xdist_group markers
