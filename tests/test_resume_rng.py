@@ -148,3 +148,22 @@ def test_cuda_states_for_other_devices_are_named_and_the_others_restored():
     assert rng_states.restore(states) == (f"it was written with {here + 1} CUDA device(s) and this process has "
                                           f"{here}")
     assert torch.equal(torch.rand(3), first)
+
+
+@pytest.mark.parametrize("mode,workers,inexact", [("global", 2, True), ("global", 0, False), ("per_sample", 2, False)])
+def test_a_resume_that_cannot_be_exact_says_so(toy_root, toy_descriptions, tmp_path, mode, workers, inexact):  # noqa: F811
+    """VR loaders keep their worker processes across epochs: with AUGMENT_SEED global the workers' own random
+    streams are in no checkpoint, so such a resume is announced (the same warning as an old checkpoint's)."""
+    from tests.trainer_fixtures import make_trainer, toy_cfg
+
+    cfg = toy_cfg("VP", toy_root, tmp_path, toy_descriptions, epochs=1,
+                  opts=["DATALOADER.AUGMENT_SEED", mode, "DATALOADER.NUM_WORKERS", workers])
+    trainer = make_trainer(cfg)
+    reason = trainer.inexact_resume_reason()
+    assert (reason is not None) == inexact
+    if inexact:
+        trainer.restore_rngs({rng_states.CHECKPOINT_KEY: rng_states.capture_all_ranks()}, "ckpt", 1)
+        assert trainer.load_warnings == [f"WARNING: resuming from ckpt, which {WARNING} exactly ({reason}): from "
+                                         f"epoch 2 on, sample order and augmentations may differ from an "
+                                         f"uninterrupted run's."]
+        assert "AUGMENT_SEED per_sample resumes exactly" in reason

@@ -16,8 +16,7 @@ import train
 from tests.blackbox_helpers import hidden_clip
 from tests.toy_runs import toy_argv
 from tests.trainer_fixtures import make_trainer, toy_cfg, toy_descriptions  # noqa: F401  (fixture)
-from vr.coordinator import CoordinatorDecoder, CoordinatorPrompt, decoder_grid
-from vr.frozen import FrozenBackbone
+from vr.coordinator import CoordinatorDecoder, CoordinatorPrompt, decoder_grid, frozen_image_tower
 
 
 def test_the_decoder_has_the_official_shapes():
@@ -31,20 +30,31 @@ def test_the_decoder_has_the_official_shapes():
 
 
 @pytest.mark.parametrize("z_dim,src_dim,size,message", [
-    (768, 1500, 224, "must be a multiple of 49"),
+    (768, 1500, 224, r"must be 49 x C \(7 x 7"),
     (1568, 1568, 224, "larger than the encoder's 1568 features"),
     (64, 1568, 200, "multiple of 32; got 200"),
+    (512, 1176, 224, r"channels dividing 64 or a multiple of 64 .* e\.g\. 784"),  # 24 channels: torch would fail
 ])
 def test_a_decoder_it_cannot_build_is_one_clear_error(z_dim, src_dim, size, message):
     with pytest.raises(ValueError, match=message):
         CoordinatorDecoder(z_dim, src_dim, size)
 
 
+@pytest.mark.parametrize("z_dim", [64, 512, 768, 1568])
+def test_the_suggested_src_dim_builds(z_dim):
+    import re
+
+    with pytest.raises(ValueError) as err:
+        CoordinatorDecoder(z_dim, z_dim, 224)  # never larger than z: always refused, with a suggestion
+    suggested = int(re.search(r"e\.g\. (\d+)", str(err.value)).group(1))
+    assert CoordinatorDecoder(z_dim, suggested, 224)(torch.randn(1, z_dim)).shape == (1, 3, 224, 224)
+
+
 @pytest.fixture(scope="module")
 def tiny_encoder():
     from backbones import load_clip
 
-    return FrozenBackbone(load_clip("test-tiny"))
+    return frozen_image_tower(load_clip("test-tiny"))
 
 
 def test_the_prompted_image_is_clamped_to_the_normalised_unit_range(tiny_encoder):

@@ -187,6 +187,13 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
             setattr(self, name, getattr(dm, name))
         self.dm = dm
 
+    def inexact_resume_reason(self) -> str | None:
+        workers = int(self.cfg.DATALOADER.NUM_WORKERS)
+        if self.cfg.DATALOADER.get("AUGMENT_SEED", "global") == "global" and workers > 0:
+            return (f"with DATALOADER.AUGMENT_SEED global its {workers} persistent loader workers keep random "
+                    f"streams of their own, which no checkpoint holds; AUGMENT_SEED per_sample resumes exactly")
+        return None
+
     # ---- model -------------------------------------------------------------------------------
     def make_prompts(self, num_prompts: int) -> VisualPrompt:
         return prompt_from_node(self.vcfg, self.clip.image_size, self.clip.mean, self.clip.std, num_prompts)

@@ -16,7 +16,7 @@ from typing import Any
 
 from engine import TRAINER_REGISTRY
 from engine.extend import ensure_node, register_config
-from vr.coordinator import CoordinatorPrompt
+from vr.coordinator import CoordinatorPrompt, frozen_image_tower
 from vr.frozen import FrozenBackbone
 
 from .ar import AR
@@ -46,7 +46,7 @@ def _blackvip_keys(cfg):
     node = ensure_node(cfg, "TRAINER.BLACKVIP")
     add_common_keys(node, prompt="coordinator", templates="coop")
     # the coordinator's frozen image encoder: a CLIP backbone name as MODEL.BACKBONE.NAME takes (open_clip model,
-    # CoOp name, test-tiny, digits-tiny); "": MODEL.BACKBONE.NAME (a separate local copy, used forward only)
+    # CoOp name, test-tiny, digits-tiny); "": MODEL.BACKBONE.NAME (a separate copy of its image tower only)
     node.ENCODER = ""
     node.ENCODER_WEIGHTS = ""  # its weights tag or file ("": the name's default; with ENCODER "": MODEL.BACKBONE's)
     node.SRC_DIM = 1568  # encoder features + learned trigger, read as (SRC_DIM / g^2, g, g), g = image size / 32
@@ -81,7 +81,7 @@ class BlackVIP(BlackBoxTrainer, TemplateTrainer):
             name, weights = self.encoder_source()
             print(f"BlackVIP coordinator: loading its frozen image encoder {name}"
                   + (f" ({weights})" if weights else ""))
-            self._encoder = FrozenBackbone(load_clip(name, self.device, weights=weights))
+            self._encoder = frozen_image_tower(load_clip(name, self.device, weights=weights))
         return self._encoder
 
     def make_prompts(self, num_prompts: int) -> CoordinatorPrompt:

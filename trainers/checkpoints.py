@@ -216,11 +216,16 @@ class RunCheckpoints(SafeLoadModel):
     def restore_rngs(self, checkpoint: dict[str, Any], path: str, epoch: int) -> None:
         """Continue with the generator states the run had when it wrote ``checkpoint`` (its sample order and
         augmentations then follow the uninterrupted run's); a checkpoint without them is one warning."""
-        why = rng_states.restore_rank(checkpoint.get(rng_states.CHECKPOINT_KEY))
+        why = rng_states.restore_rank(checkpoint.get(rng_states.CHECKPOINT_KEY)) or self.inexact_resume_reason()
         if why:
             self.warn_loaded(f"WARNING: resuming from {path}, which cannot continue the random number generators "
                              f"exactly ({why}): from epoch {epoch + 1} on, sample order and augmentations may "
                              f"differ from an uninterrupted run's.")
+
+    def inexact_resume_reason(self) -> str | None:
+        """Why this run's randomness cannot be continued from a checkpoint even with its generator states, or
+        None (a trainer whose loader keeps random streams outside the checkpoint says so)."""
+        return None
 
     # ---- evaluating a saved run --------------------------------------------------------------------
     def note_unverified(self, path: str) -> None:

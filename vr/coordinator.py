@@ -16,12 +16,14 @@ queries use (and update) batch statistics, as in the official code.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .frozen import FrozenBackbone
 from .prompts import VisualPrompt, register_prompt
 
 UPSAMPLING_STAGES = 5  # four decoder stages and the last convolution, each doubling the side: g = S / 32
@@ -36,24 +38,35 @@ def decoder_grid(image_size: int) -> int:
     return image_size // 2 ** UPSAMPLING_STAGES
 
 
+def frozen_image_tower(backbone) -> FrozenBackbone:
+    """The coordinator's encoder from a loaded CLIP (``backbones.ClipBackbone``): its image tower only, frozen
+    (the text tower and tokenizer are dropped: the learner keeps no more of the model than it uses)."""
+    return FrozenBackbone(dataclasses.replace(backbone, model=backbone.model.visual, tokenizer=None))
+
+
+def usable_channels(channels: int) -> bool:
+    """The first stage's depthwise convolution has min(C, 64) groups: C must divide 64 or be a multiple of it."""
+    return channels > 0 and (64 % channels == 0 if channels < 64 else channels % 64 == 0)
+
+
 class CoordinatorDecoder(nn.Module):
     """[z, trigger] -> (B, 3, S, S) prompt (module docstring)."""
 
     def __init__(self, z_dim: int, src_dim: int = 1568, image_size: int = 224):
         super().__init__()
         grid = decoder_grid(image_size)
-        if src_dim % (grid * grid) or src_dim <= z_dim:
-            smallest = (z_dim // (grid * grid) + 1) * grid * grid
-            raise ValueError(f"TRAINER.BLACKVIP.SRC_DIM ({src_dim}) must be a multiple of {grid * grid} "
-                             f"({grid} x {grid}, the decoder's first map at {image_size}px) and larger than the "
-                             f"encoder's {z_dim} features (the trigger fills the rest); e.g. {smallest}.")
+        area = grid * grid
+        if src_dim % area or src_dim <= z_dim or not usable_channels(src_dim // area):
+            smallest = next(c * area for c in range(z_dim // area + 1, 64 * (z_dim // area + 2))
+                            if c * area > z_dim and usable_channels(c))
+            raise ValueError(f"TRAINER.BLACKVIP.SRC_DIM ({src_dim}) must be {area} x C ({grid} x {grid}, the decoder's "
+                             f"first map at {image_size}px) with C channels dividing 64 or a multiple of 64 (the "
+                             f"first depthwise convolution's groups), and larger than the encoder's {z_dim} "
+                             f"features (the trigger fills the rest); e.g. {smallest}.")
         self.z_dim, self.src_dim, self.grid = int(z_dim), int(src_dim), grid
-        channels = src_dim // (grid * grid)
+        channels = src_dim // area
         self.trigger = nn.Parameter(torch.empty(1, src_dim - z_dim).uniform_(0.0, 0.1))
         groups = min(channels, 64)
-        if channels % groups:
-            raise ValueError(f"TRAINER.BLACKVIP.SRC_DIM / {grid * grid} = {channels} channels: above 64 it must be a "
-                             f"multiple of 64 (the first depthwise convolution's groups).")
         layers: list[nn.Module] = []
         for c_in, c_mid, c_out, g in ((channels, 64, 64, groups), (64, 64, 32, 64), (32, 32, 32, 32), (32, 32, 16, 32)):
             layers += [nn.ConvTranspose2d(c_in, c_mid, 2, 2, groups=g), nn.ConvTranspose2d(c_mid, c_out, 1, bias=False),
@@ -69,7 +82,7 @@ class CoordinatorDecoder(nn.Module):
 @register_prompt
 class CoordinatorPrompt(VisualPrompt):
     """BlackVIP's input-dependent prompt (module docstring). Built by the BlackVIP trainer, which loads the
-    frozen ``encoder`` (a ``vr.frozen.FrozenBackbone`` over a CLIP: its ``model.encode_image`` gives z); the
+    frozen ``encoder`` (a ``vr.frozen.FrozenBackbone`` over a CLIP's image tower: ``model(x)`` gives z); the
     encoder is held outside the module tree, so its weights are never saved or trained. The encoder gets the
     image in its own normalisation and size (the same tensor as the black box's when they agree)."""
 
@@ -99,7 +112,8 @@ class CoordinatorPrompt(VisualPrompt):
     @torch.no_grad()
     def encode(self, x01: torch.Tensor) -> torch.Tensor:
         """z: the frozen encoder's image features of [0, 1] images; the last batch's are reused while the same,
-        unchanged tensor comes back (a zeroth-order step queries one batch 2 SP_AVG times)."""
+        unchanged tensor comes back (a zeroth-order step queries one batch 2 SP_AVG times; writes that bypass
+        autograd's version counter, through ``.data`` or shared NumPy memory, are not seen)."""
         last = self.__dict__.get("_last_z")
         if last is not None and last[0] is x01 and last[1] == x01._version:
             return last[2]
@@ -114,8 +128,7 @@ class CoordinatorPrompt(VisualPrompt):
                                                             align_corners=False, antialias=True)
         mean = torch.tensor(enc.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(enc.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        model = enc.model
-        return model.encode_image(((x - mean) / std).to(enc.device)).float().to(x01.device)
+        return enc.model(((x - mean) / std).to(enc.device)).float().to(x01.device)  # the image tower
 
     def num_trainable_entries(self) -> int:
         return sum(p.numel() for p in self.decoder.parameters())
