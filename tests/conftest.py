@@ -116,7 +116,7 @@ def pytest_configure(config):
 def pytest_collection(session):
     """Collecting imports torch, torchvision, open_clip and scikit-learn (about 400k objects that live as long as the
     process): with the cyclic garbage collector off meanwhile and those objects frozen after (gc.freeze), no
-    collection scans them again. Measured on 2 cores: a fifth of each worker's time was the collector's."""
+    collection scans them again (it took about a tenth of each worker's time: docs/tests.md)."""
     gc.disable()
     try:
         return (yield)
