@@ -38,6 +38,7 @@ from .pipeline import (
     eval_dataset_wrapper,
     full_pass_loader,
     set_loader_epoch,
+    unsaved_randomness,
     vr_transforms,
 )
 from .vr_keys import LOGIT_MATHS, PRECISIONS
@@ -188,11 +189,7 @@ class VRTrainer(VRClassTransfer, ClassifierSource, PerEpochTestCurve, RunCheckpo
         self.dm = dm
 
     def inexact_resume_reason(self) -> str | None:
-        workers = int(self.cfg.DATALOADER.NUM_WORKERS)
-        if self.cfg.DATALOADER.get("AUGMENT_SEED", "global") == "global" and workers > 0:
-            return (f"with DATALOADER.AUGMENT_SEED global its {workers} persistent loader workers keep random "
-                    f"streams of their own, which no checkpoint holds; AUGMENT_SEED per_sample resumes exactly")
-        return None
+        return unsaved_randomness(self.train_loader_x)
 
     # ---- model -------------------------------------------------------------------------------
     def make_prompts(self, num_prompts: int) -> VisualPrompt:

@@ -187,6 +187,16 @@ def augment_seed(cfg: CfgNode, fallback: int) -> int | None:
     return int(cfg.SEED) if cfg.SEED >= 0 else int(fallback)
 
 
+def unsaved_randomness(loader: DataLoader) -> str | None:
+    """Why a training loader's draws cannot be continued from a checkpoint, or None: persistent workers that
+    augment from the process-wide generators (AUGMENT_SEED global) keep random streams of their own."""
+    workers = int(getattr(loader, "num_workers", 0) or 0)
+    if workers and getattr(loader, "persistent_workers", False) and getattr(loader.dataset, "seed", 0) is None:
+        return (f"with DATALOADER.AUGMENT_SEED global its {workers} persistent loader workers keep random "
+                f"streams of their own, which no checkpoint holds; AUGMENT_SEED per_sample resumes exactly")
+    return None
+
+
 def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
     """Tell a loader's dataset and sampler which epoch they serve (per-sample seeds, seeded order)."""
     for part in ("dataset", "sampler", "batch_sampler"):
